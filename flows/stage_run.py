@@ -1,0 +1,38 @@
+"""The shape every stage flow shares: start, chunk the cohort, log and deliver each chunk, record."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from campaigns.bootstrap import services
+from campaigns.clock import resolve_clock
+from campaigns.db.models import Stage
+from campaigns.pipeline import StageRun
+from tasks.stage_tasks import (
+    deliver_chunk,
+    enqueue_chunk,
+    finish_stage_run,
+    plan_cohort_chunks,
+    start_stage_run,
+)
+
+
+def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool) -> dict:
+    as_of, now = resolve_clock(as_of, now, services().settings.lender_zone)
+    run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now)
+    cohort_size, tallies, previews = 0, [], []
+    try:
+        for bounds in plan_cohort_chunks(stage, as_of):
+            result = enqueue_chunk(run, bounds, dry_run)
+            cohort_size += result.cohort_size
+            tallies.append(result.tally.as_dict())
+            previews.extend(result.previews)
+            if not dry_run:
+                deliver_chunk(run, bounds)
+    except BaseException:
+        finish_stage_run(run, cohort_size, tallies, dry_run, status="failed")
+        raise
+    summary = finish_stage_run(run, cohort_size, tallies, dry_run)
+    if dry_run:
+        summary["previews"] = previews[:3]
+    return summary

@@ -1,0 +1,79 @@
+"""The one place that wires settings to real collaborators: engine, ladder, templates, gateways."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from campaigns.channels import AgentWorklistGateway, DeliveryGateway, OutboxGateway
+from campaigns.db.engine import make_engine
+from campaigns.ladder import Ladder, load_ladder
+from campaigns.pipeline import Brand
+from campaigns.render import TemplateLibrary
+from campaigns.settings import Settings, get_settings
+
+_gateway_overrides: dict[str, DeliveryGateway] = {}
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    ladder: Ladder
+    templates: TemplateLibrary
+    brand: Brand
+    gateways: dict[str, DeliveryGateway] = field(default_factory=dict)
+
+
+_engines: dict[str, Engine] = {}
+
+
+def _engine(url: str) -> Engine:
+    if url not in _engines:
+        _engines[url] = make_engine(url)
+    return _engines[url]
+
+
+def build_gateways(settings: Settings, engine: Engine) -> dict[str, DeliveryGateway]:
+    known = {"outbox": OutboxGateway}
+    gateways: dict[str, DeliveryGateway] = {}
+    for channel, choice in (("email", settings.channel_email), ("sms", settings.channel_sms)):
+        if choice not in known:
+            raise ValueError(f"CAMPAIGNS_CHANNEL_{channel.upper()}={choice!r} is not an available gateway")
+        gateways[channel] = known[choice](engine)
+    gateways["agent"] = AgentWorklistGateway(engine)
+    gateways.update(_gateway_overrides)
+    return gateways
+
+
+def services(settings: Settings | None = None) -> Services:
+    settings = settings or get_settings()
+    engine = _engine(settings.database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        ladder=load_ladder(settings.ladder_config),
+        templates=TemplateLibrary(settings.templates_dir),
+        brand=Brand(
+            lender_name=settings.lender_name,
+            pay_url=settings.pay_url,
+            email_preferences_url=settings.email_preferences_url,
+            support_phone=settings.support_phone,
+        ),
+        gateways=build_gateways(settings, engine),
+    )
+
+
+def override_gateway(channel: str, gateway: DeliveryGateway | None) -> None:
+    """Put a gateway in place of the configured one (tests, local experiments); None restores it."""
+    if gateway is None:
+        _gateway_overrides.pop(channel, None)
+    else:
+        _gateway_overrides[channel] = gateway
+
+
+def dispose_engines() -> None:
+    """Close pooled connections (e.g. before a test drops its database)."""
+    while _engines:
+        _engines.popitem()[1].dispose()

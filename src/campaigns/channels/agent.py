@@ -1,0 +1,40 @@
+"""The agent channel: escalation puts the account on the people's worklist, with why and what was tried."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Engine, insert, select
+
+from campaigns.channels.base import OutgoingMessage
+from campaigns.db.models import AgentWorklistItem
+
+
+class AgentWorklistGateway:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def send(self, message: OutgoingMessage, now: datetime) -> str:
+        table = AgentWorklistItem.__table__
+        payload = message.payload
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                select(table.c.id).where(table.c.attempt_id == message.attempt_id)
+            ).scalar_one_or_none()
+            if existing is None:
+                existing = conn.execute(
+                    insert(table).returning(table.c.id),
+                    {
+                        "attempt_id": message.attempt_id,
+                        "account_id": message.account_id,
+                        "reason": payload["reason"],
+                        "days_past_due": payload["days_past_due"],
+                        "amount_due": Decimal(payload["amount_due"]),
+                        "currency": payload["currency"],
+                        "tried": payload["tried"],
+                        "status": "open",
+                        "created_at": now,
+                    },
+                ).scalar_one()
+        return f"worklist-{existing}"

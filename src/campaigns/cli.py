@@ -1,0 +1,359 @@
+"""The ``campaigns`` command.
+
+This is the entry point, the one module of the package allowed to reach up into
+``flows`` (lazily, inside commands): everything else in ``campaigns`` stays free
+of Prefect. Errors are one line a person can act on, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from enum import Enum
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Prefect's telemetry cannot reach the network here and only adds noise.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(help="Debt-collection contact campaigns: kind, lawful, and logged.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+# Piped output (CI logs, `| less`) gets room for the tables instead of rich's 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 132)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+class CliError(Exception):
+    pass
+
+
+class StageName(str, Enum):
+    pre_due = "pre_due"
+    soft_nudge = "soft_nudge"
+    plan_offer = "plan_offer"
+    escalation = "escalation"
+
+
+def _now_option(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    from campaigns.clock import parse_now
+
+    try:
+        return parse_now(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+NowOpt = Annotated[
+    str | None,
+    typer.Option("--now", help="Decide as if it were this moment (ISO 8601 with offset, e.g. 2026-11-22T09:00:00-05:00). Default: the real clock."),
+]
+AsOfOpt = Annotated[
+    datetime | None,
+    typer.Option("--as-of", formats=["%Y-%m-%d"], help="The campaign day (YYYY-MM-DD). Default: today in the lender's time zone."),
+]
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Turn the errors a user can fix into one line on stderr and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        from pydantic import ValidationError
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        from campaigns.ladder import LadderConfigError
+        from campaigns.portfolio.importer import PortfolioFileError
+
+        try:
+            return fn(*args, **kwargs)
+        except (CliError, LadderConfigError, PortfolioFileError) as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False)
+        except (OperationalError, ProgrammingError) as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            hint = " (run `campaigns db upgrade` first?)" if "no such table" in first or "does not exist" in first else ""
+            err.print(f"error: database: {first}{hint}", markup=False, highlight=False)
+        except ValidationError as exc:  # settings from the environment
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or exc.title
+            err.print(f"error: setting {where}: {first['msg']}", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+    return wrapper
+
+
+def _services():
+    from campaigns.bootstrap import services
+
+    return services()
+
+
+def _ensure_schema(engine) -> None:
+    from campaigns.db.engine import schema_revision
+
+    current, head = schema_revision(engine)
+    if current != head:
+        raise CliError(f"database schema is at {current or 'nothing'}, code expects {head}: run `campaigns db upgrade`")
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Create the database or bring it to the latest schema (Alembic)."""
+    from campaigns.db.engine import schema_revision, upgrade_database
+
+    s = _services()
+    upgrade_database(s.engine)
+    out.print(f"database at revision {schema_revision(s.engine)[0]}: {s.engine.url.render_as_string()}")
+
+
+@app.command("import")
+@friendly_errors
+def import_command(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet portfolio export, one row per account.")],
+    now: NowOpt = None,
+) -> None:
+    """Load a portfolio export, upserting customers and accounts. Bad rows are listed; good rows load."""
+    from campaigns.portfolio import import_portfolio
+
+    s = _services()
+    _ensure_schema(s.engine)
+    report = import_portfolio(s.engine, path, now=_now_option(now))
+    for error in report.errors[:200]:
+        err.print(str(error), markup=False, highlight=False)
+    if len(report.errors) > 200:
+        err.print(f"... and {len(report.errors) - 200} more errors", markup=False)
+    out.print(
+        f"{report.file}: {report.rows_read} rows read, {report.accounts_loaded} accounts and "
+        f"{report.customers_loaded} customers loaded, {report.disputes_opened} disputes opened, "
+        f"{report.rows_rejected} rows rejected",
+        highlight=False,
+    )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _summary_table(summaries: list[dict], title: str) -> Table:
+    """Per stage: cohort (accounts) and attempts by outcome; reasons on the lines below."""
+    table = Table(title=title, title_justify="left")
+    for column in ("stage", "cohort", "sent", "suppressed", "holdout", "failed", "already logged"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for s in summaries:
+        sent = f"{s['would_send']} (dry run)" if s.get("dry_run") else str(s["sent"])
+        table.add_row(s["stage"], str(s["cohort"]), sent, str(s["suppressed"]), str(s["holdout"]),
+                      str(s["failed"]), str(s["already_recorded"]), style="bold")
+        for reason, n in s["suppressed_by_reason"].items():
+            table.add_row(f"  {reason}", "", "", str(n), "", "", "", style="dim")
+        for reason, n in s["failed_by_reason"].items():
+            table.add_row(f"  {reason}", "", "", "", "", str(n), "", style="dim")
+    return table
+
+
+def _print_previews(summaries: list[dict]) -> None:
+    for s in summaries:
+        for p in s.get("previews", []):
+            out.rule(f"{s['stage']} · {p['channel']} · {p['template']} · account {p['account_id']}")
+            if p.get("subject"):
+                out.print(f"Subject: {p['subject']}", markup=False, highlight=False)
+            out.print(p["text"], markup=False, highlight=False)
+
+
+@app.command("run")
+@friendly_errors
+def run_command(
+    stage: Annotated[StageName, typer.Argument(help="The stage to run.")],
+    as_of: AsOfOpt = None,
+    now: NowOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and render, show a preview, log and send nothing.")] = False,
+) -> None:
+    """Run one stage of the ladder for a day through Prefect."""
+    s = _services()
+    _ensure_schema(s.engine)
+    from campaigns.db.models import Stage
+    from flows.stages import STAGE_FLOWS
+
+    summary = STAGE_FLOWS[Stage(stage.value)](as_of=as_of.date() if as_of else None, now=_now_option(now), dry_run=dry_run)
+    out.print(_summary_table([summary], f"{stage.value} as of {summary['as_of']}"))
+    if dry_run:
+        _print_previews([summary])
+
+
+@app.command("daily")
+@friendly_errors
+def daily_command(
+    as_of: AsOfOpt = None,
+    now: NowOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and render, log and send nothing.")] = False,
+) -> None:
+    """Run the whole ladder for one day (the daily_campaign flow). Safe to re-run: nothing is sent twice."""
+    s = _services()
+    _ensure_schema(s.engine)
+    from flows.daily import daily_campaign
+
+    summaries = daily_campaign(as_of=as_of.date() if as_of else None, now=_now_option(now), dry_run=dry_run)
+    out.print(_summary_table(summaries, f"daily campaign as of {summaries[0]['as_of'] if summaries else as_of}"))
+    if dry_run:
+        _print_previews(summaries)
+
+
+@app.command("demo")
+@friendly_errors
+def demo_command(
+    accounts: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many synthetic accounts.")] = 3000,
+    as_of: AsOfOpt = None,
+    now: NowOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic portfolio.")] = 20261122,
+) -> None:
+    """The main job on the embedded default: database, synthetic portfolio, daily campaign, summary."""
+    from campaigns.clock import resolve_clock
+    from campaigns.db.engine import upgrade_database
+    from campaigns.portfolio import import_portfolio
+    from campaigns.portfolio.demo import DemoSpec, generate_portfolio, record_demo_payments, write_demo_file
+
+    s = _services()
+    upgrade_database(s.engine)
+    day, moment = resolve_clock(as_of.date() if as_of else None, _now_option(now), s.settings.lender_zone)
+    frame = generate_portfolio(day, DemoSpec(accounts=accounts, seed=seed))
+    path = write_demo_file(frame, s.settings.data_dir / "demo" / "portfolio.csv")
+    report = import_portfolio(s.engine, path, now=moment)
+    if not report.ok:
+        raise CliError(f"the demo portfolio did not import cleanly: {report.errors[0]}")
+    record_demo_payments(s.engine, frame, moment)
+    out.print(f"demo portfolio: {report.accounts_loaded} accounts, {report.customers_loaded} customers ({path})")
+
+    from flows.daily import daily_campaign
+
+    summaries = daily_campaign(as_of=day, now=moment)
+    out.print()
+    out.print(_summary_table(summaries, f"daily campaign as of {day} (counts of contact attempts)"))
+    _print_where(s)
+
+
+def _print_where(s) -> None:
+    from sqlalchemy import func, select
+
+    from campaigns.db.models import AgentWorklistItem, OutboxMessage
+
+    with s.engine.connect() as conn:
+        outbox = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+        worklist = conn.execute(select(func.count()).select_from(AgentWorklistItem)).scalar_one()
+    out.print(f"messages in the outbox (stored, not sent): {outbox}   → campaigns outbox", highlight=False)
+    out.print(f"accounts on the agents' worklist: {worklist}   → campaigns worklist", highlight=False)
+    out.print(f"every attempt, sent or not, is in contact_attempts: {s.engine.url.render_as_string()}", highlight=False)
+    out.print("runs and their counts → campaigns runs", highlight=False)
+
+
+@app.command("outbox")
+@friendly_errors
+def outbox_command(
+    limit: Annotated[int, typer.Option(min=1, help="How many messages, newest first.")] = 10,
+    account: Annotated[str | None, typer.Option(help="Only this account's messages.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only this channel (email, sms).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Show the whole text of each message.")] = False,
+) -> None:
+    """Show messages the outbox channel stored instead of sending."""
+    from sqlalchemy import func, select
+
+    from campaigns.db.models import ContactAttempt, OutboxMessage
+
+    s = _services()
+    _ensure_schema(s.engine)
+    o, a = OutboxMessage, ContactAttempt
+    stmt = select(o.id, o.accepted_at, o.channel, o.recipient, o.subject, o.body_text,
+                  a.account_id, a.stage, a.template).join(a, a.id == o.attempt_id)
+    count = select(func.count()).select_from(o).join(a, a.id == o.attempt_id)
+    if account:
+        stmt, count = stmt.where(a.account_id == account), count.where(a.account_id == account)
+    if channel:
+        stmt, count = stmt.where(o.channel == channel), count.where(o.channel == channel)
+    with s.engine.connect() as conn:
+        total = conn.execute(count).scalar_one()
+        rows = conn.execute(stmt.order_by(o.id.desc()).limit(limit)).all()
+    out.print(f"{total} message(s) in the outbox; showing {len(rows)}", highlight=False)
+    for msg in rows:
+        out.rule(f"#{msg.id} · {msg.accepted_at:%Y-%m-%d %H:%M}Z · {msg.stage} · {msg.channel} · account {msg.account_id} · {msg.template}")
+        out.print(f"To: {msg.recipient}", markup=False, highlight=False)
+        if msg.subject:
+            out.print(f"Subject: {msg.subject}", markup=False, highlight=False)
+        text = msg.body_text if full or len(msg.body_text) < 400 else msg.body_text[:400] + " …"
+        out.print(text, markup=False, highlight=False)
+
+
+@app.command("runs")
+@friendly_errors
+def runs_command(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+    """Recent stage runs and their counts."""
+    from campaigns.runs import recent_runs
+
+    s = _services()
+    _ensure_schema(s.engine)
+    from campaigns.outcomes import Tally
+    from campaigns.runs import summary_row
+
+    table = Table(title="recent runs (newest first)", title_justify="left")
+    for column in ("started UTC", "stage", "as of", "status", "cohort", "sent", "supp.", "hold", "failed", "run"):
+        table.add_column(column, justify="right" if column in ("cohort", "sent", "supp.", "hold", "failed") else "left")
+    for r in recent_runs(s.engine, limit):
+        row = summary_row(r["stage"], r["cohort_size"], Tally().merge(r["counts"]))
+        sent = f"{row['would_send']}*" if r["dry_run"] else str(row["sent"])
+        table.add_row(f"{r['started_at']:%m-%d %H:%M}", r["stage"], str(r["as_of"]), r["status"],
+                      str(r["cohort_size"]), sent, str(row["suppressed"]), str(row["holdout"]),
+                      str(row["failed"]), r["id"][:8])
+    out.print(table)
+    out.print("* dry run: would have sent, nothing was logged or sent", highlight=False)
+
+
+@app.command("worklist")
+@friendly_errors
+def worklist_command(
+    csv: Annotated[Path | None, typer.Option(help="Write the open worklist to this CSV file.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """The agents' worklist: escalated accounts, why, and what was tried."""
+    import json
+
+    import pandas as pd
+    from sqlalchemy import select
+
+    from campaigns.db.models import AgentWorklistItem
+    from campaigns.render import format_money
+
+    s = _services()
+    _ensure_schema(s.engine)
+    w = AgentWorklistItem
+    stmt = select(w.id, w.account_id, w.reason, w.days_past_due, w.amount_due, w.currency, w.tried,
+                  w.status, w.created_at).where(w.status == "open").order_by(w.days_past_due.desc(), w.id)
+    with s.engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(stmt).mappings().all(),
+                             columns=["id", "account_id", "reason", "days_past_due", "amount_due", "currency",
+                                      "tried", "status", "created_at"])
+    frame["tried"] = frame["tried"].map(lambda t: json.dumps(t, sort_keys=True))
+    if csv:
+        frame.to_csv(csv, index=False)
+        out.print(f"{len(frame)} open worklist item(s) written to {csv}", highlight=False)
+        return
+    table = Table(title=f"{len(frame)} open worklist item(s)", title_justify="left")
+    for column in ("account", "days past due", "amount due", "reason", "tried"):
+        table.add_column(column)
+    for r in frame.head(limit).itertuples(index=False):
+        table.add_row(r.account_id, str(r.days_past_due), format_money(r.amount_due, r.currency, "en-US"),
+                      r.reason, r.tried)
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

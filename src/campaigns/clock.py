@@ -1,0 +1,28 @@
+"""The run's clock: ``now`` is given (``--now``) or real; ``as_of`` is that moment's date for the lender."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+
+class NaiveTimestampError(ValueError):
+    pass
+
+
+def parse_now(text: str) -> datetime:
+    """An ISO 8601 timestamp that must carry its offset (``2026-11-22T09:00:00-05:00`` or ``...Z``)."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        raise NaiveTimestampError(f"{text!r} has no UTC offset; write e.g. {text}+00:00 or {text}-05:00")
+    return value
+
+
+def resolve_clock(as_of: date | None, now: datetime | None, lender_zone: ZoneInfo) -> tuple[date, datetime]:
+    """(as_of, now in UTC). ``now`` defaults to the real clock, ``as_of`` to now's date in the lender's zone."""
+    if now is None:
+        now = datetime.now(timezone.utc)
+    elif now.tzinfo is None:
+        raise NaiveTimestampError("now must be timezone-aware")
+    now = now.astimezone(timezone.utc)
+    return (as_of or now.astimezone(lender_zone).date()), now

@@ -1,0 +1,174 @@
+"""Who a stage contacts on a day: SQLAlchemy Core queries, read in keyset chunks.
+
+A cohort is planned as id ranges (``ChunkBounds``) by scanning ids only, then each
+range is read as one DataFrame. Chunks are independent, so they can be processed
+in any order, retried alone, or spread over workers; memory stays flat however
+large the portfolio is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy import Select, and_, exists, select
+from sqlalchemy.engine import Connection
+
+from campaigns.db.models import Account, AgentWorklistItem, AttemptStatus, ContactAttempt, Customer, Dispute
+from campaigns.ladder import StageRule
+
+# Statuses that mean "we did reach out (or may have)": they count for every_days.
+CONTACT_STATUSES = (
+    AttemptStatus.queued.value,
+    AttemptStatus.sending.value,
+    AttemptStatus.sent.value,
+    AttemptStatus.unknown.value,
+    AttemptStatus.delivered.value,
+)
+
+COHORT_COLUMNS = [
+    "account_id", "customer_id", "currency", "balance", "amount_due", "due_date", "product",
+    "cease_contact", "name", "email", "phone", "locale", "timezone", "country",
+    "email_opt_out", "sms_opt_out", "sms_consent", "has_open_dispute", "days_past_due",
+]
+
+
+@dataclass(frozen=True)
+class ChunkBounds:
+    """Accounts with ``after < id <= upto`` (``after`` None: from the start)."""
+
+    after: str | None
+    upto: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"after": self.after, "upto": self.upto}
+
+
+def _due_date_filter(rule: StageRule, as_of: date):
+    if rule.on_days_past_due is not None:
+        return Account.due_date.in_([as_of - timedelta(days=d) for d in rule.on_days_past_due])
+    rng = rule.days_past_due
+    assert rng is not None
+    clause = Account.due_date <= as_of - timedelta(days=rng.min)
+    if rng.max is not None:
+        clause = and_(clause, Account.due_date >= as_of - timedelta(days=rng.max))
+    return clause
+
+
+def cohort_filter(rule: StageRule, as_of: date):
+    """The WHERE clause of a stage's cohort on ``as_of``.
+
+    Paid or closed accounts and accounts owing nothing never enter a cohort. An
+    account already handled by another stage today, one handed to agents, or one
+    this stage reached within ``every_days`` is left out. Same-day attempts of the
+    same stage are *not* left out: a re-run must see the same cohort so that its
+    idempotency keys collide instead of silently shrinking the run.
+    """
+    attempt = ContactAttempt
+    other_stage_today = exists().where(
+        attempt.account_id == Account.id, attempt.as_of == as_of, attempt.stage != rule.stage.value
+    )
+    handed_to_agents = exists().where(
+        AgentWorklistItem.account_id == Account.id, AgentWorklistItem.status == "open"
+    )
+    clauses = [
+        Account.status == "open",
+        Account.amount_due > 0,
+        _due_date_filter(rule, as_of),
+        ~other_stage_today,
+    ]
+    if rule.stage.value != "escalation":
+        clauses.append(~handed_to_agents)
+    if rule.every_days:
+        clauses.append(
+            ~exists().where(
+                attempt.account_id == Account.id,
+                attempt.stage == rule.stage.value,
+                attempt.as_of > as_of - timedelta(days=rule.every_days),
+                attempt.as_of < as_of,
+                attempt.status.in_(CONTACT_STATUSES),
+            )
+        )
+    if rule.once_per_due_date:
+        clauses.append(
+            ~exists().where(
+                attempt.account_id == Account.id,
+                attempt.stage == rule.stage.value,
+                attempt.as_of >= Account.due_date,
+                attempt.as_of < as_of,
+            )
+        )
+    return and_(*clauses)
+
+
+def _bounded(stmt: Select, bounds: ChunkBounds) -> Select:
+    if bounds.after is not None:
+        stmt = stmt.where(Account.id > bounds.after)
+    return stmt.where(Account.id <= bounds.upto)
+
+
+def plan_chunks(conn: Connection, rule: StageRule, as_of: date, chunk_size: int) -> list[ChunkBounds]:
+    """Split the cohort into id ranges of at most ``chunk_size`` accounts (keyset scan of ids)."""
+    chunks: list[ChunkBounds] = []
+    after: str | None = None
+    condition = cohort_filter(rule, as_of)
+    while True:
+        stmt = select(Account.id).where(condition)
+        if after is not None:
+            stmt = stmt.where(Account.id > after)
+        ids = conn.execute(stmt.order_by(Account.id).limit(chunk_size)).scalars().all()
+        if not ids:
+            return chunks
+        chunks.append(ChunkBounds(after=after, upto=ids[-1]))
+        after = ids[-1]
+
+
+def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkBounds) -> pd.DataFrame:
+    """The cohort members in ``bounds``, one row per account, with what the policy needs."""
+    open_dispute = (
+        exists()
+        .where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None))
+        .correlate(Account)
+    )
+    stmt = (
+        select(
+            Account.id.label("account_id"),
+            Account.customer_id,
+            Account.currency,
+            Account.balance,
+            Account.amount_due,
+            Account.due_date,
+            Account.product,
+            Account.cease_contact,
+            Customer.name,
+            Customer.email,
+            Customer.phone,
+            Customer.locale,
+            Customer.timezone,
+            Customer.country,
+            Customer.email_opt_out,
+            Customer.sms_opt_out,
+            Customer.sms_consent,
+            open_dispute.label("has_open_dispute"),
+        )
+        .join(Customer, Customer.id == Account.customer_id)
+        .where(cohort_filter(rule, as_of))
+        .order_by(Account.id)
+    )
+    rows = conn.execute(_bounded(stmt, bounds)).mappings().all()
+    frame = pd.DataFrame(rows, columns=COHORT_COLUMNS[:-1])
+    frame["days_past_due"] = [(as_of - d).days for d in frame["due_date"]]
+    for flag in ("cease_contact", "email_opt_out", "sms_opt_out", "sms_consent", "has_open_dispute"):
+        frame[flag] = frame[flag].fillna(False).astype(bool)
+    return frame
+
+
+def iter_cohort(conn: Connection, rule: StageRule, as_of: date, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Every cohort chunk in order (convenience for previews and tests)."""
+    for bounds in plan_chunks(conn, rule, as_of, chunk_size):
+        yield select_cohort(conn, rule, as_of, bounds)
+
+
+__all__ = ["ChunkBounds", "cohort_filter", "iter_cohort", "plan_chunks", "select_cohort"]

@@ -1,0 +1,222 @@
+"""The data model. Money is Numeric, times are timezone-aware UTC.
+
+``contact_attempts`` is the log the product is judged by: one row per intended
+contact, whatever happened to it, with a unique idempotency key.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from campaigns.db.types import Money, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Stage(str, enum.Enum):
+    pre_due = "pre_due"
+    soft_nudge = "soft_nudge"
+    plan_offer = "plan_offer"
+    escalation = "escalation"
+
+
+class Channel(str, enum.Enum):
+    email = "email"
+    sms = "sms"
+    push = "push"
+    agent = "agent"
+
+
+class AttemptStatus(str, enum.Enum):
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    suppressed = "suppressed"
+    holdout = "holdout"
+    failed = "failed"
+    unknown = "unknown"
+    delivered = "delivered"
+    bounced = "bounced"
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(20), doc="E.164")
+    locale: Mapped[str] = mapped_column(String(16), default="en-US")
+    timezone: Mapped[str | None] = mapped_column(String(64), doc="IANA zone")
+    country: Mapped[str | None] = mapped_column(String(2), doc="ISO 3166-1 alpha-2")
+    email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    balance: Mapped[Decimal] = mapped_column(Money)
+    amount_due: Mapped[Decimal] = mapped_column(Money)
+    due_date: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", doc="open, paid, closed")
+    product: Mapped[str | None] = mapped_column(String(64))
+    cease_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(32))
+
+
+class Dispute(Base):
+    __tablename__ = "disputes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(32))
+
+
+class RepaymentPlan(Base):
+    __tablename__ = "repayment_plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), doc="offered, accepted, broken, completed")
+    instalments: Mapped[int] = mapped_column(Integer)
+    total: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    schedule: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CampaignRun(Base):
+    __tablename__ = "campaign_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16), index=True)
+    as_of: Mapped[date] = mapped_column(Date, index=True)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, doc="the run's 'now'")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), doc="running, completed, failed")
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    cohort_size: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ContactAttempt(Base):
+    __tablename__ = "contact_attempts"
+    __table_args__ = (
+        Index("ix_contact_attempts_account_stage_as_of", "account_id", "stage", "as_of"),
+        Index("ix_contact_attempts_stage_as_of_status", "stage", "as_of", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("campaign_runs.id"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    stage: Mapped[str] = mapped_column(String(16))
+    cycle: Mapped[str] = mapped_column(String(64), doc="which occurrence of the stage this is")
+    as_of: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(8))
+    template: Mapped[str | None] = mapped_column(String(128), doc="path relative to templates/")
+    template_version: Mapped[str | None] = mapped_column(String(16), doc="content hash")
+    variant: Mapped[str | None] = mapped_column(String(32))
+    segment: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(48))
+    detail: Mapped[str | None] = mapped_column(Text, doc="error detail, never personal data")
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class RenderedMessage(Base):
+    """What we rendered for an attempt: kept so any contact can be shown later."""
+
+    __tablename__ = "rendered_messages"
+
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), primary_key=True)
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, doc="channel extras")
+
+
+class OutboxMessage(Base):
+    """The outbox channel: a message stored instead of sent."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), unique=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AgentWorklistItem(Base):
+    """An account handed to people: why, and what was tried."""
+
+    __tablename__ = "agent_worklist"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), unique=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    days_past_due: Mapped[int] = mapped_column(Integer)
+    amount_due: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    tried: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

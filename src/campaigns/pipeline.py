@@ -1,0 +1,217 @@
+"""One stage run, chunk by chunk: cohort → policy → strategy → render → enqueue → deliver.
+
+These are the functions the Prefect tasks wrap. Each takes its collaborators as
+arguments (engine, ladder, templates, gateways) so it runs the same under
+Prefect, from a test, or from a notebook.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from campaigns.cohorts import ChunkBounds, plan_chunks, select_cohort
+from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
+from campaigns.ladder import Ladder, StageRule
+from campaigns.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
+from campaigns.plans import first_instalment_date, instalment_options
+from campaigns.render import (
+    MessageFacts,
+    RenderError,
+    TemplateLibrary,
+    check_required_content,
+    format_day,
+    format_money,
+    plan_option_view,
+)
+from campaigns.strategy import PENDING, decide_contacts
+
+SMS_OPT_OUT_KEYWORD = {"zh-CN": "TD"}  # China's carriers use 回复TD退订
+DEFAULT_SMS_OPT_OUT_KEYWORD = "STOP"
+
+
+@dataclass(frozen=True)
+class Brand:
+    """Lender-wide facts every message carries (from settings)."""
+
+    lender_name: str
+    pay_url: str
+    email_preferences_url: str
+    support_phone: str
+
+
+@dataclass(frozen=True)
+class StageRun:
+    run_id: str
+    stage: Stage
+    as_of: date
+    now: datetime
+
+    def __post_init__(self):
+        if self.now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+
+
+@dataclass
+class ChunkResult:
+    cohort_size: int
+    tally: Tally
+    previews: list[dict[str, Any]]
+
+
+def plan_stage_chunks(engine: Engine, ladder: Ladder, stage: Stage, as_of: date, chunk_size: int) -> list[ChunkBounds]:
+    with engine.connect() as conn:
+        return plan_chunks(conn, ladder.rule(stage), as_of, chunk_size)
+
+
+def _recipient(row: Any, channel: str) -> str | None:
+    return {"email": row.email, "sms": row.phone}.get(channel)
+
+
+def _message_context(row: Any, channel: str, rule: StageRule, run: StageRun, brand: Brand) -> tuple[dict, MessageFacts]:
+    locale = row.locale or "en-US"
+    amount = format_money(Decimal(row.amount_due), row.currency, locale)
+    due = format_day(row.due_date, locale)
+    pay_url = brand.pay_url.format(account_id=row.account_id)
+    opt_out_url = brand.email_preferences_url.format(account_id=row.account_id)
+    keyword = SMS_OPT_OUT_KEYWORD.get(locale, DEFAULT_SMS_OPT_OUT_KEYWORD)
+    context = {
+        "name": row.name or "",
+        "lender": brand.lender_name,
+        "amount": amount,
+        "balance": format_money(Decimal(row.balance), row.currency, locale),
+        "due_date": due,
+        "days_past_due": int(row.days_past_due),
+        "account_ref": str(row.account_id)[-4:],
+        "pay_url": pay_url,
+        "opt_out_url": opt_out_url,
+        "opt_out_keyword": keyword,
+        "support_phone": brand.support_phone,
+        "plan_options": [],
+    }
+    if rule.instalment_counts:
+        options = instalment_options(
+            Decimal(row.balance), row.currency, rule.instalment_counts, first_instalment_date(run.as_of)
+        )
+        context["plan_options"] = [plan_option_view(o, locale) for o in options]
+    facts = MessageFacts(amount=amount, due_date=due, pay_url=pay_url,
+                         opt_out=opt_out_url if channel == "email" else keyword)
+    return context, facts
+
+
+def _attempts_so_far(engine: Engine, account_ids: list[str]) -> dict[str, dict[str, int]]:
+    """What was tried per account, as ``{"stage/channel/status": n}`` (for the agents' worklist)."""
+    if not account_ids:
+        return {}
+    a = ContactAttempt
+    stmt = (
+        select(a.account_id, a.stage, a.channel, a.status, func.count())
+        .where(a.account_id.in_(account_ids), a.stage != Stage.escalation.value)
+        .group_by(a.account_id, a.stage, a.channel, a.status)
+    )
+    tried: dict[str, dict[str, int]] = defaultdict(dict)
+    with engine.connect() as conn:
+        for account_id, stage, channel, status, n in conn.execute(stmt):
+            tried[account_id][f"{stage}/{channel}/{status}"] = n
+    return tried
+
+
+def compose_attempts(
+    cohort: pd.DataFrame,
+    decisions: pd.DataFrame,
+    rule: StageRule,
+    run: StageRun,
+    templates: TemplateLibrary,
+    brand: Brand,
+    tried: dict[str, dict[str, int]] | None = None,
+) -> list[PlannedAttempt]:
+    """Turn decisions into attempt rows, rendering a message for each one to be sent."""
+    accounts = {row.account_id: row for row in cohort.itertuples(index=False)}
+    planned: list[PlannedAttempt] = []
+    for decision in decisions.itertuples(index=False):
+        row = accounts[decision.account_id]
+        common = dict(
+            run_id=run.run_id, account_id=row.account_id, customer_id=row.customer_id, stage=run.stage,
+            cycle=stage_cycle(run.stage, run.as_of, row.due_date, rule.once_per_due_date),
+            as_of=run.as_of, channel=decision.channel, now=run.now, variant=decision.variant,
+        )
+        if decision.status != PENDING:
+            planned.append(PlannedAttempt(attempt_row(status=decision.status, reason=decision.reason, **common)))
+            continue
+        if decision.channel == Channel.agent.value:
+            payload = {
+                "reason": "aged_debt",
+                "days_past_due": int(row.days_past_due),
+                "amount_due": str(row.amount_due),
+                "currency": row.currency,
+                "tried": (tried or {}).get(row.account_id, {}),
+            }
+            summary = f"Escalated at {payload['days_past_due']} days past due; tried: {payload['tried'] or 'nothing'}"
+            planned.append(PlannedAttempt(
+                attempt_row(status=AttemptStatus.queued.value, **common),
+                {"recipient": None, "subject": None, "body_text": summary, "body_html": None, "payload": payload},
+            ))
+            continue
+        try:
+            name = templates.resolve(run.stage.value, decision.channel, row.locale, decision.variant)
+            context, facts = _message_context(row, decision.channel, rule, run, brand)
+            content = templates.render(name, decision.channel, context)
+            check_required_content(content, facts)
+        except RenderError as exc:
+            planned.append(PlannedAttempt(attempt_row(
+                status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500], **common
+            )))
+            continue
+        planned.append(PlannedAttempt(
+            attempt_row(status=AttemptStatus.queued.value, template=content.template,
+                        template_version=content.template_version, **common),
+            {"recipient": _recipient(row, decision.channel), "subject": content.subject,
+             "body_text": content.text, "body_html": content.html, "payload": {}},
+        ))
+    return planned
+
+
+def prepare_chunk(
+    engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds
+) -> tuple[pd.DataFrame, list[PlannedAttempt]]:
+    """Read one cohort chunk and decide and render everything for it (no writes)."""
+    rule = ladder.rule(run.stage)
+    with engine.connect() as conn:
+        cohort = select_cohort(conn, rule, run.as_of, bounds)
+    decisions = decide_contacts(cohort, rule, ladder.experiment)
+    tried = _attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
+    return cohort, compose_attempts(cohort, decisions, rule, run, templates, brand, tried)
+
+
+def enqueue_chunk(
+    engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds
+) -> ChunkResult:
+    """Log every decision of one chunk in one transaction (idempotent)."""
+    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds)
+    with engine.begin() as conn:
+        tally = enqueue_attempts(conn, planned)
+    return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[])
+
+
+def preview_chunk(
+    engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun,
+    bounds: ChunkBounds, max_previews: int = 3,
+) -> ChunkResult:
+    """A dry run of one chunk: what would be logged and sent, writing nothing."""
+    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds)
+    tally = Tally()
+    previews = []
+    for p in planned:
+        status = p.row["status"]
+        tally.add("would_send" if status == AttemptStatus.queued.value else status, p.row.get("reason"))
+        if p.message is not None and len(previews) < max_previews:
+            previews.append({"account_id": p.row["account_id"], "channel": p.row["channel"],
+                             "template": p.row["template"], "subject": p.message["subject"],
+                             "text": p.message["body_text"]})
+    return ChunkResult(cohort_size=len(cohort), tally=tally, previews=previews)

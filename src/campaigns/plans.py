@@ -1,0 +1,77 @@
+"""Instalment plans: options that add up exactly to the balance, in the currency's minor unit."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from babel.numbers import get_currency_precision
+
+
+@dataclass(frozen=True)
+class Instalment:
+    due_date: date
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    count: int
+    currency: str
+    instalments: tuple[Instalment, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((i.amount for i in self.instalments), Decimal(0))
+
+    @property
+    def regular_amount(self) -> Decimal:
+        """The amount of the later instalments (the first may carry the remainder)."""
+        return self.instalments[-1].amount
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day of month ``months`` later, clamped to the month's end (Jan 31 + 1 = Feb 28/29)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def split_evenly(total: Decimal, count: int, currency: str) -> list[Decimal]:
+    """``count`` amounts in the currency's minor unit that add up exactly to ``total``.
+
+    The remainder of the division goes to the first instalments, one minor unit
+    each, so the first payments are never smaller than the later ones.
+    """
+    if count < 1:
+        raise ValueError("an instalment plan needs at least one instalment")
+    if total < 0:
+        raise ValueError("cannot split a negative amount")
+    exponent = Decimal(1).scaleb(-get_currency_precision(currency))
+    minor_total = int((Decimal(total).quantize(exponent, rounding=ROUND_HALF_EVEN) / exponent))
+    base, remainder = divmod(minor_total, count)
+    return [(Decimal(base + (1 if i < remainder else 0)) * exponent).quantize(exponent) for i in range(count)]
+
+
+def instalment_options(
+    total: Decimal, currency: str, counts: list[int], first_due: date
+) -> list[PlanOption]:
+    """One plan per count: equal monthly instalments starting on ``first_due``."""
+    options = []
+    for count in counts:
+        amounts = split_evenly(total, count, currency)
+        options.append(PlanOption(
+            count=count,
+            currency=currency,
+            instalments=tuple(
+                Instalment(add_months(first_due, i), amount) for i, amount in enumerate(amounts)
+            ),
+        ))
+    return options
+
+
+def first_instalment_date(as_of: date, days_to_accept: int = 7) -> date:
+    """When the first instalment of an offer made on ``as_of`` falls due."""
+    return as_of + timedelta(days=days_to_accept)

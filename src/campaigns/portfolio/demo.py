@@ -1,0 +1,134 @@
+"""A deterministic synthetic portfolio, built around a given day.
+
+Same seed and day, same portfolio, byte for byte. Due dates are spread evenly
+from 60 days late to 10 days ahead, so every stage of the ladder has members on
+every day, including its boundary days. Addresses use reserved example domains
+and fictional 555-01xx numbers in the US.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Engine, insert, select
+
+from campaigns.db.models import Payment
+
+US_ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
+            "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu"]
+US_AREA = {"America/New_York": "212", "America/Chicago": "312", "America/Denver": "303",
+           "America/Phoenix": "602", "America/Los_Angeles": "213", "America/Anchorage": "907",
+           "Pacific/Honolulu": "808"}
+EN_FIRST = ["Avery", "Jordan", "Maria", "James", "Priya", "Wei", "Olivia", "Diego", "Grace", "Samuel",
+            "Fatima", "Noah", "Emma", "Liam", "Aisha", "Lucas", "Chloe", "Mateo", "Hannah", "Ethan"]
+EN_LAST = ["Smith", "Johnson", "Garcia", "Nguyen", "Patel", "Brown", "Lee", "Martinez", "Davis", "Walker",
+           "Robinson", "Clark", "Lewis", "Young", "Hall", "Allen", "King", "Wright", "Lopez", "Hill"]
+ZH_SURNAME = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"]
+ZH_GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛"]
+PRODUCTS = ["card", "bnpl", "personal_loan", "wallet_credit"]
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    accounts: int = 3000
+    seed: int = 20261122
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def generate_portfolio(as_of: date, spec: DemoSpec = DemoSpec()) -> pd.DataFrame:
+    """The demo portfolio as an import file's rows (strings, like a lender's CSV export)."""
+    rng = random.Random(spec.seed)
+    rows = []
+    customer_number = 0
+    account_number = 0
+    span = list(range(-10, 61))  # days past due, from 10 days ahead to 60 days late
+    while account_number < spec.accounts:
+        customer_number += 1
+        chinese = rng.random() < 0.3
+        customer_id = f"C{customer_number:06d}"
+        if chinese:
+            name = rng.choice(ZH_SURNAME) + rng.choice(ZH_GIVEN) + (rng.choice(ZH_GIVEN) if rng.random() < 0.6 else "")
+            locale, zone, country, currency = "zh-CN", "Asia/Shanghai", "CN", "CNY"
+            phone = f"+86138{rng.randrange(10**8):08d}"
+            email = f"user{customer_number}@example.cn"
+        else:
+            name = f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}"
+            locale, country, currency = "en-US", "US", "USD"
+            zone = rng.choice(US_ZONES)
+            phone = f"+1{US_AREA[zone]}55501{rng.randrange(100):02d}"
+            email = f"customer{customer_number}@example.com"
+        # Some customers come without a zone: the phone and country then tell where they are.
+        stated_zone = "" if rng.random() < 0.05 else zone
+        email_opt_out = rng.random() < 0.06
+        if rng.random() < 0.03:
+            email = ""
+        sms_consent = rng.random() < 0.6
+        sms_opt_out = rng.random() < 0.05
+        for _ in range(1 if rng.random() < 0.85 else 2):
+            if account_number >= spec.accounts:
+                break
+            account_number += 1
+            days_past_due = span[(account_number * 7919) % len(span)]  # even spread, shuffled order
+            due = as_of - timedelta(days=days_past_due)
+            scale = 7.0 if currency == "CNY" else 1.0
+            balance = _money(min(max(rng.lognormvariate(6.0, 0.8), 40.0), 9000.0) * scale)
+            amount_due = min(balance, _money(max(balance * Decimal(rng.choice([0.1, 0.2, 0.25, 1.0])), 25 * scale)))
+            paid = rng.random() < 0.05
+            rows.append({
+                "account_id": f"A{account_number:07d}",
+                "customer_id": customer_id,
+                "name": name,
+                "email": email,
+                "phone": phone,
+                "locale": locale,
+                "timezone": stated_zone,
+                "country": country,
+                "currency": currency,
+                "balance": str(Decimal(0) if paid else balance),
+                "amount_due": str(Decimal(0) if paid else amount_due),
+                "due_date": due.isoformat(),
+                "status": "paid" if paid else "open",
+                "product": rng.choice(PRODUCTS),
+                "email_opt_out": str(email_opt_out).lower(),
+                "sms_opt_out": str(sms_opt_out).lower(),
+                "sms_consent": str(sms_consent).lower(),
+                "disputed": str(rng.random() < 0.03).lower(),
+                "cease_contact": str(rng.random() < 0.015).lower(),
+                "demo_paid_amount": str(amount_due) if paid else "",
+            })
+    return pd.DataFrame(rows)
+
+
+def write_demo_file(frame: pd.DataFrame, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.drop(columns=["demo_paid_amount"]).to_csv(path, index=False)
+    return path
+
+
+def record_demo_payments(engine: Engine, frame: pd.DataFrame, now: datetime) -> int:
+    """The payments that made the paid demo accounts paid (once: a second demo adds none)."""
+    paid = frame[frame["demo_paid_amount"] != ""]
+    if paid.empty:
+        return 0
+    with engine.begin() as conn:
+        have = set(conn.execute(select(Payment.account_id).where(Payment.account_id.in_(paid["account_id"].tolist()))).scalars())
+        rows = [
+            {"account_id": r.account_id, "amount": Decimal(r.demo_paid_amount), "currency": r.currency,
+             "paid_at": now - timedelta(days=1), "source": "demo"}
+            for r in paid.itertuples(index=False) if r.account_id not in have
+        ]
+        if rows:
+            conn.execute(insert(Payment.__table__), rows)
+    return len(rows)
+
+
+__all__ = ["DemoSpec", "generate_portfolio", "record_demo_payments", "write_demo_file"]

@@ -1,0 +1,162 @@
+"""Messages from Jinja2 templates, with amounts and dates formatted for the customer's locale.
+
+Templates live at ``templates/<stage>/<channel>.<locale>[.<variant>].j2``. Email
+templates define the blocks ``subject``, ``text`` and ``html``; SMS and push define
+``text``. The ``html`` block is always rendered with autoescaping on, whatever the
+template author did, and every template with StrictUndefined, so a missing value
+is an error and never an empty gap in a letter to a customer.
+
+A render error fails that one message (``template_error``); a rendered message
+that lacks the amount, the due date, how to pay, or how to opt out fails too
+(``content_incomplete``): nothing incomplete reaches a customer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
+
+from campaigns.plans import PlanOption
+
+DEFAULT_LOCALE = "en-US"
+BLOCKS = {"email": ("subject", "text", "html"), "sms": ("text",), "push": ("subject", "text")}
+
+
+class RenderError(Exception):
+    """A message could not be rendered; ``reason`` is the code logged on the attempt."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RenderedContent:
+    template: str
+    template_version: str
+    subject: str | None
+    text: str
+    html: str | None
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What every collection message must say, already formatted for the locale."""
+
+    amount: str
+    due_date: str
+    pay_url: str
+    opt_out: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def babel_locale(locale: str | None) -> Locale:
+    try:
+        return Locale.parse((locale or DEFAULT_LOCALE).replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT_LOCALE.replace("-", "_"))
+
+
+def format_money(amount: Decimal, currency: str, locale: str | None) -> str:
+    return format_currency(amount, currency, locale=babel_locale(locale))
+
+
+def format_day(day: date, locale: str | None) -> str:
+    return format_date(day, format="long", locale=babel_locale(locale))
+
+
+class TemplateLibrary:
+    """Finds and renders templates from one directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        loader = FileSystemLoader(str(self.root))
+        self._plain = Environment(loader=loader, undefined=StrictUndefined, autoescape=False,
+                                  keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+        self._html = Environment(loader=loader, undefined=StrictUndefined, autoescape=True,
+                                 trim_blocks=True, lstrip_blocks=True)
+        for env in (self._plain, self._html):
+            env.filters["money"] = lambda amount, currency, locale: format_money(amount, currency, locale)
+            env.filters["day"] = format_day
+
+    def resolve(self, stage: str, channel: str, locale: str | None, variant: str | None) -> str:
+        """The most specific template that exists: variant, then locale, then the default locale."""
+        candidates = []
+        for loc in dict.fromkeys([locale or DEFAULT_LOCALE, DEFAULT_LOCALE]):
+            if variant:
+                candidates.append(f"{stage}/{channel}.{loc}.{variant}.j2")
+            candidates.append(f"{stage}/{channel}.{loc}.j2")
+        for name in candidates:
+            if (self.root / name).is_file():
+                return name
+        raise RenderError("no_template", f"no template for {stage}/{channel} locale {locale} variant {variant}")
+
+    @lru_cache(maxsize=256)
+    def version(self, name: str) -> str:
+        return hashlib.sha256((self.root / name).read_bytes()).hexdigest()[:12]
+
+    def render(self, name: str, channel: str, context: dict[str, Any]) -> RenderedContent:
+        parts: dict[str, str | None] = {}
+        try:
+            for block in BLOCKS[channel]:
+                env = self._html if block == "html" else self._plain
+                template = env.get_template(name)
+                if block not in template.blocks:
+                    raise RenderError("template_error", f"{name} has no '{block}' block")
+                ctx = template.new_context(context)
+                parts[block] = "".join(template.blocks[block](ctx)).strip()
+        except RenderError:
+            raise
+        except TemplateNotFound as exc:
+            raise RenderError("no_template", f"template {exc.name} not found") from exc
+        except TemplateError as exc:
+            # Jinja's messages name the template and the variable, never the values.
+            raise RenderError("template_error", f"{name}: {type(exc).__name__}: {exc.message}") from exc
+        return RenderedContent(
+            template=name,
+            template_version=self.version(name),
+            subject=parts.get("subject"),
+            text=parts["text"] or "",
+            html=parts.get("html"),
+        )
+
+
+def check_required_content(content: RenderedContent, facts: MessageFacts) -> None:
+    """Every electronic collection message states amount, due date, how to pay, how to opt out."""
+    missing = [
+        label
+        for label, needle in (("amount", facts.amount), ("due date", facts.due_date),
+                              ("how to pay", facts.pay_url), ("opt-out", facts.opt_out))
+        if needle not in content.text or (content.html is not None and _html_lacks(content.html, needle))
+    ]
+    if missing:
+        raise RenderError("content_incomplete", f"{content.template} lacks {', '.join(missing)}")
+
+
+def _html_lacks(html: str, needle: str) -> bool:
+    from markupsafe import escape
+
+    return needle not in html and str(escape(needle)) not in html
+
+
+def plan_option_view(option: PlanOption, locale: str | None) -> dict[str, Any]:
+    first = option.instalments[0]
+    return {
+        "count": option.count,
+        "amount": format_money(option.regular_amount, option.currency, locale),
+        "first_amount": format_money(first.amount, option.currency, locale),
+        "first_differs": first.amount != option.regular_amount,
+        "first_due": format_day(first.due_date, locale),
+        "total": format_money(option.total, option.currency, locale),
+    }

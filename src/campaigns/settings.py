@@ -1,0 +1,67 @@
+"""Configuration, from environment variables (prefix ``CAMPAIGNS_``) or a ``.env`` file.
+
+Real providers and PostgreSQL are switched on here, never by code changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGNS_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'campaigns.db'}",
+        description="SQLAlchemy URL. SQLite file by default; postgresql+psycopg://... at scale.",
+    )
+    data_dir: Path = Field(default=PROJECT_ROOT / "var", description="Where demo files and exports go.")
+    ladder_config: Path = Field(default=PROJECT_ROOT / "config" / "ladder.yaml")
+    templates_dir: Path = Field(default=PROJECT_ROOT / "templates")
+    lender_timezone: str = Field(
+        default="America/New_York",
+        description="IANA zone of the lender: decides what 'today' is for a daily run.",
+    )
+    lender_name: str = "Acme Lending"
+    pay_url: str = Field(
+        default="https://pay.example.com/a/{account_id}",
+        description="How to pay; {account_id} is replaced per account.",
+    )
+    email_preferences_url: str = Field(
+        default="https://pay.example.com/preferences/{account_id}",
+        description="Where a customer opts out of email; {account_id} is replaced per account.",
+    )
+    support_phone: str = "+1 800 555 0100"
+    chunk_size: int = Field(default=1000, ge=1, le=100_000)
+    channel_email: str = Field(default="outbox", description="Gateway for email: outbox.")
+    channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox.")
+
+    @field_validator("lender_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @property
+    def lender_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.lender_timezone)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (after the environment changed, e.g. in tests)."""
+    get_settings.cache_clear()

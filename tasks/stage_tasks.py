@@ -1,0 +1,106 @@
+"""Tasks of a stage run. Each wraps one function of ``campaigns`` and adds retries and logs.
+
+They take and return plain data (ids, dates, dicts), look their collaborators up
+through ``campaigns.bootstrap``, and are never cached: idempotency lives in the
+database (unique keys), not in Prefect's run records.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+from campaigns import pipeline, runs
+from campaigns.bootstrap import services
+from campaigns.cohorts import ChunkBounds
+from campaigns.db.models import Stage
+from campaigns.delivery import DeliveryInterrupted, deliver_queued
+from campaigns.outcomes import Tally
+from campaigns.reporting import artifact_rows, run_tally
+
+DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+
+
+@task(name="start-stage-run", tags=["campaigns", "db"], **DB_RETRIES)
+def start_stage_run(stage: Stage, as_of: date, now: datetime, dry_run: bool) -> str:
+    run_id = runs.start_run(
+        services().engine, stage, as_of, now, started_at=datetime.now(timezone.utc),
+        dry_run=dry_run, flow_run_id=str(flow_run.id) if flow_run.id else None,
+    )
+    get_run_logger().info("stage %s as of %s: run %s", stage.value, as_of, run_id)
+    return run_id
+
+
+@task(name="plan-cohort-chunks", tags=["campaigns", "db"], **DB_RETRIES)
+def plan_cohort_chunks(stage: Stage, as_of: date) -> list[ChunkBounds]:
+    s = services()
+    chunks = pipeline.plan_stage_chunks(s.engine, s.ladder, stage, as_of, s.settings.chunk_size)
+    get_run_logger().info("%s: %d chunk(s) of at most %d accounts", stage.value, len(chunks), s.settings.chunk_size)
+    return chunks
+
+
+@task(name="enqueue-chunk", tags=["campaigns", "db"], **DB_RETRIES)
+def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool) -> pipeline.ChunkResult:
+    """Decide, render and log one chunk (one transaction: a retry redoes it whole or finds it done)."""
+    s = services()
+    step = pipeline.preview_chunk if dry_run else pipeline.enqueue_chunk
+    result = step(s.engine, s.ladder, s.templates, s.brand, run, bounds)
+    get_run_logger().info("chunk %s..%s: %d accounts, %s", bounds.after, bounds.upto,
+                          result.cohort_size, result.tally.as_dict())
+    return result
+
+
+@task(
+    name="deliver-chunk",
+    tags=["campaigns", "provider"],
+    retries=5,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,
+)
+def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds) -> dict[str, int]:
+    """Send what the chunk queued. A transient provider error re-queues the rest and retries the task."""
+    s = services()
+    logger = get_run_logger()
+    try:
+        tally = deliver_queued(s.engine, s.gateways, stage=run.stage.value, as_of=run.as_of,
+                               now=run.now, bounds=bounds)
+    except DeliveryInterrupted as exc:
+        logger.warning("delivery interrupted after %s; retrying the rest", exc.tally.as_dict())
+        raise
+    logger.info("delivered chunk %s..%s: %s", bounds.after, bounds.upto, tally.as_dict())
+    return tally.as_dict()
+
+
+@task(name="finish-stage-run", tags=["campaigns", "db"], **DB_RETRIES)
+def finish_stage_run(run: pipeline.StageRun, cohort_size: int, enqueue_tallies: list[dict[str, int]],
+                     dry_run: bool, status: str = "completed") -> dict:
+    """Record the run's outcome in ``campaign_runs`` and as a Prefect table artifact."""
+    s = services()
+    if dry_run:
+        tally = Tally()
+        for t in enqueue_tallies:
+            tally.merge(t)
+    else:
+        tally = run_tally(s.engine, run.run_id)
+        tally.add("already_recorded", n=sum(t.get("already_recorded", 0) for t in enqueue_tallies))
+    runs.finish_run(s.engine, run.run_id, cohort_size=cohort_size, tally=tally,
+                    finished_at=datetime.now(timezone.utc), status=status)
+    summary = runs.summary_row(run.stage.value, cohort_size, tally)
+    summary["run_id"] = run.run_id
+    summary["as_of"] = run.as_of.isoformat()
+    summary["dry_run"] = dry_run
+    create_table_artifact(
+        key=f"{run.stage.value.replace('_', '-')}-summary",
+        table=artifact_rows(summary),
+        description=(
+            f"**{run.stage.value}** as of {run.as_of} ({'dry run, nothing sent' if dry_run else 'live'}); "
+            f"run `{run.run_id}`. Counts of contact attempts; personal data is never shown here."
+        ),
+    )
+    return summary
