@@ -28,8 +28,8 @@ app = typer.Typer(help="Debt-collection contact campaigns: kind, lawful, and log
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 # Piped output (CI logs, `| less`) gets room for the tables instead of rich's 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 132)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+out = Console(width=None if sys.stdout.isatty() else 132, soft_wrap=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, soft_wrap=True)
 
 
 class CliError(Exception):

@@ -235,7 +235,8 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
     locale = p.optional("locale") or "en-US"
     try:
         parsed = Locale.parse(locale.replace("-", "_"))
-        locale = "-".join(x for x in (parsed.language, parsed.script, parsed.territory) if x)
+        # Templates are named language-TERRITORY (zh-CN), so the script (Hans) is left out.
+        locale = "-".join(x for x in (parsed.language, parsed.territory) if x)
     except (UnknownLocaleError, ValueError):
         p.fail("locale", f"{locale!r} is not a known locale (e.g. en-US, zh-CN)")
 

@@ -1,0 +1,117 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, migrated from empty.
+
+PostgreSQL must be reachable (see .ci/run); an unreachable server is an error, not a skip.
+``--db sqlite`` or ``--db postgresql`` runs one backend only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, delete, text
+
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+from campaigns import bootstrap  # noqa: E402
+from campaigns.db.engine import upgrade_database  # noqa: E402
+from campaigns.db.models import Base  # noqa: E402
+from campaigns.settings import PROJECT_ROOT, reset_settings  # noqa: E402
+
+POSTGRES_URL = os.environ.get("CAMPAIGNS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+AS_OF = date(2026, 11, 22)
+NOW = datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=(*BACKENDS, "all"), default="all", help="database backend(s) to test")
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = config.getoption("--db")
+    if wanted == "all":
+        return
+    other = [b for b in BACKENDS if b != wanted]
+    keep, drop = [], []
+    for item in items:
+        (drop if any(f"[{b}" in item.nodeid or f"-{b}]" in item.nodeid or f"-{b}-" in item.nodeid
+                     for b in other) else keep).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+def postgres_schema_url(schema: str) -> str:
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+def create_postgres_schema() -> str:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # make the cause obvious: this must never pass silently
+        raise RuntimeError(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}") from exc
+    finally:
+        admin.dispose()
+    return schema
+
+
+def drop_postgres_schema(schema: str) -> None:
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory):
+    """A migrated-from-empty database for the session, one per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'campaigns.db'}"
+        schema = None
+    else:
+        schema = create_postgres_schema()
+        url = postgres_schema_url(schema)
+    upgrade_database(bootstrap._engine(url))
+    yield url
+    bootstrap.dispose_engines()
+    if schema:
+        drop_postgres_schema(schema)
+
+
+@pytest.fixture
+def ladder_file(tmp_path) -> Path:
+    """The default ladder without holdout, so tests can count exactly."""
+    source = (PROJECT_ROOT / "config" / "ladder.yaml").read_text()
+    path = tmp_path / "ladder.yaml"
+    path.write_text(source.replace("holdout_share: 0.05", "holdout_share: 0.0"))
+    return path
+
+
+@pytest.fixture
+def engine(database_url, monkeypatch, ladder_file):
+    """The session's database, emptied, and the settings pointing at it."""
+    monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", database_url)
+    monkeypatch.setenv("CAMPAIGNS_LADDER_CONFIG", str(ladder_file))
+    reset_settings()
+    eng = bootstrap._engine(database_url)
+    with eng.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(delete(table))
+    yield eng
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect server for the flow tests (started once per session)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,48 @@
+"""Imports go one way: flows -> tasks -> campaigns. The domain never imports Prefect."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from campaigns.settings import PROJECT_ROOT
+
+DOMAIN = PROJECT_ROOT / "src" / "campaigns"
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_domain_does_not_import_prefect_flows_or_tasks():
+    offenders = {}
+    for path in DOMAIN.rglob("*.py"):
+        if path.name == "cli.py":  # the entry point wires flows in, lazily, inside commands
+            continue
+        bad = imported_modules(path) & {"prefect", "flows", "tasks"}
+        if bad:
+            offenders[str(path.relative_to(PROJECT_ROOT))] = bad
+    assert offenders == {}
+
+
+def test_cli_imports_flows_only_inside_commands():
+    tree = ast.parse((DOMAIN / "cli.py").read_text(encoding="utf-8"))
+    top_level = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            top_level.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            top_level.update(a.name.split(".")[0] for a in node.names)
+    assert not top_level & {"prefect", "flows", "tasks"}
+
+
+def test_tasks_do_not_import_flows():
+    for path in (PROJECT_ROOT / "tasks").rglob("*.py"):
+        assert "flows" not in imported_modules(path), path

@@ -1,0 +1,110 @@
+"""The `campaigns` command: clear one-line errors, and the demo end to end."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from campaigns.cli import app
+from campaigns.db.models import ContactAttempt, OutboxMessage
+from tests.factories import add_account
+from tests.test_import import row, write_csv
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("db", "import", "demo", "run", "daily", "outbox", "runs", "worklist"):
+        assert command in result.output
+
+
+def test_import_reports_bad_rows_and_exits_non_zero(engine, tmp_path):
+    path = write_csv(tmp_path / "p.csv", [row(), row(account_id="A2", due_date="2026-02-30")])
+    result = invoke("import", path)
+    assert result.exit_code == 1
+    assert f"{path}: row 3, field due_date: '2026-02-30' is not a date (YYYY-MM-DD)" in result.output
+    assert "2 rows read, 1 accounts and 1 customers loaded, 0 disputes opened, 1 rows rejected" in result.output
+    assert invoke("import", write_csv(tmp_path / "ok.csv", [row()])).exit_code == 0
+
+
+def test_file_level_problems_are_one_line(engine, tmp_path):
+    result = invoke("import", tmp_path / "missing.csv")
+    assert result.exit_code == 1 and result.output.strip().startswith("error: ")
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_naive_now_is_refused_with_a_hint(engine):
+    result = runner.invoke(app, ["run", "soft_nudge", "--now", "2026-11-22T09:00:00"])
+    assert result.exit_code == 2 and "has no UTC offset" in result.output
+
+
+def test_an_unmigrated_database_says_what_to_do(tmp_path, monkeypatch):
+    from campaigns.settings import reset_settings
+
+    monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    reset_settings()
+    result = invoke("runs")
+    assert result.exit_code == 1 and "run `campaigns db upgrade`" in result.output
+    assert invoke("db", "upgrade").exit_code == 0
+    assert invoke("runs").exit_code == 0
+    reset_settings()
+
+
+def test_bad_settings_are_one_line(engine, monkeypatch):
+    from campaigns.settings import reset_settings
+
+    monkeypatch.setenv("CAMPAIGNS_LENDER_TIMEZONE", "Mars/Olympus")
+    reset_settings()
+    result = invoke("runs")
+    assert result.exit_code == 1 and "lender_timezone" in result.output and "Mars/Olympus" in result.output
+    reset_settings()
+
+
+@pytest.mark.slow
+def test_run_dry_run_then_live_then_outbox_runs_and_worklist(prefect_harness, engine, tmp_path):
+    add_account(engine, "A1", days_past_due=20)
+    add_account(engine, "A2", days_past_due=50)
+    dry = invoke("run", "plan_offer", "--as-of", "2026-11-22", "--now", "2026-11-22T14:00:00Z", "--dry-run")
+    assert dry.exit_code == 0 and "1 (dry run)" in dry.output and "monthly payments" in dry.output
+    live = invoke("daily", "--as-of", "2026-11-22", "--now", "2026-11-22T14:00:00Z")
+    assert live.exit_code == 0 and "plan_offer" in live.output and "escalation" in live.output
+    outbox = invoke("outbox", "--account", "A1", "--full")
+    assert outbox.exit_code == 0 and "1 message(s) in the outbox" in outbox.output
+    assert "monthly payments" in outbox.output
+    runs = invoke("runs")
+    assert runs.exit_code == 0 and "completed" in runs.output and "plan_offer" in runs.output
+    worklist = invoke("worklist", "--csv", tmp_path / "w.csv")
+    assert worklist.exit_code == 0 and "1 open worklist item(s)" in worklist.output
+    assert "A2" in (tmp_path / "w.csv").read_text()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(prefect_harness, engine, tmp_path, monkeypatch):
+    from campaigns.settings import reset_settings
+
+    monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
+    reset_settings()
+    args = ("demo", "--accounts", 400, "--as-of", "2026-11-22", "--now", "2026-11-22T14:00:00Z")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    for expected in ("demo portfolio: 400 accounts", "pre_due", "soft_nudge", "plan_offer", "escalation",
+                     "opted_out", "messages in the outbox", "campaigns outbox"):
+        assert expected in result.output
+    assert (tmp_path / "demo" / "portfolio.csv").is_file()
+    with engine.connect() as conn:
+        attempts = conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one()
+        outbox = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+    assert attempts > 300 and outbox > 100
+    # The demo is deterministic and a second run sends nothing more.
+    again = invoke(*args)
+    assert again.exit_code == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() == outbox
+        assert conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one() == attempts

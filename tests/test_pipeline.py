@@ -1,0 +1,168 @@
+"""A stage run without Prefect: every cohort member ends in a terminal state, nothing is sent twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from campaigns.channels import OutboxGateway, PermanentDeliveryError, TransientDeliveryError
+from campaigns.channels.agent import AgentWorklistGateway
+from campaigns.db.models import AgentWorklistItem, ContactAttempt, OutboxMessage, RenderedMessage, Stage
+from campaigns.delivery import DeliveryInterrupted, deliver_queued
+from campaigns.ladder import load_ladder
+from campaigns.outcomes import Tally
+from campaigns.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
+from campaigns.render import TemplateLibrary
+from campaigns.reporting import run_tally
+from campaigns.runs import start_run
+from campaigns.settings import PROJECT_ROOT
+from tests.conftest import AS_OF, NOW
+from tests.factories import add_account
+from tests.fakes import FakeGateway
+
+BRAND = Brand("Acme", "https://pay.example.com/{account_id}", "https://pay.example.com/p/{account_id}", "+1 800")
+TEMPLATES = TemplateLibrary(PROJECT_ROOT / "templates")
+
+
+@pytest.fixture
+def ladder(ladder_file):
+    return load_ladder(ladder_file)
+
+
+def run_stage(engine, ladder, stage, gateways, as_of=AS_OF, now=NOW, chunk_size=4) -> tuple[str, Tally]:
+    run = StageRun(run_id=start_run(engine, stage, as_of, now, started_at=now), stage=stage, as_of=as_of, now=now)
+    enqueued = Tally()
+    for bounds in plan_stage_chunks(engine, ladder, stage, as_of, chunk_size):
+        enqueued.merge(enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds).tally)
+        deliver_queued(engine, gateways, stage=stage.value, as_of=as_of, now=now, bounds=bounds)
+    return run.run_id, enqueued
+
+
+def attempts(engine):
+    with engine.connect() as conn:
+        return conn.execute(select(ContactAttempt).order_by(ContactAttempt.id)).all()
+
+
+def mixed_portfolio(engine):
+    add_account(engine, "A-ok", days_past_due=3)
+    add_account(engine, "B-sms", days_past_due=3, customer={"email_opt_out": True})
+    add_account(engine, "C-none", days_past_due=3, customer={"email_opt_out": True, "sms_consent": False})
+    add_account(engine, "D-dispute", days_past_due=3, disputed=True)
+    add_account(engine, "E-cease", days_past_due=3, cease_contact=True)
+    add_account(engine, "F-paid", days_past_due=3, status="paid")
+    add_account(engine, "G-zh", days_past_due=3, currency="CNY", customer={"locale": "zh-CN"})
+
+
+def test_every_cohort_member_ends_in_a_terminal_state(engine, ladder):
+    mixed_portfolio(engine)
+    gateway = FakeGateway()
+    run_id, _ = run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway, "sms": gateway})
+    rows = {(a.account_id, a.channel): (a.status, a.reason) for a in attempts(engine)}
+    assert rows == {
+        ("A-ok", "email"): ("sent", None),
+        ("B-sms", "email"): ("suppressed", "opted_out"), ("B-sms", "sms"): ("sent", None),
+        ("C-none", "email"): ("suppressed", "opted_out"), ("C-none", "sms"): ("suppressed", "no_consent"),
+        ("D-dispute", "email"): ("suppressed", "disputed"),
+        ("E-cease", "email"): ("suppressed", "cease_and_desist"),
+        ("G-zh", "email"): ("sent", None),
+    }
+    assert sorted(m.account_id for m in gateway.sent) == ["A-ok", "B-sms", "G-zh"]
+    assert all(a.provider_message_id == f"fake-{a.id}" and a.sent_at == NOW
+               for a in attempts(engine) if a.status == "sent")
+    assert run_tally(engine, run_id).as_dict() == {
+        "sent": 3, "suppressed:cease_and_desist": 1, "suppressed:disputed": 1,
+        "suppressed:no_consent": 1, "suppressed:opted_out": 2}
+
+
+def test_a_rerun_of_the_same_day_logs_and_sends_nothing_twice(engine, ladder):
+    mixed_portfolio(engine)
+    gateway = FakeGateway()
+    gateways = {"email": gateway, "sms": gateway}
+    _, first = run_stage(engine, ladder, Stage.soft_nudge, gateways)
+    _, second = run_stage(engine, ladder, Stage.soft_nudge, gateways, now=NOW + timedelta(hours=3))
+    assert len(gateway.sent) == 3 and len(attempts(engine)) == 8
+    assert second.as_dict() == {"already_recorded": 8}
+    assert first.total("already_recorded") == 0
+
+
+def test_a_transient_failure_mid_chunk_then_a_retry_sends_each_message_once(engine, ladder):
+    for n in range(10):
+        add_account(engine, f"A{n}", days_past_due=3)
+    flaky = FakeGateway(fail_on_calls={4}, error=TransientDeliveryError)
+    run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW),
+                   stage=Stage.soft_nudge, as_of=AS_OF, now=NOW)
+    [bounds] = plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 100)
+    enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds)
+    with pytest.raises(DeliveryInterrupted) as info:
+        deliver_queued(engine, {"email": flaky}, stage="soft_nudge", as_of=AS_OF, now=NOW, bounds=bounds)
+    assert info.value.tally.as_dict() == {"sent": 3}
+    statuses = [a.status for a in attempts(engine)]
+    assert statuses.count("sent") == 3 and statuses.count("queued") == 7  # nothing stuck in "sending"
+    # The retry (here: the same call again) finishes the job.
+    enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds)
+    deliver_queued(engine, {"email": flaky}, stage="soft_nudge", as_of=AS_OF, now=NOW, bounds=bounds)
+    assert sorted(flaky.attempt_ids()) == sorted(a.id for a in attempts(engine))
+    assert len(set(flaky.attempt_ids())) == 10 and {a.status for a in attempts(engine)} == {"sent"}
+
+
+def test_a_permanent_refusal_fails_that_message_only(engine, ladder):
+    for n in range(3):
+        add_account(engine, f"A{n}", days_past_due=3)
+    gateway = FakeGateway(fail_on_calls={2}, error=PermanentDeliveryError("invalid_address", "mailbox does not exist"))
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway}, chunk_size=10)
+    assert [(a.status, a.reason) for a in attempts(engine)] == [
+        ("sent", None), ("failed", "invalid_address"), ("sent", None)]
+
+
+def test_an_unknown_outcome_is_parked_never_resent(engine, ladder):
+    add_account(engine, "A", days_past_due=3)
+    gateway = FakeGateway(fail_on_calls={1}, error=TimeoutError)
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway})
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway})
+    [attempt] = attempts(engine)
+    assert (attempt.status, attempt.reason, attempt.detail) == ("unknown", "provider_error", "TimeoutError")
+    assert gateway.calls == 1
+
+
+def test_the_outbox_channel_stores_each_message_once(engine, ladder):
+    mixed_portfolio(engine)
+    outbox = OutboxGateway(engine)
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": outbox, "sms": outbox})
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": outbox, "sms": outbox})
+    with engine.connect() as conn:
+        stored = conn.execute(select(OutboxMessage.channel, OutboxMessage.subject, OutboxMessage.body_text)).all()
+        rendered = conn.execute(select(func.count()).select_from(RenderedMessage)).scalar_one()
+    assert len(stored) == rendered == 3
+    assert sorted(c for c, _, _ in stored) == ["email", "email", "sms"]
+    assert all("https://pay.example.com/" in text for _, _, text in stored)
+
+
+def test_escalation_puts_accounts_on_the_worklist_with_what_was_tried(engine, ladder):
+    add_account(engine, "OLD", days_past_due=46)
+    outbox = OutboxGateway(engine)
+    gateways = {"email": outbox, "sms": outbox, "agent": AgentWorklistGateway(engine)}
+    # Earlier rungs for the same account, on earlier days.
+    run_stage(engine, ladder, Stage.soft_nudge, gateways, as_of=AS_OF - timedelta(days=40))
+    run_stage(engine, ladder, Stage.plan_offer, gateways, as_of=AS_OF - timedelta(days=20))
+    run_stage(engine, ladder, Stage.escalation, gateways)
+    run_stage(engine, ladder, Stage.escalation, gateways, as_of=AS_OF + timedelta(days=1))  # once per due date
+    with engine.connect() as conn:
+        [item] = conn.execute(select(AgentWorklistItem)).all()
+    assert (item.account_id, item.reason, item.days_past_due, item.status) == ("OLD", "aged_debt", 46, "open")
+    assert item.tried == {"soft_nudge/email/sent": 1, "plan_offer/email/sent": 1}
+    assert [a.stage for a in attempts(engine)] == ["soft_nudge", "plan_offer", "escalation"]
+
+
+def test_a_holdout_account_is_logged_and_not_contacted(engine, ladder_file):
+    ladder = load_ladder(ladder_file)
+    ladder = ladder.model_copy(update={"experiment": ladder.experiment.model_copy(update={"holdout_share": 0.5})})
+    for n in range(40):
+        add_account(engine, f"A{n:02d}", days_past_due=3)
+    gateway = FakeGateway()
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway}, chunk_size=100)
+    held = [a for a in attempts(engine) if a.status == "holdout"]
+    assert 5 < len(held) < 35
+    assert not {a.account_id for a in held} & {m.account_id for m in gateway.sent}
+    assert len(gateway.sent) + len(held) == 40
