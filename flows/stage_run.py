@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from prefect.tasks import exponential_backoff
+
 from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
 from campaigns.db.models import Stage
@@ -18,7 +20,12 @@ from tasks.stage_tasks import (
 
 
 def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool) -> dict:
-    as_of, now = resolve_clock(as_of, now, services().settings.lender_zone)
+    settings = services().settings
+    as_of, now = resolve_clock(as_of, now, settings.lender_zone)
+    deliver = deliver_chunk.with_options(
+        retries=settings.delivery_retries,
+        retry_delay_seconds=exponential_backoff(settings.delivery_backoff_seconds)(settings.delivery_retries),
+    )
     run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now)
     cohort_size, tallies, previews = 0, [], []
     try:
@@ -28,7 +35,7 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
             tallies.append(result.tally.as_dict())
             previews.extend(result.previews)
             if not dry_run:
-                deliver_chunk(run, bounds)
+                deliver(run, bounds)
     except BaseException:
         finish_stage_run(run, cohort_size, tallies, dry_run, status="failed")
         raise

@@ -69,7 +69,7 @@ def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds) -> dict[str, int]
     logger = get_run_logger()
     try:
         tally = deliver_queued(s.engine, s.gateways, stage=run.stage.value, as_of=run.as_of,
-                               now=run.now, bounds=bounds)
+                               now=run.now, run_id=run.run_id, bounds=bounds)
     except DeliveryInterrupted as exc:
         logger.warning("delivery interrupted after %s; retrying the rest", exc.tally.as_dict())
         raise

@@ -109,3 +109,34 @@ def test_the_run_summary_is_an_artifact_without_personal_data(prefect_harness, e
     assert artifact.type == "table" and "cohort (accounts)" in str(artifact.data)
     assert "Zelda" not in str(artifact.data) + str(artifact.description)
     assert "zelda@" not in str(artifact.data)
+
+
+def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefect_harness, portfolio, monkeypatch):
+    from campaigns.settings import reset_settings
+    from flows.daily import daily_campaign
+
+    monkeypatch.setenv("CAMPAIGNS_DELIVERY_RETRIES", "1")
+    monkeypatch.setenv("CAMPAIGNS_DELIVERY_BACKOFF_SECONDS", "0")
+    reset_settings()
+    down = FakeGateway(fail_on_calls=set(range(1, 1000)), error=TransientDeliveryError)
+    bootstrap.override_gateway("email", down)
+    try:
+        with pytest.raises(Exception, match="stage\\(s\\) failed: pre_due, soft_nudge, plan_offer"):
+            daily_campaign(as_of=AS_OF, now=NOW)
+    finally:
+        bootstrap.override_gateway("email", None)
+    with portfolio.connect() as conn:
+        by_stage = dict(conn.execute(select(ContactAttempt.stage, func.count())
+                                     .where(ContactAttempt.status == "sent").group_by(ContactAttempt.stage)).all())
+        runs = dict(conn.execute(select(CampaignRun.stage, CampaignRun.status)).all())
+    assert by_stage == {"escalation": 6}  # people still got their worklist
+    assert runs == {"pre_due": "failed", "soft_nudge": "failed", "plan_offer": "failed", "escalation": "completed"}
+    assert sent_counts(portfolio)["queued"] == 24  # logged, waiting, not lost
+
+    summaries = daily_campaign(as_of=AS_OF, now=NOW)  # the provider is back
+    by_stage = {s["stage"]: s for s in summaries}
+    assert [by_stage[s]["sent"] for s in ("pre_due", "soft_nudge", "plan_offer", "escalation")] == [6, 9, 9, 0]
+    assert sent_counts(portfolio)["sent"] == 30 and sent_counts(portfolio)["queued"] == 0
+    with portfolio.connect() as conn:
+        first_runs = conn.execute(select(CampaignRun.counts).where(CampaignRun.status == "failed")).scalars().all()
+    assert sorted(c.get("queued", 0) for c in first_runs) == [6, 9, 9]

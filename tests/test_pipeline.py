@@ -36,7 +36,7 @@ def run_stage(engine, ladder, stage, gateways, as_of=AS_OF, now=NOW, chunk_size=
     enqueued = Tally()
     for bounds in plan_stage_chunks(engine, ladder, stage, as_of, chunk_size):
         enqueued.merge(enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds).tally)
-        deliver_queued(engine, gateways, stage=stage.value, as_of=as_of, now=now, bounds=bounds)
+        deliver_queued(engine, gateways, stage=stage.value, as_of=as_of, now=now, run_id=run.run_id, bounds=bounds)
     return run.run_id, enqueued
 
 

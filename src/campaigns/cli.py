@@ -156,6 +156,10 @@ def _summary_table(summaries: list[dict], title: str) -> Table:
             table.add_row(f"  {reason}", "", "", str(n), "", "", "", style="dim")
         for reason, n in s["failed_by_reason"].items():
             table.add_row(f"  {reason}", "", "", "", "", str(n), "", style="dim")
+        if s["unknown"]:
+            table.add_row("  unknown outcome", "", "", "", "", str(s["unknown"]), "", style="dim")
+        if s["queued"]:
+            table.add_row("  queued, not yet delivered", "", str(s["queued"]), "", "", "", "", style="dim")
     return table
 
 

@@ -93,10 +93,14 @@ def deliver_queued(
     stage: str,
     as_of: date,
     now: datetime,
+    run_id: str | None = None,
     bounds: ChunkBounds | None = None,
     batch_size: int = 200,
 ) -> Tally:
     """Send every queued attempt of ``stage`` on ``as_of`` (within ``bounds``); return the tally.
+
+    Queued attempts left by an earlier run of the same day (an outage, a crash) are
+    sent too, and marked as delivered by ``run_id``.
 
     Raises ``DeliveryInterrupted`` after a transient provider error, with what was
     done so far; the untried rows are back in the queue for the retry.
@@ -119,15 +123,15 @@ def deliver_queued(
                 raise DeliveryInterrupted(tally, exc) from exc
             except PermanentDeliveryError as exc:
                 _finish(engine, message.attempt_id, now, status=AttemptStatus.failed.value,
-                        reason=exc.reason, detail=exc.detail[:500] or None)
+                        reason=exc.reason, detail=exc.detail[:500] or None, delivered_by_run_id=run_id)
                 tally.add("failed", exc.reason)
             except Exception as exc:
                 _finish(engine, message.attempt_id, now, status=AttemptStatus.unknown.value,
-                        reason="provider_error", detail=type(exc).__name__)
+                        reason="provider_error", detail=type(exc).__name__, delivered_by_run_id=run_id)
                 tally.add("unknown", "provider_error")
             else:
                 _finish(engine, message.attempt_id, now, status=AttemptStatus.sent.value,
-                        sent_at=now, provider_message_id=provider_id)
+                        sent_at=now, provider_message_id=provider_id, delivered_by_run_id=run_id)
                 tally.add("sent")
 
 

@@ -137,4 +137,5 @@ def attempt_row(
         "updated_at": now,
         "sent_at": None,
         "provider_message_id": None,
+        "delivered_by_run_id": None,
     }

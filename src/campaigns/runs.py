@@ -45,7 +45,10 @@ def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
 
 
 def summary_row(stage: str, cohort_size: int, tally: Tally) -> dict[str, Any]:
-    """One line of the stage summary: cohort size and terminal states, counts of attempts."""
+    """One line of the stage summary: cohort size (accounts) and attempts by outcome.
+
+    ``queued`` is what the run logged but could not deliver (it waits for a re-run).
+    """
     return {
         "stage": stage,
         "cohort": cohort_size,
@@ -56,7 +59,8 @@ def summary_row(stage: str, cohort_size: int, tally: Tally) -> dict[str, Any]:
         "failed": tally.total("failed"),
         "failed_by_reason": tally.reasons("failed"),
         "unknown": tally.total("unknown"),
-        "queued": tally.total("queued") - tally.total("sent") - tally.total("failed") - tally.total("unknown"),
+        "unknown_by_reason": tally.reasons("unknown"),
+        "queued": tally.total("queued") + tally.total("sending"),
         "already_recorded": tally.total("already_recorded"),
         "would_send": tally.total("would_send"),
     }

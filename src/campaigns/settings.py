@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     )
     support_phone: str = "+1 800 555 0100"
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
+    delivery_retries: int = Field(default=5, ge=0, le=50, description="Retries of a chunk's delivery after a transient provider error.")
+    delivery_backoff_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles each retry.")
     channel_email: str = Field(default="outbox", description="Gateway for email: outbox.")
     channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox.")
 

@@ -175,6 +175,9 @@ class ContactAttempt(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    delivered_by_run_id: Mapped[str | None] = mapped_column(
+        String(36), index=True, doc="the run that handed it to the channel (a re-run may deliver a backlog)"
+    )
 
 
 class RenderedMessage(Base):

@@ -91,6 +91,7 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('provider_message_id', sa.String(length=128), nullable=True),
+    sa.Column('delivered_by_run_id', sa.String(length=36), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_contact_attempts_account_id_accounts')),
     sa.ForeignKeyConstraint(['run_id'], ['campaign_runs.id'], name=op.f('fk_contact_attempts_run_id_campaign_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_attempts')),
@@ -99,6 +100,7 @@ def upgrade() -> None:
     with op.batch_alter_table('contact_attempts', schema=None) as batch_op:
         batch_op.create_index('ix_contact_attempts_account_stage_as_of', ['account_id', 'stage', 'as_of'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_attempts_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contact_attempts_delivered_by_run_id'), ['delivered_by_run_id'], unique=False)
         batch_op.create_index('ix_contact_attempts_stage_as_of_status', ['stage', 'as_of', 'status'], unique=False)
 
     op.create_table('disputes',
@@ -208,6 +210,7 @@ def downgrade() -> None:
     with op.batch_alter_table('contact_attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_contact_attempts_stage_as_of_status')
         batch_op.drop_index(batch_op.f('ix_contact_attempts_run_id'))
+        batch_op.drop_index(batch_op.f('ix_contact_attempts_delivered_by_run_id'))
         batch_op.drop_index('ix_contact_attempts_account_stage_as_of')
 
     op.drop_table('contact_attempts')
