@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, bindparam, select, update
 
 from campaigns.channels.base import (
     DeliveryGateway,
@@ -76,14 +76,21 @@ def _messages(engine: Engine, ids: list[int]) -> list[OutgoingMessage]:
         ]
 
 
-def _finish(engine: Engine, attempt_id: int, now: datetime, **values) -> None:
+def _finish(engine: Engine, outcomes: list[dict], now: datetime) -> None:
+    """Write the outcomes of a batch of sends in one transaction (only rows still ``sending``)."""
+    if not outcomes:
+        return
     table = ContactAttempt.__table__
+    columns = ("status", "reason", "detail", "sent_at", "provider_message_id", "delivered_by_run_id")
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("attempt_id"), table.c.status == AttemptStatus.sending.value)
+        .values(updated_at=now, **{c: bindparam(f"new_{c}") for c in columns})
+    )
     with engine.begin() as conn:
-        conn.execute(
-            update(table)
-            .where(table.c.id == attempt_id, table.c.status == AttemptStatus.sending.value)
-            .values(updated_at=now, **values)
-        )
+        conn.execute(stmt, [{"attempt_id": o["attempt_id"], **{f"new_{c}": o.get(c) for c in columns}}
+                            for o in outcomes])
+    outcomes.clear()
 
 
 def deliver_queued(
@@ -96,8 +103,13 @@ def deliver_queued(
     run_id: str | None = None,
     bounds: ChunkBounds | None = None,
     batch_size: int = 200,
+    flush_every: int = 50,
 ) -> Tally:
     """Send every queued attempt of ``stage`` on ``as_of`` (within ``bounds``); return the tally.
+
+    Outcomes are written every ``flush_every`` sends. Claimed rows are committed
+    before any send, so a crash in between leaves them ``sending`` (to reconcile),
+    never ``queued`` (to send again).
 
     Queued attempts left by an earlier run of the same day (an outage, a crash) are
     sent too, and marked as delivered by ``run_id``.
@@ -112,27 +124,31 @@ def deliver_queued(
             return tally
         claimed = _claim(engine, ids, now)
         messages = _messages(engine, claimed)
+        outcomes: list[dict] = []
         for position, message in enumerate(messages):
             gateway = gateways.get(message.channel)
+            outcome = {"attempt_id": message.attempt_id, "delivered_by_run_id": run_id}
             try:
                 if gateway is None:
                     raise PermanentDeliveryError("channel_unavailable", f"no gateway for {message.channel}")
                 provider_id = gateway.send(message, now)
             except TransientDeliveryError as exc:
+                _finish(engine, outcomes, now)
                 _release(engine, [m.attempt_id for m in messages[position:]], now)
                 raise DeliveryInterrupted(tally, exc) from exc
             except PermanentDeliveryError as exc:
-                _finish(engine, message.attempt_id, now, status=AttemptStatus.failed.value,
-                        reason=exc.reason, detail=exc.detail[:500] or None, delivered_by_run_id=run_id)
+                outcome.update(status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500] or None)
                 tally.add("failed", exc.reason)
             except Exception as exc:
-                _finish(engine, message.attempt_id, now, status=AttemptStatus.unknown.value,
-                        reason="provider_error", detail=type(exc).__name__, delivered_by_run_id=run_id)
+                outcome.update(status=AttemptStatus.unknown.value, reason="provider_error", detail=type(exc).__name__)
                 tally.add("unknown", "provider_error")
             else:
-                _finish(engine, message.attempt_id, now, status=AttemptStatus.sent.value,
-                        sent_at=now, provider_message_id=provider_id, delivered_by_run_id=run_id)
+                outcome.update(status=AttemptStatus.sent.value, sent_at=now, provider_message_id=provider_id)
                 tally.add("sent")
+            outcomes.append(outcome)
+            if len(outcomes) >= flush_every:
+                _finish(engine, outcomes, now)
+        _finish(engine, outcomes, now)
 
 
 def _release(engine: Engine, ids: list[int], now: datetime) -> None:

@@ -61,7 +61,9 @@ class MessageFacts:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=128)
 def babel_locale(locale: str | None) -> Locale:
+    """The Babel locale for ``en-US`` style tags (cached: parsing one costs ~0.2 ms)."""
     try:
         return Locale.parse((locale or DEFAULT_LOCALE).replace("-", "_"))
     except (UnknownLocaleError, ValueError):
@@ -90,6 +92,7 @@ class TemplateLibrary:
             env.filters["money"] = lambda amount, currency, locale: format_money(amount, currency, locale)
             env.filters["day"] = format_day
 
+    @lru_cache(maxsize=1024)
     def resolve(self, stage: str, channel: str, locale: str | None, variant: str | None) -> str:
         """The most specific template that exists: variant, then locale, then the default locale."""
         candidates = []

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
+
+from campaigns.db.engine import insert_ignoring_conflicts
 
 from campaigns.channels.base import OutgoingMessage
 from campaigns.db.models import OutboxMessage
@@ -20,21 +22,19 @@ class OutboxGateway:
 
     def send(self, message: OutgoingMessage, now: datetime) -> str:
         table = OutboxMessage.__table__
+        row = {
+            "attempt_id": message.attempt_id,
+            "channel": message.channel,
+            "recipient": message.recipient,
+            "subject": message.subject,
+            "body_text": message.text,
+            "body_html": message.html,
+            "accepted_at": now,
+        }
         with self.engine.begin() as conn:
-            existing = conn.execute(
-                select(table.c.id).where(table.c.attempt_id == message.attempt_id)
-            ).scalar_one_or_none()
-            if existing is None:  # the unique attempt_id makes a second copy impossible anyway
-                existing = conn.execute(
-                    insert(table).returning(table.c.id),
-                    {
-                        "attempt_id": message.attempt_id,
-                        "channel": message.channel,
-                        "recipient": message.recipient,
-                        "subject": message.subject,
-                        "body_text": message.text,
-                        "body_html": message.html,
-                        "accepted_at": now,
-                    },
-                ).scalar_one()
+            # The unique attempt_id makes a second copy impossible: a repeat returns the first one's id.
+            created = insert_ignoring_conflicts(conn, table, [row], key="attempt_id")
+            if created:
+                return f"outbox-{created[0][0]}"
+            existing = conn.execute(select(table.c.id).where(table.c.attempt_id == message.attempt_id)).scalar_one()
         return f"outbox-{existing}"

@@ -116,6 +116,19 @@ def read_portfolio_file(path: Path) -> tuple[pd.DataFrame, int]:
     return frame, first_row
 
 
+@lru_cache(maxsize=256)
+def _normal_locale(tag: str) -> str | None:
+    """``zh_CN``/``zh-cn``/``zh-Hans-CN`` → ``zh-CN``; None if Babel does not know it.
+
+    Templates are named language-TERRITORY, so a script subtag is left out.
+    """
+    try:
+        parsed = Locale.parse(tag.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return None
+    return "-".join(x for x in (parsed.language, parsed.territory) if x)
+
+
 def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
         return ""
@@ -232,13 +245,9 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
     if zone is not None and zone not in _zones():
         p.fail("timezone", f"{zone!r} is not an IANA time zone")
 
-    locale = p.optional("locale") or "en-US"
-    try:
-        parsed = Locale.parse(locale.replace("-", "_"))
-        # Templates are named language-TERRITORY (zh-CN), so the script (Hans) is left out.
-        locale = "-".join(x for x in (parsed.language, parsed.territory) if x)
-    except (UnknownLocaleError, ValueError):
-        p.fail("locale", f"{locale!r} is not a known locale (e.g. en-US, zh-CN)")
+    locale = _normal_locale(p.optional("locale") or "en-US")
+    if locale is None:
+        p.fail("locale", f"{values['locale']!r} is not a known locale (e.g. en-US, zh-CN)")
 
     email = p.optional("email")
     if email is not None:
