@@ -138,4 +138,7 @@ def attempt_row(
         "sent_at": None,
         "provider_message_id": None,
         "delivered_by_run_id": None,
+        "release_after": None,
+        "outcome": None,
+        "policy_trace": None,
     }

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    false,
     Boolean,
     Date,
     ForeignKey,
@@ -51,10 +52,12 @@ class Channel(str, enum.Enum):
     sms = "sms"
     push = "push"
     agent = "agent"
+    call = "call"
 
 
 class AttemptStatus(str, enum.Enum):
     queued = "queued"
+    deferred = "deferred"
     sending = "sending"
     sent = "sent"
     suppressed = "suppressed"
@@ -78,6 +81,12 @@ class Customer(Base):
     email_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     sms_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
     sms_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_is_employer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    email_employer_consent: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(),
+        doc="the customer used this employer address with us, or agreed to it",
+    )
+    vulnerable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -94,6 +103,9 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(16), default="open", doc="open, paid, closed")
     product: Mapped[str | None] = mapped_column(String(64))
     cease_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_barred: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), doc="past the statute of limitations: no mention of suing"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -153,6 +165,7 @@ class ContactAttempt(Base):
     __table_args__ = (
         Index("ix_contact_attempts_account_stage_as_of", "account_id", "stage", "as_of"),
         Index("ix_contact_attempts_stage_as_of_status", "stage", "as_of", "status"),
+        Index("ix_contact_attempts_status_release_after", "status", "release_after"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -178,6 +191,41 @@ class ContactAttempt(Base):
     delivered_by_run_id: Mapped[str | None] = mapped_column(
         String(36), index=True, doc="the run that handed it to the channel (a re-run may deliver a backlog)"
     )
+    release_after: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="deferred: the earliest moment the compliance rules allow it"
+    )
+    outcome: Mapped[str | None] = mapped_column(String(24), doc="calls: connected, no_answer, voicemail")
+    policy_trace: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON, doc="each compliance decision on this attempt and its inputs (no personal data)"
+    )
+
+
+class Hold(Base):
+    """Something that stops all collection contact with a customer while it is open."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_customer_open", "customer_id", "cleared_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="e.g. the end of a UK breathing space")
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(32))
+
+
+class OptOutEvent(Base):
+    """Every opt-out we received, from where, so that it can be proven later."""
+
+    __tablename__ = "opt_out_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(32), doc="cli, inbound_sms, provider_event, import")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    keyword: Mapped[str | None] = mapped_column(String(32), doc="the matched keyword, never the message")
 
 
 class RenderedMessage(Base):

@@ -1,4 +1,4 @@
-"""Compliance rules: for every intended contact, allow or suppress with a reason code.
+"""Who may not be contacted at all, or not on a channel: named rules with reason codes.
 
 Each rule is a small named function over a cohort chunk (a DataFrame) that returns
 a boolean mask of the rows it suppresses. Rules run in order and the first that
@@ -6,8 +6,8 @@ matches gives the reason, so the order is the order of precedence. Account rules
 stop every channel; channel rules stop one channel, and the strategy then tries
 the next channel in the stage's order.
 
-The full compliance layer (contact window, frequency caps, holidays, holds)
-adds rules to these registries; nothing else has to change.
+Time-based rules (window, holidays, caps) live in ``window`` and ``caps`` and are
+combined with these in ``release.evaluate_release``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,41 @@ class Rule:
 
 def _flag(column: str) -> Mask:
     def mask(frame: pd.DataFrame) -> pd.Series:
+        if column not in frame:
+            return pd.Series(False, index=frame.index)
         return frame[column].fillna(False).astype(bool)
 
     return mask
+
+
+# Holds that stop all collection contact (the `holds` column lists a customer's open ones).
+HOLD_KINDS = {
+    "cease_and_desist": "The customer asked us to stop contacting them.",
+    "attorney_represented": "The customer is represented by an attorney: contact the attorney, not them.",
+    "bankruptcy": "The customer is in bankruptcy proceedings.",
+    "deceased": "The customer has died.",
+    "mental_capacity": "The customer may lack mental capacity to deal with the debt.",
+    "breathing_space": "UK Debt Respite Scheme breathing space (until its end date).",
+}
+
+
+def _hold(kind: str) -> Mask:
+    def mask(frame: pd.DataFrame) -> pd.Series:
+        if "holds" not in frame:
+            return pd.Series(False, index=frame.index)
+        return frame["holds"].fillna("").astype(str).str.split(",").map(lambda kinds: kind in kinds)
+
+    return mask
+
+
+def _not_collectable(frame: pd.DataFrame) -> pd.Series:
+    status = frame["status"] if "status" in frame else pd.Series("open", index=frame.index)
+    owed = pd.to_numeric(frame["amount_due"], errors="coerce").fillna(0) if "amount_due" in frame else 1
+    return (status.fillna("open") != "open") | (owed <= 0)
+
+
+def _employer_email(frame: pd.DataFrame) -> pd.Series:
+    return _flag("email_is_employer")(frame) & ~_flag("email_employer_consent")(frame)
 
 
 def _missing(column: str) -> Mask:
@@ -46,7 +78,14 @@ def _missing(column: str) -> Mask:
 
 
 ACCOUNT_RULES: list[Rule] = [
-    Rule("cease_and_desist", _flag("cease_contact"), "The customer asked us to stop contacting them."),
+    Rule("paid", _not_collectable, "The account was paid or closed before the message went out."),
+    Rule("deceased", _hold("deceased"), HOLD_KINDS["deceased"]),
+    Rule("cease_and_desist", lambda f: _flag("cease_contact")(f) | _hold("cease_and_desist")(f),
+         HOLD_KINDS["cease_and_desist"]),
+    Rule("attorney_represented", _hold("attorney_represented"), HOLD_KINDS["attorney_represented"]),
+    Rule("bankruptcy", _hold("bankruptcy"), HOLD_KINDS["bankruptcy"]),
+    Rule("mental_capacity", _hold("mental_capacity"), HOLD_KINDS["mental_capacity"]),
+    Rule("breathing_space", _hold("breathing_space"), HOLD_KINDS["breathing_space"]),
     Rule("disputed", _flag("has_open_dispute"), "An open dispute stops collection until it is resolved."),
 ]
 
@@ -54,6 +93,8 @@ CHANNEL_RULES: dict[Channel, list[Rule]] = {
     Channel.email: [
         Rule("opted_out", _flag("email_opt_out"), "The customer opted out of email."),
         Rule("invalid_address", _missing("email"), "No usable email address."),
+        Rule("employer_email", _employer_email,
+             "An employer-provided address the customer has not used with us nor agreed to."),
     ],
     Channel.sms: [
         Rule("opted_out", _flag("sms_opt_out"), "The customer opted out of SMS."),
@@ -64,6 +105,9 @@ CHANNEL_RULES: dict[Channel, list[Rule]] = {
         Rule("no_consent", lambda f: pd.Series(True, index=f.index), "Push is not enabled yet."),
     ],
     Channel.agent: [],
+    Channel.call: [
+        Rule("invalid_address", _missing("phone"), "No usable phone number."),
+    ],
 }
 
 
