@@ -20,6 +20,7 @@ from campaigns.db.engine import make_engine, upgrade_database
 from campaigns.db.models import Stage
 from campaigns.delivery import deliver_queued
 from campaigns.ladder import load_ladder
+from campaigns.policy import load_policy
 from campaigns.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
@@ -51,6 +52,7 @@ def main() -> None:
 
     ladder = load_ladder(PROJECT_ROOT / "config" / "ladder.yaml")
     templates = TemplateLibrary(PROJECT_ROOT / "templates")
+    policy = load_policy(PROJECT_ROOT / "config" / "policy.yaml")
     brand = Brand("Acme", "https://pay.example.com/{account_id}", "https://pay.example.com/p/{account_id}", "+1 800")
     gateways = {"email": OutboxGateway(engine), "sms": OutboxGateway(engine)}
     if args.memory:
@@ -63,9 +65,10 @@ def main() -> None:
         t_enqueue = t_deliver = 0.0
         for bounds in chunks:
             t1 = time.perf_counter()
-            result = enqueue_chunk(engine, ladder, templates, brand, run, bounds)
+            result = enqueue_chunk(engine, ladder, templates, brand, run, bounds, policy)
             t2 = time.perf_counter()
-            deliver_queued(engine, gateways, stage=stage.value, as_of=AS_OF, now=NOW, run_id=run.run_id, bounds=bounds)
+            deliver_queued(engine, gateways, stage=stage.value, as_of=AS_OF, now=NOW, policy=policy,
+                           run_id=run.run_id, bounds=bounds)
             t_deliver += time.perf_counter() - t2
             t_enqueue += t2 - t1
             cohort += result.cohort_size

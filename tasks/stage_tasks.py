@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
-from campaigns import pipeline, runs
+from campaigns import cohorts, pipeline, runs
 from campaigns.bootstrap import services
 from campaigns.cohorts import ChunkBounds
 from campaigns.db.models import Stage
@@ -49,7 +49,7 @@ def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool) ->
     """Decide, render and log one chunk (one transaction: a retry redoes it whole or finds it done)."""
     s = services()
     step = pipeline.preview_chunk if dry_run else pipeline.enqueue_chunk
-    result = step(s.engine, s.ladder, s.templates, s.brand, run, bounds)
+    result = step(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy)
     get_run_logger().info("chunk %s..%s: %d accounts, %s", bounds.after, bounds.upto,
                           result.cohort_size, result.tally.as_dict())
     return result
@@ -69,7 +69,7 @@ def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds) -> dict[str, int]
     logger = get_run_logger()
     try:
         tally = deliver_queued(s.engine, s.gateways, stage=run.stage.value, as_of=run.as_of,
-                               now=run.now, run_id=run.run_id, bounds=bounds)
+                               now=run.now, policy=s.policy, run_id=run.run_id, bounds=bounds)
     except DeliveryInterrupted as exc:
         logger.warning("delivery interrupted after %s; retrying the rest", exc.tally.as_dict())
         raise
@@ -102,5 +102,48 @@ def finish_stage_run(run: pipeline.StageRun, cohort_size: int, enqueue_tallies: 
             f"**{run.stage.value}** as of {run.as_of} ({'dry run, nothing sent' if dry_run else 'live'}); "
             f"run `{run.run_id}`. Counts of contact attempts; personal data is never shown here."
         ),
+    )
+    return summary
+
+
+@task(name="plan-due-chunks", tags=["campaigns", "db"], **DB_RETRIES)
+def plan_due_chunks(now: datetime) -> list[ChunkBounds]:
+    s = services()
+    with s.engine.connect() as conn:
+        chunks = cohorts.plan_due_chunks(conn, now, s.settings.chunk_size)
+    get_run_logger().info("%d chunk(s) of deferred messages are due", len(chunks))
+    return chunks
+
+
+@task(
+    name="release-due-chunk",
+    tags=["campaigns", "provider"],
+    retries=5,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    cache_policy=NO_CACHE,
+)
+def release_due_chunk(run_id: str, now: datetime, bounds: ChunkBounds) -> dict[str, int]:
+    """Re-check every rule for the due deferred messages of a chunk, and send those now allowed."""
+    s = services()
+    tally = deliver_queued(s.engine, s.gateways, now=now, policy=s.policy, run_id=run_id, bounds=bounds,
+                           include_queued=False)
+    get_run_logger().info("released chunk %s..%s: %s", bounds.after, bounds.upto, tally.as_dict())
+    return tally.as_dict()
+
+
+@task(name="finish-dispatch-run", tags=["campaigns", "db"], **DB_RETRIES)
+def finish_dispatch_run(run_id: str, tallies: list[dict[str, int]], status: str = "completed") -> dict:
+    s = services()
+    tally = Tally()
+    for t in tallies:
+        tally.merge(t)
+    runs.finish_run(s.engine, run_id, cohort_size=0, tally=tally, finished_at=datetime.now(timezone.utc),
+                    status=status)
+    summary = runs.summary_row("dispatch", 0, tally)
+    create_table_artifact(
+        key="dispatch-summary",
+        table=artifact_rows(summary)[1:],
+        description=f"Deferred messages released, deferred again or stopped; run `{run_id}`. No personal data.",
     )
     return summary

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from campaigns.cli import app
-from campaigns.db.models import ContactAttempt, OutboxMessage
+from campaigns.db.models import ContactAttempt, Customer, OutboxMessage
 from tests.factories import add_account
 from tests.test_import import row, write_csv
 
@@ -101,10 +101,29 @@ def test_demo_end_to_end(prefect_harness, engine, tmp_path, monkeypatch):
     with engine.connect() as conn:
         attempts = conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one()
         outbox = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
-    assert attempts > 300 and outbox > 100
-    # The demo is deterministic and a second run sends nothing more.
+        deferred = conn.execute(select(func.count()).where(ContactAttempt.status == "deferred")).scalar_one()
+    # 14:00 UTC is 06:00 in Los Angeles: western customers wait for their window.
+    assert attempts > 300 and outbox > 20 and deferred > 20
+    assert "waiting for their customer's contact window" in result.output
+    # The demo is deterministic and a second run logs and sends nothing more.
     again = invoke(*args)
     assert again.exit_code == 0
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() == outbox
         assert conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one() == attempts
+    # At 20:00 UTC (12:00 in Los Angeles, 10:00 in Honolulu) the dispatcher releases the Americas;
+    # China (04:00 there) waits for 08:00 Shanghai, 00:00 UTC.
+    released = invoke("dispatch", "--now", "2026-11-22T20:00:00Z")
+    assert released.exit_code == 0 and "released" in released.output
+    with engine.connect() as conn:
+        waiting = conn.execute(
+            select(Customer.timezone).join(ContactAttempt, ContactAttempt.customer_id == Customer.id)
+            .where(ContactAttempt.status == "deferred")).scalars().all()
+    assert waiting and set(waiting) <= {"Asia/Shanghai", None}
+    assert invoke("dispatch", "--now", "2026-11-23T01:00:00Z").exit_code == 0
+    with engine.connect() as conn:
+        still = conn.execute(select(func.count()).where(ContactAttempt.status == "deferred")).scalar_one()
+        outbox_after = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
+        sent = conn.execute(select(func.count()).where(ContactAttempt.status == "sent",
+                                                       ContactAttempt.channel != "agent")).scalar_one()
+    assert still == 0 and outbox_after > outbox and outbox_after == sent

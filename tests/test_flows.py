@@ -131,12 +131,12 @@ def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefec
         runs = dict(conn.execute(select(CampaignRun.stage, CampaignRun.status)).all())
     assert by_stage == {"escalation": 6}  # people still got their worklist
     assert runs == {"pre_due": "failed", "soft_nudge": "failed", "plan_offer": "failed", "escalation": "completed"}
-    assert sent_counts(portfolio)["queued"] == 24  # logged, waiting, not lost
+    assert sent_counts(portfolio)["deferred"] == 24  # logged, due again at once, not lost
 
     summaries = daily_campaign(as_of=AS_OF, now=NOW)  # the provider is back
     by_stage = {s["stage"]: s for s in summaries}
     assert [by_stage[s]["sent"] for s in ("pre_due", "soft_nudge", "plan_offer", "escalation")] == [6, 9, 9, 0]
-    assert sent_counts(portfolio)["sent"] == 30 and sent_counts(portfolio)["queued"] == 0
+    assert sent_counts(portfolio)["sent"] == 30 and sent_counts(portfolio)["deferred"] == 0
     with portfolio.connect() as conn:
         first_runs = conn.execute(select(CampaignRun.counts).where(CampaignRun.status == "failed")).scalars().all()
-    assert sorted(c.get("queued", 0) for c in first_runs) == [6, 9, 9]
+    assert sorted(c.get("deferred:provider_retry", 0) for c in first_runs) == [6, 9, 9]

@@ -19,6 +19,7 @@ EXPECTED = {
     "soft-nudge": "soft_nudge",
     "plan-offer": "plan_offer",
     "escalation": "escalation",
+    "dispatch": "dispatch",
 }
 
 
@@ -42,6 +43,8 @@ def test_deployments_are_the_ladder(config):
 def test_every_entrypoint_is_a_flow_with_the_run_parameters(config):
     _, model = config
     for deployment in model.deployments:
+        if deployment.name == "dispatch":
+            continue
         flow = load_entrypoint(deployment.entrypoint)
         assert isinstance(flow, Flow)
         assert list(inspect.signature(flow.fn).parameters) == ["as_of", "now", "dry_run"]
@@ -58,6 +61,16 @@ def test_daily_runs_every_morning_in_the_lender_zone_without_overlap(config):
     ZoneInfo(schedule.timezone)
     assert schedule.timezone == Settings.model_fields["lender_timezone"].default
     assert daily.concurrency_limit.limit == 1 and daily.concurrency_limit.collision_strategy == "CANCEL_NEW"
-    stage_deployments = [d for d in model.deployments if d.name != "daily"]
+    stage_deployments = [d for d in model.deployments if d.name not in ("daily", "dispatch")]
     assert all(not d.schedules for d in stage_deployments)  # the daily run covers them
     assert all(d.concurrency_limit.limit == 1 for d in stage_deployments)
+
+
+def test_dispatch_runs_every_15_minutes_one_at_a_time(config):
+    _, model = config
+    dispatch = next(d for d in model.deployments if d.name == "dispatch")
+    flow = load_entrypoint(dispatch.entrypoint)
+    assert list(inspect.signature(flow.fn).parameters) == ["now"]
+    [schedule] = dispatch.schedules
+    assert schedule.interval.total_seconds() == 900
+    assert dispatch.concurrency_limit.limit == 1

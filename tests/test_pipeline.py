@@ -12,6 +12,7 @@ from campaigns.channels.agent import AgentWorklistGateway
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, OutboxMessage, RenderedMessage, Stage
 from campaigns.delivery import DeliveryInterrupted, deliver_queued
 from campaigns.ladder import load_ladder
+from campaigns.policy import load_policy
 from campaigns.outcomes import Tally
 from campaigns.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.render import TemplateLibrary
@@ -24,6 +25,7 @@ from tests.fakes import FakeGateway
 
 BRAND = Brand("Acme", "https://pay.example.com/{account_id}", "https://pay.example.com/p/{account_id}", "+1 800")
 TEMPLATES = TemplateLibrary(PROJECT_ROOT / "templates")
+POLICY = load_policy(PROJECT_ROOT / "config" / "policy.yaml")
 
 
 @pytest.fixture
@@ -31,12 +33,14 @@ def ladder(ladder_file):
     return load_ladder(ladder_file)
 
 
-def run_stage(engine, ladder, stage, gateways, as_of=AS_OF, now=NOW, chunk_size=4) -> tuple[str, Tally]:
+def run_stage(engine, ladder, stage, gateways, as_of=AS_OF, now=None, chunk_size=4) -> tuple[str, Tally]:
+    now = now or NOW + (as_of - AS_OF)  # the same hour of the run's own day
     run = StageRun(run_id=start_run(engine, stage, as_of, now, started_at=now), stage=stage, as_of=as_of, now=now)
     enqueued = Tally()
     for bounds in plan_stage_chunks(engine, ladder, stage, as_of, chunk_size):
-        enqueued.merge(enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds).tally)
-        deliver_queued(engine, gateways, stage=stage.value, as_of=as_of, now=now, run_id=run.run_id, bounds=bounds)
+        enqueued.merge(enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY).tally)
+        deliver_queued(engine, gateways, stage=stage.value, as_of=as_of, now=now, policy=POLICY, run_id=run.run_id,
+                       bounds=bounds)
     return run.run_id, enqueued
 
 
@@ -94,15 +98,17 @@ def test_a_transient_failure_mid_chunk_then_a_retry_sends_each_message_once(engi
     run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW),
                    stage=Stage.soft_nudge, as_of=AS_OF, now=NOW)
     [bounds] = plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 100)
-    enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds)
+    enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY)
     with pytest.raises(DeliveryInterrupted) as info:
-        deliver_queued(engine, {"email": flaky}, stage="soft_nudge", as_of=AS_OF, now=NOW, bounds=bounds)
+        deliver_queued(engine, {"email": flaky}, stage="soft_nudge", as_of=AS_OF, now=NOW, policy=POLICY, bounds=bounds)
     assert info.value.tally.as_dict() == {"sent": 3}
     statuses = [a.status for a in attempts(engine)]
-    assert statuses.count("sent") == 3 and statuses.count("queued") == 7  # nothing stuck in "sending"
+    # Nothing stuck in "sending": the untried rest is due again at once.
+    assert statuses.count("sent") == 3 and statuses.count("deferred") == 7
+    assert {a.reason for a in attempts(engine) if a.status == "deferred"} == {"provider_retry"}
     # The retry (here: the same call again) finishes the job.
-    enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds)
-    deliver_queued(engine, {"email": flaky}, stage="soft_nudge", as_of=AS_OF, now=NOW, bounds=bounds)
+    enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY)
+    deliver_queued(engine, {"email": flaky}, stage="soft_nudge", as_of=AS_OF, now=NOW, policy=POLICY, bounds=bounds)
     assert sorted(flaky.attempt_ids()) == sorted(a.id for a in attempts(engine))
     assert len(set(flaky.attempt_ids())) == 10 and {a.status for a in attempts(engine)} == {"sent"}
 

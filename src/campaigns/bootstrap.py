@@ -10,6 +10,7 @@ from campaigns.channels import AgentWorklistGateway, DeliveryGateway, OutboxGate
 from campaigns.db.engine import make_engine
 from campaigns.ladder import Ladder, load_ladder
 from campaigns.pipeline import Brand
+from campaigns.policy import PolicyConfig, load_policy
 from campaigns.render import TemplateLibrary
 from campaigns.settings import Settings, get_settings
 
@@ -23,6 +24,7 @@ class Services:
     ladder: Ladder
     templates: TemplateLibrary
     brand: Brand
+    policy: PolicyConfig
     gateways: dict[str, DeliveryGateway] = field(default_factory=dict)
 
 
@@ -61,6 +63,7 @@ def services(settings: Settings | None = None) -> Services:
             email_preferences_url=settings.email_preferences_url,
             support_phone=settings.support_phone,
         ),
+        policy=load_policy(settings.policy_config),
         gateways=build_gateways(settings, engine),
     )
 

@@ -146,20 +146,22 @@ def import_command(
 def _summary_table(summaries: list[dict], title: str) -> Table:
     """Per stage: cohort (accounts) and attempts by outcome; reasons on the lines below."""
     table = Table(title=title, title_justify="left")
-    for column in ("stage", "cohort", "sent", "suppressed", "holdout", "failed", "already logged"):
+    for column in ("stage", "cohort", "sent", "deferred", "suppressed", "holdout", "failed", "already logged"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for s in summaries:
         sent = f"{s['would_send']} (dry run)" if s.get("dry_run") else str(s["sent"])
-        table.add_row(s["stage"], str(s["cohort"]), sent, str(s["suppressed"]), str(s["holdout"]),
-                      str(s["failed"]), str(s["already_recorded"]), style="bold")
+        table.add_row(s["stage"], str(s["cohort"]), sent, str(s.get("deferred", 0)), str(s["suppressed"]),
+                      str(s["holdout"]), str(s["failed"]), str(s["already_recorded"]), style="bold")
+        for reason, n in s.get("deferred_by_reason", {}).items():
+            table.add_row(f"  {reason}", "", "", str(n), "", "", "", "", style="dim")
         for reason, n in s["suppressed_by_reason"].items():
-            table.add_row(f"  {reason}", "", "", str(n), "", "", "", style="dim")
+            table.add_row(f"  {reason}", "", "", "", str(n), "", "", "", style="dim")
         for reason, n in s["failed_by_reason"].items():
-            table.add_row(f"  {reason}", "", "", "", "", str(n), "", style="dim")
+            table.add_row(f"  {reason}", "", "", "", "", "", str(n), "", style="dim")
         if s["unknown"]:
-            table.add_row("  unknown outcome", "", "", "", "", str(s["unknown"]), "", style="dim")
+            table.add_row("  unknown outcome", "", "", "", "", "", str(s["unknown"]), "", style="dim")
         if s["queued"]:
-            table.add_row("  queued, not yet delivered", "", str(s["queued"]), "", "", "", "", style="dim")
+            table.add_row("  queued, not yet delivered", "", str(s["queued"]), "", "", "", "", "", style="dim")
     return table
 
 
@@ -210,6 +212,20 @@ def daily_command(
         _print_previews(summaries)
 
 
+@app.command("dispatch")
+@friendly_errors
+def dispatch_command(now: NowOpt = None) -> None:
+    """Release deferred messages whose customers' contact window has opened (the 15-minute dispatch flow)."""
+    s = _services()
+    _ensure_schema(s.engine)
+    from flows.dispatch import dispatch
+
+    summary = dispatch(now=_now_option(now))
+    out.print(f"released {summary['sent']}, deferred again {summary['deferred']}, stopped {summary['suppressed']}"
+              + (f" ({', '.join(f'{r} {n}' for r, n in summary['suppressed_by_reason'].items())})"
+                 if summary["suppressed"] else ""), highlight=False)
+
+
 @app.command("demo")
 @friendly_errors
 def demo_command(
@@ -246,12 +262,17 @@ def demo_command(
 def _print_where(s) -> None:
     from sqlalchemy import func, select
 
-    from campaigns.db.models import AgentWorklistItem, OutboxMessage
+    from campaigns.db.models import AgentWorklistItem, ContactAttempt, OutboxMessage
 
     with s.engine.connect() as conn:
         outbox = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
         worklist = conn.execute(select(func.count()).select_from(AgentWorklistItem)).scalar_one()
+    with s.engine.connect() as conn:
+        deferred = conn.execute(select(func.count()).where(ContactAttempt.status == "deferred")).scalar_one()
     out.print(f"messages in the outbox (stored, not sent): {outbox}   → campaigns outbox", highlight=False)
+    if deferred:
+        out.print(f"messages waiting for their customer's contact window: {deferred}   → campaigns dispatch "
+                  "(the dispatch deployment runs it every 15 minutes)", highlight=False)
     out.print(f"accounts on the agents' worklist: {worklist}   → campaigns worklist", highlight=False)
     out.print(f"every attempt, sent or not, is in contact_attempts: {s.engine.url.render_as_string()}", highlight=False)
     out.print("runs and their counts → campaigns runs", highlight=False)

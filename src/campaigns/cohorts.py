@@ -22,6 +22,7 @@ from campaigns.ladder import StageRule
 # Statuses that mean "we did reach out (or may have)": they count for every_days.
 CONTACT_STATUSES = (
     AttemptStatus.queued.value,
+    AttemptStatus.deferred.value,
     AttemptStatus.sending.value,
     AttemptStatus.sent.value,
     AttemptStatus.unknown.value,
@@ -29,10 +30,13 @@ CONTACT_STATUSES = (
 )
 
 COHORT_COLUMNS = [
-    "account_id", "customer_id", "currency", "balance", "amount_due", "due_date", "product",
-    "cease_contact", "name", "email", "phone", "locale", "timezone", "country",
-    "email_opt_out", "sms_opt_out", "sms_consent", "has_open_dispute", "days_past_due",
+    "account_id", "customer_id", "currency", "balance", "amount_due", "due_date", "product", "status",
+    "cease_contact", "time_barred", "name", "email", "phone", "locale", "timezone", "country",
+    "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer", "email_employer_consent",
+    "vulnerable", "has_open_dispute", "days_past_due",
 ]
+FLAGS = ("cease_contact", "time_barred", "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer",
+         "email_employer_consent", "vulnerable", "has_open_dispute")
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,9 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
             Account.amount_due,
             Account.due_date,
             Account.product,
+            Account.status,
             Account.cease_contact,
+            Account.time_barred,
             Customer.name,
             Customer.email,
             Customer.phone,
@@ -151,6 +157,9 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
             Customer.email_opt_out,
             Customer.sms_opt_out,
             Customer.sms_consent,
+            Customer.email_is_employer,
+            Customer.email_employer_consent,
+            Customer.vulnerable,
             open_dispute.label("has_open_dispute"),
         )
         .join(Customer, Customer.id == Account.customer_id)
@@ -160,9 +169,25 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
     rows = conn.execute(_bounded(stmt, bounds)).mappings().all()
     frame = pd.DataFrame(rows, columns=COHORT_COLUMNS[:-1])
     frame["days_past_due"] = [(as_of - d).days for d in frame["due_date"]]
-    for flag in ("cease_contact", "email_opt_out", "sms_opt_out", "sms_consent", "has_open_dispute"):
+    for flag in FLAGS:
         frame[flag] = frame[flag].fillna(False).astype(bool)
     return frame
+
+
+def plan_due_chunks(conn: Connection, now, chunk_size: int) -> list[ChunkBounds]:
+    """Account-id ranges of deferred attempts whose release time has come (for the dispatcher)."""
+    a = ContactAttempt
+    chunks: list[ChunkBounds] = []
+    after: str | None = None
+    while True:
+        stmt = select(a.account_id).where(a.status == AttemptStatus.deferred.value, a.release_after <= now)
+        if after is not None:
+            stmt = stmt.where(a.account_id > after)
+        ids = conn.execute(stmt.distinct().order_by(a.account_id).limit(chunk_size)).scalars().all()
+        if not ids:
+            return chunks
+        chunks.append(ChunkBounds(after=after, upto=ids[-1]))
+        after = ids[-1]
 
 
 def iter_cohort(conn: Connection, rule: StageRule, as_of: date, chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -171,4 +196,4 @@ def iter_cohort(conn: Connection, rule: StageRule, as_of: date, chunk_size: int)
         yield select_cohort(conn, rule, as_of, bounds)
 
 
-__all__ = ["ChunkBounds", "cohort_filter", "iter_cohort", "plan_chunks", "select_cohort"]
+__all__ = ["ChunkBounds", "cohort_filter", "iter_cohort", "plan_chunks", "plan_due_chunks", "select_cohort"]

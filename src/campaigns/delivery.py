@@ -1,10 +1,15 @@
-"""Deliver queued attempts through their channel's gateway, exactly once.
+"""Release and deliver attempts through their channel's gateway, exactly once.
+
+Right before sending, every compliance rule is checked again with fresh data
+(``policy.evaluate_release``): a hold, opt-out or payment that arrived since the
+message was queued stops it, and a message outside the customer's contact window
+is deferred until it opens (the dispatcher releases it then).
 
 An attempt is *claimed* (``queued`` → ``sending``) in its own committed UPDATE
 before the provider is called, so two overlapping deliverers never take the
 same row. The provider's answer then moves it to ``sent`` or ``failed``. A
-transient refusal puts the row back to ``queued`` and stops the batch, so the
-task's retry (with back-off) picks it up. Anything else leaves the row
+transient refusal puts the untried rows back (``deferred``, due at once) and
+stops the batch, so the task's retry (with back-off) picks them up. Anything else leaves the row
 ``unknown``: it may have gone out, so it is never sent blindly again.
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 
-from sqlalchemy import Engine, and_, bindparam, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 from campaigns.channels.base import (
     DeliveryGateway,
@@ -24,6 +29,8 @@ from campaigns.channels.base import (
 from campaigns.cohorts import ChunkBounds
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
 from campaigns.outcomes import Tally
+from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
+from campaigns.policy.inputs import contact_history, release_frame
 
 
 class DeliveryInterrupted(Exception):
@@ -34,11 +41,19 @@ class DeliveryInterrupted(Exception):
         self.tally = tally
 
 
-def _queued_ids(engine: Engine, stage: str, as_of: date, bounds: ChunkBounds | None, limit: int) -> list[int]:
+def _due_ids(
+    engine: Engine, stage: str | None, as_of: date | None, bounds: ChunkBounds | None, now: datetime,
+    limit: int, include_queued: bool,
+) -> list[int]:
+    """Attempts to decide now: queued ones, and deferred ones whose time has come."""
     attempt = ContactAttempt
-    stmt = select(attempt.id).where(
-        attempt.stage == stage, attempt.as_of == as_of, attempt.status == AttemptStatus.queued.value
-    )
+    due = and_(attempt.status == AttemptStatus.deferred.value, attempt.release_after <= now)
+    condition = or_(attempt.status == AttemptStatus.queued.value, due) if include_queued else due
+    stmt = select(attempt.id).where(condition)
+    if stage is not None:
+        stmt = stmt.where(attempt.stage == stage)
+    if as_of is not None:
+        stmt = stmt.where(attempt.as_of == as_of)
     if bounds is not None:
         if bounds.after is not None:
             stmt = stmt.where(attempt.account_id > bounds.after)
@@ -47,12 +62,46 @@ def _queued_ids(engine: Engine, stage: str, as_of: date, bounds: ChunkBounds | N
         return list(conn.execute(stmt.order_by(attempt.id).limit(limit)).scalars())
 
 
+def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str | None, tally: Tally) -> list[int]:
+    """Write deferrals and suppressions (with their traces); return the ids cleared for release."""
+    table = ContactAttempt.__table__
+    released, updates = [], []
+    for row, d in zip(frame.itertuples(index=False), decided.itertuples(index=False)):
+        trace = list(row.policy_trace or []) + [d.trace]
+        if d.decision == RELEASE:
+            released.append((row.attempt_id, trace))
+            continue
+        status = AttemptStatus.deferred.value if d.decision == DEFER else AttemptStatus.suppressed.value
+        updates.append({"attempt_id": row.attempt_id, "new_status": status, "new_reason": d.reason,
+                        "new_release_after": d.release_after if d.decision == DEFER else None,
+                        "new_trace": trace, "new_run": run_id if d.decision == SUPPRESS else None})
+        tally.add(status, d.reason)
+    with engine.begin() as conn:
+        if updates:
+            conn.execute(
+                update(table)
+                .where(table.c.id == bindparam("attempt_id"),
+                       table.c.status.in_([AttemptStatus.queued.value, AttemptStatus.deferred.value]))
+                .values(status=bindparam("new_status"), reason=bindparam("new_reason"),
+                        release_after=bindparam("new_release_after"), policy_trace=bindparam("new_trace"),
+                        delivered_by_run_id=bindparam("new_run"), updated_at=now),
+                updates,
+            )
+        if released:
+            conn.execute(
+                update(table).where(table.c.id == bindparam("attempt_id")).values(policy_trace=bindparam("new_trace")),
+                [{"attempt_id": i, "new_trace": t} for i, t in released],
+            )
+    return [i for i, _ in released]
+
+
 def _claim(engine: Engine, ids: list[int], now: datetime) -> list[int]:
     table = ContactAttempt.__table__
     with engine.begin() as conn:
         return list(conn.execute(
             update(table)
-            .where(and_(table.c.id.in_(ids), table.c.status == AttemptStatus.queued.value))
+            .where(and_(table.c.id.in_(ids),
+                        table.c.status.in_([AttemptStatus.queued.value, AttemptStatus.deferred.value])))
             .values(status=AttemptStatus.sending.value, updated_at=now)
             .returning(table.c.id)
         ).scalars())
@@ -97,15 +146,21 @@ def deliver_queued(
     engine: Engine,
     gateways: Mapping[str, DeliveryGateway],
     *,
-    stage: str,
-    as_of: date,
     now: datetime,
+    policy: PolicyConfig,
+    stage: str | None = None,
+    as_of: date | None = None,
     run_id: str | None = None,
     bounds: ChunkBounds | None = None,
+    include_queued: bool = True,
     batch_size: int = 200,
     flush_every: int = 50,
 ) -> Tally:
-    """Send every queued attempt of ``stage`` on ``as_of`` (within ``bounds``); return the tally.
+    """Release and send the due attempts of ``stage`` on ``as_of`` (within ``bounds``); return the tally.
+
+    Due means queued, or deferred with its release time reached. With
+    ``include_queued=False`` (the dispatcher) only deferred attempts are taken,
+    of any stage and day.
 
     Outcomes are written every ``flush_every`` sends. Claimed rows are committed
     before any send, so a crash in between leaves them ``sending`` (to reconcile),
@@ -119,10 +174,17 @@ def deliver_queued(
     """
     tally = Tally()
     while True:
-        ids = _queued_ids(engine, stage, as_of, bounds, batch_size)
+        ids = _due_ids(engine, stage, as_of, bounds, now, batch_size, include_queued)
         if not ids:
             return tally
-        claimed = _claim(engine, ids, now)
+        with engine.connect() as conn:
+            frame = release_frame(conn, ids, now)
+            history = contact_history(conn, frame["account_id"].tolist(), now, exclude_attempts=ids)
+        decided = evaluate_release(frame, history, now, policy)
+        cleared = _record_decisions(engine, frame, decided, now, run_id, tally)
+        if not cleared:
+            continue
+        claimed = _claim(engine, cleared, now)
         messages = _messages(engine, claimed)
         outcomes: list[dict] = []
         for position, message in enumerate(messages):
@@ -152,10 +214,11 @@ def deliver_queued(
 
 
 def _release(engine: Engine, ids: list[int], now: datetime) -> None:
+    """Give back what a transient provider error left untried: due again at once, for any pass to retry."""
     table = ContactAttempt.__table__
     with engine.begin() as conn:
         conn.execute(
             update(table)
             .where(table.c.id.in_(ids), table.c.status == AttemptStatus.sending.value)
-            .values(status=AttemptStatus.queued.value, updated_at=now)
+            .values(status=AttemptStatus.deferred.value, reason="provider_retry", release_after=now, updated_at=now)
         )

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from campaigns.db.engine import insert_ignoring_conflicts
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage, Stage
 
-TERMINAL = ("sent", "suppressed", "holdout", "failed", "unknown")
+TERMINAL = ("sent", "suppressed", "holdout", "failed", "unknown")  # deferred and queued are on their way
 
 
 def stage_cycle(stage: Stage | str, as_of: date, due_date: date, once_per_due_date: bool) -> str:
@@ -90,10 +90,10 @@ def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt]) -> Tal
             continue
         if p.row["status"] == AttemptStatus.queued.value:
             tally.add("queued")
-            if p.message is not None:
-                messages.append({"attempt_id": attempt_id, **p.message})
         else:
             tally.add(p.row["status"], p.row.get("reason"))
+        if p.row["status"] in (AttemptStatus.queued.value, AttemptStatus.deferred.value) and p.message is not None:
+            messages.append({"attempt_id": attempt_id, **p.message})
     if messages:
         conn.execute(insert(RenderedMessage.__table__), messages)
     return tally

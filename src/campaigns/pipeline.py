@@ -21,6 +21,9 @@ from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
 from campaigns.ladder import Ladder, StageRule
 from campaigns.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
 from campaigns.plans import first_instalment_date, instalment_options
+from campaigns.policy import DEFER, SUPPRESS, PolicyConfig, evaluate_release
+from campaigns.policy.content import mentions_litigation
+from campaigns.policy.inputs import contact_history, holds_column
 from campaigns.render import (
     MessageFacts,
     RenderError,
@@ -32,6 +35,7 @@ from campaigns.render import (
 )
 from campaigns.strategy import PENDING, decide_contacts
 
+GENTLE_VARIANT = "gentle"  # vulnerable customers get the gentle templates, whatever their experiment arm
 SMS_OPT_OUT_KEYWORD = {"zh-CN": "TD"}  # China's carriers use 回复TD退订
 DEFAULT_SMS_OPT_OUT_KEYWORD = "STOP"
 
@@ -136,17 +140,21 @@ def compose_attempts(
     planned: list[PlannedAttempt] = []
     for decision in decisions.itertuples(index=False):
         row = accounts[decision.account_id]
+        vulnerable = bool(getattr(row, "vulnerable", False))
         common = dict(
             run_id=run.run_id, account_id=row.account_id, customer_id=row.customer_id, stage=run.stage,
             cycle=stage_cycle(run.stage, run.as_of, row.due_date, rule.once_per_due_date),
-            as_of=run.as_of, channel=decision.channel, now=run.now, variant=decision.variant,
+            as_of=run.as_of, channel=decision.channel, now=run.now,
+            variant=GENTLE_VARIANT if vulnerable else decision.variant,
+            segment="vulnerable" if vulnerable else None,
         )
         if decision.status != PENDING:
             planned.append(PlannedAttempt(attempt_row(status=decision.status, reason=decision.reason, **common)))
             continue
         if decision.channel == Channel.agent.value:
             payload = {
-                "reason": "aged_debt",
+                # A vulnerable customer goes to a specialist's review, not to routine escalation.
+                "reason": "vulnerable_review" if vulnerable else "aged_debt",
                 "days_past_due": int(row.days_past_due),
                 "amount_due": str(row.amount_due),
                 "currency": row.currency,
@@ -159,10 +167,13 @@ def compose_attempts(
             ))
             continue
         try:
-            name = templates.resolve(run.stage.value, decision.channel, row.locale, decision.variant)
+            name = templates.resolve(run.stage.value, decision.channel, row.locale, common["variant"])
             context, facts = _message_context(row, decision.channel, rule, run, brand)
             content = templates.render(name, decision.channel, context)
             check_required_content(content, facts)
+            if getattr(row, "time_barred", False) and mentions_litigation(
+                    " ".join(filter(None, (content.subject, content.text, content.html)))):
+                raise RenderError("time_barred_content", f"{name} mentions legal action; the debt is time-barred")
         except RenderError as exc:
             planned.append(PlannedAttempt(attempt_row(
                 status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500], **common
@@ -177,23 +188,52 @@ def compose_attempts(
     return planned
 
 
+def apply_release_policy(
+    conn, planned: list[PlannedAttempt], cohort: pd.DataFrame, run: StageRun, policy: PolicyConfig
+) -> None:
+    """Decide each queued attempt now: it stays queued, is deferred until allowed, or is suppressed."""
+    pending = [p for p in planned if p.row["status"] == AttemptStatus.queued.value]
+    if not pending:
+        return
+    frame = pd.DataFrame({"account_id": [p.row["account_id"] for p in pending],
+                          "channel": [p.row["channel"] for p in pending]})
+    frame = frame.merge(cohort.drop(columns=["channel"], errors="ignore"), on="account_id", how="left")
+    frame["holds"] = holds_column(conn, frame["customer_id"].tolist(), run.now)
+    frame["created_at"] = run.now
+    history = contact_history(conn, frame["account_id"].tolist(), run.now)
+    decided = evaluate_release(frame, history, run.now, policy, check="enqueue")
+    for p, d in zip(pending, decided.itertuples(index=False)):
+        p.row["policy_trace"] = [d.trace]
+        if d.decision == DEFER:
+            p.row.update(status=AttemptStatus.deferred.value, reason=d.reason, release_after=d.release_after)
+        elif d.decision == SUPPRESS:
+            p.row.update(status=AttemptStatus.suppressed.value, reason=d.reason)
+            p.message = None
+
+
 def prepare_chunk(
-    engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds
+    engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
+    policy: PolicyConfig,
 ) -> tuple[pd.DataFrame, list[PlannedAttempt]]:
     """Read one cohort chunk and decide and render everything for it (no writes)."""
     rule = ladder.rule(run.stage)
     with engine.connect() as conn:
         cohort = select_cohort(conn, rule, run.as_of, bounds)
+        cohort["holds"] = holds_column(conn, cohort["customer_id"].tolist(), run.now)
     decisions = decide_contacts(cohort, rule, ladder.experiment)
     tried = _attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
-    return cohort, compose_attempts(cohort, decisions, rule, run, templates, brand, tried)
+    planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried)
+    with engine.connect() as conn:
+        apply_release_policy(conn, planned, cohort, run, policy)
+    return cohort, planned
 
 
 def enqueue_chunk(
-    engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds
+    engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
+    policy: PolicyConfig,
 ) -> ChunkResult:
     """Log every decision of one chunk in one transaction (idempotent)."""
-    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds)
+    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy)
     with engine.begin() as conn:
         tally = enqueue_attempts(conn, planned)
     return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[])
@@ -201,10 +241,10 @@ def enqueue_chunk(
 
 def preview_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun,
-    bounds: ChunkBounds, max_previews: int = 3,
+    bounds: ChunkBounds, policy: PolicyConfig, max_previews: int = 3,
 ) -> ChunkResult:
     """A dry run of one chunk: what would be logged and sent, writing nothing."""
-    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds)
+    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy)
     tally = Tally()
     previews = []
     for p in planned:

@@ -35,6 +35,8 @@ def artifact_rows(summary: dict) -> list[dict]:
             rows.append({"outcome": key, "count": summary[key]})
     for reason, n in summary["suppressed_by_reason"].items():
         rows.append({"outcome": f"suppressed: {reason}", "count": n})
+    for reason, n in summary["deferred_by_reason"].items():
+        rows.append({"outcome": f"deferred: {reason}", "count": n})
     for reason, n in summary["failed_by_reason"].items():
         rows.append({"outcome": f"failed: {reason}", "count": n})
     for reason, n in summary["unknown_by_reason"].items():

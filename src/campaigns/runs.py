@@ -17,9 +17,10 @@ def start_run(
     dry_run: bool = False, flow_run_id: str | None = None,
 ) -> str:
     run_id = str(uuid.uuid4())
+    stage = stage if stage == "dispatch" else Stage(stage)
     with engine.begin() as conn:
         conn.execute(insert(CampaignRun.__table__), {
-            "id": run_id, "stage": Stage(stage).value, "as_of": as_of, "decided_at": now,
+            "id": run_id, "stage": getattr(stage, "value", stage), "as_of": as_of, "decided_at": now,
             "started_at": started_at, "finished_at": None, "status": "running", "dry_run": dry_run,
             "flow_run_id": flow_run_id, "cohort_size": 0, "counts": {},
         })
@@ -47,6 +48,7 @@ def recent_runs(engine: Engine, limit: int = 20) -> list[dict[str, Any]]:
 def summary_row(stage: str, cohort_size: int, tally: Tally) -> dict[str, Any]:
     """One line of the stage summary: cohort size (accounts) and attempts by outcome.
 
+    ``deferred`` waits for its contact window (the dispatcher releases it);
     ``queued`` is what the run logged but could not deliver (it waits for a re-run).
     """
     return {
@@ -56,6 +58,8 @@ def summary_row(stage: str, cohort_size: int, tally: Tally) -> dict[str, Any]:
         "suppressed": tally.total("suppressed"),
         "suppressed_by_reason": tally.reasons("suppressed"),
         "holdout": tally.total("holdout"),
+        "deferred": tally.total("deferred"),
+        "deferred_by_reason": tally.reasons("deferred"),
         "failed": tally.total("failed"),
         "failed_by_reason": tally.reasons("failed"),
         "unknown": tally.total("unknown"),

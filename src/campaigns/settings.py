@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=PROJECT_ROOT / "var", description="Where demo files and exports go.")
     ladder_config: Path = Field(default=PROJECT_ROOT / "config" / "ladder.yaml")
+    policy_config: Path = Field(default=PROJECT_ROOT / "config" / "policy.yaml")
     templates_dir: Path = Field(default=PROJECT_ROOT / "templates")
     lender_timezone: str = Field(
         default="America/New_York",
