@@ -27,6 +27,14 @@ app = typer.Typer(help="Debt-collection contact campaigns: kind, lawful, and log
                   pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+hold_app = typer.Typer(help="Holds that stop all collection contact with a customer.", no_args_is_help=True)
+app.add_typer(hold_app, name="hold")
+dispute_app = typer.Typer(help="Disputes: an open one stops collection on the account.", no_args_is_help=True)
+app.add_typer(dispute_app, name="dispute")
+sms_app = typer.Typer(help="Inbound SMS: STOP and friends opt the sender out of SMS at once.", no_args_is_help=True)
+app.add_typer(sms_app, name="sms")
+templates_app = typer.Typer(help="Message templates.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
 # Piped output (CI logs, `| less`) gets room for the tables instead of rich's 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 132, soft_wrap=True)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200, soft_wrap=True)
@@ -72,12 +80,14 @@ def friendly_errors(fn: Callable) -> Callable:
         from pydantic import ValidationError
         from sqlalchemy.exc import OperationalError, ProgrammingError
 
+        from campaigns.contact_preferences import PreferenceError
         from campaigns.ladder import LadderConfigError
+        from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
 
         try:
             return fn(*args, **kwargs)
-        except (CliError, LadderConfigError, PortfolioFileError) as exc:
+        except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError) as exc:
             err.print(f"error: {exc}", markup=False, highlight=False)
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
@@ -374,6 +384,164 @@ def worklist_command(
         table.add_row(r.account_id, str(r.days_past_due), format_money(r.amount_due, r.currency, "en-US"),
                       r.reason, r.tried)
     out.print(table)
+
+
+def _clock(now: str | None) -> datetime:
+    from campaigns.clock import resolve_clock
+
+    return resolve_clock(None, _now_option(now), _services().settings.lender_zone)[1]
+
+
+@app.command("optout")
+@friendly_errors
+def optout_command(
+    customer: Annotated[str, typer.Argument(help="Customer id.")],
+    channel: Annotated[str, typer.Option(help="email, sms, or all.")] = "all",
+    now: NowOpt = None,
+) -> None:
+    """Opt a customer out of a channel, at once: nothing queued or deferred on it goes out after this."""
+    from campaigns.contact_preferences import OPT_OUT_CHANNELS, opt_out
+
+    s = _services()
+    _ensure_schema(s.engine)
+    channels = list(OPT_OUT_CHANNELS) if channel == "all" else [channel]
+    opt_out(s.engine, customer, channels, _clock(now), source="cli")
+    out.print(f"customer {customer} opted out of {', '.join(channels)}", highlight=False)
+
+
+@sms_app.command("inbound")
+@friendly_errors
+def sms_inbound_command(
+    sender: Annotated[str, typer.Option("--from", help="The sender's number, +<country code> form.")],
+    body: Annotated[str, typer.Option(help="The message text.")],
+    now: NowOpt = None,
+) -> None:
+    """Apply one inbound SMS (e.g. from a provider webhook): an opt-out request stops SMS at once."""
+    from campaigns.contact_preferences import receive_sms
+
+    s = _services()
+    _ensure_schema(s.engine)
+    result = receive_sms(s.engine, sender, body, _clock(now))
+    if result.keyword is None:
+        out.print("not an opt-out request; nothing changed", highlight=False)
+    else:
+        out.print(f"opt-out ({result.keyword}): {result.matched_customers} customer(s) opted out of SMS",
+                  highlight=False)
+
+
+@sms_app.command("ingest")
+@friendly_errors
+def sms_ingest_command(
+    path: Annotated[Path, typer.Argument(help="CSV with columns from, body, received_at (ISO 8601 with offset).")],
+) -> None:
+    """Apply a saved batch of inbound SMS (a back-fill): every opt-out request in it takes effect."""
+    import csv
+
+    from campaigns.clock import parse_now
+    from campaigns.contact_preferences import PreferenceError, receive_sms
+
+    s = _services()
+    _ensure_schema(s.engine)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    opted = requests = bad = 0
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"from", "body", "received_at"} - set(reader.fieldnames or [])
+        if missing:
+            raise CliError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for row_number, row in enumerate(reader, start=2):
+            try:
+                result = receive_sms(s.engine, row["from"], row["body"], parse_now(row["received_at"]))
+            except (PreferenceError, ValueError) as exc:
+                bad += 1
+                field = "from" if isinstance(exc, PreferenceError) else "received_at"
+                err.print(f"{path}: row {row_number}, field {field}: {exc}", markup=False, highlight=False)
+                continue
+            requests += result.keyword is not None
+            opted += result.matched_customers
+    out.print(f"{path}: {requests} opt-out request(s), {opted} customer(s) opted out of SMS, {bad} bad row(s)",
+              highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+@hold_app.command("set")
+@friendly_errors
+def hold_set_command(
+    customer: Annotated[str, typer.Argument(help="Customer id.")],
+    kind: Annotated[str, typer.Option(help="cease_and_desist, attorney_represented, bankruptcy, deceased, "
+                                           "mental_capacity, breathing_space.")],
+    until: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="End date (breathing space).")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Stop all collection contact with a customer, at once (messages already queued are stopped too)."""
+    from datetime import timezone
+
+    from campaigns.contact_preferences import set_hold
+
+    s = _services()
+    _ensure_schema(s.engine)
+    ends = until.replace(tzinfo=timezone.utc) if until else None
+    created = set_hold(s.engine, customer, kind, _clock(now), ends_at=ends)
+    out.print(f"hold {kind} {'set' if created else 'was already open'} for customer {customer}", highlight=False)
+
+
+@hold_app.command("clear")
+@friendly_errors
+def hold_clear_command(
+    customer: Annotated[str, typer.Argument(help="Customer id.")],
+    kind: Annotated[str, typer.Option(help="The hold to clear.")],
+    now: NowOpt = None,
+) -> None:
+    """Clear a hold: collection contact may resume on the next run."""
+    from campaigns.contact_preferences import clear_hold
+
+    s = _services()
+    _ensure_schema(s.engine)
+    n = clear_hold(s.engine, customer, kind, _clock(now))
+    out.print(f"{n} open {kind} hold(s) cleared for customer {customer}", highlight=False)
+
+
+@dispute_app.command("open")
+@friendly_errors
+def dispute_open_command(account: Annotated[str, typer.Argument(help="Account id.")], now: NowOpt = None) -> None:
+    """Open a dispute: collection on the account stops until it is resolved."""
+    from campaigns.contact_preferences import open_dispute
+
+    s = _services()
+    _ensure_schema(s.engine)
+    created = open_dispute(s.engine, account, _clock(now))
+    out.print(f"dispute {'opened' if created else 'was already open'} on account {account}", highlight=False)
+
+
+@dispute_app.command("resolve")
+@friendly_errors
+def dispute_resolve_command(account: Annotated[str, typer.Argument(help="Account id.")], now: NowOpt = None) -> None:
+    """Resolve the open dispute on an account: collection may resume."""
+    from campaigns.contact_preferences import resolve_dispute
+
+    s = _services()
+    _ensure_schema(s.engine)
+    n = resolve_dispute(s.engine, account, _clock(now))
+    out.print(f"{n} open dispute(s) resolved on account {account}", highlight=False)
+
+
+@templates_app.command("check")
+@friendly_errors
+def templates_check_command() -> None:
+    """Check every template: blocks, amount, due date, pay link, opt-out; flag any that mention suing."""
+    from campaigns.policy.content import check_templates
+
+    s = _services()
+    names, problems, litigious = check_templates(s.settings.templates_dir)
+    for problem in problems:
+        err.print(str(problem), markup=False, highlight=False)
+    for name in sorted(litigious):
+        out.print(f"{name}: mentions legal action: never used for time-barred accounts", highlight=False)
+    out.print(f"{len(names)} template(s) checked, {len(problems)} problem(s)", highlight=False)
+    if problems:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover

@@ -81,7 +81,9 @@ def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str
             conn.execute(
                 update(table)
                 .where(table.c.id == bindparam("attempt_id"),
-                       table.c.status.in_([AttemptStatus.queued.value, AttemptStatus.deferred.value]))
+                       # (no IN here: expanding parameters cannot be used with executemany)
+                       or_(table.c.status == AttemptStatus.queued.value,
+                           table.c.status == AttemptStatus.deferred.value))
                 .values(status=bindparam("new_status"), reason=bindparam("new_reason"),
                         release_after=bindparam("new_release_after"), policy_trace=bindparam("new_trace"),
                         delivered_by_run_id=bindparam("new_run"), updated_at=now),

@@ -72,6 +72,9 @@ def generate_portfolio(as_of: date, spec: DemoSpec = DemoSpec()) -> pd.DataFrame
             email = ""
         sms_consent = rng.random() < 0.6
         sms_opt_out = rng.random() < 0.05
+        vulnerable = rng.random() < 0.02
+        employer_email = rng.random() < 0.03
+        employer_consent = employer_email and rng.random() < 0.5
         for _ in range(1 if rng.random() < 0.85 else 2):
             if account_number >= spec.accounts:
                 break
@@ -102,6 +105,10 @@ def generate_portfolio(as_of: date, spec: DemoSpec = DemoSpec()) -> pd.DataFrame
                 "sms_consent": str(sms_consent).lower(),
                 "disputed": str(rng.random() < 0.03).lower(),
                 "cease_contact": str(rng.random() < 0.015).lower(),
+                "email_is_employer": str(employer_email).lower(),
+                "email_employer_consent": str(employer_consent).lower(),
+                "vulnerable": str(vulnerable).lower(),
+                "time_barred": str(days_past_due > 45 and rng.random() < 0.05).lower(),
                 "demo_paid_amount": str(amount_due) if paid else "",
             })
     return pd.DataFrame(rows)

@@ -31,7 +31,10 @@ REQUIRED = ["account_id", "customer_id", "currency", "balance", "amount_due", "d
 OPTIONAL = [
     "name", "email", "phone", "locale", "timezone", "country", "status", "product",
     "email_opt_out", "sms_opt_out", "sms_consent", "disputed", "cease_contact",
+    "email_is_employer", "email_employer_consent", "vulnerable", "time_barred",
 ]
+FLAGS = ("email_opt_out", "sms_opt_out", "sms_consent", "disputed", "cease_contact", "email_is_employer",
+         "email_employer_consent", "vulnerable", "time_barred")
 COLUMNS = REQUIRED + OPTIONAL
 PERSONAL = {"name", "email", "phone"}
 STATUSES = {"open", "paid", "closed"}
@@ -267,18 +270,20 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
             hint = "" if country else "; give it in +<country code> form or fill in country"
             p.fail("phone", f"is not a valid phone number (value withheld: personal data){hint}")
 
-    flags = {f: p.flag(f) for f in ("email_opt_out", "sms_opt_out", "sms_consent", "disputed", "cease_contact")}
+    flags = {f: p.flag(f) for f in FLAGS}
     if len(errors) > before:
         return None
     customer = {
         "id": customer_id, "name": p.optional("name"), "email": email, "phone": phone, "locale": locale,
         "timezone": zone, "country": country, "email_opt_out": flags["email_opt_out"],
         "sms_opt_out": flags["sms_opt_out"], "sms_consent": flags["sms_consent"],
+        "email_is_employer": flags["email_is_employer"], "email_employer_consent": flags["email_employer_consent"],
+        "vulnerable": flags["vulnerable"],
     }
     account = {
         "id": account_id, "customer_id": customer_id, "currency": currency, "balance": balance,
         "amount_due": amount_due, "due_date": due_date, "status": status, "product": p.optional("product"),
-        "cease_contact": flags["cease_contact"],
+        "cease_contact": flags["cease_contact"], "time_barred": flags["time_barred"],
     }
     return customer, account, flags["disputed"]
 

@@ -1,0 +1,107 @@
+"""Opt-outs, holds and disputes: changes people ask for, applied at once and recorded.
+
+Every change is written with when and where it came from, so it can be proven
+later. Messages already queued or deferred are stopped by the release check,
+which reads these tables fresh right before anything is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import phonenumbers
+from sqlalchemy import Engine, insert, select, update
+
+from campaigns.db.models import Account, Customer, Dispute, Hold, OptOutEvent
+from campaigns.policy.optout import opt_out_keyword
+from campaigns.policy.rules import HOLD_KINDS
+
+OPT_OUT_CHANNELS = ("email", "sms")
+
+
+class PreferenceError(ValueError):
+    """A request that cannot be applied (unknown customer, unknown kind, ...)."""
+
+
+def _customer_exists(conn, customer_id: str) -> None:
+    if conn.execute(select(Customer.id).where(Customer.id == customer_id)).scalar_one_or_none() is None:
+        raise PreferenceError(f"no customer {customer_id!r}")
+
+
+def opt_out(engine: Engine, customer_id: str, channels: list[str], now: datetime, *, source: str,
+            keyword: str | None = None) -> None:
+    unknown = [c for c in channels if c not in OPT_OUT_CHANNELS]
+    if unknown:
+        raise PreferenceError(f"unknown channel(s) {', '.join(unknown)}; use {', '.join(OPT_OUT_CHANNELS)}")
+    with engine.begin() as conn:
+        _customer_exists(conn, customer_id)
+        conn.execute(update(Customer).where(Customer.id == customer_id)
+                     .values(**{f"{c}_opt_out": True for c in channels}, updated_at=now))
+        conn.execute(insert(OptOutEvent), [
+            {"customer_id": customer_id, "channel": c, "source": source, "received_at": now, "keyword": keyword}
+            for c in channels])
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    matched_customers: int
+    keyword: str | None
+
+
+def receive_sms(engine: Engine, sender: str, body: str, now: datetime) -> InboundResult:
+    """An inbound SMS: if it asks to stop, every customer with that number is opted out of SMS at once."""
+    keyword = opt_out_keyword(body)
+    if keyword is None:
+        return InboundResult(0, None)
+    try:
+        number = phonenumbers.format_number(phonenumbers.parse(sender, None), phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException as exc:
+        raise PreferenceError("the sender is not a phone number in +<country code> form") from exc
+    with engine.connect() as conn:
+        customers = conn.execute(select(Customer.id).where(Customer.phone == number)).scalars().all()
+    for customer_id in customers:
+        opt_out(engine, customer_id, ["sms"], now, source="inbound_sms", keyword=keyword)
+    return InboundResult(len(customers), keyword)
+
+
+def set_hold(engine: Engine, customer_id: str, kind: str, now: datetime, *, ends_at: datetime | None = None,
+             source: str = "cli") -> bool:
+    """Open a hold; False if the same kind is already open."""
+    if kind not in HOLD_KINDS:
+        raise PreferenceError(f"unknown hold {kind!r}; one of {', '.join(HOLD_KINDS)}")
+    if kind == "breathing_space" and ends_at is None:
+        raise PreferenceError("a breathing space needs its end date (--until)")
+    with engine.begin() as conn:
+        _customer_exists(conn, customer_id)
+        already = conn.execute(select(Hold.id).where(Hold.customer_id == customer_id, Hold.kind == kind,
+                                                     Hold.cleared_at.is_(None))).first()
+        if already:
+            return False
+        conn.execute(insert(Hold), {"customer_id": customer_id, "kind": kind, "opened_at": now,
+                                    "ends_at": ends_at, "cleared_at": None, "source": source})
+    return True
+
+
+def clear_hold(engine: Engine, customer_id: str, kind: str, now: datetime) -> int:
+    with engine.begin() as conn:
+        return conn.execute(update(Hold).where(Hold.customer_id == customer_id, Hold.kind == kind,
+                                               Hold.cleared_at.is_(None)).values(cleared_at=now)).rowcount
+
+
+def open_dispute(engine: Engine, account_id: str, now: datetime, *, source: str = "cli") -> bool:
+    with engine.begin() as conn:
+        if conn.execute(select(Account.id).where(Account.id == account_id)).scalar_one_or_none() is None:
+            raise PreferenceError(f"no account {account_id!r}")
+        if conn.execute(select(Dispute.id).where(Dispute.account_id == account_id,
+                                                 Dispute.resolved_at.is_(None))).first():
+            return False
+        conn.execute(insert(Dispute), {"account_id": account_id, "opened_at": now, "resolved_at": None,
+                                       "source": source})
+    return True
+
+
+def resolve_dispute(engine: Engine, account_id: str, now: datetime) -> int:
+    with engine.begin() as conn:
+        return conn.execute(update(Dispute).where(Dispute.account_id == account_id, Dispute.resolved_at.is_(None))
+                            .values(resolved_at=now)).rowcount
