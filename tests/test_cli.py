@@ -21,7 +21,8 @@ def invoke(*args):
 def test_help_lists_every_command():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("db", "import", "demo", "run", "daily", "outbox", "runs", "worklist"):
+    for command in ("db", "import", "demo", "run", "daily", "dispatch", "outbox", "runs", "worklist", "optout",
+                    "hold", "dispute", "sms", "templates"):
         assert command in result.output
 
 
@@ -127,3 +128,39 @@ def test_demo_end_to_end(prefect_harness, engine, tmp_path, monkeypatch):
         sent = conn.execute(select(func.count()).where(ContactAttempt.status == "sent",
                                                        ContactAttempt.channel != "agent")).scalar_one()
     assert still == 0 and outbox_after > outbox and outbox_after == sent
+
+
+def test_preference_commands(engine, tmp_path):
+    add_account(engine, "A1", days_past_due=5, customer={"phone": "+12125550177"})
+    assert "opted out of email" in invoke("optout", "C-A1", "--channel", "email").output
+    result = invoke("hold", "set", "C-A1", "--kind", "breathing_space", "--until", "2027-01-31")
+    assert result.exit_code == 0 and "hold breathing_space set" in result.output
+    assert "already open" in invoke("hold", "set", "C-A1", "--kind", "breathing_space", "--until", "2027-01-31").output
+    assert "1 open breathing_space hold(s) cleared" in invoke("hold", "clear", "C-A1", "--kind", "breathing_space").output
+    bad = runner.invoke(app, ["hold", "set", "C-A1", "--kind", "holiday"])
+    assert bad.exit_code == 1 and bad.output.startswith("error: unknown hold 'holiday'")
+    assert "dispute opened" in invoke("dispute", "open", "A1").output
+    assert "1 open dispute(s) resolved" in invoke("dispute", "resolve", "A1").output
+    assert "1 customer(s) opted out of SMS" in invoke("sms", "inbound", "--from", "+12125550177", "--body", "STOP").output
+    assert "not an opt-out request" in invoke("sms", "inbound", "--from", "+12125550177", "--body", "ok").output
+    batch = tmp_path / "inbound.csv"
+    batch.write_text("from,body,received_at\n+12125550177,unsubscribe,2026-11-22T10:00:00Z\n"
+                     "+12125550177,Stop!,yesterday\n", encoding="utf-8")
+    result = runner.invoke(app, ["sms", "ingest", str(batch)])
+    assert result.exit_code == 1
+    assert f"{batch}: row 3, field received_at" in result.output
+    assert "1 opt-out request(s), 1 customer(s) opted out of SMS, 1 bad row(s)" in result.output
+
+
+def test_templates_check_command(tmp_path, monkeypatch):
+    from campaigns.settings import reset_settings
+    from tests.test_render import copy_templates
+
+    assert invoke("templates", "check").output.strip().endswith("24 template(s) checked, 0 problem(s)")
+    root = copy_templates(tmp_path)
+    (root / "pre_due" / "sms.en-US.j2").write_text("{% block text %}{{ amount }}{% endblock %}")
+    monkeypatch.setenv("CAMPAIGNS_TEMPLATES_DIR", str(root))
+    reset_settings()
+    result = runner.invoke(app, ["templates", "check"])
+    reset_settings()
+    assert result.exit_code == 1 and "pre_due/sms.en-US.j2: never states the due date" in result.output

@@ -142,10 +142,9 @@ def _apply_caps(frame, history, now, config, profiles, channels, decision, reaso
         rows = sub_channels == channel
         per_channel[rows] = counts.count(account_ids[rows].reset_index(drop=True), week[rows].reset_index(drop=True),
                                          until[rows].reset_index(drop=True), hist_channels == channel)
-    # Earlier rows of the same account in this batch use the caps up first.
-    order = pd.DataFrame({"account": account_ids, "channel": sub_channels, "message": sub_channels != "call"})
-    earlier_messages = order.groupby("account")["message"].cumsum().to_numpy() - order["message"].to_numpy()
-    earlier_same_channel = order.groupby(["account", "channel"]).cumcount().to_numpy()
+    # Rows of the same account released earlier in this batch use the caps up first.
+    released_messages: dict[str, int] = {}
+    released_per_channel: dict[tuple[str, str], int] = {}
 
     calls_week = connected_quiet = connected_today = None
     if (sub_channels == "call").any():
@@ -156,17 +155,23 @@ def _apply_caps(frame, history, now, config, profiles, channels, decision, reaso
 
     for k, i in enumerate(candidates):
         profile = profiles[i]
-        if sub_channels[k] == "call":
-            used = {"calls_7d": int(calls_week[k] + earlier_same_channel[k]),
+        account, channel = account_ids[k], sub_channels[k]
+        earlier_same_channel = released_per_channel.get((account, channel), 0)
+        if channel == "call":
+            used = {"calls_7d": int(calls_week[k] + earlier_same_channel),
                     "connected_recently": int(connected_quiet[k]), "connected_today": int(connected_today[k])}
             capped = (used["calls_7d"] >= profile.max_call_attempts_7d or used["connected_recently"] > 0
                       or (profile.max_connected_calls_per_day is not None
                           and used["connected_today"] >= profile.max_connected_calls_per_day))
         else:
-            used = {"messages_today": int(day_total[k] + earlier_messages[k]),
-                    "channel_7d": int(per_channel[k] + earlier_same_channel[k])}
+            used = {"messages_today": int(day_total[k] + released_messages.get(account, 0)),
+                    "channel_7d": int(per_channel[k] + earlier_same_channel)}
             capped = (used["messages_today"] >= profile.max_messages_per_day
                       or used["channel_7d"] >= profile.max_per_channel_7d)
         traces[i]["counts"] = used
         if capped:
             decision[i], reason[i] = SUPPRESS, "frequency_cap"
+            continue
+        released_per_channel[(account, channel)] = earlier_same_channel + 1
+        if channel != "call":
+            released_messages[account] = released_messages.get(account, 0) + 1
