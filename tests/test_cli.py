@@ -164,3 +164,15 @@ def test_templates_check_command(tmp_path, monkeypatch):
     result = runner.invoke(app, ["templates", "check"])
     reset_settings()
     assert result.exit_code == 1 and "pre_due/sms.en-US.j2: never states the due date" in result.output
+
+
+def test_call_commands(engine):
+    add_account(engine, "A1", days_past_due=50)
+    ok = runner.invoke(app, ["call", "check", "A1", "--now", "2026-11-23T15:00:00Z"])
+    assert ok.exit_code == 0 and ok.output.startswith("yes: you may call account A1 now (Mon 10:00)")
+    late = runner.invoke(app, ["call", "check", "A1", "--now", "2026-11-24T03:00:00Z"])
+    assert late.exit_code == 3 and "no: outside_contact_window; next allowed 2026-11-24 13:00 UTC" in late.output
+    logged = runner.invoke(app, ["call", "log", "A1", "--outcome", "connected", "--now", "2026-11-23T15:00:00Z"])
+    assert logged.exit_code == 0 and "call logged for account A1: connected" in logged.output
+    again = runner.invoke(app, ["call", "log", "A1", "--outcome", "no_answer", "--now", "2026-11-23T16:00:00Z"])
+    assert again.exit_code == 0 and "warning: this call was not allowed (frequency_cap)" in again.output

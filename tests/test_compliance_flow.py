@@ -205,3 +205,36 @@ def test_the_shipped_templates_pass_the_lint():
 
     names, problems, litigious = check_templates(PROJECT_ROOT / "templates")
     assert len(names) == 24 and problems == [] and litigious == set()
+
+
+def test_agents_check_before_calling_and_every_call_counts(engine):
+    from campaigns.calls import CallError, check_call, log_call
+
+    add_account(engine, "A1", days_past_due=50)
+    monday = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)  # 10:00 in New York
+    assert check_call(engine, POLICY, "A1", monday).allowed
+    night = check_call(engine, POLICY, "A1", datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc))
+    assert (night.allowed, night.reason) == (False, "outside_contact_window")
+    assert night.next_allowed == datetime(2026, 11, 24, 13, 0, tzinfo=timezone.utc)
+    for hour in range(7):  # seven unanswered calls over the week
+        log_call(engine, POLICY, "A1", "no_answer", monday + timedelta(days=hour % 6, minutes=hour))
+    capped = check_call(engine, POLICY, "A1", monday + timedelta(days=6))
+    assert (capped.allowed, capped.reason) == (False, "frequency_cap")
+    assert capped.trace["counts"]["calls_7d"] == 7
+    with pytest.raises(CallError, match="unknown outcome"):
+        log_call(engine, POLICY, "A1", "shouted", monday)
+    with pytest.raises(CallError, match="no account"):
+        check_call(engine, POLICY, "nope", monday)
+
+
+def test_a_conversation_starts_a_quiet_week(engine):
+    from campaigns.calls import check_call, log_call
+
+    add_account(engine, "A1", days_past_due=50)
+    monday = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
+    log_call(engine, POLICY, "A1", "connected", monday)
+    assert check_call(engine, POLICY, "A1", monday + timedelta(days=6, hours=1)).reason == "frequency_cap"
+    assert check_call(engine, POLICY, "A1", monday + timedelta(days=7, minutes=1)).allowed
+    with engine.connect() as conn:
+        [call] = conn.execute(select(ContactAttempt).where(ContactAttempt.channel == "call")).all()
+    assert (call.status, call.outcome, call.stage) == ("sent", "connected", "escalation")

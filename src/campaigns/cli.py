@@ -33,6 +33,8 @@ dispute_app = typer.Typer(help="Disputes: an open one stops collection on the ac
 app.add_typer(dispute_app, name="dispute")
 sms_app = typer.Typer(help="Inbound SMS: STOP and friends opt the sender out of SMS at once.", no_args_is_help=True)
 app.add_typer(sms_app, name="sms")
+call_app = typer.Typer(help="Agents' calls: check before calling, log every call.", no_args_is_help=True)
+app.add_typer(call_app, name="call")
 templates_app = typer.Typer(help="Message templates.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 # Piped output (CI logs, `| less`) gets room for the tables instead of rich's 80 columns.
@@ -80,6 +82,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from pydantic import ValidationError
         from sqlalchemy.exc import OperationalError, ProgrammingError
 
+        from campaigns.calls import CallError
         from campaigns.contact_preferences import PreferenceError
         from campaigns.ladder import LadderConfigError
         from campaigns.policy import PolicyConfigError
@@ -87,7 +90,8 @@ def friendly_errors(fn: Callable) -> Callable:
 
         try:
             return fn(*args, **kwargs)
-        except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError) as exc:
+        except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
+                CallError) as exc:
             err.print(f"error: {exc}", markup=False, highlight=False)
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
@@ -525,6 +529,43 @@ def dispute_resolve_command(account: Annotated[str, typer.Argument(help="Account
     _ensure_schema(s.engine)
     n = resolve_dispute(s.engine, account, _clock(now))
     out.print(f"{n} open dispute(s) resolved on account {account}", highlight=False)
+
+
+@call_app.command("check")
+@friendly_errors
+def call_check_command(account: Annotated[str, typer.Argument(help="Account id.")], now: NowOpt = None) -> None:
+    """May I call this customer now? (local window, Sundays, holidays, Reg F 7-in-7, quiet after a conversation)"""
+    from campaigns.calls import check_call
+
+    s = _services()
+    _ensure_schema(s.engine)
+    decision = check_call(s.engine, s.policy, account, _clock(now))
+    if decision.allowed:
+        out.print(f"yes: you may call account {account} now ({', '.join(decision.trace.get('local_times', []))})",
+                  highlight=False)
+        return
+    when = f"; next allowed {decision.next_allowed:%Y-%m-%d %H:%M} UTC" if decision.next_allowed else ""
+    out.print(f"no: {decision.reason}{when}", highlight=False)
+    raise typer.Exit(3)
+
+
+@call_app.command("log")
+@friendly_errors
+def call_log_command(
+    account: Annotated[str, typer.Argument(help="Account id.")],
+    outcome: Annotated[str, typer.Option(help="connected, no_answer, voicemail, wrong_number.")],
+    now: NowOpt = None,
+) -> None:
+    """Record a call that was made; it counts against the call caps from now on."""
+    from campaigns.calls import log_call
+
+    s = _services()
+    _ensure_schema(s.engine)
+    decision = log_call(s.engine, s.policy, account, outcome, _clock(now))
+    out.print(f"call logged for account {account}: {outcome}", highlight=False)
+    if not decision.allowed:
+        err.print(f"warning: this call was not allowed ({decision.reason}); it is logged as such",
+                  markup=False, highlight=False)
 
 
 @templates_app.command("check")

@@ -12,12 +12,15 @@ from campaigns.db.models import CampaignRun, Stage
 from campaigns.outcomes import Tally
 
 
+OTHER_RUNS = ("dispatch", "call")  # runs that are not a stage: the dispatcher, an agent's logged call
+
+
 def start_run(
     engine: Engine, stage: Stage, as_of: date, now: datetime, *, started_at: datetime,
     dry_run: bool = False, flow_run_id: str | None = None,
 ) -> str:
     run_id = str(uuid.uuid4())
-    stage = stage if stage == "dispatch" else Stage(stage)
+    stage = stage if stage in OTHER_RUNS else Stage(stage)
     with engine.begin() as conn:
         conn.execute(insert(CampaignRun.__table__), {
             "id": run_id, "stage": getattr(stage, "value", stage), "as_of": as_of, "decided_at": now,
