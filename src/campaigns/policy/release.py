@@ -94,14 +94,17 @@ def evaluate_release(
         blocked = blocked_reason(zone_set, now, profile, kind)
         local_times = [now.astimezone(ZoneInfo(z)).strftime("%a %H:%M") for z in zone_set]
         starts = (local_day_start(zone_set, now), local_day_start(zone_set, now, days_back=6))
+        when = None
+        if blocked is not None:
+            # One search per group, as far as the latest deadline in it; each row then checks its own.
+            latest = max(max(created[i] + max_defer, now) for i in members)
+            when = next_allowed(zone_set, now, profile, kind, latest - now)
         for i in members:
             traces[i]["local_times"] = local_times
             day_start[i], week_start[i] = starts
             if blocked is None:
                 continue
-            deadline = max(created[i] + max_defer, now)
-            when = next_allowed(zone_set, now, profile, kind, deadline - now)
-            if when is None:
+            if when is None or when > max(created[i] + max_defer, now):
                 decision[i], reason[i] = SUPPRESS, "expired"
             else:
                 decision[i], reason[i], release_after[i] = DEFER, blocked, when

@@ -51,10 +51,12 @@ HOLD_KINDS = {
 
 
 def _hold(kind: str) -> Mask:
+    pattern = rf"(?:^|,){kind}(?:,|$)"
+
     def mask(frame: pd.DataFrame) -> pd.Series:
         if "holds" not in frame:
             return pd.Series(False, index=frame.index)
-        return frame["holds"].fillna("").astype(str).str.split(",").map(lambda kinds: kind in kinds)
+        return frame["holds"].fillna("").astype(str).str.contains(pattern, regex=True)
 
     return mask
 
