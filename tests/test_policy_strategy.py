@@ -97,3 +97,20 @@ def test_an_empty_chunk_decides_nothing():
 @pytest.mark.parametrize("code", ["opted_out", "disputed", "cease_and_desist", "no_consent", "invalid_address"])
 def test_every_reason_code_is_documented(code):
     assert reason_codes()[code]
+
+
+def test_every_reason_code_the_code_can_emit_is_in_the_readme():
+    import re
+
+    from campaigns.settings import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z_]+)` \| (?:suppressed|deferred|failed|unknown) \|", readme, re.M))
+    emitted = set(reason_codes()) | {
+        "unknown_timezone", "frequency_cap", "expired", "outside_contact_window", "sunday", "holiday",
+        "provider_retry", "template_error", "no_template", "content_incomplete", "time_barred_content",
+        "channel_unavailable", "provider_error"}
+    assert emitted - documented == set()
+    sources = "\n".join(p.read_text() for p in (PROJECT_ROOT / "src" / "campaigns").rglob("*.py"))
+    for code in documented:
+        assert f'"{code}"' in sources, f"{code} is documented but never emitted"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, time, timezone
 from enum import Enum
 from functools import wraps
 from pathlib import Path
@@ -248,7 +248,10 @@ def demo_command(
     now: NowOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic portfolio.")] = 20261122,
 ) -> None:
-    """The main job on the embedded default: database, synthetic portfolio, daily campaign, summary."""
+    """The main job on the embedded default: database, synthetic portfolio, daily campaign, summary.
+
+    Without --now it runs as the scheduled daily run would: at 09:00 in the lender's time zone.
+    """
     from campaigns.clock import resolve_clock
     from campaigns.db.engine import upgrade_database
     from campaigns.portfolio import import_portfolio
@@ -257,6 +260,9 @@ def demo_command(
     s = _services()
     upgrade_database(s.engine)
     day, moment = resolve_clock(as_of.date() if as_of else None, _now_option(now), s.settings.lender_zone)
+    if now is None:
+        # Simulate the scheduled daily run: 09:00 in the lender's zone (prefect.yaml), not whatever time it is.
+        moment = datetime.combine(day, time(9, 0), tzinfo=s.settings.lender_zone).astimezone(timezone.utc)
     frame = generate_portfolio(day, DemoSpec(accounts=accounts, seed=seed))
     path = write_demo_file(frame, s.settings.data_dir / "demo" / "portfolio.csv")
     report = import_portfolio(s.engine, path, now=moment)
@@ -269,8 +275,25 @@ def demo_command(
 
     summaries = daily_campaign(as_of=day, now=moment)
     out.print()
-    out.print(_summary_table(summaries, f"daily campaign as of {day} (counts of contact attempts)"))
+    out.print(_summary_table(summaries, f"daily campaign as of {day}, "
+                                        f"{moment.astimezone(s.settings.lender_zone):%H:%M} {s.settings.lender_timezone} "
+                                        "(counts of contact attempts)"))
+    if now is None:
+        _simulate_dispatch(s, day)
     _print_where(s)
+
+
+def _simulate_dispatch(s, day: date) -> None:
+    """The rest of the demo day: the dispatcher releases what waited for the customers' morning."""
+    from flows.dispatch import dispatch
+
+    zone = s.settings.lender_zone
+    # 13:00 New York is 08:00 in Hawaii; 19:00 is 08:00 the next morning in Shanghai.
+    for hour in (13, 19):
+        moment = datetime.combine(day, time(hour, 0), tzinfo=zone).astimezone(timezone.utc)
+        result = dispatch(now=moment)
+        out.print(f"dispatch at {hour:02d}:00 {s.settings.lender_timezone}: released {result['sent']}, "
+                  f"deferred again {result['deferred']}, stopped {result['suppressed']}", highlight=False)
 
 
 def _print_where(s) -> None:
