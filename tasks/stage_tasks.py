@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from prefect import get_run_logger, task
+from sqlalchemy.exc import InterfaceError, OperationalError
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -21,13 +22,30 @@ from campaigns.cohorts import ChunkBounds
 from campaigns.db.models import Stage
 from campaigns.delivery import DeliveryInterrupted, deliver_queued
 from campaigns.outcomes import Tally
+from campaigns.policy.content import check_templates
 from campaigns.reporting import artifact_rows, run_tally
 
-DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+def _database_trouble(task, task_run, state) -> bool:
+    """Retry a database task only for errors a retry can fix (locks, dropped connections), not for bugs."""
+    return isinstance(state.data, (OperationalError, InterfaceError))
+
+
+DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=_database_trouble,
+                  cache_policy=NO_CACHE)
+
+
+class TemplateProblems(RuntimeError):
+    """The templates break the content rules: nothing is decided or sent until they are fixed."""
 
 
 @task(name="start-stage-run", tags=["campaigns", "db"], **DB_RETRIES)
 def start_stage_run(stage: Stage, as_of: date, now: datetime, dry_run: bool) -> str:
+    s = services()
+    # Content rules are checked on the templates as loaded, before any message of the run.
+    _, problems, _ = check_templates(s.settings.templates_dir)
+    if problems:
+        raise TemplateProblems("templates break the content rules (campaigns templates check): "
+                               + "; ".join(map(str, problems[:5])))
     run_id = runs.start_run(
         services().engine, stage, as_of, now, started_at=datetime.now(timezone.utc),
         dry_run=dry_run, flow_run_id=str(flow_run.id) if flow_run.id else None,

@@ -140,3 +140,19 @@ def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefec
     with portfolio.connect() as conn:
         first_runs = conn.execute(select(CampaignRun.counts).where(CampaignRun.status == "failed")).scalars().all()
     assert sorted(c.get("deferred:provider_retry", 0) for c in first_runs) == [6, 9, 9]
+
+
+def test_a_stage_does_not_start_with_templates_that_break_the_content_rules(prefect_harness, engine, tmp_path,
+                                                                          monkeypatch):
+    from campaigns.settings import reset_settings
+    from flows.stages import soft_nudge
+    from tests.test_render import copy_templates
+
+    add_account(engine, "A1", days_past_due=5)
+    root = copy_templates(tmp_path)
+    (root / "soft_nudge" / "sms.en-US.j2").write_text("{% block text %}{{ amount }} {{ pay_url }}{% endblock %}")
+    monkeypatch.setenv("CAMPAIGNS_TEMPLATES_DIR", str(root))
+    reset_settings()
+    with pytest.raises(Exception, match="never states the due date"):
+        soft_nudge(as_of=AS_OF, now=NOW)
+    assert sent_counts(engine) == Counter()
