@@ -231,3 +231,18 @@ def test_the_trace_explains_the_decision_without_personal_data():
 def test_worklist_hand_offs_are_not_timed_contacts():
     assert one(contact(channel="agent", timezone=None, country=None), at("2026-11-24T03:00:00+00:00"))[0] == RELEASE
     assert one(contact(channel="agent", holds="deceased"), at("2026-11-24T03:00:00+00:00"))[1] == "deceased"
+
+
+def test_policy_config_errors_name_the_file_and_problem(tmp_path):
+    from campaigns.policy import PolicyConfigError
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("default_jurisdiction: XX\njurisdictions: {}\n")
+    with pytest.raises(PolicyConfigError, match=f"{path}: .*default_jurisdiction 'XX' is not a listed"):
+        load_policy(path)
+    path.write_text((PROJECT_ROOT / "config" / "policy.yaml").read_text().replace('["08:00", "21:00"]',
+                                                                                 '["21:00", "08:00"]', 1))
+    with pytest.raises(PolicyConfigError, match="window end 08:00:00 is not after its start"):
+        load_policy(path)
+    with pytest.raises(PolicyConfigError, match="not found"):
+        load_policy(tmp_path / "missing.yaml")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from campaigns.config_files import load_yaml_model
 from campaigns.db.models import Channel, Stage
 
 STAGE_ORDER: tuple[Stage, ...] = (Stage.pre_due, Stage.soft_nudge, Stage.plan_offer, Stage.escalation)
@@ -114,13 +114,4 @@ class LadderConfigError(ValueError):
 
 def load_ladder(path: Path) -> Ladder:
     """Read and validate the ladder file; errors name the file and the problem."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise LadderConfigError(f"{path}: ladder configuration file not found") from exc
-    except yaml.YAMLError as exc:
-        raise LadderConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return Ladder.model_validate(data)
-    except ValueError as exc:
-        raise LadderConfigError(f"{path}: {exc}") from exc
+    return load_yaml_model(path, Ladder, LadderConfigError, "ladder configuration")

@@ -6,8 +6,9 @@ from datetime import time
 from pathlib import Path
 from typing import Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from campaigns.config_files import load_yaml_model
 
 
 class Window(BaseModel):
@@ -101,13 +102,5 @@ class PolicyConfigError(ValueError):
 
 
 def load_policy(path: Path) -> PolicyConfig:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise PolicyConfigError(f"{path}: policy configuration file not found") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return PolicyConfig.model_validate(data)
-    except ValueError as exc:
-        raise PolicyConfigError(f"{path}: {exc}") from exc
+    """Read and validate the policy file; errors name the file and the problem."""
+    return load_yaml_model(path, PolicyConfig, PolicyConfigError, "policy configuration")
