@@ -73,6 +73,9 @@ def test_every_cohort_member_ends_in_a_terminal_state(engine, ladder):
         ("G-zh", "email"): ("sent", None),
     }
     assert sorted(m.account_id for m in gateway.sent) == ["A-ok", "B-sms", "G-zh"]
+    # Every attempt, contacted or not, carries the decision that made it.
+    assert all(a.policy_trace and a.policy_trace[0]["check"] == "enqueue" for a in attempts(engine))
+    assert next(a for a in attempts(engine) if a.account_id == "D-dispute").policy_trace[0]["reason"] == "disputed"
     assert all(a.provider_message_id == f"fake-{a.id}" and a.sent_at == NOW
                for a in attempts(engine) if a.status == "sent")
     assert run_tally(engine, run_id).as_dict() == {

@@ -149,7 +149,11 @@ def compose_attempts(
             segment="vulnerable" if vulnerable else None,
         )
         if decision.status != PENDING:
-            planned.append(PlannedAttempt(attempt_row(status=decision.status, reason=decision.reason, **common)))
+            row_ = attempt_row(status=decision.status, reason=decision.reason, **common)
+            row_["policy_trace"] = [{"at": run.now.isoformat(), "check": "enqueue", "decision": decision.status,
+                                     **({"reason": decision.reason} if decision.reason else {}),
+                                     "channels_tried": [c.value for c in rule.channels]}]
+            planned.append(PlannedAttempt(row_))
             continue
         if decision.channel == Channel.agent.value:
             payload = {
