@@ -37,13 +37,28 @@ def _engine(url: str) -> Engine:
     return _engines[url]
 
 
+def _sendgrid(settings: Settings) -> DeliveryGateway:
+    from campaigns.channels.sendgrid_email import SendGridEmailGateway
+
+    return SendGridEmailGateway(
+        api_key=settings.sendgrid_api_key, from_email=settings.sendgrid_from_email,
+        from_name=settings.sendgrid_from_name, asm_group_id=settings.sendgrid_asm_group_id,
+        sandbox=settings.sendgrid_sandbox, timeout_seconds=settings.sendgrid_timeout_seconds,
+        host=settings.sendgrid_host,
+    )
+
+
 def build_gateways(settings: Settings, engine: Engine) -> dict[str, DeliveryGateway]:
-    known = {"outbox": OutboxGateway}
+    known = {
+        "email": {"outbox": lambda: OutboxGateway(engine), "sendgrid": lambda: _sendgrid(settings)},
+        "sms": {"outbox": lambda: OutboxGateway(engine)},
+    }
     gateways: dict[str, DeliveryGateway] = {}
     for channel, choice in (("email", settings.channel_email), ("sms", settings.channel_sms)):
-        if choice not in known:
-            raise ValueError(f"CAMPAIGNS_CHANNEL_{channel.upper()}={choice!r} is not an available gateway")
-        gateways[channel] = known[choice](engine)
+        if choice not in known[channel]:
+            raise ValueError(f"CAMPAIGNS_CHANNEL_{channel.upper()}={choice!r} is not an available gateway "
+                             f"(one of {', '.join(known[channel])})")
+        gateways[channel] = known[channel][choice]()
     gateways["agent"] = AgentWorklistGateway(engine)
     gateways.update(_gateway_overrides)
     return gateways

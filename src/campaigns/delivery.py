@@ -203,7 +203,7 @@ def deliver_queued(
             except PermanentDeliveryError as exc:
                 outcome.update(status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500] or None)
                 tally.add("failed", exc.reason)
-            except Exception as exc:
+            except Exception as exc:  # e.g. a timeout after the request went out: it may have been sent
                 outcome.update(status=AttemptStatus.unknown.value, reason="provider_error", detail=type(exc).__name__)
                 tally.add("unknown", "provider_error")
             else:

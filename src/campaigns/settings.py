@@ -43,7 +43,14 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
     delivery_retries: int = Field(default=5, ge=0, le=50, description="Retries of a chunk's delivery after a transient provider error.")
     delivery_backoff_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles each retry.")
-    channel_email: str = Field(default="outbox", description="Gateway for email: outbox.")
+    channel_email: str = Field(default="outbox", description="Gateway for email: outbox or sendgrid.")
+    sendgrid_api_key: str = Field(default="", repr=False)
+    sendgrid_from_email: str = "collections@example.com"
+    sendgrid_from_name: str | None = None
+    sendgrid_asm_group_id: int | None = Field(default=None, description="Unsubscribe group for collection mail.")
+    sendgrid_sandbox: bool = Field(default=False, description="Validate without delivering (SendGrid sandbox mode).")
+    sendgrid_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    sendgrid_host: str = "https://api.sendgrid.com"
     channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox.")
 
     @field_validator("lender_timezone")
