@@ -24,7 +24,10 @@ from campaigns.channels.sendgrid_email import DeliveryOutcomeUnknown, RateLimite
 from campaigns.settings import PROJECT_ROOT
 
 NOW = datetime(2026, 11, 24, 15, 0, tzinfo=timezone.utc)
-SPEC = json.loads((PROJECT_ROOT.parent / "shared" / "specs" / "sendgrid-mail-v3.openapi.json").read_text())
+SPEC_NAME = "sendgrid-mail-v3.openapi.json"
+SPEC_PATH = next(p for p in (PROJECT_ROOT.parent / "shared" / "specs" / SPEC_NAME, Path(__file__).parent / "specs" / SPEC_NAME)
+                 if p.is_file())
+SPEC = json.loads(SPEC_PATH.read_text())
 MAIL_SEND = {**SPEC, "$ref": "#/components/requestBodies/PostMailSend/content/application~1json/schema"}
 
 

@@ -35,6 +35,8 @@ sms_app = typer.Typer(help="Inbound SMS: STOP and friends opt the sender out of 
 app.add_typer(sms_app, name="sms")
 call_app = typer.Typer(help="Agents' calls: check before calling, log every call.", no_args_is_help=True)
 app.add_typer(call_app, name="call")
+events_app = typer.Typer(help="Provider delivery events (delivered, bounce, unsubscribe, ...).", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 templates_app = typer.Typer(help="Message templates.", no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 # Piped output (CI logs, `| less`) gets room for the tables instead of rich's 80 columns.
@@ -589,6 +591,52 @@ def call_log_command(
     if not decision.allowed:
         err.print(f"warning: this call was not allowed ({decision.reason}); it is logged as such",
                   markup=False, highlight=False)
+
+
+@events_app.command("ingest")
+@friendly_errors
+def events_ingest_command(
+    path: Annotated[Path, typer.Argument(help="A saved batch of SendGrid events: a JSON array, or JSON lines.")],
+    now: NowOpt = None,
+) -> None:
+    """Apply saved provider events (a back-fill), exactly as the webhook would: each event once."""
+    import json
+
+    from campaigns.provider_events import apply_sendgrid_events
+
+    s = _services()
+    _ensure_schema(s.engine)
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        events = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line]
+    except ValueError as exc:
+        raise CliError(f"{path}: not a JSON array nor JSON lines: {exc}") from None
+    report = apply_sendgrid_events(s.engine, events, _clock(now))
+    for problem in report.problems[:50]:
+        err.print(f"{path}: {problem}", markup=False, highlight=False)
+    out.print(f"{path}: {len(events)} event(s): " + ", ".join(f"{k} {v}" for k, v in report.as_dict().items()),
+              highlight=False)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@app.command("serve-webhooks")
+@friendly_errors
+def serve_webhooks_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8085,
+) -> None:
+    """Run the provider webhook receiver (ASGI, uvicorn): POST /webhooks/sendgrid/events."""
+    import uvicorn
+
+    from campaigns.webhooks import create_app
+
+    s = _services()
+    _ensure_schema(s.engine)
+    app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds)
+    uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
 @templates_app.command("check")

@@ -33,10 +33,10 @@ COHORT_COLUMNS = [
     "account_id", "customer_id", "currency", "balance", "amount_due", "due_date", "product", "status",
     "cease_contact", "time_barred", "name", "email", "phone", "locale", "timezone", "country",
     "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer", "email_employer_consent",
-    "vulnerable", "has_open_dispute", "days_past_due",
+    "vulnerable", "email_invalid", "has_open_dispute", "days_past_due",
 ]
 FLAGS = ("cease_contact", "time_barred", "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer",
-         "email_employer_consent", "vulnerable", "has_open_dispute")
+         "email_employer_consent", "vulnerable", "email_invalid", "has_open_dispute")
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,7 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
             Customer.email_is_employer,
             Customer.email_employer_consent,
             Customer.vulnerable,
+            Customer.email_invalid,
             open_dispute.label("has_open_dispute"),
         )
         .join(Customer, Customer.id == Account.customer_id)

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     sendgrid_sandbox: bool = Field(default=False, description="Validate without delivering (SendGrid sandbox mode).")
     sendgrid_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str = Field(default="", description="Event Webhook verification key (base64).")
+    webhook_tolerance_seconds: int = Field(default=300, ge=10, le=3600, description="Older signed requests are refused.")
     channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox.")
 
     @field_validator("lender_timezone")

@@ -87,6 +87,9 @@ class Customer(Base):
         doc="the customer used this employer address with us, or agreed to it",
     )
     vulnerable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    email_invalid: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), doc="the address hard-bounced: not used again"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -226,6 +229,21 @@ class OptOutEvent(Base):
     source: Mapped[str] = mapped_column(String(32), doc="cli, inbound_sms, provider_event, import")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     keyword: Mapped[str | None] = mapped_column(String(32), doc="the matched keyword, never the message")
+
+
+class ProviderEvent(Base):
+    """A delivery event from a provider (delivered, bounce, open, unsubscribe, ...), kept once."""
+
+    __tablename__ = "provider_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128), unique=True, doc="the provider's id: redeliveries collide")
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("contact_attempts.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(String(64), doc="e.g. bounce type; never an address")
 
 
 class RenderedMessage(Base):

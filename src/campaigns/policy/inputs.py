@@ -67,7 +67,7 @@ def contact_history(
 RELEASE_COLUMNS = [
     "attempt_id", "account_id", "customer_id", "channel", "stage", "created_at", "policy_trace", "status",
     "amount_due", "cease_contact", "timezone", "phone", "email", "country", "email_opt_out", "sms_opt_out",
-    "sms_consent", "email_is_employer", "email_employer_consent", "has_open_dispute",
+    "sms_consent", "email_is_employer", "email_employer_consent", "email_invalid", "has_open_dispute",
 ]
 
 
@@ -80,7 +80,7 @@ def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime) -
                a.policy_trace, Account.status, Account.amount_due, Account.cease_contact, Customer.timezone,
                Customer.phone, Customer.email, Customer.country, Customer.email_opt_out, Customer.sms_opt_out,
                Customer.sms_consent, Customer.email_is_employer, Customer.email_employer_consent,
-               open_dispute.label("has_open_dispute"))
+               Customer.email_invalid, open_dispute.label("has_open_dispute"))
         .join(Account, Account.id == a.account_id)
         .join(Customer, Customer.id == Account.customer_id)
         .where(a.id.in_(list(attempt_ids)))

@@ -94,7 +94,8 @@ ACCOUNT_RULES: list[Rule] = [
 CHANNEL_RULES: dict[Channel, list[Rule]] = {
     Channel.email: [
         Rule("opted_out", _flag("email_opt_out"), "The customer opted out of email."),
-        Rule("invalid_address", _missing("email"), "No usable email address."),
+        Rule("invalid_address", lambda f: _missing("email")(f) | _flag("email_invalid")(f),
+             "No usable email address (missing, or it hard-bounced)."),
         Rule("employer_email", _employer_email,
              "An employer-provided address the customer has not used with us nor agreed to."),
     ],

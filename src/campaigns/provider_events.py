@@ -1,0 +1,101 @@
+"""Provider delivery events (SendGrid's Event Webhook format), applied once each.
+
+- ``delivered`` moves a ``sent`` attempt to ``delivered``, and reconciles an
+  ``unknown`` one (a timeout whose message did go out) to ``delivered``.
+- ``processed`` reconciles ``unknown`` to ``sent``; ``bounce`` moves it to
+  ``bounced`` and, for a hard bounce, marks the address invalid so it is not
+  used again; ``dropped`` fails the attempt.
+- ``spamreport``, ``unsubscribe`` and ``group_unsubscribe`` opt the customer out
+  of email at once.
+- ``open``, ``click`` and ``deferred`` are recorded, not acted on.
+
+Every event is stored in ``provider_events`` under the provider's own event id
+(UNIQUE), so a redelivered event is recognised and skipped. Addresses in the
+events are never stored or logged: attempts are found by our ``attempt_id``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from campaigns.contact_preferences import opt_out
+from campaigns.db.engine import insert_ignoring_conflicts
+from campaigns.db.models import AttemptStatus, ContactAttempt, Customer, ProviderEvent
+
+KNOWN = {"processed", "delivered", "deferred", "bounce", "dropped", "open", "click", "spamreport",
+         "unsubscribe", "group_unsubscribe", "group_resubscribe"}
+OPT_OUT_EVENTS = {"spamreport", "unsubscribe", "group_unsubscribe"}
+
+
+@dataclass
+class EventReport:
+    counts: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+def _attempt_id(event: dict[str, Any]) -> int | None:
+    value = event.get("attempt_id")
+    return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
+
+
+def apply_sendgrid_events(engine: Engine, events: list[dict[str, Any]], now: datetime) -> EventReport:
+    report = EventReport()
+    for position, event in enumerate(events):
+        kind, event_id = event.get("event"), event.get("sg_event_id")
+        if kind not in KNOWN or not event_id or not isinstance(event.get("timestamp"), (int, float)):
+            report.counts["invalid"] += 1
+            report.problems.append(f"event {position}: missing or unknown event, sg_event_id or timestamp")
+            continue
+        attempt_id = _attempt_id(event)
+        occurred = datetime.fromtimestamp(event["timestamp"], tz=timezone.utc)
+        detail = str(event.get("type") or "")[:64] or None  # bounce/blocked: never the reason text
+        with engine.begin() as conn:
+            attempt = None
+            if attempt_id is not None:
+                attempt = conn.execute(select(ContactAttempt.id, ContactAttempt.status, ContactAttempt.customer_id)
+                                       .where(ContactAttempt.id == attempt_id)).first()
+            created = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
+                "provider": "sendgrid", "event_id": str(event_id)[:128], "attempt_id": attempt.id if attempt else None,
+                "event": kind, "occurred_at": occurred, "received_at": now, "detail": detail,
+            }], key="event_id")
+            if not created:
+                report.counts["duplicate"] += 1
+                continue
+            report.counts[kind] += 1
+            if attempt is None:
+                report.counts["unmatched"] += 1
+                continue
+            _apply(conn, attempt, kind, detail, event, now)
+        if kind in OPT_OUT_EVENTS:
+            opt_out(engine, attempt.customer_id, ["email"], now, source="provider_event", keyword=kind)
+    return report
+
+
+def _apply(conn, attempt, kind: str, detail: str | None, event: dict[str, Any], now: datetime) -> None:
+    table = ContactAttempt.__table__
+    moves = {
+        "processed": ({AttemptStatus.unknown.value}, {"status": AttemptStatus.sent.value}),
+        "delivered": ({AttemptStatus.sent.value, AttemptStatus.unknown.value},
+                      {"status": AttemptStatus.delivered.value}),
+        "bounce": ({AttemptStatus.sent.value, AttemptStatus.unknown.value, AttemptStatus.delivered.value},
+                   {"status": AttemptStatus.bounced.value, "reason": "bounced"}),
+        "dropped": ({AttemptStatus.sent.value, AttemptStatus.unknown.value},
+                    {"status": AttemptStatus.failed.value, "reason": "dropped"}),
+    }
+    if kind in moves:
+        allowed, values = moves[kind]
+        if attempt.status in allowed:
+            message_id = str(event.get("sg_message_id") or "").split(".")[0] or None
+            extra = {"provider_message_id": message_id} if message_id else {}
+            conn.execute(update(table).where(table.c.id == attempt.id).values(updated_at=now, **values, **extra))
+    if kind == "bounce" and detail == "bounce":  # a hard bounce; "blocked" is temporary
+        conn.execute(update(Customer).where(Customer.id == attempt.customer_id)
+                     .values(email_invalid=True, updated_at=now))
