@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine
 
@@ -60,27 +60,39 @@ def build_gateways(settings: Settings, engine: Engine) -> dict[str, DeliveryGate
                              f"(one of {', '.join(known[channel])})")
         gateways[channel] = known[channel][choice]()
     gateways["agent"] = AgentWorklistGateway(engine)
-    gateways.update(_gateway_overrides)
     return gateways
 
 
+_built: tuple[Settings, Services] | None = None
+
+
 def services(settings: Settings | None = None) -> Services:
+    """The wired collaborators for ``settings`` (default: the environment's).
+
+    Built once per settings object and reused by every task of a run: the config
+    files are read and validated, templates and gateways set up, only once.
+    Gateway overrides are applied on every call, so they take effect at once.
+    """
+    global _built
     settings = settings or get_settings()
-    engine = _engine(settings.database_url)
-    return Services(
-        settings=settings,
-        engine=engine,
-        ladder=load_ladder(settings.ladder_config),
-        templates=TemplateLibrary(settings.templates_dir),
-        brand=Brand(
-            lender_name=settings.lender_name,
-            pay_url=settings.pay_url,
-            email_preferences_url=settings.email_preferences_url,
-            support_phone=settings.support_phone,
-        ),
-        policy=load_policy(settings.policy_config),
-        gateways=build_gateways(settings, engine),
-    )
+    if _built is None or _built[0] is not settings:
+        engine = _engine(settings.database_url)
+        _built = (settings, Services(
+            settings=settings,
+            engine=engine,
+            ladder=load_ladder(settings.ladder_config),
+            templates=TemplateLibrary(settings.templates_dir),
+            brand=Brand(
+                lender_name=settings.lender_name,
+                pay_url=settings.pay_url,
+                email_preferences_url=settings.email_preferences_url,
+                support_phone=settings.support_phone,
+            ),
+            policy=load_policy(settings.policy_config),
+            gateways=build_gateways(settings, engine),
+        ))
+    built = _built[1]
+    return replace(built, gateways={**built.gateways, **_gateway_overrides})
 
 
 def override_gateway(channel: str, gateway: DeliveryGateway | None) -> None:
@@ -93,5 +105,7 @@ def override_gateway(channel: str, gateway: DeliveryGateway | None) -> None:
 
 def dispose_engines() -> None:
     """Close pooled connections (e.g. before a test drops its database)."""
+    global _built
+    _built = None
     while _engines:
         _engines.popitem()[1].dispose()
