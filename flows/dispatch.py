@@ -15,7 +15,7 @@ from prefect import flow
 from campaigns import runs
 from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
-from tasks.stage_tasks import finish_dispatch_run, plan_due_chunks, release_due_chunk
+from tasks.stage_tasks import finish_dispatch_run, plan_due_chunks, release_due_chunk, with_delivery_retries
 
 
 @flow(name="dispatch", description="Release deferred messages whose contact window has opened.")
@@ -23,10 +23,11 @@ def dispatch(now: datetime | None = None) -> dict:
     s = services()
     as_of, now = resolve_clock(None, now, s.settings.lender_zone)
     run_id = runs.start_run(s.engine, "dispatch", as_of, now, started_at=datetime.now(timezone.utc))
+    release = with_delivery_retries(release_due_chunk, s.settings)
     tallies = []
     try:
         for bounds in plan_due_chunks(now):
-            tallies.append(release_due_chunk(run_id, now, bounds))
+            tallies.append(release(run_id, now, bounds))
     except BaseException:
         finish_dispatch_run(run_id, tallies, status="failed")
         raise

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from prefect.tasks import exponential_backoff
-
 from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
 from campaigns.db.models import Stage
@@ -16,16 +14,14 @@ from tasks.stage_tasks import (
     finish_stage_run,
     plan_cohort_chunks,
     start_stage_run,
+    with_delivery_retries,
 )
 
 
 def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool) -> dict:
     settings = services().settings
     as_of, now = resolve_clock(as_of, now, settings.lender_zone)
-    deliver = deliver_chunk.with_options(
-        retries=settings.delivery_retries,
-        retry_delay_seconds=exponential_backoff(settings.delivery_backoff_seconds)(settings.delivery_retries),
-    )
+    deliver = with_delivery_retries(deliver_chunk, settings)
     run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now)
     cohort_size, tallies, previews = 0, [], []
     try:

@@ -32,6 +32,17 @@ def _database_trouble(task, task_run, state) -> bool:
 
 DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=_database_trouble,
                   cache_policy=NO_CACHE)
+# Provider calls back off exponentially with jitter; `with_delivery_retries` applies the settings.
+PROVIDER_RETRIES = dict(retries=5, retry_delay_seconds=exponential_backoff(backoff_factor=2),
+                        retry_jitter_factor=0.5, cache_policy=NO_CACHE)
+
+
+def with_delivery_retries(provider_task, settings):
+    """A provider task with the retry count and back-off from settings (CAMPAIGNS_DELIVERY_*)."""
+    return provider_task.with_options(
+        retries=settings.delivery_retries,
+        retry_delay_seconds=exponential_backoff(settings.delivery_backoff_seconds)(settings.delivery_retries),
+    )
 
 
 class TemplateProblems(RuntimeError):
@@ -76,10 +87,7 @@ def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool) ->
 @task(
     name="deliver-chunk",
     tags=["campaigns", "provider"],
-    retries=5,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
-    cache_policy=NO_CACHE,
+    **PROVIDER_RETRIES,
 )
 def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds) -> dict[str, int]:
     """Send what the chunk queued. A transient provider error re-queues the rest and retries the task."""
@@ -136,10 +144,7 @@ def plan_due_chunks(now: datetime) -> list[ChunkBounds]:
 @task(
     name="release-due-chunk",
     tags=["campaigns", "provider"],
-    retries=5,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=0.5,
-    cache_policy=NO_CACHE,
+    **PROVIDER_RETRIES,
 )
 def release_due_chunk(run_id: str, now: datetime, bounds: ChunkBounds) -> dict[str, int]:
     """Re-check every rule for the due deferred messages of a chunk, and send those now allowed."""
