@@ -122,6 +122,13 @@ def _ensure_schema(engine) -> None:
         raise CliError(f"database schema is at {current or 'nothing'}, code expects {head}: run `campaigns db upgrade`")
 
 
+def _migrated_services():
+    """The services, once the database schema is known to be current (else a one-line error)."""
+    s = _services()
+    _ensure_schema(s.engine)
+    return s
+
+
 @db_app.command("upgrade")
 @friendly_errors
 def db_upgrade() -> None:
@@ -142,8 +149,7 @@ def import_command(
     """Load a portfolio export, upserting customers and accounts. Bad rows are listed; good rows load."""
     from campaigns.portfolio import import_portfolio
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     report = import_portfolio(s.engine, path, now=_now_option(now))
     for error in report.errors[:200]:
         err.print(str(error), markup=False, highlight=False)
@@ -199,8 +205,7 @@ def run_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and render, show a preview, log and send nothing.")] = False,
 ) -> None:
     """Run one stage of the ladder for a day through Prefect."""
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     from campaigns.db.models import Stage
     from flows.stages import STAGE_FLOWS
 
@@ -218,8 +223,7 @@ def daily_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and render, log and send nothing.")] = False,
 ) -> None:
     """Run the whole ladder for one day (the daily_campaign flow). Safe to re-run: nothing is sent twice."""
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     from flows.daily import daily_campaign
 
     summaries = daily_campaign(as_of=as_of.date() if as_of else None, now=_now_option(now), dry_run=dry_run)
@@ -232,8 +236,7 @@ def daily_command(
 @friendly_errors
 def dispatch_command(now: NowOpt = None) -> None:
     """Release deferred messages whose customers' contact window has opened (the 15-minute dispatch flow)."""
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     from flows.dispatch import dispatch
 
     summary = dispatch(now=_now_option(now))
@@ -330,8 +333,7 @@ def outbox_command(
 
     from campaigns.db.models import ContactAttempt, OutboxMessage
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     o, a = OutboxMessage, ContactAttempt
     stmt = select(o.id, o.accepted_at, o.channel, o.recipient, o.subject, o.body_text,
                   a.account_id, a.stage, a.template).join(a, a.id == o.attempt_id)
@@ -359,8 +361,7 @@ def runs_command(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     """Recent stage runs and their counts."""
     from campaigns.runs import recent_runs
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     from campaigns.outcomes import Tally
     from campaigns.runs import summary_row
 
@@ -392,8 +393,7 @@ def worklist_command(
     from campaigns.db.models import AgentWorklistItem
     from campaigns.render import format_money
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     w = AgentWorklistItem
     stmt = select(w.id, w.account_id, w.reason, w.days_past_due, w.amount_due, w.currency, w.tried,
                   w.status, w.created_at).where(w.status == "open").order_by(w.days_past_due.desc(), w.id)
@@ -431,8 +431,7 @@ def optout_command(
     """Opt a customer out of a channel, at once: nothing queued or deferred on it goes out after this."""
     from campaigns.contact_preferences import OPT_OUT_CHANNELS, opt_out
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     channels = list(OPT_OUT_CHANNELS) if channel == "all" else [channel]
     opt_out(s.engine, customer, channels, _clock(now), source="cli")
     out.print(f"customer {customer} opted out of {', '.join(channels)}", highlight=False)
@@ -448,8 +447,7 @@ def sms_inbound_command(
     """Apply one inbound SMS (e.g. from a provider webhook): an opt-out request stops SMS at once."""
     from campaigns.contact_preferences import receive_sms
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     result = receive_sms(s.engine, sender, body, _clock(now))
     if result.keyword is None:
         out.print("not an opt-out request; nothing changed", highlight=False)
@@ -469,8 +467,7 @@ def sms_ingest_command(
     from campaigns.clock import parse_now
     from campaigns.contact_preferences import PreferenceError, receive_sms
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     if not path.is_file():
         raise CliError(f"{path}: no such file")
     opted = requests = bad = 0
@@ -509,8 +506,7 @@ def hold_set_command(
 
     from campaigns.contact_preferences import set_hold
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     ends = until.replace(tzinfo=timezone.utc) if until else None
     created = set_hold(s.engine, customer, kind, _clock(now), ends_at=ends)
     out.print(f"hold {kind} {'set' if created else 'was already open'} for customer {customer}", highlight=False)
@@ -526,8 +522,7 @@ def hold_clear_command(
     """Clear a hold: collection contact may resume on the next run."""
     from campaigns.contact_preferences import clear_hold
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     n = clear_hold(s.engine, customer, kind, _clock(now))
     out.print(f"{n} open {kind} hold(s) cleared for customer {customer}", highlight=False)
 
@@ -538,8 +533,7 @@ def dispute_open_command(account: Annotated[str, typer.Argument(help="Account id
     """Open a dispute: collection on the account stops until it is resolved."""
     from campaigns.contact_preferences import open_dispute
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     created = open_dispute(s.engine, account, _clock(now))
     out.print(f"dispute {'opened' if created else 'was already open'} on account {account}", highlight=False)
 
@@ -550,8 +544,7 @@ def dispute_resolve_command(account: Annotated[str, typer.Argument(help="Account
     """Resolve the open dispute on an account: collection may resume."""
     from campaigns.contact_preferences import resolve_dispute
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     n = resolve_dispute(s.engine, account, _clock(now))
     out.print(f"{n} open dispute(s) resolved on account {account}", highlight=False)
 
@@ -562,8 +555,7 @@ def call_check_command(account: Annotated[str, typer.Argument(help="Account id."
     """May I call this customer now? (local window, Sundays, holidays, Reg F 7-in-7, quiet after a conversation)"""
     from campaigns.calls import check_call
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     decision = check_call(s.engine, s.policy, account, _clock(now))
     if decision.allowed:
         out.print(f"yes: you may call account {account} now ({', '.join(decision.trace.get('local_times', []))})",
@@ -584,8 +576,7 @@ def call_log_command(
     """Record a call that was made; it counts against the call caps from now on."""
     from campaigns.calls import log_call
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     decision = log_call(s.engine, s.policy, account, outcome, _clock(now))
     out.print(f"call logged for account {account}: {outcome}", highlight=False)
     if not decision.allowed:
@@ -604,8 +595,7 @@ def events_ingest_command(
 
     from campaigns.provider_events import apply_sendgrid_events
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     if not path.is_file():
         raise CliError(f"{path}: no such file")
     text = path.read_text(encoding="utf-8").strip()
@@ -633,8 +623,7 @@ def serve_webhooks_command(
 
     from campaigns.webhooks import create_app
 
-    s = _services()
-    _ensure_schema(s.engine)
+    s = _migrated_services()
     app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds)
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
@@ -649,8 +638,8 @@ def templates_check_command() -> None:
     names, problems, litigious = check_templates(s.settings.templates_dir)
     for problem in problems:
         err.print(str(problem), markup=False, highlight=False)
-    for name in sorted(litigious):
-        out.print(f"{name}: mentions legal action: never used for time-barred accounts", highlight=False)
+    for template in sorted(litigious):  # template paths, e.g. soft_nudge/email.en-US.j2
+        out.print(f"{template}: mentions legal action: never used for time-barred accounts", highlight=False)
     out.print(f"{len(names)} template(s) checked, {len(problems)} problem(s)", highlight=False)
     if problems:
         raise typer.Exit(1)

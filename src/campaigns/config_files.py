@@ -27,3 +27,15 @@ def load_yaml_model(path: Path, model: type[Model], error: type[ValueError], wha
             for e in exc.errors()
         )
         raise error(f"{path}: {problems}") from exc
+
+
+def name_entries(data, section: str, key: str):
+    """In ``data[section]`` (a mapping of name → entry), copy each name into its entry as ``key``.
+
+    For ``mode="before"`` validators: the YAML stays ``pre_due: {...}`` while the
+    model gets entries that know their own name.
+    """
+    if isinstance(data, dict) and isinstance(data.get(section), dict):
+        data = dict(data)
+        data[section] = {name: {key: name, **(entry or {})} for name, entry in data[section].items()}
+    return data

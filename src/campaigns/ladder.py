@@ -11,7 +11,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from campaigns.config_files import load_yaml_model
+from campaigns.config_files import load_yaml_model, name_entries
 from campaigns.db.models import Channel, Stage
 
 STAGE_ORDER: tuple[Stage, ...] = (Stage.pre_due, Stage.soft_nudge, Stage.plan_offer, Stage.escalation)
@@ -82,12 +82,7 @@ class Ladder(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _name_stages(cls, data):
-        if isinstance(data, dict) and isinstance(data.get("stages"), dict):
-            data = dict(data)
-            data["stages"] = {
-                name: {"stage": name, **(rule or {})} for name, rule in data["stages"].items()
-            }
-        return data
+        return name_entries(data, "stages", "stage")
 
     @model_validator(mode="after")
     def _disjoint(self) -> Self:

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from campaigns.config_files import load_yaml_model
+from campaigns.config_files import load_yaml_model, name_entries
 
 
 class Window(BaseModel):
@@ -73,10 +73,7 @@ class PolicyConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _name_profiles(cls, data):
-        if isinstance(data, dict) and isinstance(data.get("jurisdictions"), dict):
-            data = dict(data)
-            data["jurisdictions"] = {k: {"code": k, **(v or {})} for k, v in data["jurisdictions"].items()}
-        return data
+        return name_entries(data, "jurisdictions", "code")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
