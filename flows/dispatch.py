@@ -1,5 +1,9 @@
 """Release deferred messages when their customers' contact window opens (every 15 minutes).
 
+It also finishes what a crashed run left behind: stale ``sending`` claims are
+recovered first (``campaigns.recovery``), and queued attempts older than the
+claim lease are sent with the deferred ones.
+
 A daily run at 09:00 in the lender's zone reaches a customer three zones west
 at a decent hour this way: the message is queued in the morning, deferred, and
 released here once it is 08:00 where the customer is, with every rule checked
@@ -15,7 +19,13 @@ from prefect import flow
 from campaigns import runs
 from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
-from tasks.stage_tasks import finish_dispatch_run, plan_due_chunks, release_due_chunk, with_delivery_retries
+from tasks.stage_tasks import (
+    finish_dispatch_run,
+    plan_due_chunks,
+    recover_interrupted,
+    release_due_chunk,
+    with_delivery_retries,
+)
 
 
 @flow(name="dispatch", description="Release deferred messages whose contact window has opened.")
@@ -26,6 +36,7 @@ def dispatch(now: datetime | None = None) -> dict:
     release = with_delivery_retries(release_due_chunk, s.settings)
     tallies = []
     try:
+        tallies.append(recover_interrupted(now))
         for bounds in plan_due_chunks(now):
             tallies.append(release(run_id, now, bounds))
     except BaseException:

@@ -7,7 +7,7 @@ database (unique keys), not in Prefect's run records.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from prefect import get_run_logger, task
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
-from campaigns import cohorts, pipeline, runs
+from campaigns import cohorts, pipeline, recovery, runs
 from campaigns.bootstrap import services
 from campaigns.cohorts import ChunkBounds
 from campaigns.db.models import Stage
@@ -132,13 +132,33 @@ def finish_stage_run(run: pipeline.StageRun, cohort_size: int, enqueue_tallies: 
     return summary
 
 
+@task(name="recover-interrupted", tags=["campaigns", "db"], **DB_RETRIES)
+def recover_interrupted(now: datetime) -> dict[str, int]:
+    """Settle what a crashed deliverer left ``sending``, and re-queue what no provider ever confirmed."""
+    s = services()
+    hours = s.settings.resend_unconfirmed_after_hours
+    tally = recovery.recover(
+        s.engine, s.gateways, now=now, wall_now=datetime.now(timezone.utc),
+        lease=timedelta(seconds=s.settings.claim_lease_seconds),
+        unconfirmed_after=timedelta(hours=hours) if hours else None,
+    )
+    if tally.counts:
+        get_run_logger().warning("recovered after an interruption: %s", tally.as_dict())
+    return tally.as_dict()
+
+
 @task(name="plan-due-chunks", tags=["campaigns", "db"], **DB_RETRIES)
 def plan_due_chunks(now: datetime) -> list[ChunkBounds]:
     s = services()
     with s.engine.connect() as conn:
-        chunks = cohorts.plan_due_chunks(conn, now, s.settings.chunk_size)
+        chunks = cohorts.plan_due_chunks(conn, now, s.settings.chunk_size, queued_before=_left_behind(now))
     get_run_logger().info("%d chunk(s) of deferred messages are due", len(chunks))
     return chunks
+
+
+def _left_behind(now: datetime) -> datetime:
+    """Queued attempts decided longer ago than the claim lease belong to a run that stopped."""
+    return now - timedelta(seconds=services().settings.claim_lease_seconds)
 
 
 @task(
@@ -150,7 +170,7 @@ def release_due_chunk(run_id: str, now: datetime, bounds: ChunkBounds) -> dict[s
     """Re-check every rule for the due deferred messages of a chunk, and send those now allowed."""
     s = services()
     tally = deliver_queued(s.engine, s.gateways, now=now, policy=s.policy, run_id=run_id, bounds=bounds,
-                           include_queued=False)
+                           include_queued=False, queued_before=_left_behind(now))
     get_run_logger().info("released chunk %s..%s: %s", bounds.after, bounds.upto, tally.as_dict())
     return tally.as_dict()
 

@@ -245,6 +245,30 @@ def dispatch_command(now: NowOpt = None) -> None:
                  if summary["suppressed"] else ""), highlight=False)
 
 
+@app.command("recover")
+@friendly_errors
+def recover_command(
+    lease_seconds: Annotated[int | None, typer.Option(
+        min=0, help="Treat claims older than this as a dead deliverer's (default CAMPAIGNS_CLAIM_LEASE_SECONDS). "
+                    "0 once you know no run is in progress.")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Settle what a crashed run left half-sent (the dispatch flow does this every 15 minutes)."""
+    from datetime import timedelta
+
+    from campaigns.recovery import recover
+
+    s = _migrated_services()
+    lease = s.settings.claim_lease_seconds if lease_seconds is None else lease_seconds
+    hours = s.settings.resend_unconfirmed_after_hours
+    tally = recover(s.engine, s.gateways, now=_clock(now), wall_now=datetime.now(timezone.utc),
+                    lease=timedelta(seconds=lease), unconfirmed_after=timedelta(hours=hours) if hours else None)
+    counts = tally.as_dict()
+    out.print("recovered: " + (", ".join(f"{k} {v}" for k, v in counts.items()) if counts else "nothing to do")
+              + ("; `campaigns dispatch` sends what was queued again" if tally.total("deferred") else ""),
+              highlight=False)
+
+
 @app.command("demo")
 @friendly_errors
 def demo_command(

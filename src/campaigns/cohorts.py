@@ -175,13 +175,25 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
     return frame
 
 
-def plan_due_chunks(conn: Connection, now, chunk_size: int) -> list[ChunkBounds]:
-    """Account-id ranges of deferred attempts whose release time has come (for the dispatcher)."""
+def due_condition(now, include_queued: bool = True, queued_before=None):
+    """Attempts to decide now: queued ones (all, or only those decided before ``queued_before``,
+    i.e. left behind by a run that stopped), and deferred ones whose release time has come."""
+    a = ContactAttempt
+    due = (a.status == AttemptStatus.deferred.value) & (a.release_after <= now)
+    if include_queued:
+        return (a.status == AttemptStatus.queued.value) | due
+    if queued_before is not None:
+        return ((a.status == AttemptStatus.queued.value) & (a.created_at <= queued_before)) | due
+    return due
+
+
+def plan_due_chunks(conn: Connection, now, chunk_size: int, queued_before=None) -> list[ChunkBounds]:
+    """Account-id ranges of attempts due for the dispatcher (``due_condition`` without fresh queued ones)."""
     a = ContactAttempt
     chunks: list[ChunkBounds] = []
     after: str | None = None
     while True:
-        stmt = select(a.account_id).where(a.status == AttemptStatus.deferred.value, a.release_after <= now)
+        stmt = select(a.account_id).where(due_condition(now, include_queued=False, queued_before=queued_before))
         if after is not None:
             stmt = stmt.where(a.account_id > after)
         ids = conn.execute(stmt.distinct().order_by(a.account_id).limit(chunk_size)).scalars().all()
@@ -197,4 +209,4 @@ def iter_cohort(conn: Connection, rule: StageRule, as_of: date, chunk_size: int)
         yield select_cohort(conn, rule, as_of, bounds)
 
 
-__all__ = ["ChunkBounds", "cohort_filter", "iter_cohort", "plan_chunks", "plan_due_chunks", "select_cohort"]
+__all__ = ["ChunkBounds", "cohort_filter", "due_condition", "iter_cohort", "plan_chunks", "plan_due_chunks", "select_cohort"]

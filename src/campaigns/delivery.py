@@ -15,8 +15,8 @@ stops the batch, so the task's retry (with back-off) picks them up. Anything els
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
@@ -26,11 +26,12 @@ from campaigns.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from campaigns.cohorts import ChunkBounds
+from campaigns.cohorts import ChunkBounds, due_condition
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
 from campaigns.outcomes import Tally
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, release_frame
+from campaigns.provider_events import settle_from_events
 
 
 class DeliveryInterrupted(Exception):
@@ -43,12 +44,11 @@ class DeliveryInterrupted(Exception):
 
 def _due_ids(
     engine: Engine, stage: str | None, as_of: date | None, bounds: ChunkBounds | None, now: datetime,
-    limit: int, include_queued: bool,
+    limit: int, include_queued: bool, queued_before: datetime | None,
 ) -> list[int]:
-    """Attempts to decide now: queued ones, and deferred ones whose time has come."""
+    """Attempts to decide now (``due_condition``)."""
     attempt = ContactAttempt
-    due = and_(attempt.status == AttemptStatus.deferred.value, attempt.release_after <= now)
-    condition = or_(attempt.status == AttemptStatus.queued.value, due) if include_queued else due
+    condition = due_condition(now, include_queued, queued_before)
     stmt = select(attempt.id).where(condition)
     if stage is not None:
         stmt = stmt.where(attempt.stage == stage)
@@ -97,14 +97,14 @@ def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str
     return [i for i, _ in released]
 
 
-def _claim(engine: Engine, ids: list[int], now: datetime) -> list[int]:
+def _claim(engine: Engine, ids: list[int], now: datetime, claimed_at: datetime) -> list[int]:
     table = ContactAttempt.__table__
     with engine.begin() as conn:
         return list(conn.execute(
             update(table)
             .where(and_(table.c.id.in_(ids),
                         table.c.status.in_([AttemptStatus.queued.value, AttemptStatus.deferred.value])))
-            .values(status=AttemptStatus.sending.value, updated_at=now)
+            .values(status=AttemptStatus.sending.value, updated_at=now, claimed_at=claimed_at)
             .returning(table.c.id)
         ).scalars())
 
@@ -141,7 +141,12 @@ def _finish(engine: Engine, outcomes: list[dict], now: datetime) -> None:
     with engine.begin() as conn:
         conn.execute(stmt, [{"attempt_id": o["attempt_id"], **{f"new_{c}": o.get(c) for c in columns}}
                             for o in outcomes])
+        settle_from_events(conn, [o["attempt_id"] for o in outcomes], now)
     outcomes.clear()
+
+
+def wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def deliver_queued(
@@ -155,18 +160,23 @@ def deliver_queued(
     run_id: str | None = None,
     bounds: ChunkBounds | None = None,
     include_queued: bool = True,
+    queued_before: datetime | None = None,
     batch_size: int = 200,
-    flush_every: int = 50,
+    claim_size: int = 50,
+    clock: Callable[[], datetime] = wall_clock,
 ) -> Tally:
     """Release and send the due attempts of ``stage`` on ``as_of`` (within ``bounds``); return the tally.
 
     Due means queued, or deferred with its release time reached. With
     ``include_queued=False`` (the dispatcher) only deferred attempts are taken,
-    of any stage and day.
+    of any stage and day, plus queued ones decided before ``queued_before``
+    (left behind by a run that crashed).
 
-    Outcomes are written every ``flush_every`` sends. Claimed rows are committed
-    before any send, so a crash in between leaves them ``sending`` (to reconcile),
-    never ``queued`` (to send again).
+    Rows are claimed ``claim_size`` at a time, stamped with the wall-clock time
+    (``clock``), and committed before any of them is sent; their outcomes are
+    written together after. A crash in between leaves them ``sending`` (for
+    ``recover_interrupted``), never ``queued`` (to send again). A claim therefore
+    lives at most ``claim_size`` provider timeouts.
 
     Queued attempts left by an earlier run of the same day (an outage, a crash) are
     sent too, and marked as delivered by ``run_id``.
@@ -176,7 +186,7 @@ def deliver_queued(
     """
     tally = Tally()
     while True:
-        ids = _due_ids(engine, stage, as_of, bounds, now, batch_size, include_queued)
+        ids = _due_ids(engine, stage, as_of, bounds, now, batch_size, include_queued, queued_before)
         if not ids:
             return tally
         with engine.connect() as conn:
@@ -184,35 +194,36 @@ def deliver_queued(
             history = contact_history(conn, frame["account_id"].tolist(), now, exclude_attempts=ids)
         decided = evaluate_release(frame, history, now, policy)
         cleared = _record_decisions(engine, frame, decided, now, run_id, tally)
-        if not cleared:
-            continue
-        claimed = _claim(engine, cleared, now)
-        messages = _messages(engine, claimed)
-        outcomes: list[dict] = []
-        for position, message in enumerate(messages):
-            gateway = gateways.get(message.channel)
-            outcome = {"attempt_id": message.attempt_id, "delivered_by_run_id": run_id}
-            try:
-                if gateway is None:
-                    raise PermanentDeliveryError("channel_unavailable", f"no gateway for {message.channel}")
-                provider_id = gateway.send(message, now)
-            except TransientDeliveryError as exc:
-                _finish(engine, outcomes, now)
-                _release(engine, [m.attempt_id for m in messages[position:]], now)
-                raise DeliveryInterrupted(tally, exc) from exc
-            except PermanentDeliveryError as exc:
-                outcome.update(status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500] or None)
-                tally.add("failed", exc.reason)
-            except Exception as exc:  # e.g. a timeout after the request went out: it may have been sent
-                outcome.update(status=AttemptStatus.unknown.value, reason="provider_error", detail=type(exc).__name__)
-                tally.add("unknown", "provider_error")
-            else:
-                outcome.update(status=AttemptStatus.sent.value, sent_at=now, provider_message_id=provider_id)
-                tally.add("sent")
-            outcomes.append(outcome)
-            if len(outcomes) >= flush_every:
-                _finish(engine, outcomes, now)
-        _finish(engine, outcomes, now)
+        for start in range(0, len(cleared), claim_size):
+            claimed = _claim(engine, cleared[start:start + claim_size], now, clock())
+            _send_claimed(engine, gateways, _messages(engine, claimed), now, run_id, tally)
+
+
+def _send_claimed(engine: Engine, gateways: Mapping[str, DeliveryGateway], messages: list[OutgoingMessage],
+                  now: datetime, run_id: str | None, tally: Tally) -> None:
+    outcomes: list[dict] = []
+    for position, message in enumerate(messages):
+        gateway = gateways.get(message.channel)
+        outcome = {"attempt_id": message.attempt_id, "delivered_by_run_id": run_id}
+        try:
+            if gateway is None:
+                raise PermanentDeliveryError("channel_unavailable", f"no gateway for {message.channel}")
+            provider_id = gateway.send(message, now)
+        except TransientDeliveryError as exc:
+            _finish(engine, outcomes, now)
+            _release(engine, [m.attempt_id for m in messages[position:]], now)
+            raise DeliveryInterrupted(tally, exc) from exc
+        except PermanentDeliveryError as exc:
+            outcome.update(status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500] or None)
+            tally.add("failed", exc.reason)
+        except Exception as exc:  # e.g. a timeout after the request went out: it may have been sent
+            outcome.update(status=AttemptStatus.unknown.value, reason="provider_error", detail=type(exc).__name__)
+            tally.add("unknown", "provider_error")
+        else:
+            outcome.update(status=AttemptStatus.sent.value, sent_at=now, provider_message_id=provider_id)
+            tally.add("sent")
+        outcomes.append(outcome)
+    _finish(engine, outcomes, now)
 
 
 def _release(engine: Engine, ids: list[int], now: datetime) -> None:

@@ -10,18 +10,23 @@
 - ``open``, ``click`` and ``deferred`` are recorded, not acted on.
 
 Every event is stored in ``provider_events`` under the provider's own event id
-(UNIQUE), so a redelivered event is recognised and skipped. Addresses in the
+(UNIQUE), so a redelivered event is recognised and skipped. An event about an
+attempt still ``sending`` (the provider answered its webhook before our
+deliverer wrote the outcome) is kept and applied when the attempt leaves
+``sending`` (``settle_from_events``). Addresses in the
 events are never stored or logged: attempts are found by our ``attempt_id``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import Connection
 
 from campaigns.contact_preferences import opt_out
 from campaigns.db.engine import insert_ignoring_conflicts
@@ -57,6 +62,7 @@ def apply_sendgrid_events(engine: Engine, events: list[dict[str, Any]], now: dat
         attempt_id = _attempt_id(event)
         occurred = datetime.fromtimestamp(event["timestamp"], tz=timezone.utc)
         detail = str(event.get("type") or "")[:64] or None  # bounce/blocked: never the reason text
+        message_id = str(event.get("sg_message_id") or "").split(".")[0][:128] or None
         with engine.begin() as conn:
             attempt = None
             if attempt_id is not None:
@@ -65,6 +71,7 @@ def apply_sendgrid_events(engine: Engine, events: list[dict[str, Any]], now: dat
             created = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
                 "provider": "sendgrid", "event_id": str(event_id)[:128], "attempt_id": attempt.id if attempt else None,
                 "event": kind, "occurred_at": occurred, "received_at": now, "detail": detail,
+                "message_id": message_id,
             }], key="event_id")
             if not created:
                 report.counts["duplicate"] += 1
@@ -73,29 +80,59 @@ def apply_sendgrid_events(engine: Engine, events: list[dict[str, Any]], now: dat
             if attempt is None:
                 report.counts["unmatched"] += 1
                 continue
-            _apply(conn, attempt, kind, detail, event, now)
+            _apply(conn, attempt.id, attempt.status, attempt.customer_id, kind, detail, message_id, now)
         if kind in OPT_OUT_EVENTS:
             opt_out(engine, attempt.customer_id, ["email"], now, source="provider_event", keyword=kind)
     return report
 
 
-def _apply(conn, attempt, kind: str, detail: str | None, event: dict[str, Any], now: datetime) -> None:
+def settle_from_events(conn: Connection, attempt_ids: Sequence[int], now: datetime) -> None:
+    """Apply the stored events of attempts that have just left ``sending``.
+
+    A provider can report on a message (``processed``, even ``delivered``) before
+    our deliverer has written its own answer, or before a crashed deliverer's claim
+    is recovered; those events were kept but could not move a ``sending`` attempt.
+    """
+    if not attempt_ids:
+        return
+    a, e = ContactAttempt, ProviderEvent
+    for i in range(0, len(attempt_ids), 500):
+        ids = list(attempt_ids[i:i + 500])
+        events = conn.execute(
+            select(e.attempt_id, e.event, e.detail, e.message_id)
+            .where(e.attempt_id.in_(ids), e.event.in_(list(MOVES)))
+            .order_by(e.occurred_at, e.id)
+        ).all()
+        if not events:
+            continue
+        current = {r.id: (r.status, r.customer_id) for r in conn.execute(
+            select(a.id, a.status, a.customer_id).where(a.id.in_({ev.attempt_id for ev in events})))}
+        for ev in events:
+            status, customer_id = current[ev.attempt_id]
+            current[ev.attempt_id] = (_apply(conn, ev.attempt_id, status, customer_id, ev.event, ev.detail,
+                                             ev.message_id, now), customer_id)
+
+
+MOVES = {
+    "processed": ({AttemptStatus.unknown.value}, {"status": AttemptStatus.sent.value}),
+    "delivered": ({AttemptStatus.sent.value, AttemptStatus.unknown.value}, {"status": AttemptStatus.delivered.value}),
+    "bounce": ({AttemptStatus.sent.value, AttemptStatus.unknown.value, AttemptStatus.delivered.value},
+               {"status": AttemptStatus.bounced.value, "reason": "bounced"}),
+    "dropped": ({AttemptStatus.sent.value, AttemptStatus.unknown.value},
+                {"status": AttemptStatus.failed.value, "reason": "dropped"}),
+}
+
+
+def _apply(conn, attempt_id: int, status: str, customer_id: str, kind: str, detail: str | None,
+           message_id: str | None, now: datetime) -> str:
+    """Move one attempt for one event (a ``sending`` one never moves: it is settled later); return its status."""
     table = ContactAttempt.__table__
-    moves = {
-        "processed": ({AttemptStatus.unknown.value}, {"status": AttemptStatus.sent.value}),
-        "delivered": ({AttemptStatus.sent.value, AttemptStatus.unknown.value},
-                      {"status": AttemptStatus.delivered.value}),
-        "bounce": ({AttemptStatus.sent.value, AttemptStatus.unknown.value, AttemptStatus.delivered.value},
-                   {"status": AttemptStatus.bounced.value, "reason": "bounced"}),
-        "dropped": ({AttemptStatus.sent.value, AttemptStatus.unknown.value},
-                    {"status": AttemptStatus.failed.value, "reason": "dropped"}),
-    }
-    if kind in moves:
-        allowed, values = moves[kind]
-        if attempt.status in allowed:
-            message_id = str(event.get("sg_message_id") or "").split(".")[0] or None
+    if kind in MOVES:
+        allowed, values = MOVES[kind]
+        if status in allowed:
             extra = {"provider_message_id": message_id} if message_id else {}
-            conn.execute(update(table).where(table.c.id == attempt.id).values(updated_at=now, **values, **extra))
+            conn.execute(update(table).where(table.c.id == attempt_id).values(updated_at=now, **values, **extra))
+            status = values["status"]
     if kind == "bounce" and detail == "bounce":  # a hard bounce; "blocked" is temporary
-        conn.execute(update(Customer).where(Customer.id == attempt.customer_id)
-                     .values(email_invalid=True, updated_at=now))
+        conn.execute(update(Customer).where(Customer.id == customer_id).values(email_invalid=True, updated_at=now))
+    return status

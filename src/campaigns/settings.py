@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
     delivery_retries: int = Field(default=5, ge=0, le=50, description="Retries of a chunk's delivery after a transient provider error.")
     delivery_backoff_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles each retry.")
+    claim_lease_seconds: int = Field(
+        default=900, ge=0, le=86_400,
+        description="A claim (`sending`) older than this belongs to a deliverer that died: it is recovered.",
+    )
+    resend_unconfirmed_after_hours: float = Field(
+        default=26.0, ge=0, le=24 * 14,
+        description="An `unknown` attempt no provider event has confirmed after this long is sent again; 0 = never.",
+    )
     channel_email: str = Field(default="outbox", description="Gateway for email: outbox or sendgrid.")
     sendgrid_api_key: str = Field(default="", repr=False)
     sendgrid_from_email: str = "collections@example.com"

@@ -12,6 +12,8 @@ from campaigns.db.models import AgentWorklistItem
 
 
 class AgentWorklistGateway:
+    idempotent = True  # one worklist item per attempt_id
+
     def __init__(self, engine: Engine):
         self.engine = engine
 

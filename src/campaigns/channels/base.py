@@ -34,6 +34,11 @@ class PermanentDeliveryError(Exception):
 
 
 class DeliveryGateway(Protocol):
+    #: True when the provider recognises a repeat of the same attempt id and does not
+    #: deliver it twice: after a crash its interrupted attempts are simply sent again.
+    #: False (the default) parks them as ``unknown`` until the provider's events settle them.
+    idempotent: bool
+
     def send(self, message: OutgoingMessage, now: datetime) -> str:
         """Hand one message to the provider; return its message id."""
         ...

@@ -17,6 +17,8 @@ from campaigns.db.models import OutboxMessage
 
 
 class OutboxGateway:
+    idempotent = True  # one row per attempt_id (UNIQUE)
+
     def __init__(self, engine: Engine):
         self.engine = engine
 

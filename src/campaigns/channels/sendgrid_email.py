@@ -66,6 +66,8 @@ def _provider_reason(body: bytes | str | None) -> str:
 
 
 class SendGridEmailGateway:
+    idempotent = False  # Mail Send has no idempotency key: a repeat is a second email
+
     def __init__(
         self,
         api_key: str,

@@ -198,6 +198,9 @@ class ContactAttempt(Base):
         UTCDateTime, doc="deferred: the earliest moment the compliance rules allow it"
     )
     outcome: Mapped[str | None] = mapped_column(String(24), doc="calls: connected, no_answer, voicemail")
+    claimed_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="wall-clock time a deliverer claimed it (``sending``): a stale claim is a crashed run's"
+    )
     policy_trace: Mapped[list[dict[str, Any]] | None] = mapped_column(
         JSON, doc="each compliance decision on this attempt and its inputs (no personal data)"
     )
@@ -244,6 +247,7 @@ class ProviderEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     detail: Mapped[str | None] = mapped_column(String(64), doc="e.g. bounce type; never an address")
+    message_id: Mapped[str | None] = mapped_column(String(128), doc="the provider's message id")
 
 
 class RenderedMessage(Base):
