@@ -2,7 +2,9 @@
 
 It also finishes what a crashed run left behind: stale ``sending`` claims are
 recovered first (``campaigns.recovery``), and queued attempts older than the
-claim lease are sent with the deferred ones.
+claim lease are sent with the deferred ones. Then, where a channel turned out
+unusable (a hard bounce, an SMS STOP at the provider, no app), the stage's next
+channel is tried (``campaigns.fallback``).
 
 A daily run at 09:00 in the lender's zone reaches a customer three zones west
 at a decent hour this way: the message is queued in the morning, deferred, and
@@ -20,6 +22,7 @@ from campaigns import runs
 from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
 from tasks.stage_tasks import (
+    fall_back_channels,
     finish_dispatch_run,
     plan_due_chunks,
     recover_interrupted,
@@ -37,6 +40,7 @@ def dispatch(now: datetime | None = None) -> dict:
     tallies = []
     try:
         tallies.append(recover_interrupted(now))
+        tallies.append(with_delivery_retries(fall_back_channels, s.settings)(run_id, now, as_of))
         for bounds in plan_due_chunks(now):
             tallies.append(release(run_id, now, bounds))
     except BaseException:

@@ -7,6 +7,7 @@ database (unique keys), not in Prefect's run records.
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta, timezone
 
 from prefect import get_run_logger, task
@@ -16,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
-from campaigns import cohorts, pipeline, recovery, runs
+from campaigns import cohorts, fallback, pipeline, recovery, runs
 from campaigns.bootstrap import services
 from campaigns.cohorts import ChunkBounds
 from campaigns.db.models import Stage
@@ -45,6 +46,39 @@ def with_delivery_retries(provider_task, settings):
     )
 
 
+def rate_limit_name(provider: str) -> str:
+    return f"campaigns-provider-{provider}"
+
+
+def provider_throttle(settings):
+    """A throttle for ``deliver_queued`` that holds each provider to its rate (a Prefect global rate limit),
+    across every task and flow run of the deployment; None when no limit is set."""
+    limited = dict(settings.provider_rate_limits)
+    if not limited:
+        return None
+    from prefect.concurrency.sync import rate_limit
+
+    def throttle(provider: str, n: int) -> None:
+        if provider in limited:
+            rate_limit(rate_limit_name(provider), occupy=n, strict=True)
+
+    return throttle
+
+
+def ensure_provider_limits(settings, claim_size: int = 50) -> None:
+    """Create or update the global rate limits from settings: ``rate`` slots free up each second, and a
+    claimed group (up to ``claim_size`` messages) always fits in the bucket."""
+    if not settings.provider_rate_limits:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for provider, per_second in settings.provider_rate_limits.items():
+            client.upsert_global_concurrency_limit_by_name(
+                rate_limit_name(provider), limit=max(claim_size, math.ceil(per_second)),
+                slot_decay_per_second=float(per_second))
+
+
 class TemplateProblems(RuntimeError):
     """The templates break the content rules: nothing is decided or sent until they are fixed."""
 
@@ -57,6 +91,7 @@ def start_stage_run(stage: Stage, as_of: date, now: datetime, dry_run: bool) -> 
     if problems:
         raise TemplateProblems("templates break the content rules (campaigns templates check): "
                                + "; ".join(map(str, problems[:5])))
+    ensure_provider_limits(s.settings)
     run_id = runs.start_run(
         services().engine, stage, as_of, now, started_at=datetime.now(timezone.utc),
         dry_run=dry_run, flow_run_id=str(flow_run.id) if flow_run.id else None,
@@ -95,7 +130,8 @@ def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds) -> dict[str, int]
     logger = get_run_logger()
     try:
         tally = deliver_queued(s.engine, s.gateways, stage=run.stage.value, as_of=run.as_of,
-                               now=run.now, policy=s.policy, run_id=run.run_id, bounds=bounds)
+                               now=run.now, policy=s.policy, run_id=run.run_id, bounds=bounds,
+                               throttle=provider_throttle(s.settings))
     except DeliveryInterrupted as exc:
         logger.warning("delivery interrupted after %s; retrying the rest", exc.tally.as_dict())
         raise
@@ -147,6 +183,18 @@ def recover_interrupted(now: datetime) -> dict[str, int]:
     return tally.as_dict()
 
 
+@task(name="fall-back-channels", tags=["campaigns", "provider"], **PROVIDER_RETRIES)
+def fall_back_channels(run_id: str, now: datetime, today: date) -> dict[str, int]:
+    """Where the chosen channel turned out unusable (bounce, STOP, no app), try the stage's next channel."""
+    s = services()
+    ensure_provider_limits(s.settings)
+    tally = fallback.fall_back(s.engine, s.ladder, s.templates, s.brand, s.policy, s.gateways, run_id=run_id,
+                               now=now, today=today, chunk_size=s.settings.chunk_size)
+    if tally.counts:
+        get_run_logger().info("channel fallback: %s", tally.as_dict())
+    return tally.as_dict()
+
+
 @task(name="plan-due-chunks", tags=["campaigns", "db"], **DB_RETRIES)
 def plan_due_chunks(now: datetime) -> list[ChunkBounds]:
     s = services()
@@ -170,7 +218,7 @@ def release_due_chunk(run_id: str, now: datetime, bounds: ChunkBounds) -> dict[s
     """Re-check every rule for the due deferred messages of a chunk, and send those now allowed."""
     s = services()
     tally = deliver_queued(s.engine, s.gateways, now=now, policy=s.policy, run_id=run_id, bounds=bounds,
-                           include_queued=False, queued_before=_left_behind(now))
+                           include_queued=False, queued_before=_left_behind(now), throttle=provider_throttle(s.settings))
     get_run_logger().info("released chunk %s..%s: %s", bounds.after, bounds.upto, tally.as_dict())
     return tally.as_dict()
 

@@ -48,13 +48,33 @@ def _sendgrid(settings: Settings) -> DeliveryGateway:
     )
 
 
+def _twilio(settings: Settings) -> DeliveryGateway:
+    from campaigns.channels.twilio_sms import TwilioSmsGateway
+
+    return TwilioSmsGateway(
+        settings.twilio_account_sid, settings.twilio_auth_token,
+        messaging_service_sid=settings.twilio_messaging_service_sid, from_number=settings.twilio_from_number,
+        status_callback_url=settings.twilio_status_callback_url, timeout_seconds=settings.twilio_timeout_seconds,
+    )
+
+
+def _push_webhook(settings: Settings) -> DeliveryGateway:
+    from campaigns.channels.push_webhook import PushWebhookGateway
+
+    return PushWebhookGateway(settings.push_webhook_url or "", settings.push_webhook_secret,
+                              timeout_seconds=settings.push_timeout_seconds)
+
+
 def build_gateways(settings: Settings, engine: Engine) -> dict[str, DeliveryGateway]:
+    """The gateway of each channel, as the settings choose (the outbox unless told otherwise)."""
     known = {
         "email": {"outbox": lambda: OutboxGateway(engine), "sendgrid": lambda: _sendgrid(settings)},
-        "sms": {"outbox": lambda: OutboxGateway(engine)},
+        "sms": {"outbox": lambda: OutboxGateway(engine), "twilio": lambda: _twilio(settings)},
+        "push": {"outbox": lambda: OutboxGateway(engine), "webhook": lambda: _push_webhook(settings)},
     }
     gateways: dict[str, DeliveryGateway] = {}
-    for channel, choice in (("email", settings.channel_email), ("sms", settings.channel_sms)):
+    for channel, choice in (("email", settings.channel_email), ("sms", settings.channel_sms),
+                            ("push", settings.channel_push)):
         if choice not in known[channel]:
             raise ValueError(f"CAMPAIGNS_CHANNEL_{channel.upper()}={choice!r} is not an available gateway "
                              f"(one of {', '.join(known[channel])})")

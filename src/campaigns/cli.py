@@ -205,7 +205,7 @@ def run_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and render, show a preview, log and send nothing.")] = False,
 ) -> None:
     """Run one stage of the ladder for a day through Prefect."""
-    s = _migrated_services()
+    _migrated_services()  # a one-line error if the schema is behind
     from campaigns.db.models import Stage
     from flows.stages import STAGE_FLOWS
 
@@ -223,7 +223,7 @@ def daily_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and render, log and send nothing.")] = False,
 ) -> None:
     """Run the whole ladder for one day (the daily_campaign flow). Safe to re-run: nothing is sent twice."""
-    s = _migrated_services()
+    _migrated_services()  # a one-line error if the schema is behind
     from flows.daily import daily_campaign
 
     summaries = daily_campaign(as_of=as_of.date() if as_of else None, now=_now_option(now), dry_run=dry_run)
@@ -236,7 +236,7 @@ def daily_command(
 @friendly_errors
 def dispatch_command(now: NowOpt = None) -> None:
     """Release deferred messages whose customers' contact window has opened (the 15-minute dispatch flow)."""
-    s = _migrated_services()
+    _migrated_services()  # a one-line error if the schema is behind
     from flows.dispatch import dispatch
 
     summary = dispatch(now=_now_option(now))
@@ -642,13 +642,14 @@ def serve_webhooks_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8085,
 ) -> None:
-    """Run the provider webhook receiver (ASGI, uvicorn): POST /webhooks/sendgrid/events."""
+    """Run the provider webhook receiver (ASGI, uvicorn): SendGrid events, Twilio status reports and replies."""
     import uvicorn
 
     from campaigns.webhooks import create_app
 
     s = _migrated_services()
-    app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds)
+    app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds,
+                      twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base)
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
 

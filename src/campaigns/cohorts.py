@@ -8,7 +8,7 @@ large the portfolio is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -33,10 +33,10 @@ COHORT_COLUMNS = [
     "account_id", "customer_id", "currency", "balance", "amount_due", "due_date", "product", "status",
     "cease_contact", "time_barred", "name", "email", "phone", "locale", "timezone", "country",
     "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer", "email_employer_consent",
-    "vulnerable", "email_invalid", "has_open_dispute", "days_past_due",
+    "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute", "days_past_due",
 ]
 FLAGS = ("cease_contact", "time_barred", "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer",
-         "email_employer_consent", "vulnerable", "email_invalid", "has_open_dispute")
+         "email_employer_consent", "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute")
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,9 @@ def plan_chunks(conn: Connection, rule: StageRule, as_of: date, chunk_size: int)
         after = ids[-1]
 
 
-def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkBounds) -> pd.DataFrame:
-    """The cohort members in ``bounds``, one row per account, with what the policy needs."""
+def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkBounds,
+                  accounts: Sequence[str] | None = None) -> pd.DataFrame:
+    """The cohort members in ``bounds`` (and among ``accounts``, if given), one row per account."""
     open_dispute = (
         exists()
         .where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None))
@@ -161,12 +162,16 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
             Customer.email_employer_consent,
             Customer.vulnerable,
             Customer.email_invalid,
+            Customer.push_enabled,
+            Customer.push_opt_out,
             open_dispute.label("has_open_dispute"),
         )
         .join(Customer, Customer.id == Account.customer_id)
         .where(cohort_filter(rule, as_of))
         .order_by(Account.id)
     )
+    if accounts is not None:
+        stmt = stmt.where(Account.id.in_(list(accounts)))
     rows = conn.execute(_bounded(stmt, bounds)).mappings().all()
     frame = pd.DataFrame(rows, columns=COHORT_COLUMNS[:-1])
     frame["days_past_due"] = [(as_of - d).days for d in frame["due_date"]]

@@ -13,11 +13,11 @@ from datetime import datetime
 import phonenumbers
 from sqlalchemy import Engine, insert, select, update
 
-from campaigns.db.models import Account, Customer, Dispute, Hold, OptOutEvent
+from campaigns.db.models import Account, ContactAttempt, Customer, Dispute, Hold, OptOutEvent
 from campaigns.policy.optout import opt_out_keyword
 from campaigns.policy.rules import HOLD_KINDS
 
-OPT_OUT_CHANNELS = ("email", "sms")
+OPT_OUT_CHANNELS = ("email", "sms", "push")
 
 
 class PreferenceError(ValueError):
@@ -105,3 +105,24 @@ def resolve_dispute(engine: Engine, account_id: str, now: datetime) -> int:
     with engine.begin() as conn:
         return conn.execute(update(Dispute).where(Dispute.account_id == account_id, Dispute.resolved_at.is_(None))
                             .values(resolved_at=now)).rowcount
+
+
+def record_unusable_channel(conn, attempt_ids_by_reason: dict[tuple[str, str], list[int]], now: datetime) -> None:
+    """What a provider's permanent refusal teaches about the customer, so no stage uses that channel again.
+
+    Keys are (channel, reason): email ``invalid_address`` marks the address invalid;
+    SMS ``opted_out`` (the number replied STOP to the provider) is an SMS opt-out,
+    recorded with its source; push ``invalid_address`` (no app) turns push off.
+    """
+    changes = {("email", "invalid_address"): {"email_invalid": True},
+               ("sms", "opted_out"): {"sms_opt_out": True},
+               ("push", "invalid_address"): {"push_enabled": False}}
+    for key, ids in attempt_ids_by_reason.items():
+        if key not in changes or not ids:
+            continue
+        customers = conn.execute(select(ContactAttempt.customer_id).where(ContactAttempt.id.in_(ids))
+                                 .distinct()).scalars().all()
+        conn.execute(update(Customer).where(Customer.id.in_(customers)).values(**changes[key], updated_at=now))
+        if key == ("sms", "opted_out"):
+            conn.execute(insert(OptOutEvent), [{"customer_id": c, "channel": "sms", "source": "provider_event",
+                                                "received_at": now, "keyword": "STOP"} for c in customers])

@@ -15,8 +15,11 @@ stops the batch, so the task's retry (with back-off) picks them up. Anything els
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
@@ -28,6 +31,7 @@ from campaigns.channels.base import (
 )
 from campaigns.cohorts import ChunkBounds, due_condition
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
+from campaigns.contact_preferences import record_unusable_channel
 from campaigns.outcomes import Tally
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, release_frame
@@ -142,7 +146,21 @@ def _finish(engine: Engine, outcomes: list[dict], now: datetime) -> None:
         conn.execute(stmt, [{"attempt_id": o["attempt_id"], **{f"new_{c}": o.get(c) for c in columns}}
                             for o in outcomes])
         settle_from_events(conn, [o["attempt_id"] for o in outcomes], now)
+        unusable: dict[tuple[str, str], list[int]] = {}
+        for o in outcomes:
+            if o.get("status") == AttemptStatus.failed.value and o.get("channel"):
+                unusable.setdefault((o["channel"], o["reason"]), []).append(o["attempt_id"])
+        record_unusable_channel(conn, unusable, now)
     outcomes.clear()
+
+
+@dataclass(frozen=True)
+class PausePolicy:
+    """How long a provider's ``Retry-After`` may hold the sender before the batch is handed back instead."""
+
+    max_wait_seconds: float = 30.0
+    max_pauses: int = 3
+    sleep: Callable[[float], None] = time.sleep
 
 
 def wall_clock() -> datetime:
@@ -164,6 +182,8 @@ def deliver_queued(
     batch_size: int = 200,
     claim_size: int = 50,
     clock: Callable[[], datetime] = wall_clock,
+    throttle: Callable[[str, int], None] | None = None,
+    pause: PausePolicy = PausePolicy(),
 ) -> Tally:
     """Release and send the due attempts of ``stage`` on ``as_of`` (within ``bounds``); return the tally.
 
@@ -177,6 +197,11 @@ def deliver_queued(
     written together after. A crash in between leaves them ``sending`` (for
     ``recover_interrupted``), never ``queued`` (to send again). A claim therefore
     lives at most ``claim_size`` provider timeouts.
+
+    Before a claimed group is sent, ``throttle(provider, n)`` may block to keep
+    the whole deployment under a provider's rate limit (the Prefect tasks pass a
+    global rate limit). A 429 whose ``Retry-After`` is short is waited out
+    (``pause``); a longer one hands the rest back, for the task's retry.
 
     Queued attempts left by an earlier run of the same day (an outage, a crash) are
     sent too, and marked as delivered by ``run_id``.
@@ -196,19 +221,28 @@ def deliver_queued(
         cleared = _record_decisions(engine, frame, decided, now, run_id, tally)
         for start in range(0, len(cleared), claim_size):
             claimed = _claim(engine, cleared[start:start + claim_size], now, clock())
-            _send_claimed(engine, gateways, _messages(engine, claimed), now, run_id, tally)
+            messages = _messages(engine, claimed)
+            if throttle is not None:
+                for provider, n in Counter(provider_of(gateways.get(m.channel), m.channel) for m in messages).items():
+                    throttle(provider, n)
+            _send_claimed(engine, gateways, messages, now, run_id, tally, pause)
+
+
+def provider_of(gateway: DeliveryGateway | None, channel: str) -> str:
+    """The name rate limits are kept under: the gateway's ``provider``, else the channel."""
+    return getattr(gateway, "provider", None) or channel
 
 
 def _send_claimed(engine: Engine, gateways: Mapping[str, DeliveryGateway], messages: list[OutgoingMessage],
-                  now: datetime, run_id: str | None, tally: Tally) -> None:
+                  now: datetime, run_id: str | None, tally: Tally, pause: PausePolicy) -> None:
     outcomes: list[dict] = []
     for position, message in enumerate(messages):
         gateway = gateways.get(message.channel)
-        outcome = {"attempt_id": message.attempt_id, "delivered_by_run_id": run_id}
+        outcome = {"attempt_id": message.attempt_id, "delivered_by_run_id": run_id, "channel": message.channel}
         try:
             if gateway is None:
                 raise PermanentDeliveryError("channel_unavailable", f"no gateway for {message.channel}")
-            provider_id = gateway.send(message, now)
+            provider_id = _send_pausing(gateway, message, now, pause)
         except TransientDeliveryError as exc:
             _finish(engine, outcomes, now)
             _release(engine, [m.attempt_id for m in messages[position:]], now)
@@ -224,6 +258,19 @@ def _send_claimed(engine: Engine, gateways: Mapping[str, DeliveryGateway], messa
             tally.add("sent")
         outcomes.append(outcome)
     _finish(engine, outcomes, now)
+
+
+def _send_pausing(gateway: DeliveryGateway, message: OutgoingMessage, now: datetime, pause: PausePolicy) -> str:
+    """Send; when the provider says when to come back (429 with ``Retry-After``) and it is soon, wait and resend."""
+    for attempt in range(pause.max_pauses + 1):
+        try:
+            return gateway.send(message, now)
+        except TransientDeliveryError as exc:
+            wait = getattr(exc, "retry_after", None)
+            if wait is None or wait > pause.max_wait_seconds or attempt == pause.max_pauses:
+                raise
+            pause.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _release(engine: Engine, ids: list[int], now: datetime) -> None:

@@ -8,6 +8,7 @@ Prefect, from a test, or from a notebook.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,6 +34,7 @@ from campaigns.render import (
     format_money,
     plan_option_view,
 )
+from campaigns.sms_length import sms_length
 from campaigns.strategy import PENDING, decide_contacts
 
 GENTLE_VARIANT = "gentle"  # vulnerable customers get the gentle templates, whatever their experiment arm
@@ -75,7 +77,8 @@ def plan_stage_chunks(engine: Engine, ladder: Ladder, stage: Stage, as_of: date,
 
 
 def _recipient(row: Any, channel: str) -> str | None:
-    return {"email": row.email, "sms": row.phone}.get(channel)
+    # Push goes to the wallet's user, who is our customer: the id, not an address.
+    return {"email": row.email, "sms": row.phone, "push": row.customer_id}.get(channel)
 
 
 def _message_context(row: Any, channel: str, rule: StageRule, run: StageRun, brand: Brand) -> tuple[dict, MessageFacts]:
@@ -105,7 +108,7 @@ def _message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bra
         )
         context["plan_options"] = [plan_option_view(o, locale) for o in options]
     facts = MessageFacts(amount=amount, due_date=due, pay_url=pay_url,
-                         opt_out=opt_out_url if channel == "email" else keyword)
+                         opt_out=keyword if channel == "sms" else opt_out_url)
     return context, facts
 
 
@@ -134,8 +137,14 @@ def compose_attempts(
     templates: TemplateLibrary,
     brand: Brand,
     tried: dict[str, dict[str, int]] | None = None,
+    sms_max_segments: int = 4,
 ) -> list[PlannedAttempt]:
-    """Turn decisions into attempt rows, rendering a message for each one to be sent."""
+    """Turn decisions into attempt rows, rendering a message for each one to be sent.
+
+    An SMS is measured as the network will carry it (``sms_length``): its encoding
+    and segment count go with the message, and one longer than ``sms_max_segments``
+    fails (``sms_too_long``) rather than reach the customer in pieces.
+    """
     accounts = {row.account_id: row for row in cohort.itertuples(index=False)}
     planned: list[PlannedAttempt] = []
     for decision in decisions.itertuples(index=False):
@@ -178,6 +187,14 @@ def compose_attempts(
             if getattr(row, "time_barred", False) and mentions_litigation(
                     " ".join(filter(None, (content.subject, content.text, content.html)))):
                 raise RenderError("time_barred_content", f"{name} mentions legal action; the debt is time-barred")
+            extras = {}
+            if decision.channel == Channel.push.value:
+                extras = {"deep_link": facts.pay_url}
+            if decision.channel == Channel.sms.value:
+                extras = sms_length(content.text).as_payload()
+                if extras["segments"] > sms_max_segments:
+                    raise RenderError("sms_too_long", f"{name}: {extras['segments']} {extras['encoding']} segments, "
+                                                      f"at most {sms_max_segments}")
         except RenderError as exc:
             planned.append(PlannedAttempt(attempt_row(
                 status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500], **common
@@ -187,7 +204,7 @@ def compose_attempts(
             attempt_row(status=AttemptStatus.queued.value, template=content.template,
                         template_version=content.template_version, **common),
             {"recipient": _recipient(row, decision.channel), "subject": content.subject,
-             "body_text": content.text, "body_html": content.html, "payload": {}},
+             "body_text": content.text, "body_html": content.html, "payload": extras},
         ))
     return planned
 
@@ -217,16 +234,16 @@ def apply_release_policy(
 
 def prepare_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
-    policy: PolicyConfig,
+    policy: PolicyConfig, accounts: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, list[PlannedAttempt]]:
-    """Read one cohort chunk and decide and render everything for it (no writes)."""
+    """Read one cohort chunk (only ``accounts`` of it, if given) and decide and render everything for it (no writes)."""
     rule = ladder.rule(run.stage)
     with engine.connect() as conn:
-        cohort = select_cohort(conn, rule, run.as_of, bounds)
+        cohort = select_cohort(conn, rule, run.as_of, bounds, accounts)
         cohort["holds"] = holds_column(conn, cohort["customer_id"].tolist(), run.now)
     decisions = decide_contacts(cohort, rule, ladder.experiment)
     tried = _attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
-    planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried)
+    planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried, policy.sms_max_segments)
     with engine.connect() as conn:
         apply_release_policy(conn, planned, cohort, run, policy)
     return cohort, planned
@@ -234,10 +251,10 @@ def prepare_chunk(
 
 def enqueue_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
-    policy: PolicyConfig,
+    policy: PolicyConfig, accounts: Sequence[str] | None = None,
 ) -> ChunkResult:
     """Log every decision of one chunk in one transaction (idempotent)."""
-    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy)
+    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
     with engine.begin() as conn:
         tally = enqueue_attempts(conn, planned)
     return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[])

@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
-from campaigns.contact_preferences import opt_out
+from campaigns.channels.codes import PERMANENT_CODES
+from campaigns.contact_preferences import opt_out, record_unusable_channel
 from campaigns.db.engine import insert_ignoring_conflicts
 from campaigns.db.models import AttemptStatus, ContactAttempt, Customer, ProviderEvent
 
@@ -84,6 +85,39 @@ def apply_sendgrid_events(engine: Engine, events: list[dict[str, Any]], now: dat
         if kind in OPT_OUT_EVENTS:
             opt_out(engine, attempt.customer_id, ["email"], now, source="provider_event", keyword=kind)
     return report
+
+
+# Twilio's MessageStatus values, as the SendGrid kinds whose moves they share.
+TWILIO_STATUS = {"sent": "processed", "delivered": "delivered", "undelivered": "dropped", "failed": "dropped"}
+
+
+def apply_twilio_status(engine: Engine, params: dict[str, str], attempt_id: int | None, now: datetime) -> str:
+    """One Twilio status callback (form fields; our attempt id came in the callback URL). Returns what was done."""
+    status, sid = params.get("MessageStatus", ""), params.get("MessageSid", "")
+    if not sid or not status:
+        return "invalid"
+    kind = TWILIO_STATUS.get(status)
+    code = params.get("ErrorCode") or None
+    with engine.begin() as conn:
+        attempt = None
+        if attempt_id is not None:
+            attempt = conn.execute(select(ContactAttempt.id, ContactAttempt.status, ContactAttempt.customer_id)
+                                   .where(ContactAttempt.id == attempt_id)).first()
+        created = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
+            "provider": "twilio", "event_id": f"{sid}:{status}"[:128], "attempt_id": attempt.id if attempt else None,
+            "event": kind or status[:32], "occurred_at": now, "received_at": now,
+            "detail": f"error {code}"[:64] if code else None, "message_id": sid[:128],
+        }], key="event_id")
+        if not created:
+            return "duplicate"
+        if attempt is None:
+            return "unmatched"
+        if kind:
+            _apply(conn, attempt.id, attempt.status, attempt.customer_id, kind, None, sid, now)
+        reason = PERMANENT_CODES.get(int(code)) if code and str(code).isdigit() else None
+        if reason:
+            record_unusable_channel(conn, {("sms", reason): [attempt.id]}, now)
+    return kind or "recorded"
 
 
 def settle_from_events(conn: Connection, attempt_ids: Sequence[int], now: datetime) -> None:

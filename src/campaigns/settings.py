@@ -61,7 +61,24 @@ class Settings(BaseSettings):
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_webhook_public_key: str = Field(default="", description="Event Webhook verification key (base64).")
     webhook_tolerance_seconds: int = Field(default=300, ge=10, le=3600, description="Older signed requests are refused.")
-    channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox.")
+    channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox or twilio.")
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = Field(default="", repr=False)
+    twilio_messaging_service_sid: str | None = Field(default=None, description="Preferred sender (handles STOP).")
+    twilio_from_number: str | None = Field(default=None, description="Sender number (E.164) without a service.")
+    twilio_status_callback_url: str | None = Field(
+        default=None, description="Public URL of /webhooks/twilio/status (delivery reports).")
+    twilio_webhook_url_base: str | None = Field(
+        default=None, description="Public base URL Twilio calls (for its signatures), e.g. https://hooks.example.com")
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    channel_push: str = Field(default="outbox", description="Gateway for in-app push: outbox or webhook.")
+    push_webhook_url: str | None = Field(default=None, description="The wallet's notification service endpoint.")
+    push_webhook_secret: str = Field(default="", repr=False, description="HMAC-SHA256 signing secret.")
+    push_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    provider_rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description='Messages per second per provider, kept by a Prefect global rate limit, e.g. {"sendgrid": 100}.',
+    )
 
     @field_validator("lender_timezone")
     @classmethod

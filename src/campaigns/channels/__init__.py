@@ -9,6 +9,8 @@ out", and the attempt is parked as ``unknown`` rather than sent again.
 
 from campaigns.channels.base import (
     DeliveryGateway,
+    DeliveryOutcomeUnknown,
+    RateLimited,
     OutgoingMessage,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -19,6 +21,8 @@ from campaigns.channels.outbox import OutboxGateway
 __all__ = [
     "AgentWorklistGateway",
     "DeliveryGateway",
+    "DeliveryOutcomeUnknown",
+    "RateLimited",
     "OutboxGateway",
     "OutgoingMessage",
     "PermanentDeliveryError",

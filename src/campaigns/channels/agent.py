@@ -12,6 +12,7 @@ from campaigns.db.models import AgentWorklistItem
 
 
 class AgentWorklistGateway:
+    provider = "agent"
     idempotent = True  # one worklist item per attempt_id
 
     def __init__(self, engine: Engine):

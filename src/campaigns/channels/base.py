@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -33,11 +35,44 @@ class PermanentDeliveryError(Exception):
         self.detail = detail
 
 
+class RateLimited(TransientDeliveryError):
+    """429: the provider said to slow down, and perhaps when to come back (seconds)."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeliveryOutcomeUnknown(Exception):
+    """The request may have reached the provider; whether it was accepted is unknown."""
+
+
+def retry_after_seconds(headers, now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date) or ``X-RateLimit-Reset`` (Unix time)."""
+    if not headers:
+        return None
+    now = time.time() if now is None else now
+    value = str(headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    if value:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError):
+            pass
+    reset = str(headers.get("X-RateLimit-Reset") or "").strip()
+    if reset.isdigit():
+        return max(0.0, float(reset) - now)
+    return None
+
+
 class DeliveryGateway(Protocol):
     #: True when the provider recognises a repeat of the same attempt id and does not
     #: deliver it twice: after a crash its interrupted attempts are simply sent again.
     #: False (the default) parks them as ``unknown`` until the provider's events settle them.
     idempotent: bool
+    #: The name a provider's rate limit is kept under (``CAMPAIGNS_PROVIDER_RATE_LIMITS``).
+    provider: str
 
     def send(self, message: OutgoingMessage, now: datetime) -> str:
         """Hand one message to the provider; return its message id."""

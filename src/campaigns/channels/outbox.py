@@ -17,6 +17,7 @@ from campaigns.db.models import OutboxMessage
 
 
 class OutboxGateway:
+    provider = "outbox"
     idempotent = True  # one row per attempt_id (UNIQUE)
 
     def __init__(self, engine: Engine):

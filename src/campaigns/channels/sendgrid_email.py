@@ -25,34 +25,19 @@ from urllib.error import URLError
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from campaigns.channels.base import OutgoingMessage, PermanentDeliveryError, TransientDeliveryError
+from campaigns.channels.base import (
+    DeliveryOutcomeUnknown,
+    OutgoingMessage,
+    PermanentDeliveryError,
+    RateLimited,
+    TransientDeliveryError,
+    retry_after_seconds,
+)
 
 # python_http_client logs whole payloads (addresses, bodies) at DEBUG: never let that through.
 logging.getLogger("python_http_client.client").setLevel(logging.INFO)
 
 EMAILISH = re.compile(r"\S+@\S+")
-
-
-class DeliveryOutcomeUnknown(Exception):
-    """The request may have reached the provider; whether it was accepted is unknown."""
-
-
-class RateLimited(TransientDeliveryError):
-    def __init__(self, message: str, retry_after: float | None):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _retry_after(headers) -> float | None:
-    if not headers:
-        return None
-    value = headers.get("Retry-After")
-    if value and str(value).isdigit():
-        return float(value)
-    reset = headers.get("X-RateLimit-Reset")
-    if reset and str(reset).isdigit():
-        return max(0.0, float(reset) - datetime.now().timestamp())
-    return None
 
 
 def _provider_reason(body: bytes | str | None) -> str:
@@ -66,6 +51,7 @@ def _provider_reason(body: bytes | str | None) -> str:
 
 
 class SendGridEmailGateway:
+    provider = "sendgrid"
     idempotent = False  # Mail Send has no idempotency key: a repeat is a second email
 
     def __init__(
@@ -113,7 +99,7 @@ class SendGridEmailGateway:
         except HTTPError as exc:
             status = exc.status_code
             if status == 429:
-                raise RateLimited("SendGrid rate limit (429)", _retry_after(exc.headers)) from None
+                raise RateLimited("SendGrid rate limit (429)", retry_after_seconds(exc.headers)) from None
             if status >= 500:
                 raise TransientDeliveryError(f"SendGrid {status}") from None
             reason = {400: "provider_rejected", 401: "provider_auth", 403: "provider_auth",

@@ -71,10 +71,13 @@ def upsert(
     key: Iterable[str],
     *,
     keep_on_update: Iterable[str] = (),
+    only_set: Iterable[str] = (),
 ) -> None:
     """INSERT ... ON CONFLICT (key) DO UPDATE, for SQLite and PostgreSQL.
 
     Columns in ``keep_on_update`` (e.g. ``created_at``) are written on insert only.
+    Boolean columns in ``only_set`` can be switched on by an update, never off
+    (an opt-out we recorded is not undone by a stale export).
     """
     if not rows:
         return
@@ -88,8 +91,11 @@ def upsert(
     else:  # pragma: no cover - guarded by settings
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
     columns = [c for c in rows[0] if c not in keep]
+    sticky = set(only_set)
     stmt = stmt.on_conflict_do_update(
-        index_elements=key, set_={c: getattr(stmt.excluded, c) for c in columns}
+        index_elements=key,
+        set_={c: (table.c[c] | getattr(stmt.excluded, c)) if c in sticky else getattr(stmt.excluded, c)
+              for c in columns},
     )
     conn.execute(stmt, list(rows))
 

@@ -87,6 +87,10 @@ class Customer(Base):
         doc="the customer used this employer address with us, or agreed to it",
     )
     vulnerable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    push_enabled: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), doc="uses the wallet app with notifications on"
+    )
+    push_opt_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     email_invalid: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false(), doc="the address hard-bounced: not used again"
     )

@@ -14,8 +14,9 @@ from campaigns.db.models import Account, AttemptStatus, ContactAttempt, Customer
 from campaigns.policy.release import HISTORY_COLUMNS
 
 # Attempts that reached (or may have reached) the customer: they count against caps.
+# A bounced message never reached anyone, so it does not (its fallback channel may go out the same day).
 COUNTED = (AttemptStatus.sending.value, AttemptStatus.sent.value, AttemptStatus.unknown.value,
-           AttemptStatus.delivered.value, AttemptStatus.bounced.value)
+           AttemptStatus.delivered.value)
 LOOKBACK = timedelta(days=9)  # a week of local days plus the widest zone spread
 
 
@@ -67,7 +68,8 @@ def contact_history(
 RELEASE_COLUMNS = [
     "attempt_id", "account_id", "customer_id", "channel", "stage", "created_at", "policy_trace", "status",
     "amount_due", "cease_contact", "timezone", "phone", "email", "country", "email_opt_out", "sms_opt_out",
-    "sms_consent", "email_is_employer", "email_employer_consent", "email_invalid", "has_open_dispute",
+    "sms_consent", "email_is_employer", "email_employer_consent", "email_invalid", "push_enabled", "push_opt_out",
+    "has_open_dispute",
 ]
 
 
@@ -80,7 +82,8 @@ def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime) -
                a.policy_trace, Account.status, Account.amount_due, Account.cease_contact, Customer.timezone,
                Customer.phone, Customer.email, Customer.country, Customer.email_opt_out, Customer.sms_opt_out,
                Customer.sms_consent, Customer.email_is_employer, Customer.email_employer_consent,
-               Customer.email_invalid, open_dispute.label("has_open_dispute"))
+               Customer.email_invalid, Customer.push_enabled, Customer.push_opt_out,
+               open_dispute.label("has_open_dispute"))
         .join(Account, Account.id == a.account_id)
         .join(Customer, Customer.id == Account.customer_id)
         .where(a.id.in_(list(attempt_ids)))

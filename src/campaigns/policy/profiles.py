@@ -68,6 +68,7 @@ class PolicyConfig(BaseModel):
 
     default_jurisdiction: str
     max_defer_hours: int = Field(default=72, ge=1, le=24 * 14)
+    sms_max_segments: int = Field(default=4, ge=1, le=10)
     jurisdictions: dict[str, Jurisdiction]
 
     @model_validator(mode="before")

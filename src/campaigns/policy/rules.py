@@ -105,7 +105,8 @@ CHANNEL_RULES: dict[Channel, list[Rule]] = {
         Rule("invalid_address", _missing("phone"), "No usable phone number."),
     ],
     Channel.push: [
-        Rule("no_consent", lambda f: pd.Series(True, index=f.index), "Push is not enabled yet."),
+        Rule("opted_out", _flag("push_opt_out"), "The customer turned collection notifications off."),
+        Rule("no_consent", lambda f: ~_flag("push_enabled")(f), "No wallet app with notifications on."),
     ],
     Channel.agent: [],
     Channel.call: [

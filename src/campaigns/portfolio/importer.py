@@ -31,11 +31,13 @@ REQUIRED = ["account_id", "customer_id", "currency", "balance", "amount_due", "d
 OPTIONAL = [
     "name", "email", "phone", "locale", "timezone", "country", "status", "product",
     "email_opt_out", "sms_opt_out", "sms_consent", "disputed", "cease_contact",
-    "email_is_employer", "email_employer_consent", "vulnerable", "time_barred",
+    "email_is_employer", "email_employer_consent", "vulnerable", "time_barred", "push_enabled", "push_opt_out",
 ]
 FLAGS = ("email_opt_out", "sms_opt_out", "sms_consent", "disputed", "cease_contact", "email_is_employer",
-         "email_employer_consent", "vulnerable", "time_barred")
+         "email_employer_consent", "vulnerable", "time_barred", "push_enabled", "push_opt_out")
 COLUMNS = REQUIRED + OPTIONAL
+# An opt-out we hold (from a reply, an unsubscribe, the CLI) outlives a re-import that says "false".
+OPT_OUTS = ("email_opt_out", "sms_opt_out", "push_opt_out")
 PERSONAL = {"name", "email", "phone"}
 STATUSES = {"open", "paid", "closed"}
 TRUE = {"true", "t", "yes", "y", "1"}
@@ -278,7 +280,8 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
         "timezone": zone, "country": country, "email_opt_out": flags["email_opt_out"],
         "sms_opt_out": flags["sms_opt_out"], "sms_consent": flags["sms_consent"],
         "email_is_employer": flags["email_is_employer"], "email_employer_consent": flags["email_employer_consent"],
-        "vulnerable": flags["vulnerable"],
+        "vulnerable": flags["vulnerable"], "push_enabled": flags["push_enabled"],
+        "push_opt_out": flags["push_opt_out"],
     }
     account = {
         "id": account_id, "customer_id": customer_id, "currency": currency, "balance": balance,
@@ -318,7 +321,8 @@ def import_portfolio(engine: Engine, path: Path, now: datetime | None = None) ->
     customer_rows = list(customers.values())
     with engine.begin() as conn:
         for i in range(0, len(customer_rows), BATCH):
-            upsert(conn, Customer.__table__, customer_rows[i:i + BATCH], ["id"], keep_on_update=["created_at"])
+            upsert(conn, Customer.__table__, customer_rows[i:i + BATCH], ["id"], keep_on_update=["created_at"],
+                   only_set=OPT_OUTS)
         for i in range(0, len(accounts), BATCH):
             upsert(conn, Account.__table__, accounts[i:i + BATCH], ["id"], keep_on_update=["created_at"])
         report.disputes_opened = _open_disputes(conn, disputed, now)

@@ -1,4 +1,4 @@
-"""delivery claims: when (by the wall clock) an attempt was claimed; provider message ids on events
+"""delivery claims: when (by the wall clock) an attempt was claimed; provider message ids on events; push preferences
 
 Revision ID: 0004
 Revises: 0003
@@ -21,9 +21,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table('provider_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('message_id', sa.String(length=128), nullable=True))
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('push_enabled', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('push_opt_out', sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_column('push_opt_out')
+        batch_op.drop_column('push_enabled')
     with op.batch_alter_table('provider_events', schema=None) as batch_op:
         batch_op.drop_column('message_id')
     with op.batch_alter_table('contact_attempts', schema=None) as batch_op:
