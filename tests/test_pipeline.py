@@ -175,3 +175,25 @@ def test_a_holdout_account_is_logged_and_not_contacted(engine, ladder_file):
     assert 5 < len(held) < 35
     assert not {a.account_id for a in held} & {m.account_id for m in gateway.sent}
     assert len(gateway.sent) + len(held) == 40
+
+
+def test_each_sms_carries_its_encoding_and_segments_and_an_overlong_one_fails(engine, ladder):
+    from campaigns.db.models import RenderedMessage
+
+    add_account(engine, "EN", days_past_due=3, customer={"email": None})
+    add_account(engine, "ZH", days_past_due=3, currency="CNY", customer={"email": None, "locale": "zh-CN"})
+    gateway = FakeGateway()
+    run_stage(engine, ladder, Stage.soft_nudge, {"sms": gateway})
+    with engine.connect() as conn:
+        payloads = dict(conn.execute(select(ContactAttempt.account_id, RenderedMessage.payload)
+                                     .join(RenderedMessage, RenderedMessage.attempt_id == ContactAttempt.id)).all())
+    assert payloads["EN"]["encoding"] == "GSM-7" and payloads["ZH"]["encoding"] == "UCS-2"
+    assert payloads["ZH"]["segments"] >= 2  # Chinese text: 67 characters a segment
+
+    strict = POLICY.model_copy(update={"sms_max_segments": 1})
+    run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF + timedelta(days=3), NOW, started_at=NOW),
+                   stage=Stage.soft_nudge, as_of=AS_OF + timedelta(days=3), now=NOW + timedelta(days=3))
+    for bounds in plan_stage_chunks(engine, ladder, Stage.soft_nudge, run.as_of, 10):
+        enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, strict)
+    later = {(a.account_id, a.status, a.reason) for a in attempts(engine) if a.as_of == run.as_of}
+    assert ("ZH", "failed", "sms_too_long") in later

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import parse_qsl
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -57,7 +58,8 @@ def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None) -> lis
     validator = RequestValidator(auth_token)
 
     async def verified_form(request: Request) -> dict[str, str] | None:
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        # Twilio posts application/x-www-form-urlencoded; parsed here without a multipart dependency.
+        form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True))
         url = str(request.url)
         if url_base:
             url = url_base.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
