@@ -156,3 +156,21 @@ def test_a_stage_does_not_start_with_templates_that_break_the_content_rules(pref
     with pytest.raises(Exception, match="never states the due date"):
         soft_nudge(as_of=AS_OF, now=NOW)
     assert sent_counts(engine) == Counter()
+
+
+def test_a_provider_rate_limit_from_settings_becomes_a_prefect_global_rate_limit(prefect_harness, engine, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    from campaigns.settings import reset_settings
+    from flows.stages import soft_nudge
+
+    for n in range(6):
+        add_account(engine, f"A{n:02d}", days_past_due=5)
+    monkeypatch.setenv("CAMPAIGNS_PROVIDER_RATE_LIMITS", '{"outbox": 500}')
+    reset_settings()
+    summary = soft_nudge(as_of=AS_OF, now=NOW)
+    assert summary["sent"] == 6
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("campaigns-provider-outbox")
+    assert (limit.limit, limit.slot_decay_per_second, limit.active) == (500, 500.0, True)
+    assert limit.active_slots <= 6  # the six messages took their slots (decaying at 500 a second)
