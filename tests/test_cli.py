@@ -176,3 +176,13 @@ def test_call_commands(engine):
     assert logged.exit_code == 0 and "call logged for account A1: connected" in logged.output
     again = runner.invoke(app, ["call", "log", "A1", "--outcome", "no_answer", "--now", "2026-11-23T16:00:00Z"])
     assert again.exit_code == 0 and "warning: this call was not allowed (frequency_cap)" in again.output
+
+
+def test_a_provider_switched_on_without_credentials_is_a_one_line_error(engine, monkeypatch):
+    from campaigns.settings import reset_settings
+
+    monkeypatch.setenv("CAMPAIGNS_CHANNEL_SMS", "twilio")
+    reset_settings()
+    result = invoke("recover")
+    assert result.exit_code == 1
+    assert "TWILIO_ACCOUNT_SID" in result.output and "Traceback" not in result.output

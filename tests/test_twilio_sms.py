@@ -105,6 +105,8 @@ def test_settings_must_name_credentials_and_a_sender():
         TwilioSmsGateway("", "")
     with pytest.raises(ValueError, match="sender"):
         TwilioSmsGateway(SID, TOKEN)
+    with pytest.raises(ValueError, match="FROM_NUMBER"):
+        TwilioSmsGateway(SID, TOKEN, from_number="12")
 
 
 def signed_post(client, path: str, form: dict, token: str = TOKEN):

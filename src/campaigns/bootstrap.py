@@ -12,7 +12,7 @@ from campaigns.ladder import Ladder, load_ladder
 from campaigns.pipeline import Brand
 from campaigns.policy import PolicyConfig, load_policy
 from campaigns.render import TemplateLibrary
-from campaigns.settings import Settings, get_settings
+from campaigns.settings import ConfigurationError, Settings, get_settings
 
 _gateway_overrides: dict[str, DeliveryGateway] = {}
 
@@ -76,9 +76,12 @@ def build_gateways(settings: Settings, engine: Engine) -> dict[str, DeliveryGate
     for channel, choice in (("email", settings.channel_email), ("sms", settings.channel_sms),
                             ("push", settings.channel_push)):
         if choice not in known[channel]:
-            raise ValueError(f"CAMPAIGNS_CHANNEL_{channel.upper()}={choice!r} is not an available gateway "
+            raise ConfigurationError(f"CAMPAIGNS_CHANNEL_{channel.upper()}={choice!r} is not an available gateway "
                              f"(one of {', '.join(known[channel])})")
-        gateways[channel] = known[channel][choice]()
+        try:
+            gateways[channel] = known[channel][choice]()
+        except ValueError as exc:  # a provider switched on without what it needs
+            raise ConfigurationError(str(exc)) from None
     gateways["agent"] = AgentWorklistGateway(engine)
     return gateways
 

@@ -89,11 +89,12 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.ladder import LadderConfigError
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
+        from campaigns.settings import ConfigurationError
 
         try:
             return fn(*args, **kwargs)
         except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
-                CallError) as exc:
+                CallError, ConfigurationError) as exc:
             err.print(f"error: {exc}", markup=False, highlight=False)
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
@@ -648,6 +649,8 @@ def serve_webhooks_command(
     from campaigns.webhooks import create_app
 
     s = _migrated_services()
+    if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token):
+        raise CliError("nothing to receive: set CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY and/or CAMPAIGNS_TWILIO_AUTH_TOKEN")
     app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds,
                       twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base)
     uvicorn.run(app_, host=host, port=port, log_level="info")

@@ -62,8 +62,11 @@ class TwilioSmsGateway:
             raise ValueError("the Twilio gateway needs a sender: CAMPAIGNS_TWILIO_MESSAGING_SERVICE_SID "
                              "or CAMPAIGNS_TWILIO_FROM_NUMBER")
         self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout_seconds))
-        self.sender = ({"messaging_service_sid": messaging_service_sid} if messaging_service_sid
-                       else {"from_": e164(from_number)})
+        try:
+            self.sender = ({"messaging_service_sid": messaging_service_sid} if messaging_service_sid
+                           else {"from_": e164(from_number)})
+        except PermanentDeliveryError:
+            raise ValueError("CAMPAIGNS_TWILIO_FROM_NUMBER is not a valid E.164 number") from None
         self.status_callback_url = status_callback_url
 
     def request(self, message: OutgoingMessage) -> dict:
