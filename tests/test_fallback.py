@@ -134,3 +134,24 @@ def test_an_opt_out_we_hold_survives_a_re_import_that_says_false(engine, tmp_pat
     import_portfolio(engine, path, NOW)
     with engine.connect() as conn:
         assert conn.execute(select(Customer.email_opt_out, Customer.sms_opt_out)).one() == (True, False)
+
+
+class LimitedLong(FakeGateway):
+    def send(self, message, now):
+        raise RateLimited("429", retry_after=120.0)
+
+
+def test_a_long_retry_after_defers_the_rest_until_the_provider_said(engine, ladder_file):
+    from datetime import timedelta
+
+    from campaigns.delivery import DeliveryInterrupted
+
+    add_account(engine, "A1", days_past_due=3)
+    try:
+        run_stage(engine, load_ladder(ladder_file), Stage.soft_nudge, {"email": LimitedLong()}, chunk_size=10)
+    except DeliveryInterrupted:
+        pass
+    else:
+        raise AssertionError("a 429 must interrupt the delivery")
+    (row,) = attempts(engine)
+    assert (row.status, row.reason, row.release_after) == ("deferred", "provider_retry", NOW + timedelta(seconds=120))

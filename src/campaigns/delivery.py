@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
@@ -245,7 +245,9 @@ def _send_claimed(engine: Engine, gateways: Mapping[str, DeliveryGateway], messa
             provider_id = _send_pausing(gateway, message, now, pause)
         except TransientDeliveryError as exc:
             _finish(engine, outcomes, now)
-            _release(engine, [m.attempt_id for m in messages[position:]], now)
+            wait = getattr(exc, "retry_after", None)
+            _release(engine, [m.attempt_id for m in messages[position:]], now,
+                     due=now + timedelta(seconds=wait) if wait else now)
             raise DeliveryInterrupted(tally, exc) from exc
         except PermanentDeliveryError as exc:
             outcome.update(status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500] or None)
@@ -273,12 +275,13 @@ def _send_pausing(gateway: DeliveryGateway, message: OutgoingMessage, now: datet
     raise AssertionError("unreachable")
 
 
-def _release(engine: Engine, ids: list[int], now: datetime) -> None:
-    """Give back what a transient provider error left untried: due again at once, for any pass to retry."""
+def _release(engine: Engine, ids: list[int], now: datetime, due: datetime) -> None:
+    """Give back what a transient provider error left untried, due again at ``due`` (at once, or when the
+    provider said to come back): the task's retry takes what is due, the dispatcher the rest."""
     table = ContactAttempt.__table__
     with engine.begin() as conn:
         conn.execute(
             update(table)
             .where(table.c.id.in_(ids), table.c.status == AttemptStatus.sending.value)
-            .values(status=AttemptStatus.deferred.value, reason="provider_retry", release_after=now, updated_at=now)
+            .values(status=AttemptStatus.deferred.value, reason="provider_retry", release_after=due, updated_at=now)
         )
