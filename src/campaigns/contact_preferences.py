@@ -36,11 +36,19 @@ def opt_out(engine: Engine, customer_id: str, channels: list[str], now: datetime
         raise PreferenceError(f"unknown channel(s) {', '.join(unknown)}; use {', '.join(OPT_OUT_CHANNELS)}")
     with engine.begin() as conn:
         _customer_exists(conn, customer_id)
-        conn.execute(update(Customer).where(Customer.id == customer_id)
-                     .values(**{f"{c}_opt_out": True for c in channels}, updated_at=now))
-        conn.execute(insert(OptOutEvent), [
-            {"customer_id": customer_id, "channel": c, "source": source, "received_at": now, "keyword": keyword}
-            for c in channels])
+        record_opt_outs(conn, [customer_id], channels, now, source=source, keyword=keyword)
+
+
+def record_opt_outs(conn, customer_ids: list[str], channels: list[str], now: datetime, *, source: str,
+                    keyword: str | None = None) -> None:
+    """Set the opt-out flags and keep one ``opt_out_events`` row per customer and channel, as proof."""
+    if not customer_ids:
+        return
+    conn.execute(update(Customer).where(Customer.id.in_(customer_ids))
+                 .values(**{f"{c}_opt_out": True for c in channels}, updated_at=now))
+    conn.execute(insert(OptOutEvent), [
+        {"customer_id": customer_id, "channel": c, "source": source, "received_at": now, "keyword": keyword}
+        for customer_id in customer_ids for c in channels])
 
 
 @dataclass(frozen=True)
@@ -115,14 +123,13 @@ def record_unusable_channel(conn, attempt_ids_by_reason: dict[tuple[str, str], l
     recorded with its source; push ``invalid_address`` (no app) turns push off.
     """
     changes = {("email", "invalid_address"): {"email_invalid": True},
-               ("sms", "opted_out"): {"sms_opt_out": True},
                ("push", "invalid_address"): {"push_enabled": False}}
     for key, ids in attempt_ids_by_reason.items():
-        if key not in changes or not ids:
+        if not ids or (key not in changes and key != ("sms", "opted_out")):
             continue
         customers = conn.execute(select(ContactAttempt.customer_id).where(ContactAttempt.id.in_(ids))
                                  .distinct()).scalars().all()
-        conn.execute(update(Customer).where(Customer.id.in_(customers)).values(**changes[key], updated_at=now))
         if key == ("sms", "opted_out"):
-            conn.execute(insert(OptOutEvent), [{"customer_id": c, "channel": "sms", "source": "provider_event",
-                                                "received_at": now, "keyword": "STOP"} for c in customers])
+            record_opt_outs(conn, customers, ["sms"], now, source="provider_event", keyword="STOP")
+        else:
+            conn.execute(update(Customer).where(Customer.id.in_(customers)).values(**changes[key], updated_at=now))

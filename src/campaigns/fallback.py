@@ -77,7 +77,7 @@ def fall_back(engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand:
             tally.merge({k: v for k, v in enqueued.tally.as_dict().items() if k != "already_recorded"})
             if enqueued.tally.total("queued"):
                 tally.merge(deliver_queued(engine, gateways, now=now, policy=policy, stage=stage, as_of=as_of,
-                                           run_id=run_id, bounds=ChunkBounds(after=None, upto=chunk[-1])))
+                                           run_id=run_id, bounds=bounds))
     return tally
 
 

@@ -52,6 +52,21 @@ def _attempt_id(event: dict[str, Any]) -> int | None:
     return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
 
 
+def _record_event(conn: Connection, provider: str, event_id: str, attempt_id: int | None, kind: str,
+                  occurred: datetime, now: datetime, detail: str | None, message_id: str | None):
+    """Keep one event under the provider's id; return (whether it is new, the attempt it is about or None)."""
+    attempt = None
+    if attempt_id is not None:
+        attempt = conn.execute(select(ContactAttempt.id, ContactAttempt.status, ContactAttempt.customer_id)
+                               .where(ContactAttempt.id == attempt_id)).first()
+    created = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
+        "provider": provider, "event_id": event_id[:128], "attempt_id": attempt.id if attempt else None,
+        "event": kind[:32], "occurred_at": occurred, "received_at": now, "detail": detail[:64] if detail else None,
+        "message_id": message_id[:128] if message_id else None,
+    }], key="event_id")
+    return bool(created), attempt
+
+
 def apply_sendgrid_events(engine: Engine, events: list[dict[str, Any]], now: datetime) -> EventReport:
     report = EventReport()
     for position, event in enumerate(events):
@@ -65,15 +80,8 @@ def apply_sendgrid_events(engine: Engine, events: list[dict[str, Any]], now: dat
         detail = str(event.get("type") or "")[:64] or None  # bounce/blocked: never the reason text
         message_id = str(event.get("sg_message_id") or "").split(".")[0][:128] or None
         with engine.begin() as conn:
-            attempt = None
-            if attempt_id is not None:
-                attempt = conn.execute(select(ContactAttempt.id, ContactAttempt.status, ContactAttempt.customer_id)
-                                       .where(ContactAttempt.id == attempt_id)).first()
-            created = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
-                "provider": "sendgrid", "event_id": str(event_id)[:128], "attempt_id": attempt.id if attempt else None,
-                "event": kind, "occurred_at": occurred, "received_at": now, "detail": detail,
-                "message_id": message_id,
-            }], key="event_id")
+            created, attempt = _record_event(conn, "sendgrid", str(event_id), attempt_id, kind, occurred, now,
+                                             detail, message_id)
             if not created:
                 report.counts["duplicate"] += 1
                 continue
@@ -99,15 +107,8 @@ def apply_twilio_status(engine: Engine, params: dict[str, str], attempt_id: int 
     kind = TWILIO_STATUS.get(status)
     code = params.get("ErrorCode") or None
     with engine.begin() as conn:
-        attempt = None
-        if attempt_id is not None:
-            attempt = conn.execute(select(ContactAttempt.id, ContactAttempt.status, ContactAttempt.customer_id)
-                                   .where(ContactAttempt.id == attempt_id)).first()
-        created = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
-            "provider": "twilio", "event_id": f"{sid}:{status}"[:128], "attempt_id": attempt.id if attempt else None,
-            "event": kind or status[:32], "occurred_at": now, "received_at": now,
-            "detail": f"error {code}"[:64] if code else None, "message_id": sid[:128],
-        }], key="event_id")
+        created, attempt = _record_event(conn, "twilio", f"{sid}:{status}", attempt_id, kind or status, now, now,
+                                         f"error {code}" if code else None, sid)
         if not created:
             return "duplicate"
         if attempt is None:
