@@ -18,14 +18,14 @@ from pathlib import Path
 from campaigns.channels import OutboxGateway
 from campaigns.db.engine import make_engine, upgrade_database
 from campaigns.db.models import Stage
-from campaigns.delivery import deliver_queued
-from campaigns.ladder import load_ladder
+from campaigns.delivery.deliver import deliver_queued
+from campaigns.contact.ladder import load_ladder
 from campaigns.policy import load_policy
-from campaigns.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
+from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
-from campaigns.render import TemplateLibrary
-from campaigns.runs import start_run
+from campaigns.contact.render import TemplateLibrary
+from campaigns.review.runs import start_run
 from campaigns.settings import PROJECT_ROOT
 
 AS_OF = date(2026, 11, 22)

@@ -1,10 +1,10 @@
 """Release deferred messages when their customers' contact window opens (every 15 minutes).
 
 It also finishes what a crashed run left behind: stale ``sending`` claims are
-recovered first (``campaigns.recovery``), and queued attempts older than the
+recovered first (``campaigns.delivery.recovery``), and queued attempts older than the
 claim lease are sent with the deferred ones. Then, where a channel turned out
 unusable (a hard bounce, an SMS STOP at the provider, no app), the stage's next
-channel is tried (``campaigns.fallback``).
+channel is tried (``campaigns.delivery.fallback``).
 
 A daily run at 09:00 in the lender's zone reaches a customer three zones west
 at a decent hour this way: the message is queued in the morning, deferred, and
@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from prefect import flow
 
-from campaigns import runs
+from campaigns.review import runs
 from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
 from tasks.stage_tasks import (

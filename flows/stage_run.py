@@ -7,7 +7,7 @@ from datetime import date, datetime
 from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
 from campaigns.db.models import Stage
-from campaigns.pipeline import StageRun
+from campaigns.contact.pipeline import StageRun
 from tasks.stage_tasks import (
     deliver_chunk,
     enqueue_chunk,

@@ -17,14 +17,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
-from campaigns import cohorts, fallback, pipeline, recovery, runs
+from campaigns.contact import cohorts, pipeline
+from campaigns.delivery import fallback, recovery
+from campaigns.review import runs
 from campaigns.bootstrap import services
-from campaigns.cohorts import ChunkBounds
+from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import Stage
-from campaigns.delivery import DeliveryInterrupted, deliver_queued
-from campaigns.outcomes import Tally
+from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
+from campaigns.contact.outcomes import Tally
 from campaigns.policy.content import check_templates
-from campaigns.reporting import artifact_rows, run_tally
+from campaigns.review.reporting import artifact_rows, run_tally
 
 def _database_trouble(task, task_run, state) -> bool:
     """Retry a database task only for errors a retry can fix (locks, dropped connections), not for bugs."""

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert
 
-from campaigns.cohorts import plan_chunks, select_cohort
+from campaigns.contact.cohorts import plan_chunks, select_cohort
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, Stage
-from campaigns.ladder import LadderConfigError, load_ladder
-from campaigns.outcomes import attempt_row
-from campaigns.runs import start_run
+from campaigns.contact.ladder import LadderConfigError, load_ladder
+from campaigns.contact.outcomes import attempt_row
+from campaigns.review.runs import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 

@@ -8,16 +8,16 @@ import pytest
 from sqlalchemy import select
 
 from campaigns.channels.agent import AgentWorklistGateway
-from campaigns.contact_preferences import (
+from campaigns.customers.preferences import (
     PreferenceError, clear_hold, open_dispute, opt_out, receive_sms, resolve_dispute, set_hold,
 )
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, Customer, OptOutEvent, Stage
-from campaigns.delivery import deliver_queued
-from campaigns.ladder import load_ladder
-from campaigns.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
+from campaigns.delivery.deliver import deliver_queued
+from campaigns.contact.ladder import load_ladder
+from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.policy.content import check_templates
 from campaigns.policy.optout import opt_out_keyword
-from campaigns.runs import start_run
+from campaigns.review.runs import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.fakes import FakeGateway
@@ -171,7 +171,7 @@ def test_vulnerable_customers_get_gentle_templates_and_specialist_review(engine,
 
 
 def test_time_barred_accounts_never_get_a_message_that_mentions_suing(engine, ladder, tmp_path):
-    from campaigns.render import TemplateLibrary
+    from campaigns.contact.render import TemplateLibrary
 
     root = copy_templates(tmp_path)
     path = root / "soft_nudge" / "email.en-US.j2"
@@ -208,7 +208,7 @@ def test_the_shipped_templates_pass_the_lint():
 
 
 def test_agents_check_before_calling_and_every_call_counts(engine):
-    from campaigns.calls import CallError, check_call, log_call
+    from campaigns.customers.calls import CallError, check_call, log_call
 
     add_account(engine, "A1", days_past_due=50)
     monday = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)  # 10:00 in New York
@@ -228,7 +228,7 @@ def test_agents_check_before_calling_and_every_call_counts(engine):
 
 
 def test_a_conversation_starts_a_quiet_week(engine):
-    from campaigns.calls import check_call, log_call
+    from campaigns.customers.calls import check_call, log_call
 
     add_account(engine, "A1", days_past_due=50)
     monday = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)

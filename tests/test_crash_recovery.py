@@ -29,7 +29,7 @@ from sqlalchemy import delete, select
 
 from campaigns import bootstrap
 from campaigns.db.models import AgentWorklistItem, Base, ContactAttempt
-from campaigns.provider_events import apply_sendgrid_events
+from campaigns.delivery.provider_events import apply_sendgrid_events
 from campaigns.settings import PROJECT_ROOT, reset_settings
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account

@@ -7,11 +7,11 @@ from sqlalchemy import select, update
 from campaigns.channels import PermanentDeliveryError
 from campaigns.channels.base import RateLimited
 from campaigns.db.models import ContactAttempt, Customer, Stage
-from campaigns.delivery import PausePolicy, deliver_queued
-from campaigns.fallback import fall_back
-from campaigns.ladder import load_ladder
-from campaigns.provider_events import apply_sendgrid_events
-from campaigns.runs import start_run
+from campaigns.delivery.deliver import PausePolicy, deliver_queued
+from campaigns.delivery.fallback import fall_back
+from campaigns.contact.ladder import load_ladder
+from campaigns.delivery.provider_events import apply_sendgrid_events
+from campaigns.review.runs import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.fakes import FakeGateway
@@ -105,7 +105,7 @@ class LimitedOnce(FakeGateway):
 def test_a_short_retry_after_is_waited_out_and_the_throttle_sees_each_group(engine, ladder_file):
     for n in range(5):
         add_account(engine, f"A{n}", days_past_due=3)
-    from campaigns.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
+    from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 
     ladder = load_ladder(ladder_file)
     run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW), stage=Stage.soft_nudge,
@@ -144,7 +144,7 @@ class LimitedLong(FakeGateway):
 def test_a_long_retry_after_defers_the_rest_until_the_provider_said(engine, ladder_file):
     from datetime import timedelta
 
-    from campaigns.delivery import DeliveryInterrupted
+    from campaigns.delivery.deliver import DeliveryInterrupted
 
     add_account(engine, "A1", days_past_due=3)
     try:

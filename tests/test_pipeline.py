@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 from campaigns.channels import OutboxGateway, PermanentDeliveryError, TransientDeliveryError
 from campaigns.channels.agent import AgentWorklistGateway
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, OutboxMessage, RenderedMessage, Stage
-from campaigns.delivery import DeliveryInterrupted, deliver_queued
-from campaigns.ladder import load_ladder
+from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
+from campaigns.contact.ladder import load_ladder
 from campaigns.policy import load_policy
-from campaigns.outcomes import Tally
-from campaigns.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
-from campaigns.render import TemplateLibrary
-from campaigns.reporting import run_tally
-from campaigns.runs import start_run
+from campaigns.contact.outcomes import Tally
+from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
+from campaigns.contact.render import TemplateLibrary
+from campaigns.review.reporting import run_tally
+from campaigns.review.runs import start_run
 from campaigns.settings import PROJECT_ROOT
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from campaigns.plans import add_months, instalment_options, split_evenly
+from campaigns.money.plans import add_months, instalment_options, split_evenly
 
 
 def test_remainder_goes_to_the_first_instalments():

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from campaigns.db.models import Stage
-from campaigns.ladder import Experiment, StageRule
+from campaigns.contact.ladder import Experiment, StageRule
 from campaigns.policy import account_suppression, channel_suppression, reason_codes
-from campaigns.strategy import PENDING, assign_holdout, assign_variant, decide_contacts
+from campaigns.contact.strategy import PENDING, assign_holdout, assign_variant, decide_contacts
 
 RULE = StageRule(stage=Stage.soft_nudge, days_past_due={"min": 1, "max": 14}, channels=["email", "sms"])
 NO_HOLDOUT = Experiment(name="t", variants=["control"], holdout_share=0.0)

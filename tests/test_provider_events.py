@@ -13,10 +13,10 @@ from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
 from campaigns.db.models import ContactAttempt, Customer, OptOutEvent, ProviderEvent, Stage
-from campaigns.outcomes import attempt_row
-from campaigns.provider_events import apply_sendgrid_events
-from campaigns.runs import start_run
-from campaigns.webhooks import SIGNATURE, TIMESTAMP, create_app
+from campaigns.contact.outcomes import attempt_row
+from campaigns.delivery.provider_events import apply_sendgrid_events
+from campaigns.review.runs import start_run
+from campaigns.delivery.webhooks import SIGNATURE, TIMESTAMP, create_app
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 

@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from campaigns.cli import app
 from campaigns.db.models import ContactAttempt, RenderedMessage
-from campaigns.delivery import deliver_queued
-from campaigns.provider_events import apply_sendgrid_events
-from campaigns.recovery import recover, recover_interrupted, resend_unconfirmed
+from campaigns.delivery.deliver import deliver_queued
+from campaigns.delivery.provider_events import apply_sendgrid_events
+from campaigns.delivery.recovery import recover, recover_interrupted, resend_unconfirmed
 from tests.conftest import NOW
 from tests.fakes import FakeGateway
 from tests.test_pipeline import POLICY

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from campaigns.db.models import Stage
-from campaigns.ladder import load_ladder
-from campaigns.pipeline import Brand, StageRun, compose_attempts
-from campaigns.render import MessageFacts, RenderError, TemplateLibrary, check_required_content
+from campaigns.contact.ladder import load_ladder
+from campaigns.contact.pipeline import Brand, StageRun, compose_attempts
+from campaigns.contact.render import MessageFacts, RenderError, TemplateLibrary, check_required_content
 from campaigns.settings import PROJECT_ROOT
-from campaigns.strategy import decide_contacts
+from campaigns.contact.strategy import decide_contacts
 
 AS_OF = date(2026, 11, 22)
 BRAND = Brand(lender_name="Acme Lending", pay_url="https://pay.example.com/a/{account_id}",
@@ -134,7 +134,7 @@ def test_a_variant_template_is_used_when_present_and_falls_back_otherwise(tmp_pa
 
 
 def test_required_content_check_names_what_is_missing():
-    from campaigns.render import RenderedContent
+    from campaigns.contact.render import RenderedContent
 
     content = RenderedContent(template="t", template_version="v", subject="s", text="pay $5", html=None)
     with pytest.raises(RenderError) as info:

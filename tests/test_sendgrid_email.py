@@ -178,10 +178,10 @@ def test_through_delivery_each_answer_ends_in_the_right_state(engine, sendgrid_s
     from sqlalchemy import select
 
     from campaigns.db.models import ContactAttempt, Stage
-    from campaigns.delivery import DeliveryInterrupted, deliver_queued
-    from campaigns.ladder import load_ladder
-    from campaigns.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
-    from campaigns.runs import start_run
+    from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
+    from campaigns.contact.ladder import load_ladder
+    from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
+    from campaigns.review.runs import start_run
     from tests.conftest import AS_OF
     from tests.factories import add_account
     from tests.test_pipeline import BRAND, POLICY, TEMPLATES

@@ -16,8 +16,8 @@ from campaigns.channels import DeliveryOutcomeUnknown, OutgoingMessage, Permanen
 from campaigns.channels.base import RateLimited
 from campaigns.channels.twilio_sms import TwilioSmsGateway
 from campaigns.db.models import ContactAttempt, Customer, OptOutEvent
-from campaigns.sms_length import sms_length
-from campaigns.webhooks import create_app
+from campaigns.contact.sms_length import sms_length
+from campaigns.delivery.webhooks import create_app
 from tests.conftest import NOW
 from tests.test_provider_events import attempt, status_of
 

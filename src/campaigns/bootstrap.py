@@ -8,10 +8,10 @@ from sqlalchemy import Engine
 
 from campaigns.channels import AgentWorklistGateway, DeliveryGateway, OutboxGateway
 from campaigns.db.engine import make_engine
-from campaigns.ladder import Ladder, load_ladder
-from campaigns.pipeline import Brand
+from campaigns.contact.ladder import Ladder, load_ladder
+from campaigns.contact.pipeline import Brand
 from campaigns.policy import PolicyConfig, load_policy
-from campaigns.render import TemplateLibrary
+from campaigns.contact.render import TemplateLibrary
 from campaigns.settings import ConfigurationError, Settings, get_settings
 
 _gateway_overrides: dict[str, DeliveryGateway] = {}

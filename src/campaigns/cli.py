@@ -84,9 +84,9 @@ def friendly_errors(fn: Callable) -> Callable:
         from pydantic import ValidationError
         from sqlalchemy.exc import OperationalError, ProgrammingError
 
-        from campaigns.calls import CallError
-        from campaigns.contact_preferences import PreferenceError
-        from campaigns.ladder import LadderConfigError
+        from campaigns.customers.calls import CallError
+        from campaigns.customers.preferences import PreferenceError
+        from campaigns.contact.ladder import LadderConfigError
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
         from campaigns.settings import ConfigurationError
@@ -257,7 +257,7 @@ def recover_command(
     """Settle what a crashed run left half-sent (the dispatch flow does this every 15 minutes)."""
     from datetime import timedelta
 
-    from campaigns.recovery import recover
+    from campaigns.delivery.recovery import recover
 
     s = _migrated_services()
     lease = s.settings.claim_lease_seconds if lease_seconds is None else lease_seconds
@@ -384,11 +384,11 @@ def outbox_command(
 @friendly_errors
 def runs_command(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     """Recent stage runs and their counts."""
-    from campaigns.runs import recent_runs
+    from campaigns.review.runs import recent_runs
 
     s = _migrated_services()
-    from campaigns.outcomes import Tally
-    from campaigns.runs import summary_row
+    from campaigns.contact.outcomes import Tally
+    from campaigns.review.runs import summary_row
 
     table = Table(title="recent runs (newest first)", title_justify="left")
     for column in ("started UTC", "stage", "as of", "status", "cohort", "sent", "supp.", "hold", "failed", "run"):
@@ -416,7 +416,7 @@ def worklist_command(
     from sqlalchemy import select
 
     from campaigns.db.models import AgentWorklistItem
-    from campaigns.render import format_money
+    from campaigns.contact.render import format_money
 
     s = _migrated_services()
     w = AgentWorklistItem
@@ -454,7 +454,7 @@ def optout_command(
     now: NowOpt = None,
 ) -> None:
     """Opt a customer out of a channel, at once: nothing queued or deferred on it goes out after this."""
-    from campaigns.contact_preferences import OPT_OUT_CHANNELS, opt_out
+    from campaigns.customers.preferences import OPT_OUT_CHANNELS, opt_out
 
     s = _migrated_services()
     channels = list(OPT_OUT_CHANNELS) if channel == "all" else [channel]
@@ -470,7 +470,7 @@ def sms_inbound_command(
     now: NowOpt = None,
 ) -> None:
     """Apply one inbound SMS (e.g. from a provider webhook): an opt-out request stops SMS at once."""
-    from campaigns.contact_preferences import receive_sms
+    from campaigns.customers.preferences import receive_sms
 
     s = _migrated_services()
     result = receive_sms(s.engine, sender, body, _clock(now))
@@ -490,7 +490,7 @@ def sms_ingest_command(
     import csv
 
     from campaigns.clock import parse_now
-    from campaigns.contact_preferences import PreferenceError, receive_sms
+    from campaigns.customers.preferences import PreferenceError, receive_sms
 
     s = _migrated_services()
     if not path.is_file():
@@ -529,7 +529,7 @@ def hold_set_command(
     """Stop all collection contact with a customer, at once (messages already queued are stopped too)."""
     from datetime import timezone
 
-    from campaigns.contact_preferences import set_hold
+    from campaigns.customers.preferences import set_hold
 
     s = _migrated_services()
     ends = until.replace(tzinfo=timezone.utc) if until else None
@@ -545,7 +545,7 @@ def hold_clear_command(
     now: NowOpt = None,
 ) -> None:
     """Clear a hold: collection contact may resume on the next run."""
-    from campaigns.contact_preferences import clear_hold
+    from campaigns.customers.preferences import clear_hold
 
     s = _migrated_services()
     n = clear_hold(s.engine, customer, kind, _clock(now))
@@ -556,7 +556,7 @@ def hold_clear_command(
 @friendly_errors
 def dispute_open_command(account: Annotated[str, typer.Argument(help="Account id.")], now: NowOpt = None) -> None:
     """Open a dispute: collection on the account stops until it is resolved."""
-    from campaigns.contact_preferences import open_dispute
+    from campaigns.customers.preferences import open_dispute
 
     s = _migrated_services()
     created = open_dispute(s.engine, account, _clock(now))
@@ -567,7 +567,7 @@ def dispute_open_command(account: Annotated[str, typer.Argument(help="Account id
 @friendly_errors
 def dispute_resolve_command(account: Annotated[str, typer.Argument(help="Account id.")], now: NowOpt = None) -> None:
     """Resolve the open dispute on an account: collection may resume."""
-    from campaigns.contact_preferences import resolve_dispute
+    from campaigns.customers.preferences import resolve_dispute
 
     s = _migrated_services()
     n = resolve_dispute(s.engine, account, _clock(now))
@@ -578,7 +578,7 @@ def dispute_resolve_command(account: Annotated[str, typer.Argument(help="Account
 @friendly_errors
 def call_check_command(account: Annotated[str, typer.Argument(help="Account id.")], now: NowOpt = None) -> None:
     """May I call this customer now? (local window, Sundays, holidays, Reg F 7-in-7, quiet after a conversation)"""
-    from campaigns.calls import check_call
+    from campaigns.customers.calls import check_call
 
     s = _migrated_services()
     decision = check_call(s.engine, s.policy, account, _clock(now))
@@ -599,7 +599,7 @@ def call_log_command(
     now: NowOpt = None,
 ) -> None:
     """Record a call that was made; it counts against the call caps from now on."""
-    from campaigns.calls import log_call
+    from campaigns.customers.calls import log_call
 
     s = _migrated_services()
     decision = log_call(s.engine, s.policy, account, outcome, _clock(now))
@@ -618,7 +618,7 @@ def events_ingest_command(
     """Apply saved provider events (a back-fill), exactly as the webhook would: each event once."""
     import json
 
-    from campaigns.provider_events import apply_sendgrid_events
+    from campaigns.delivery.provider_events import apply_sendgrid_events
 
     s = _migrated_services()
     if not path.is_file():
@@ -646,7 +646,7 @@ def serve_webhooks_command(
     """Run the provider webhook receiver (ASGI, uvicorn): SendGrid events, Twilio status reports and replies."""
     import uvicorn
 
-    from campaigns.webhooks import create_app
+    from campaigns.delivery.webhooks import create_app
 
     s = _migrated_services()
     if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token):

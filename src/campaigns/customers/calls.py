@@ -15,10 +15,10 @@ import pandas as pd
 from sqlalchemy import Engine, exists, insert, select
 
 from campaigns.db.models import Account, AttemptStatus, Channel, ContactAttempt, Customer, Dispute, Stage
-from campaigns.outcomes import Tally, attempt_row
+from campaigns.contact.outcomes import Tally, attempt_row
 from campaigns.policy import RELEASE, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, holds_column
-from campaigns.runs import finish_run, start_run
+from campaigns.review.runs import finish_run, start_run
 
 OUTCOMES = ("connected", "no_answer", "voicemail", "wrong_number")
 

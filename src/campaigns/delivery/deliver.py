@@ -29,13 +29,13 @@ from campaigns.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from campaigns.cohorts import ChunkBounds, due_condition
+from campaigns.contact.cohorts import ChunkBounds, due_condition
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
-from campaigns.contact_preferences import record_unusable_channel
-from campaigns.outcomes import Tally
+from campaigns.customers.preferences import record_unusable_channel
+from campaigns.contact.outcomes import Tally
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, release_frame
-from campaigns.provider_events import settle_from_events
+from campaigns.delivery.provider_events import settle_from_events
 
 
 class DeliveryInterrupted(Exception):

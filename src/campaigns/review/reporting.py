@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, func, or_, select
 
 from campaigns.db.models import ContactAttempt
-from campaigns.outcomes import Tally
+from campaigns.contact.outcomes import Tally
 
 
 def run_tally(engine: Engine, run_id: str) -> Tally:

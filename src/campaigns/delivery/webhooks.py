@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from campaigns.contact_preferences import PreferenceError, receive_sms
-from campaigns.provider_events import apply_sendgrid_events, apply_twilio_status
+from campaigns.customers.preferences import PreferenceError, receive_sms
+from campaigns.delivery.provider_events import apply_sendgrid_events, apply_twilio_status
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"

@@ -30,8 +30,8 @@ from sqlalchemy import Engine, exists, or_, select, update
 
 from campaigns.channels.base import DeliveryGateway
 from campaigns.db.models import AttemptStatus, ContactAttempt, ProviderEvent
-from campaigns.outcomes import Tally
-from campaigns.provider_events import settle_from_events
+from campaigns.contact.outcomes import Tally
+from campaigns.delivery.provider_events import settle_from_events
 
 
 def is_idempotent(gateway: DeliveryGateway | None) -> bool:

@@ -27,14 +27,14 @@ from sqlalchemy import Engine, and_, exists, or_, select
 from sqlalchemy.orm import aliased
 
 from campaigns.channels.base import DeliveryGateway
-from campaigns.cohorts import ChunkBounds
+from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage, Stage
-from campaigns.delivery import deliver_queued
-from campaigns.ladder import Ladder
-from campaigns.outcomes import Tally
-from campaigns.pipeline import Brand, StageRun, enqueue_chunk
+from campaigns.delivery.deliver import deliver_queued
+from campaigns.contact.ladder import Ladder
+from campaigns.contact.outcomes import Tally
+from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk
 from campaigns.policy import PolicyConfig
-from campaigns.render import TemplateLibrary
+from campaigns.contact.render import TemplateLibrary
 
 # Reasons that say "this channel cannot reach this customer", not "do not contact them".
 CHANNEL_REASONS = ("invalid_address", "opted_out", "no_consent", "employer_email")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from campaigns.db.models import CampaignRun, Stage
-from campaigns.outcomes import Tally
+from campaigns.contact.outcomes import Tally
 
 
 OTHER_RUNS = ("dispatch", "call")  # runs that are not a stage: the dispatcher, an agent's logged call

@@ -17,7 +17,7 @@ from sqlalchemy import Select, and_, exists, select
 from sqlalchemy.engine import Connection
 
 from campaigns.db.models import Account, AgentWorklistItem, AttemptStatus, ContactAttempt, Customer, Dispute
-from campaigns.ladder import StageRule
+from campaigns.contact.ladder import StageRule
 
 # Statuses that mean "we did reach out (or may have)": they count for every_days.
 CONTACT_STATUSES = (

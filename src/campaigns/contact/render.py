@@ -26,7 +26,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 
-from campaigns.plans import PlanOption
+from campaigns.money.plans import PlanOption
 
 DEFAULT_LOCALE = "en-US"
 BLOCKS = {"email": ("subject", "text", "html"), "sms": ("text",), "push": ("subject", "text")}

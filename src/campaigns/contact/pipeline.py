@@ -17,15 +17,15 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from campaigns.cohorts import ChunkBounds, plan_chunks, select_cohort
+from campaigns.contact.cohorts import ChunkBounds, plan_chunks, select_cohort
 from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
-from campaigns.ladder import Ladder, StageRule
-from campaigns.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
-from campaigns.plans import first_instalment_date, instalment_options
+from campaigns.contact.ladder import Ladder, StageRule
+from campaigns.contact.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
+from campaigns.money.plans import first_instalment_date, instalment_options
 from campaigns.policy import DEFER, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.content import mentions_litigation
 from campaigns.policy.inputs import contact_history, holds_column
-from campaigns.render import (
+from campaigns.contact.render import (
     MessageFacts,
     RenderError,
     TemplateLibrary,
@@ -34,8 +34,8 @@ from campaigns.render import (
     format_money,
     plan_option_view,
 )
-from campaigns.sms_length import sms_length
-from campaigns.strategy import PENDING, decide_contacts
+from campaigns.contact.sms_length import sms_length
+from campaigns.contact.strategy import PENDING, decide_contacts
 
 GENTLE_VARIANT = "gentle"  # vulnerable customers get the gentle templates, whatever their experiment arm
 SMS_OPT_OUT_KEYWORD = {"zh-CN": "TD"}  # China's carriers use 回复TD退订

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.channels.codes import PERMANENT_CODES
-from campaigns.contact_preferences import opt_out, record_unusable_channel
+from campaigns.customers.preferences import opt_out, record_unusable_channel
 from campaigns.db.engine import insert_ignoring_conflicts
 from campaigns.db.models import AttemptStatus, ContactAttempt, Customer, ProviderEvent
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from campaigns.db.models import AttemptStatus, Channel
-from campaigns.ladder import Experiment, StageRule
+from campaigns.contact.ladder import Experiment, StageRule
 from campaigns.policy import account_suppression, channel_suppression
 
 DECISION_COLUMNS = ["account_id", "channel", "status", "reason", "variant"]

@@ -1,0 +1,1 @@
+"""What customers asked for or told us: opt-outs, holds, disputes; agents' calls."""

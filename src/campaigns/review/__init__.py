@@ -1,0 +1,1 @@
+"""Looking back: run records and their summaries."""
