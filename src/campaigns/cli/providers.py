@@ -1,0 +1,60 @@
+"""Commands for provider events: ``events ingest``, ``serve-webhooks``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaigns.cli.app import CliError, NowOpt, app, clock_now, err, friendly_errors, migrated_services, out
+
+events_app = typer.Typer(help="Provider delivery events (delivered, bounce, unsubscribe, ...).", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("ingest")
+@friendly_errors
+def events_ingest_command(
+    path: Annotated[Path, typer.Argument(help="A saved batch of SendGrid events: a JSON array, or JSON lines.")],
+    now: NowOpt = None,
+) -> None:
+    """Apply saved provider events (a back-fill), exactly as the webhook would: each event once."""
+    import json
+
+    from campaigns.delivery.provider_events import apply_sendgrid_events
+
+    s = migrated_services()
+    if not path.is_file():
+        raise CliError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        events = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line]
+    except ValueError as exc:
+        raise CliError(f"{path}: not a JSON array nor JSON lines: {exc}") from None
+    report = apply_sendgrid_events(s.engine, events, clock_now(now))
+    for problem in report.problems[:50]:
+        err.print(f"{path}: {problem}", markup=False, highlight=False)
+    out.print(f"{path}: {len(events)} event(s): " + ", ".join(f"{k} {v}" for k, v in report.as_dict().items()),
+              highlight=False)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@app.command("serve-webhooks")
+@friendly_errors
+def serve_webhooks_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8085,
+) -> None:
+    """Run the provider webhook receiver (ASGI, uvicorn): SendGrid events, Twilio status reports and replies."""
+    import uvicorn
+
+    from campaigns.delivery.webhooks import create_app
+
+    s = migrated_services()
+    if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token):
+        raise CliError("nothing to receive: set CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY and/or CAMPAIGNS_TWILIO_AUTH_TOKEN")
+    app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds,
+                      twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base)
+    uvicorn.run(app_, host=host, port=port, log_level="info")

@@ -1,0 +1,27 @@
+"""Commands for message templates: ``templates check``."""
+
+from __future__ import annotations
+
+import typer
+
+from campaigns.cli.app import app, err, friendly_errors, out, wired_services
+
+templates_app = typer.Typer(help="Message templates.", no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
+
+
+@templates_app.command("check")
+@friendly_errors
+def templates_check_command() -> None:
+    """Check every template: blocks, amount, due date, pay link, opt-out; flag any that mention suing."""
+    from campaigns.policy.content import check_templates
+
+    s = wired_services()
+    names, problems, litigious = check_templates(s.settings.templates_dir)
+    for problem in problems:
+        err.print(str(problem), markup=False, highlight=False)
+    for template in sorted(litigious):  # template paths, e.g. soft_nudge/email.en-US.j2
+        out.print(f"{template}: mentions legal action: never used for time-barred accounts", highlight=False)
+    out.print(f"{len(names)} template(s) checked, {len(problems)} problem(s)", highlight=False)
+    if problems:
+        raise typer.Exit(1)
