@@ -64,7 +64,7 @@ def test_bad_settings_are_one_line(engine, monkeypatch):
     monkeypatch.setenv("CAMPAIGNS_LENDER_TIMEZONE", "Mars/Olympus")
     reset_settings()
     result = invoke("runs")
-    assert result.exit_code == 1 and "lender_timezone" in result.output and "Mars/Olympus" in result.output
+    assert result.exit_code == 1 and "CAMPAIGNS_LENDER_TIMEZONE" in result.output and "Mars/Olympus" in result.output
     reset_settings()
 
 
@@ -186,3 +186,130 @@ def test_a_provider_switched_on_without_credentials_is_a_one_line_error(engine, 
     result = invoke("recover")
     assert result.exit_code == 1
     assert "TWILIO_ACCOUNT_SID" in result.output and "Traceback" not in result.output
+
+
+# --- One line, never a traceback (issue 8: 11, 14) ------------------------------------------------------
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CAMPAIGNS_PROVIDER_RATE_LIMITS", "sendgrid=100", 'CAMPAIGNS_PROVIDER_RATE_LIMITS: cannot be parsed: it takes JSON, e.g. {"sendgrid": 100'),
+        ("CAMPAIGNS_DATABASE_URL", "mysql://user:secret@db/collections", "CAMPAIGNS_DATABASE_URL: 'mysql' is not supported"),
+        ("CAMPAIGNS_DATABASE_URL", "not a url", "CAMPAIGNS_DATABASE_URL: is not a database URL"),
+        ("CAMPAIGNS_CHUNK_SIZE", "0", "CAMPAIGNS_CHUNK_SIZE: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_settings_name_the_variable_in_one_line(monkeypatch, variable, value, expected):
+    from campaigns.settings import reset_settings
+
+    monkeypatch.setenv(variable, value)
+    reset_settings()
+    try:
+        line = one_line_error(invoke("runs"))
+    finally:
+        reset_settings()
+    assert expected in line and "secret" not in line
+
+
+def test_a_postgres_url_without_a_driver_uses_psycopg(monkeypatch):
+    from campaigns.settings import Settings
+
+    assert Settings(database_url="postgresql://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_a_timestamp_that_is_not_iso_gives_an_example(engine):
+    result = runner.invoke(app, ["run", "soft_nudge", "--now", "tomorrow"])
+    shown = " ".join(result.output.replace("│", " ").split())  # rich draws the message in a box
+    assert result.exit_code == 2
+    assert "'tomorrow' is not an ISO 8601 timestamp; write e.g. 2026-11-22T09:00:00-05:00" in shown
+
+
+def test_a_sqlite_database_in_a_missing_directory_is_not_silently_created(tmp_path, monkeypatch):
+    from campaigns.settings import reset_settings
+
+    url_path = tmp_path / "typo" / "campaigns.db"
+    monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", f"sqlite:///{url_path}")
+    reset_settings()
+    try:
+        assert "no database at" in one_line_error(invoke("runs"))
+        assert "directory" in one_line_error(invoke("db", "upgrade")) and "does not exist" in one_line_error(invoke("db", "upgrade"))
+        assert not url_path.parent.exists()
+        url_path.parent.mkdir()
+        assert invoke("db", "upgrade").exit_code == 0 and url_path.is_file()
+    finally:
+        reset_settings()
+
+
+def test_a_database_error_is_one_line_without_its_parameters():
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError
+
+    from campaigns.cli.app import friendly_errors
+
+    eng = create_engine("sqlite://", hide_parameters=True)
+    with eng.begin() as conn:
+        conn.execute(text("create table t (email text unique)"))
+        conn.execute(text("insert into t values ('secret@example.com')"))
+
+    @friendly_errors
+    def failing():
+        with eng.begin() as conn:
+            conn.execute(text("insert into t values (:email)"), {"email": "secret@example.com"})
+
+    import typer
+    from click.testing import CliRunner as ClickRunner  # noqa: F401
+
+    with pytest.raises(typer.Exit):
+        failing()
+    with pytest.raises(IntegrityError) as raw:
+        failing.__wrapped__()
+    assert "secret@example.com" not in str(raw.value)
+
+
+def test_the_friendly_error_for_a_refused_write_names_only_the_error_class(capsys):
+    import typer
+    from sqlalchemy.exc import DataError
+
+    from campaigns.cli.app import friendly_errors
+
+    class StringDataRightTruncation(Exception):
+        sqlstate = "22001"
+
+    @friendly_errors
+    def failing():
+        raise DataError("INSERT INTO customers ...", {"name": "Secret Person"}, StringDataRightTruncation("value too long"))
+
+    with pytest.raises(typer.Exit):
+        failing()
+    line = capsys.readouterr().err.strip()
+    assert line == ("error: the database refused a write (StringDataRightTruncation, SQLSTATE 22001); "
+                    "what that step wrote was rolled back")
+
+
+def test_a_slow_temporary_prefect_server_is_one_line_that_says_what_to_do(engine, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from campaigns.settings import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0")
+    campaigns = str(Path(sys.executable).with_name("campaigns"))
+    result = subprocess.run([campaigns, "runs"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr  # `runs` needs no Prefect at all
+    result = subprocess.run([campaigns, "run", "soft_nudge", "--dry-run"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[-1].startswith("error: Prefect's temporary server did not start within 0 s")
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in lines[-1] and "PREFECT_API_URL" in lines[-1]

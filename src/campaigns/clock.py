@@ -12,7 +12,11 @@ class NaiveTimestampError(ValueError):
 
 def parse_now(text: str) -> datetime:
     """An ISO 8601 timestamp that must carry its offset (``2026-11-22T09:00:00-05:00`` or ``...Z``)."""
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 timestamp; write e.g. 2026-11-22T09:00:00-05:00 "
+                         "or 2026-11-22T14:00:00Z") from None
     if value.tzinfo is None:
         raise NaiveTimestampError(f"{text!r} has no UTC offset; write e.g. {text}+00:00 or {text}-05:00")
     return value

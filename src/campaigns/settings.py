@@ -84,6 +84,25 @@ class Settings(BaseSettings):
         description='Messages per second per provider, kept by a Prefect global rate limit, e.g. {"sendgrid": 100}.',
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        """SQLite or PostgreSQL (through psycopg 3, the driver we install); anything else is one clear error."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL; e.g. sqlite:///var/campaigns.db or "
+                             "postgresql+psycopg://user@host:5432/db") from None
+        if url.drivername in ("postgresql", "postgres"):
+            return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        if url.drivername in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+            return value
+        raise ValueError(f"{url.drivername!r} is not supported: use SQLite (sqlite:///path/to/campaigns.db) or "
+                         "PostgreSQL (postgresql+psycopg://user@host:5432/db)")
+
     @field_validator("lender_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

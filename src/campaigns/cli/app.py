@@ -15,6 +15,10 @@ from rich.console import Console
 
 # Prefect's telemetry cannot reach the network here and only adds noise.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Without PREFECT_API_URL, Prefect starts a temporary server for each command; its default
+# 20 s to start is too short on a busy machine. (Read when Prefect is first imported.)
+EPHEMERAL_TIMEOUT = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+os.environ.setdefault(EPHEMERAL_TIMEOUT, "90")
 
 app = typer.Typer(help="Debt-collection contact campaigns: kind, lawful, and logged.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -56,16 +60,22 @@ AsOfOpt = Annotated[
 
 
 def friendly_errors(fn: Callable) -> Callable:
-    """Turn the errors a user can fix into one line on stderr and exit code 1."""
+    """Turn the errors a user can fix into one line on stderr and exit code 1.
+
+    Database errors are reduced to their first line (or, for a refused write, to
+    the error's class): never the statement's parameters, which carry personal data.
+    """
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any):
         from pydantic import ValidationError
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+        from pydantic_settings import SettingsError
+        from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
         from campaigns.contact.ladder import LadderConfigError
         from campaigns.customers.calls import CallError
         from campaigns.customers.preferences import PreferenceError
+        from campaigns.db.engine import DatabaseMissing
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
         from campaigns.settings import ConfigurationError
@@ -73,19 +83,50 @@ def friendly_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
-                CallError, ConfigurationError) as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False)
+                CallError, ConfigurationError, DatabaseMissing) as exc:
+            say(f"error: {exc}")
         except (OperationalError, ProgrammingError) as exc:
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            first = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__
             hint = " (run `campaigns db upgrade` first?)" if "no such table" in first or "does not exist" in first else ""
-            err.print(f"error: database: {first}{hint}", markup=False, highlight=False)
+            say(f"error: database: {first}{hint}")
+        except DBAPIError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            say(f"error: the database refused a write ({type(exc.orig).__name__}"
+                f"{f', SQLSTATE {code}' if code else ''}); what that step wrote was rolled back")
         except ValidationError as exc:  # settings from the environment
             first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or exc.title
-            err.print(f"error: setting {where}: {first['msg']}", markup=False, highlight=False)
+            where = ".".join(str(x) for x in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            say(f"error: setting {setting_name(where) if where else exc.title}: {message}")
+        except SettingsError as exc:  # a value pydantic-settings could not even parse (JSON settings)
+            say(f"error: {unparsable_setting(str(exc))}")
+        except RuntimeError as exc:
+            if "ephemeral Prefect API server" not in str(exc):
+                raise
+            say(f"error: Prefect's temporary server did not start within {os.environ.get(EPHEMERAL_TIMEOUT)} s "
+                f"(a busy machine?): set {EPHEMERAL_TIMEOUT} higher, or run `prefect server start` and point "
+                "PREFECT_API_URL at it")
         raise typer.Exit(1)
 
     return wrapper
+
+
+def say(line: str) -> None:
+    err.print(line, markup=False, highlight=False)
+
+
+def setting_name(field_name: str) -> str:
+    """``provider_rate_limits`` → ``CAMPAIGNS_PROVIDER_RATE_LIMITS``, the name a user sets."""
+    return f"CAMPAIGNS_{field_name.upper()}"
+
+
+def unparsable_setting(message: str) -> str:
+    import re
+
+    match = re.search(r'field "(\w+)"', message)
+    name = setting_name(match.group(1)) if match else "a CAMPAIGNS_ setting"
+    return (f"setting {name}: cannot be parsed: it takes JSON, e.g. "
+            + ("{\"sendgrid\": 100, \"twilio\": 10}" if name.endswith("RATE_LIMITS") else "{\"key\": \"value\"}"))
 
 
 def wired_services():
@@ -103,13 +144,36 @@ def _ensure_schema(engine) -> None:
 
 
 def migrated_services():
-    """The services, once the database schema is known to be current (else a one-line error)."""
+    """The services, once the database exists and its schema is current (else a one-line error)."""
+    from campaigns.db.engine import prepare_sqlite_file
+    from campaigns.settings import get_settings
+
+    prepare_sqlite_file(get_settings().database_url, create=False)
     s = wired_services()
     _ensure_schema(s.engine)
     return s
+
+
+def creating_services():
+    """The services for commands that may create the database (``db upgrade``, ``demo``)."""
+    from campaigns.db.engine import prepare_sqlite_file
+    from campaigns.settings import get_settings
+
+    settings = get_settings()
+    prepare_sqlite_file(settings.database_url, create=True, data_dir=settings.data_dir)
+    return wired_services()
 
 
 def clock_now(now: str | None) -> datetime:
     from campaigns.clock import resolve_clock
 
     return resolve_clock(None, parse_now_option(now), wired_services().settings.lender_zone)[1]
+
+
+def _show_progress() -> None:
+    from campaigns.cli.progress import install
+
+    install(err)  # stderr: the tables on stdout stay clean when piped
+
+
+_show_progress()

@@ -18,11 +18,11 @@ from campaigns.cli.app import (
     StageName,
     app,
     clock_now,
+    creating_services,
     friendly_errors,
     migrated_services,
     out,
     parse_now_option,
-    wired_services,
 )
 
 
@@ -152,7 +152,7 @@ def demo_command(
         write_demo_file,
     )
 
-    s = wired_services()
+    s = creating_services()
     upgrade_database(s.engine)
     day, moment = resolve_clock(as_of.date() if as_of else None, parse_now_option(now), s.settings.lender_zone)
     if now is None:

@@ -10,12 +10,12 @@ import typer
 from campaigns.cli.app import (
     NowOpt,
     app,
+    creating_services,
     err,
     friendly_errors,
     migrated_services,
     out,
     parse_now_option,
-    wired_services,
 )
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -28,7 +28,7 @@ def db_upgrade() -> None:
     """Create the database or bring it to the latest schema (Alembic)."""
     from campaigns.db.engine import schema_revision, upgrade_database
 
-    s = wired_services()
+    s = creating_services()
     upgrade_database(s.engine)
     out.print(f"database at revision {schema_revision(s.engine)[0]}: {s.engine.url.render_as_string()}")
 

@@ -14,16 +14,25 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
+from campaigns.files import create_private_file, ensure_private_directory, make_private
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+class DatabaseMissing(Exception):
+    """The SQLite file (or its directory) named by the settings does not exist."""
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+
+    Bound parameters are never shown in errors or logs (``hide_parameters``): a
+    failed statement would otherwise print the customers' names, emails and
+    phones it carried.
+    """
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -36,6 +45,39 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and for ``:memory:``)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def prepare_sqlite_file(url: str, *, create: bool, data_dir: Path | None = None) -> None:
+    """Make sure a SQLite database file is where the URL says, readable by its owner only.
+
+    SQLite would silently create a missing file (and the settings may have a
+    typo), so: without ``create`` a missing file is an error; with it, the file is
+    created 0600, but its directory only if it is ``data_dir`` (our own ``var/``).
+    Other databases pass through.
+    """
+    path = sqlite_file(url)
+    if path is None:
+        return
+    if path.exists():
+        make_private(path)
+        return
+    if not create:
+        raise DatabaseMissing(f"no database at {path}: run `campaigns db upgrade` to create it, "
+                              "or check CAMPAIGNS_DATABASE_URL")
+    if not path.parent.is_dir():
+        if data_dir is None or path.parent.resolve() != Path(data_dir).resolve():
+            raise DatabaseMissing(f"directory {path.parent} does not exist: create it, or check "
+                                  "CAMPAIGNS_DATABASE_URL")
+        ensure_private_directory(path.parent)
+    create_private_file(path)
 
 
 def alembic_config(engine: Engine) -> Config:

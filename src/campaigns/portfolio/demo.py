@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select
 
 from campaigns.db.models import Payment
+from campaigns.files import ensure_private_directory, open_private
 
 US_ZONES = ["America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
             "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu"]
@@ -115,9 +116,11 @@ def generate_portfolio(as_of: date, spec: DemoSpec = DemoSpec()) -> pd.DataFrame
 
 
 def write_demo_file(frame: pd.DataFrame, path: Path) -> Path:
+    """Write the portfolio as a lender's CSV export, readable by its owner only (it holds names and numbers)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.drop(columns=["demo_paid_amount"]).to_csv(path, index=False)
+    ensure_private_directory(path.parent)
+    with open_private(path, "w", newline="", encoding="utf-8") as handle:
+        frame.drop(columns=["demo_paid_amount"]).to_csv(handle, index=False)
     return path
 
 

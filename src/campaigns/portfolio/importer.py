@@ -1,14 +1,31 @@
 """Import a portfolio export (CSV or Parquet, one row per account), upserting customers and accounts.
 
 Every bad row is reported with the file, its row number and the field, and the
-good rows still load. Row numbers are as a spreadsheet shows them: in a CSV the
-header is row 1 and the first account row 2; in Parquet the first record is row 1.
-Values of personal fields (name, email, phone) are never echoed in errors.
+good rows still load. A row number is the line a person sees in an editor: in a
+CSV the header is line 1, blank lines count, and a record that spans several
+lines (a quoted newline) is numbered by its first line; in Parquet the first
+record is row 1. Values of personal fields (name, email, phone) are never echoed
+in errors, and no cell of a file is shown as a column name.
+
+Every value is checked against the schema's limits (lengths, NUL and other
+control characters, numeric range and precision) while the row is parsed, so a
+value the database would refuse is a row error like any other and costs only
+its row, on SQLite (which would store it silently) and PostgreSQL (which would
+refuse the whole batch) alike.
+
+The file is read as a stream and written in batches of ``BATCH`` rows, each in
+its own transaction, so memory stays flat however large the file is; what is
+kept across batches is an index of the ids seen (for duplicates and customer
+conflicts), about a hundred bytes a row. Re-running the same file is harmless:
+every write is an upsert.
 """
 
 from __future__ import annotations
 
+import csv
 import re
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -17,15 +34,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import available_timezones
 
-import pandas as pd
 import phonenumbers
 from babel import Locale, UnknownLocaleError
 from babel.numbers import get_currency_precision, list_currencies
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, and_, insert, select
+from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.db.engine import upsert
 from campaigns.db.models import Account, Customer, Dispute
+from campaigns.progress import track
 
 REQUIRED = ["account_id", "customer_id", "currency", "balance", "amount_due", "due_date"]
 OPTIONAL = [
@@ -43,22 +61,38 @@ STATUSES = {"open", "paid", "closed"}
 TRUE = {"true", "t", "yes", "y", "1"}
 FALSE = {"false", "f", "no", "n", "0", ""}
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# C0 and C1 control characters (NUL above all: PostgreSQL refuses it in text); tab is allowed.
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# A header cell shown in an error must look like a column name, never like a cell of data.
+COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+# Where each imported text field is stored, so its length limit is the schema's own.
+# (Phone numbers and locales are checked once normalised: E.164 and language-TERRITORY are always short.)
+STORED_AS = {
+    "name": Customer.__table__.c.name, "email": Customer.__table__.c.email,
+    "timezone": Customer.__table__.c.timezone, "product": Account.__table__.c.product,
+}
+# Money columns are Numeric(18, 4): at most 14 digits before the point.
+MONEY_LIMIT = Decimal(10) ** (Account.__table__.c.balance.type.precision - Account.__table__.c.balance.type.scale)
+# The customer fields that must agree on every row of the same customer.
+CUSTOMER_FIELDS = ("name", "email", "phone", "locale", "timezone", "country", "email_opt_out", "sms_opt_out",
+                   "sms_consent", "email_is_employer", "email_employer_consent", "vulnerable", "push_enabled",
+                   "push_opt_out")
 BATCH = 1000
 
-
 class PortfolioFileError(Exception):
-    """The file as a whole cannot be read (missing, unknown format, wrong columns)."""
+    """The file as a whole cannot be read (missing, unknown format, no header, wrong columns)."""
 
 
 @dataclass(frozen=True)
 class RowError:
     file: str
     row: int
-    field: str
+    field: str | None
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: row {self.row}, field {self.field}: {self.message}"
+        where = f"row {self.row}, field {self.field}" if self.field else f"row {self.row}"
+        return f"{self.file}: {where}: {self.message}"
 
 
 @dataclass
@@ -94,31 +128,118 @@ def _countries() -> frozenset[str]:
     return frozenset(code for code in Locale("en").territories if len(code) == 2 and code.isalpha() and code != "ZZ")
 
 
-def read_portfolio_file(path: Path) -> tuple[pd.DataFrame, int]:
-    """Read the file as text cells; return the frame and the row number of its first record."""
-    path = Path(path)
-    if not path.is_file():
-        raise PortfolioFileError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
+@dataclass(frozen=True)
+class Record:
+    """One record of the file: where it starts, its cells by column, and what went wrong reading it."""
+
+    row: int
+    values: dict[str, str]
+    problem: str | None = None  # the record as a whole (wrong number of cells, unreadable CSV)
+    undecodable: bool = False  # some byte on its lines is not UTF-8
+
+
+class PortfolioSource:
+    """A portfolio file opened for streaming: its columns, then its records one by one."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise PortfolioFileError(f"{self.path}: no such file")
+        suffix = self.path.suffix.lower()
+        self.completed = 0  # how far reading has got: bytes of a CSV, records of a Parquet file
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-            first_row = 2
+            self.kind, self.total = "csv", self.path.stat().st_size
         elif suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-            first_row = 1
+            import pyarrow.parquet as pq
+
+            self.kind = "parquet"
+            try:
+                self._parquet_file = pq.ParquetFile(self.path)
+            except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+                raise PortfolioFileError(f"{self.path}: not a readable Parquet file ({type(exc).__name__})") from None
+            self.total = self._parquet_file.metadata.num_rows
         else:
-            raise PortfolioFileError(f"{path}: unknown file type {suffix!r}; use .csv or .parquet")
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as exc:
-        raise PortfolioFileError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from exc
-    frame.columns = [str(c).strip() for c in frame.columns]
-    unknown = [c for c in frame.columns if c not in COLUMNS]
-    missing = [c for c in REQUIRED if c not in frame.columns]
+            raise PortfolioFileError(f"{self.path}: unknown file type {suffix!r}; use .csv or .parquet")
+
+    def records(self) -> Iterator[Record]:
+        try:
+            yield from (self._csv() if self.kind == "csv" else self._parquet())
+        except OSError as exc:
+            raise PortfolioFileError(f"{self.path}: cannot be read: {type(exc).__name__}") from None
+
+    def _csv(self) -> Iterator[Record]:
+        undecodable: set[int] = set()
+
+        def lines(handle) -> Iterator[str]:
+            for number, raw in enumerate(handle, start=1):
+                self.completed += len(raw)
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    undecodable.add(number)
+                    yield raw.decode("utf-8", errors="replace")
+
+        with self.path.open("rb") as handle:
+            reader = csv.reader(lines(handle))
+            columns: list[str] | None = None
+            last_line = 0
+            while True:
+                try:
+                    cells = next(reader)
+                    problem = None
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # e.g. a cell longer than the csv module's field limit
+                    cells, problem = None, f"cannot be read as CSV ({exc})"
+                first_line, last_line = last_line + 1, reader.line_num
+                if cells is not None and not any(c.strip() for c in cells):
+                    continue  # a blank line, or one of only commas
+                if columns is None:
+                    if cells is None:
+                        raise PortfolioFileError(f"{self.path}: the header row cannot be read as CSV")
+                    columns = _checked_columns(self.path, cells)
+                    continue
+                bad_bytes = any(n in undecodable for n in range(first_line, last_line + 1))
+                if cells is not None and len(cells) != len(columns):
+                    problem = f"has {len(cells)} cells; the header has {len(columns)}"
+                values = {} if problem else {c: v.strip() for c, v in zip(columns, cells)}
+                yield Record(first_line, values, problem, bad_bytes)
+            if columns is None:
+                raise PortfolioFileError(f"{self.path}: the file is empty: it needs a header row and one row per "
+                                         "account")
+
+    def _parquet(self) -> Iterator[Record]:
+        parquet = self._parquet_file
+        columns = _checked_columns(self.path, [str(n) for n in parquet.schema_arrow.names])
+        row = 0
+        for batch in parquet.iter_batches(batch_size=BATCH):
+            for item in batch.to_pylist():
+                row += 1
+                self.completed = row
+                yield Record(row, {c: _text(item.get(c)) for c in columns})
+
+
+def _checked_columns(path: Path, names: list[str]) -> list[str]:
+    """The header's column names, or a file error that says what is wrong (never echoing a data cell)."""
+    names = [str(n).strip() for n in names]
+    if not any(n in COLUMNS for n in names):
+        raise PortfolioFileError(
+            f"{path}: has no header row: its first row names none of the columns; "
+            f"the file must start with column names such as {', '.join(REQUIRED)}"
+        )
+    unknown = [n if COLUMN_NAME.match(n) else f"column {i} (name withheld)"
+               for i, n in enumerate(names, start=1) if n not in COLUMNS]
     if unknown:
         raise PortfolioFileError(f"{path}: unknown column(s) {', '.join(unknown)}; expected {', '.join(COLUMNS)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise PortfolioFileError(f"{path}: column(s) {', '.join(repeated)} appear more than once")
+    missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise PortfolioFileError(f"{path}: missing required column(s) {', '.join(missing)}")
-    return frame, first_row
+    return names
 
 
 @lru_cache(maxsize=256)
@@ -129,15 +250,15 @@ def _normal_locale(tag: str) -> str | None:
     """
     try:
         parsed = Locale.parse(tag.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
+    except (UnknownLocaleError, ValueError, TypeError):
         return None
     return "-".join(x for x in (parsed.language, parsed.territory) if x)
 
 
 def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+    if value is None or value != value:  # None, NaN
         return ""
-    if isinstance(value, (pd.Timestamp, datetime)):
+    if isinstance(value, datetime):
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
@@ -149,14 +270,35 @@ class _RowParser:
 
     def __init__(self, file: str, row_number: int, values: dict[str, str], errors: list[RowError]):
         self.file, self.row, self.values, self.errors = file, row_number, values, errors
+        self.bad: set[str] = set()
 
     def fail(self, field_name: str, message: str) -> None:
+        self.bad.add(field_name)
         self.errors.append(RowError(self.file, self.row, field_name, message))
 
     def shown(self, field_name: str) -> str:
-        return "(value withheld: personal data)" if field_name in PERSONAL else repr(self.values[field_name])
+        """The value for an error message: withheld for personal fields, cut short otherwise."""
+        if field_name in PERSONAL:
+            return "(value withheld: personal data)"
+        value = self.values[field_name]
+        return repr(value if len(value) <= 40 else value[:40] + "…")
+
+    def screen(self, undecodable: bool) -> None:
+        """Checks every cell needs: valid UTF-8, no control characters, within the schema's length."""
+        for name, value in self.values.items():
+            if undecodable and "\ufffd" in value:
+                self.fail(name, "is not valid UTF-8 text")
+            elif CONTROL.search(value):
+                self.fail(name, "contains a control character (such as NUL)")
+            elif name in STORED_AS and len(value) > STORED_AS[name].type.length:
+                self.fail(name, f"is {len(value)} characters long; at most {STORED_AS[name].type.length}")
+
+    def get(self, field_name: str) -> str:
+        return "" if field_name in self.bad else self.values.get(field_name, "")
 
     def required(self, field_name: str) -> str | None:
+        if field_name in self.bad:
+            return None
         value = self.values.get(field_name, "")
         if not value:
             self.fail(field_name, "is required")
@@ -166,7 +308,7 @@ class _RowParser:
     def identifier(self, field_name: str) -> str | None:
         value = self.required(field_name)
         if value is not None and not ID_PATTERN.match(value):
-            self.fail(field_name, f"{value!r} is not a valid id (letters, digits, . _ : -; at most 64)")
+            self.fail(field_name, f"{self.shown(field_name)} is not a valid id (letters, digits, . _ : -; at most 64)")
             return None
         return value
 
@@ -176,7 +318,7 @@ class _RowParser:
             return None
         code = value.upper()
         if code not in _currencies():
-            self.fail("currency", f"{value!r} is not an ISO 4217 currency code")
+            self.fail("currency", f"{self.shown('currency')} is not an ISO 4217 currency code")
             return None
         return code
 
@@ -187,72 +329,86 @@ class _RowParser:
         try:
             amount = Decimal(value)
         except InvalidOperation:
-            self.fail(field_name, f"{value!r} is not a number")
+            self.fail(field_name, f"{self.shown(field_name)} is not a number")
             return None
         if not amount.is_finite():
-            self.fail(field_name, f"{value!r} is not a finite number")
+            self.fail(field_name, f"{self.shown(field_name)} is not a finite number")
             return None
         if amount < 0:
-            self.fail(field_name, f"{value} is negative")
+            self.fail(field_name, f"{self.shown(field_name)} is negative")
             return None
-        if currency is not None:
-            places = get_currency_precision(currency)
-            if -amount.as_tuple().exponent > places and amount != amount.quantize(Decimal(1).scaleb(-places)):
-                self.fail(field_name, f"{value} has more decimals than {currency} allows ({places})")
-                return None
-        return amount
+        if amount >= MONEY_LIMIT:
+            self.fail(field_name, f"{self.shown(field_name)} is too large (at most 14 digits before the point)")
+            return None
+        if currency is None:
+            return None  # its precision cannot be checked; the currency's own error says why
+        unit = Decimal(1).scaleb(-get_currency_precision(currency))
+        exact = amount.quantize(unit)
+        if exact != amount:
+            self.fail(field_name, f"{self.shown(field_name)} has more decimals than {currency} allows "
+                                  f"({get_currency_precision(currency)})")
+            return None
+        return exact
 
     def day(self, field_name: str) -> date | None:
         value = self.required(field_name)
         if value is None:
             return None
         try:
-            return date.fromisoformat(value[:10] if "T" in value or " " in value else value)
+            return date.fromisoformat(value)
         except ValueError:
-            self.fail(field_name, f"{value!r} is not a date (YYYY-MM-DD)")
+            pass
+        try:  # a full ISO timestamp is accepted for its date; anything after it is not
+            return datetime.fromisoformat(value).date()
+        except ValueError:
+            self.fail(field_name, f"{self.shown(field_name)} is not a date (YYYY-MM-DD)")
             return None
 
     def flag(self, field_name: str) -> bool:
-        value = self.values.get(field_name, "").lower()
+        value = self.get(field_name).lower()
         if value in TRUE:
             return True
         if value not in FALSE:
-            self.fail(field_name, f"{self.values[field_name]!r} is not true/false")
+            self.fail(field_name, f"{self.shown(field_name)} is not true/false")
         return False
 
     def optional(self, field_name: str) -> str | None:
-        return self.values.get(field_name) or None
+        return self.get(field_name) or None
 
 
-def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[RowError]):
+def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[RowError],
+              undecodable: bool = False):
     """Validate one row; return (customer, account, disputed) or None if it has errors."""
     before = len(errors)
     p = _RowParser(file, row_number, values, errors)
+    p.screen(undecodable)
     account_id = p.identifier("account_id")
     customer_id = p.identifier("customer_id")
     currency = p.currency()
     balance = p.amount("balance", currency)
     amount_due = p.amount("amount_due", currency)
+    if balance is not None and amount_due is not None and amount_due > balance:
+        p.fail("amount_due", f"{amount_due} is more than the balance ({balance})")
     due_date = p.day("due_date")
 
     status = (p.optional("status") or "open").lower()
     if status not in STATUSES:
-        p.fail("status", f"{values['status']!r} is not one of {', '.join(sorted(STATUSES))}")
+        p.fail("status", f"{p.shown('status')} is not one of {', '.join(sorted(STATUSES))}")
 
     country = p.optional("country")
     if country is not None:
         country = country.upper()
         if country not in _countries():
-            p.fail("country", f"{values['country']!r} is not an ISO 3166 two-letter country code")
+            p.fail("country", f"{p.shown('country')} is not an ISO 3166 two-letter country code")
             country = None
 
     zone = p.optional("timezone")
     if zone is not None and zone not in _zones():
-        p.fail("timezone", f"{zone!r} is not an IANA time zone")
+        p.fail("timezone", f"{p.shown('timezone')} is not an IANA time zone")
 
-    locale = _normal_locale(p.optional("locale") or "en-US")
-    if locale is None:
-        p.fail("locale", f"{values['locale']!r} is not a known locale (e.g. en-US, zh-CN)")
+    locale = _normal_locale(p.optional("locale") or "en-US") if "locale" not in p.bad else None
+    if locale is None and "locale" not in p.bad:
+        p.fail("locale", f"{p.shown('locale')} is not a known locale (e.g. en-US, zh-CN)")
 
     email = p.optional("email")
     if email is not None:
@@ -260,6 +416,9 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
             email = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError:
             p.fail("email", "is not a valid email address (value withheld: personal data)")
+        else:
+            if len(email) > Customer.__table__.c.email.type.length:
+                p.fail("email", "is too long (value withheld: personal data)")
 
     phone = p.optional("phone")
     if phone is not None:
@@ -291,57 +450,112 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
     return customer, account, flags["disputed"]
 
 
+def _fingerprint(customer: dict) -> bytes:
+    """A compact digest per customer field: enough to tell which fields two rows disagree on, in 56 bytes."""
+    return struct.pack(f"{len(CUSTOMER_FIELDS)}I", *(hash(customer[f]) & 0xFFFFFFFF for f in CUSTOMER_FIELDS))
+
+
+def _disagreeing_fields(a: bytes, b: bytes) -> list[str]:
+    n = len(CUSTOMER_FIELDS)
+    return [f for f, x, y in zip(CUSTOMER_FIELDS, struct.unpack(f"{n}I", a), struct.unpack(f"{n}I", b)) if x != y]
+
+
+@dataclass
+class _Parsed:
+    row: int
+    customer: dict
+    account: dict
+    disputed: bool
+
+
 def import_portfolio(engine: Engine, path: Path, now: datetime | None = None) -> ImportReport:
     """Validate and upsert a portfolio file. File-level problems raise ``PortfolioFileError``."""
     now = now or datetime.now(timezone.utc)
-    frame, first_row = read_portfolio_file(path)
-    report = ImportReport(file=str(path), rows_read=len(frame))
-    columns = list(frame.columns)
-    seen: dict[str, int] = {}
-    customers: dict[str, dict] = {}
-    accounts: list[dict] = []
-    disputed: list[str] = []
-    for offset, raw in enumerate(frame.itertuples(index=False, name=None)):
-        row_number = first_row + offset
-        values = {c: _text(v) for c, v in zip(columns, raw)}
-        parsed = parse_row(report.file, row_number, values, report.errors)
-        if parsed is None:
-            continue
-        customer, account, is_disputed = parsed
-        if account["id"] in seen:
-            report.errors.append(RowError(report.file, row_number, "account_id",
-                                          f"duplicate of row {seen[account['id']]}"))
-            continue
-        seen[account["id"]] = row_number
-        customers[customer["id"]] = {**customer, "created_at": now, "updated_at": now}
-        accounts.append({**account, "created_at": now, "updated_at": now})
-        if is_disputed:
-            disputed.append(account["id"])
-
-    customer_rows = list(customers.values())
-    with engine.begin() as conn:
-        for i in range(0, len(customer_rows), BATCH):
-            upsert(conn, Customer.__table__, customer_rows[i:i + BATCH], ["id"], keep_on_update=["created_at"],
-                   only_set=OPT_OUTS)
-        for i in range(0, len(accounts), BATCH):
-            upsert(conn, Account.__table__, accounts[i:i + BATCH], ["id"], keep_on_update=["created_at"])
-        report.disputes_opened = _open_disputes(conn, disputed, now)
-    report.accounts_loaded = len(accounts)
-    report.customers_loaded = len(customer_rows)
+    source = PortfolioSource(path)
+    report = ImportReport(file=str(path))
+    accounts_seen: dict[str, int] = {}
+    customers_seen: dict[str, tuple[int, bytes]] = {}
+    batch: list[_Parsed] = []
+    with track(f"import {source.path.name}", source.total) as progress:
+        for record in source.records():
+            report.rows_read += 1
+            if record.problem:
+                report.errors.append(RowError(report.file, record.row, None, record.problem))
+            else:
+                parsed = _parse_unique(report, record, accounts_seen, customers_seen)
+                if parsed is not None:
+                    batch.append(parsed)
+            if len(batch) >= BATCH:
+                _store(engine, batch, now, report)
+                batch = []
+                progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
+        _store(engine, batch, now, report)
+        progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
+    report.customers_loaded = len(customers_seen)
     return report
+
+
+def _parse_unique(report: ImportReport, record: Record, accounts_seen: dict[str, int],
+                  customers_seen: dict[str, tuple[int, bytes]]) -> _Parsed | None:
+    """Parse a record; a repeated account, or a customer who differs from an earlier row, is a row error."""
+    parsed = parse_row(report.file, record.row, record.values, report.errors, record.undecodable)
+    if parsed is None:
+        return None
+    customer, account, disputed = parsed
+    if account["id"] in accounts_seen:
+        report.errors.append(RowError(report.file, record.row, "account_id",
+                                      f"duplicate of row {accounts_seen[account['id']]}"))
+        return None
+    fingerprint = _fingerprint(customer)
+    first = customers_seen.get(customer["id"])
+    if first is not None and first[1] != fingerprint:
+        for name in _disagreeing_fields(first[1], fingerprint) or ["customer_id"]:
+            withheld = " (values withheld: personal data)" if name in PERSONAL else ""
+            report.errors.append(RowError(report.file, record.row, name,
+                                          f"customer {customer['id']} has a different {name} on row {first[0]}"
+                                          f"{withheld}; one customer, one set of details"))
+        return None
+    accounts_seen[account["id"]] = record.row
+    customers_seen.setdefault(customer["id"], (record.row, fingerprint))
+    return _Parsed(record.row, customer, account, disputed)
+
+
+def _store(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportReport) -> None:
+    """Write one batch in one transaction; if the database still refuses it, find the row and lose only that."""
+    if not batch:
+        return
+    try:
+        _write(engine, batch, now, report)
+    except (DataError, IntegrityError):
+        for item in batch:
+            try:
+                _write(engine, [item], now, report)
+            except (DataError, IntegrityError) as exc:
+                report.errors.append(RowError(report.file, item.row, None,
+                                              f"the database refused the row ({type(exc.orig).__name__})"))
+
+
+def _write(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportReport) -> None:
+    customers = {p.customer["id"]: {**p.customer, "created_at": now, "updated_at": now} for p in batch}
+    accounts = [{**p.account, "created_at": now, "updated_at": now} for p in batch]
+    with engine.begin() as conn:
+        upsert(conn, Customer.__table__, list(customers.values()), ["id"], keep_on_update=["created_at"],
+               only_set=OPT_OUTS)
+        upsert(conn, Account.__table__, accounts, ["id"], keep_on_update=["created_at"])
+        opened = _open_disputes(conn, [p.account["id"] for p in batch if p.disputed], now)
+    report.accounts_loaded += len(accounts)
+    report.disputes_opened += opened
 
 
 def _open_disputes(conn, account_ids: list[str], now: datetime) -> int:
     """A ``disputed`` flag opens a dispute unless one is open; it never resolves one (agents do)."""
-    opened = 0
-    for i in range(0, len(account_ids), BATCH):
-        batch = account_ids[i:i + BATCH]
-        already = set(conn.execute(
-            select(Dispute.account_id).where(and_(Dispute.account_id.in_(batch), Dispute.resolved_at.is_(None)))
-        ).scalars())
-        rows = [{"account_id": a, "opened_at": now, "resolved_at": None, "source": "import"}
-                for a in batch if a not in already]
-        if rows:
-            conn.execute(insert(Dispute.__table__), rows)
-            opened += len(rows)
-    return opened
+    if not account_ids:
+        return 0
+    already = set(conn.execute(
+        select(Dispute.account_id).where(and_(Dispute.account_id.in_(account_ids), Dispute.resolved_at.is_(None)))
+    ).scalars())
+    rows = [{"account_id": a, "opened_at": now, "resolved_at": None, "source": "import"}
+            for a in account_ids if a not in already]
+    if rows:
+        conn.execute(insert(Dispute.__table__), rows)
+    return len(rows)
