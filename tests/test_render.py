@@ -108,8 +108,26 @@ def test_a_template_error_fails_that_message_with_a_reason(tmp_path):
         "{% block html %}x{% endblock %}")
     [planned] = render(Stage.soft_nudge, "en-US", 2, templates=TemplateLibrary(root))
     assert planned.row["status"] == "failed" and planned.row["reason"] == "template_error"
-    assert "no_such_value" in planned.row["detail"] and "Ada" not in planned.row["detail"]
+    assert planned.row["detail"] == "soft_nudge/email.en-US.j2 line 1: UndefinedError"
     assert planned.message is None
+
+
+@pytest.mark.parametrize(("expression", "error"), [
+    ("{{ name + 1 }}", "TypeError"),                    # not a Jinja error: it used to abort the whole chunk
+    ("{{ 1 // (days_past_due - days_past_due) }}", "ZeroDivisionError"),
+    ("{{ name.upper(1) }}", "TypeError"),
+    ("{{ plan_options[name] }}", "UndefinedError"),      # Jinja's text would be "... has no attribute 'Ada'"
+    ("{{ '%d' | format(name) }}", "TypeError"),
+    ("{{ range(1, 10, 0) | list }}", "ValueError"),
+])
+def test_any_exception_in_a_template_fails_that_message_and_keeps_no_text(tmp_path, expression, error):
+    root = copy_templates(tmp_path)
+    (root / "soft_nudge" / "email.en-US.j2").write_text(
+        "{% block subject %}Hi{% endblock %}{% block text %}\nline two\n" + expression + "{% endblock %}"
+        "{% block html %}x{% endblock %}")
+    [planned] = render(Stage.soft_nudge, "en-US", 2, templates=TemplateLibrary(root), name="Grace Garcia")
+    assert (planned.row["status"], planned.row["reason"]) == ("failed", "template_error")
+    assert planned.row["detail"] == f"soft_nudge/email.en-US.j2 line 3: {error}"
 
 
 def test_a_message_without_its_opt_out_line_is_not_sent(tmp_path):

@@ -140,8 +140,7 @@ def test_client_errors_fail_the_message_with_the_providers_reason_and_no_address
     with pytest.raises(PermanentDeliveryError) as info:
         gateway(sendgrid_server).send(message(), NOW)
     assert info.value.reason == reason
-    assert f"SendGrid {status}" in info.value.detail and "personalizations.0.to.0.email" in info.value.detail
-    assert "ada.lovelace" not in info.value.detail and "[address]" in info.value.detail
+    assert info.value.detail == f"SendGrid {status}: field personalizations.0.to.0.email"
     assert len(sendgrid_server.requests) == 1  # no retry of a 4xx
 
 
@@ -210,3 +209,12 @@ def test_through_delivery_each_answer_ends_in_the_right_state(engine, sendgrid_s
     ]
     for request in sendgrid_server.requests:
         validate_against_spec(request["body"])
+
+
+def test_a_rejection_that_quotes_the_content_keeps_only_the_field(sendgrid_server):
+    """SendGrid's text can echo the message (``content 'Hi Avery Allen,' flagged``): only the field is kept."""
+    sendgrid_server.answer(400, body={"errors": [
+        {"field": "content.0.value", "message": "content 'Hi Avery Allen,' flagged"}, {"message": "Ada said no"}]})
+    with pytest.raises(PermanentDeliveryError) as info:
+        gateway(sendgrid_server).send(message(), NOW)
+    assert info.value.detail == "SendGrid 400: field content.0.value"

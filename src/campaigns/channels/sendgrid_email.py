@@ -7,7 +7,7 @@ sandbox mode and a request timeout from settings (the client has none by default
 
 Outcomes map onto the gateway contract:
 202 → the ``X-Message-Id``; 429 and 5xx, or a refused connection → transient
-(retried later); any other 4xx → permanent, with the provider's reason;
+(retried later); any other 4xx → permanent, with the fields the provider named (never its text);
 a timeout once the request may have gone out → re-raised as ``DeliveryOutcomeUnknown``,
 so the attempt is parked as ``unknown`` and never blindly re-sent.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 from datetime import datetime
 from typing import Any
@@ -37,17 +36,15 @@ from campaigns.channels.base import (
 # python_http_client logs whole payloads (addresses, bodies) at DEBUG: never let that through.
 logging.getLogger("python_http_client.client").setLevel(logging.INFO)
 
-EMAILISH = re.compile(r"\S+@\S+")
-
 
 def _provider_reason(body: bytes | str | None) -> str:
-    """SendGrid's error text, with anything that looks like an address removed."""
+    """Which fields SendGrid objected to, never its message text: that can quote the content or the address."""
     try:
         errors = json.loads(body or b"{}").get("errors", [])
-    except (ValueError, AttributeError):
+        fields = sorted({str(e.get("field"))[:80] for e in errors if isinstance(e, dict) and e.get("field")})
+    except (ValueError, AttributeError, TypeError):
         return "unreadable error body"
-    parts = [f"{e.get('field') or '-'}: {EMAILISH.sub('[address]', str(e.get('message', '')))}" for e in errors]
-    return "; ".join(parts)[:500] or "no error detail"
+    return f"field {', '.join(fields)}"[:500] if fields else "no field named"
 
 
 class SendGridEmailGateway:

@@ -29,6 +29,7 @@ from campaigns.contact.render import (
     MessageFacts,
     RenderError,
     TemplateLibrary,
+    error_detail,
     check_required_content,
     format_day,
     format_money,
@@ -179,6 +180,7 @@ def compose_attempts(
                 {"recipient": None, "subject": None, "body_text": summary, "body_html": None, "payload": payload},
             ))
             continue
+        name = None
         try:
             name = templates.resolve(run.stage.value, decision.channel, row.locale, common["variant"])
             context, facts = _message_context(row, decision.channel, rule, run, brand)
@@ -199,6 +201,12 @@ def compose_attempts(
             planned.append(PlannedAttempt(attempt_row(
                 status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500], **common
             )))
+            continue
+        except Exception as exc:  # noqa: BLE001 - e.g. a filter or an account value that breaks formatting
+            planned.append(PlannedAttempt(attempt_row(
+                status=AttemptStatus.failed.value, reason="template_error",
+                detail=error_detail(name or f"{run.stage.value}/{decision.channel}", exc),
+                **common)))
             continue
         planned.append(PlannedAttempt(
             attempt_row(status=AttemptStatus.queued.value, template=content.template,

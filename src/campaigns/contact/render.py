@@ -6,7 +6,7 @@ templates define the blocks ``subject``, ``text`` and ``html``; SMS and push def
 template author did, and every template with StrictUndefined, so a missing value
 is an error and never an empty gap in a letter to a customer.
 
-A render error fails that one message (``template_error``); a rendered message
+Any error while rendering fails that one message (``template_error``); a rendered message
 that lacks the amount, the due date, how to pay, or how to opt out fails too
 (``content_incomplete``): nothing incomplete reaches a customer.
 """
@@ -24,7 +24,7 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from campaigns.money.plans import PlanOption
 
@@ -110,22 +110,30 @@ class TemplateLibrary:
         return hashlib.sha256((self.root / name).read_bytes()).hexdigest()[:12]
 
     def render(self, name: str, channel: str, context: dict[str, Any]) -> RenderedContent:
+        """Render one message; any failure is a ``RenderError`` for this message alone.
+
+        Whatever goes wrong inside a template (a Jinja error, or ``{{ name + 1 }}``
+        raising ``TypeError``) fails that message, never the run. The error's
+        detail names the template, the line and the class of the error, never its
+        text: Jinja's messages can echo values (``'dict object' has no attribute
+        'Grace Garcia'``), and ``detail`` holds no personal data.
+        """
         parts: dict[str, str | None] = {}
+        template = None
         try:
             for block in BLOCKS[channel]:
                 env = self._html if block == "html" else self._plain
                 template = env.get_template(name)
                 if block not in template.blocks:
-                    raise RenderError("template_error", f"{name} has no '{block}' block")
+                    raise RenderError("template_error", f"{name}: no '{block}' block")
                 ctx = template.new_context(context)
                 parts[block] = "".join(template.blocks[block](ctx)).strip()
         except RenderError:
             raise
         except TemplateNotFound as exc:
-            raise RenderError("no_template", f"template {exc.name} not found") from exc
-        except TemplateError as exc:
-            # Jinja's messages name the template and the variable, never the values.
-            raise RenderError("template_error", f"{name}: {type(exc).__name__}: {exc.message}") from exc
+            raise RenderError("no_template", f"{name}: TemplateNotFound") from exc
+        except Exception as exc:  # noqa: BLE001 - one message's failure, whatever it is, is that message's
+            raise RenderError("template_error", error_detail(name, exc, template)) from exc
         return RenderedContent(
             template=name,
             template_version=self.version(name),
@@ -133,6 +141,21 @@ class TemplateLibrary:
             text=parts["text"] or "",
             html=parts.get("html"),
         )
+
+
+def error_detail(name: str, exc: BaseException, template: Any = None) -> str:
+    """``soft_nudge/email.en-US.j2 line 4: UndefinedError``: where and what, never the error's text.
+
+    The line is the template's: the compiled template's frame in the traceback is
+    mapped back through its debug information (a syntax error carries it itself).
+    """
+    line = getattr(exc, "lineno", None)
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if template is not None and traceback.tb_frame.f_code.co_filename.endswith(name):
+            line = template.get_corresponding_lineno(traceback.tb_lineno)
+        traceback = traceback.tb_next
+    return f"{name}{f' line {line}' if line else ''}: {type(exc).__name__}"
 
 
 def check_required_content(content: RenderedContent, facts: MessageFacts) -> None:
