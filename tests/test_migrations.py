@@ -75,3 +75,47 @@ def test_times_round_trip_as_aware_utc(engine):
     assert stored == local
     with pytest.raises(Exception, match="naive datetime"):
         add_customer(engine, "C-NAIVE", created_at=datetime(2026, 1, 1), updated_at=datetime(2026, 1, 1))
+
+
+def test_0005_reduces_old_details_that_could_echo_personal_data(database_url, tmp_path):
+    """Details written before 0005 kept Jinja's and SendGrid's text (a name, the message): they are cut back."""
+    from sqlalchemy import insert, select, text
+
+    from campaigns.db.models import CampaignRun, ContactAttempt
+    from campaigns.contact.outcomes import attempt_row
+    from tests.conftest import AS_OF, NOW
+    from tests.factories import add_account
+
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    url, schema = _fresh_url(backend, tmp_path)
+    engine = make_engine(url)
+    try:
+        upgrade_database(engine, "0004")
+        add_account(engine, "A1", days_past_due=3)
+        old = {
+            "template_error": "soft_nudge/email.en-US.j2: UndefinedError: 'dict object' has no attribute 'Grace Garcia'",
+            "provider_rejected": "SendGrid 400: content.0.value: content 'Hi Avery Allen,' flagged",
+            "sms_too_long": "soft_nudge/sms.en-US.j2: 5 GSM-7 segments, at most 4",
+        }
+        with engine.begin() as conn:
+            conn.execute(insert(CampaignRun.__table__), {
+                "id": "r1", "stage": "soft_nudge", "as_of": AS_OF, "decided_at": NOW, "started_at": NOW,
+                "finished_at": None, "status": "completed", "dry_run": False, "flow_run_id": None,
+                "cohort_size": 0, "counts": {}})
+            for n, (reason, detail) in enumerate(old.items()):
+                row = attempt_row(run_id="r1", account_id="A1", customer_id="C-A1", stage="soft_nudge",
+                                  cycle=f"c{n}", as_of=AS_OF, channel="email", status="failed", now=NOW,
+                                  reason=reason, detail=detail)
+                conn.execute(insert(ContactAttempt.__table__).values(
+                    {k: v for k, v in row.items() if k not in ("policy_trace",)}))
+        upgrade_database(engine)
+        with engine.connect() as conn:
+            details = dict(conn.execute(select(ContactAttempt.reason, ContactAttempt.detail)).all())
+            assert conn.execute(text("select count(*) from provider_event_problems")).scalar_one() == 0
+        assert details == {"template_error": "soft_nudge/email.en-US.j2: UndefinedError",
+                           "provider_rejected": "SendGrid 400",
+                           "sms_too_long": "soft_nudge/sms.en-US.j2: 5 GSM-7 segments, at most 4"}
+    finally:
+        engine.dispose()
+        if schema:
+            drop_postgres_schema(schema)

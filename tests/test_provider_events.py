@@ -92,7 +92,8 @@ def test_bad_and_unmatched_events_are_counted_not_fatal(engine):
     a = attempt(engine, "A1")
     report = apply_sendgrid_events(engine, [{"event": "delivered"}, event("delivered", None), event("dropped", a)],
                                    NOW)
-    assert report.as_dict() == {"delivered": 1, "dropped": 1, "invalid": 1, "unmatched": 1}
+    assert report.as_dict() == {"delivered": 1, "dropped": 1, "rejected": 1, "unmatched": 1}
+    assert report.problems == ["event 0: sg_event_id: missing; timestamp: missing"]
     assert status_of(engine, a)[:2] == ("failed", "dropped")
 
 
@@ -140,5 +141,121 @@ def test_events_ingest_command(engine, tmp_path):
     path.write_text("\n".join(json.dumps(e) for e in [event("delivered", a), event("delivered", a), {"x": 1}]))
     result = CliRunner().invoke(app, ["events", "ingest", str(path)])
     assert result.exit_code == 1
-    assert "3 event(s): delivered 1, duplicate 1, invalid 1" in result.output
-    assert "event 2: missing or unknown event" in result.output
+    assert "3 event(s): delivered 1, duplicate 1, rejected 1" in result.output
+    assert "event 2: event: missing; sg_event_id: missing; timestamp: missing" in result.output
+
+
+# --- One bad event costs only itself; unsubscribes are never lost (issue 8: 3, 4) -----------------------
+
+def problems(engine) -> list[tuple]:
+    from campaigns.db.models import ProviderEventProblem
+
+    with engine.connect() as conn:
+        return conn.execute(select(ProviderEventProblem.provider, ProviderEventProblem.position,
+                                   ProviderEventProblem.event, ProviderEventProblem.problem,
+                                   ProviderEventProblem.outcome).order_by(ProviderEventProblem.id)).all()
+
+
+def opted_out(engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(select(Customer.id).where(Customer.email_opt_out.is_(True))).scalars())
+
+
+def post_signed(client, private, body: str):
+    return client.post("/webhooks/sendgrid/events", content=body, headers=signed(private, body, STAMP))
+
+
+def test_a_malformed_event_in_a_signed_batch_costs_only_itself(engine, signing_key):
+    """[unsubscribe A, 7, unsubscribe B] used to answer 500 forever: A opted out, B never."""
+    private, public = signing_key
+    a, b = attempt(engine, "A1"), attempt(engine, "B1")
+    client = TestClient(create_app(engine, public, clock=lambda: STAMP))
+    body = json.dumps([event("unsubscribe", a, 1), 7, event("unsubscribe", b, 2)])
+    response = post_signed(client, private, body)
+    assert response.status_code == 200
+    assert response.json() == {"applied": {"rejected": 1, "unsubscribe": 2}}
+    assert opted_out(engine) == {"C-A1", "C-B1"}
+    assert problems(engine) == [("sendgrid", 1, None, "event: not a JSON object (int)", "rejected")]
+    again = post_signed(client, private, body)  # a redelivery changes nothing but the problem log
+    assert again.json() == {"applied": {"duplicate": 2, "rejected": 1}}
+
+
+@pytest.mark.parametrize(("bad", "problem"), [
+    ('{"event": "delivered", "sg_event_id": "x1", "timestamp": 1e20}', "timestamp: less_than_equal"),
+    ('{"event": "delivered", "sg_event_id": "x1", "timestamp": NaN}', "timestamp: finite_number"),
+    ('{"event": "delivered", "sg_event_id": "x1", "timestamp": 1795000000, "attempt_id": "99999999999"}',
+     "attempt_id: value_error"),
+    ('{"event": "delivered", "sg_event_id": "x1", "timestamp": 1795000000, "attempt_id": "2147483648"}',
+     "attempt_id: less_than_equal"),
+    ("[" * 100_000 + "]" * 100_000, "event: not readable JSON (RecursionError)"),
+    ("1" * 5000, "event: not readable JSON (ValueError)"),
+    ('{"event": "delivered", "sg_event_id": "' + "x" * 200 + '", "timestamp": 1795000000}', "sg_event_id: string_too_long"),
+    ('{"event": "reboot", "sg_event_id": "x1", "timestamp": 1795000000}', "event: literal_error"),
+])
+def test_each_kind_of_bad_event_is_recorded_and_the_good_ones_applied(engine, signing_key, bad, problem):
+    private, public = signing_key
+    a, b = attempt(engine, "A1"), attempt(engine, "B1")
+    client = TestClient(create_app(engine, public, clock=lambda: STAMP))
+    body = "[" + ", ".join([json.dumps(event("delivered", a, 1)), bad, json.dumps(event("unsubscribe", b, 2))]) + "]"
+    response = post_signed(client, private, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["applied"] == {"delivered": 1, "rejected": 1, "unsubscribe": 1}
+    assert status_of(engine, a)[0] == "delivered" and opted_out(engine) == {"C-B1"}
+    [(_, position, _, recorded, outcome)] = problems(engine)
+    assert (position, recorded, outcome) == (1, problem, "rejected")
+
+
+def test_an_unsubscribe_with_a_bad_field_is_still_applied(engine, signing_key):
+    private, public = signing_key
+    a = attempt(engine, "A1")
+    add_account(engine, "B1", days_past_due=5, customer={"email": "b.person@example.com"})
+    client = TestClient(create_app(engine, public, clock=lambda: STAMP))
+    events = [event("unsubscribe", a, 1, timestamp=1e20),                                   # a bad time
+              {**event("spamreport", None, 2), "attempt_id": "1" * 30, "email": "b.person@example.com"}]  # no attempt
+    body = json.dumps(events)
+    assert post_signed(client, private, body).json()["applied"] == {
+        "salvaged": 2, "spamreport": 1, "unmatched": 1, "unsubscribe": 1}
+    assert opted_out(engine) == {"C-A1", "C-B1"}
+    assert [(p[2], p[4]) for p in problems(engine)] == [("unsubscribe", "salvaged"), ("spamreport", "salvaged")]
+    assert not any("b.person" in p[3] for p in problems(engine))
+
+
+def test_a_database_refusal_of_one_event_costs_only_that_event(engine, monkeypatch):
+    from sqlalchemy.exc import DataError
+
+    from campaigns.delivery import provider_events
+
+    a, b = attempt(engine, "A1"), attempt(engine, "B1")
+    real = provider_events._record_event
+
+    def refuse_b(conn, provider, event_id, attempt_id, *args):
+        if attempt_id == b:
+            raise DataError("INSERT ...", {}, type("NumericValueOutOfRange", (Exception,), {})())
+        return real(conn, provider, event_id, attempt_id, *args)
+
+    monkeypatch.setattr(provider_events, "_record_event", refuse_b)
+    report = apply_sendgrid_events(engine, [event("delivered", b, 1), event("delivered", a, 2)], NOW)
+    assert report.as_dict() == {"delivered": 1, "rejected": 1}
+    assert problems(engine)[0][3] == "database refused it (NumericValueOutOfRange)"
+
+
+def test_headers_and_size_are_checked_before_the_body_is_read(engine, signing_key):
+    private, public = signing_key
+    client = TestClient(create_app(engine, public, clock=lambda: STAMP, max_body_bytes=2048))
+    url = "/webhooks/sendgrid/events"
+    big = "[" + ",".join(["{}"] * 2000) + "]"
+    assert client.post(url, content=big).status_code == 401                              # unsigned: not read
+    headers = signed(private, "[]", STAMP)
+    assert client.post(url, content=big, headers=headers).status_code == 413             # announced too large
+    assert client.post(url, content=iter([b"[" + b"{}," * 1000, b"{}]"]), headers=headers).status_code == 413  # streamed
+    assert client.post(url, content="[]", headers={**headers, TIMESTAMP: "9" * 5000}).status_code == 401
+    assert client.post(url, content="[]", headers={**headers, TIMESTAMP: "-5"}).status_code == 401
+    ok = post_signed(client, private, "[]")
+    assert ok.status_code == 200 and ok.json() == {"applied": {}}
+
+
+def test_a_signed_body_that_is_not_an_array_is_400(engine, signing_key):
+    private, public = signing_key
+    client = TestClient(create_app(engine, public, clock=lambda: STAMP))
+    for body in ('{"event": "delivered"}', "not json", "[" * 100_000):
+        assert post_signed(client, private, body).status_code == 400

@@ -163,3 +163,29 @@ def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(engine):
     signature = RequestValidator(TOKEN).compute_signature(public, form)
     answer = client.post(f"/webhooks/twilio/status?attempt_id={a}", data=form, headers={"X-Twilio-Signature": signature})
     assert answer.status_code == 200 and json.loads(answer.text)["applied"] == "delivered"
+
+
+def test_a_callback_with_an_attempt_id_that_is_not_ours_is_recorded_not_a_500(engine):
+    from campaigns.db.models import ProviderEventProblem
+
+    client = TestClient(create_app(engine, twilio_auth_token=TOKEN))
+    form = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    answer = signed_post(client, f"/webhooks/twilio/status?attempt_id={'9' * 30}", form)
+    assert answer.status_code == 200 and answer.json() == {"applied": "rejected"}
+    bad_code = signed_post(client, "/webhooks/twilio/status?attempt_id=1",
+                           {**form, "ErrorCode": "1" * 5000})
+    assert bad_code.status_code == 200 and bad_code.json() == {"applied": "rejected"}
+    with engine.connect() as conn:
+        assert conn.execute(select(ProviderEventProblem.problem)).scalars().all() == [
+            "attempt_id: not one of our attempt ids", "ErrorCode: string_pattern_mismatch"]
+
+
+def test_twilio_bodies_are_not_read_without_a_signature_nor_beyond_the_limit(engine):
+    client = TestClient(create_app(engine, twilio_auth_token=TOKEN, max_body_bytes=4096))
+    big = {"From": "+12125550123", "Body": "x" * 10_000}
+    assert client.post("/webhooks/twilio/inbound", data=big).status_code == 403      # no signature: not read
+    answer = signed_post(client, "/webhooks/twilio/inbound", big)
+    assert answer.status_code == 413
+    streamed = client.post("/webhooks/twilio/inbound", content=iter([b"Body=" + b"x" * 3000, b"x" * 3000]),
+                           headers={"X-Twilio-Signature": "anything", "Content-Type": "application/x-www-form-urlencoded"})
+    assert streamed.status_code == 413

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_webhook_public_key: str = Field(default="", description="Event Webhook verification key (base64).")
     webhook_tolerance_seconds: int = Field(default=300, ge=10, le=3600, description="Older signed requests are refused.")
+    webhook_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=100 * 1_048_576,
+        description="Larger webhook bodies are refused (413) before they are read; SendGrid batches stay under 1 MB.",
+    )
     channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox or twilio.")
     twilio_account_sid: str = ""
     twilio_auth_token: str = Field(default="", repr=False)

@@ -19,19 +19,17 @@ def events_ingest_command(
     path: Annotated[Path, typer.Argument(help="A saved batch of SendGrid events: a JSON array, or JSON lines.")],
     now: NowOpt = None,
 ) -> None:
-    """Apply saved provider events (a back-fill), exactly as the webhook would: each event once."""
-    import json
+    """Apply saved provider events (a back-fill), exactly as the webhook would: each event once.
 
-    from campaigns.delivery.provider_events import apply_sendgrid_events
+    A bad event (or line) is reported and recorded; the others are applied.
+    """
+    from campaigns.delivery.provider_events import apply_sendgrid_events, split_json_array, split_json_lines
 
     s = migrated_services()
     if not path.is_file():
         raise CliError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8").strip()
-    try:
-        events = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines() if line]
-    except ValueError as exc:
-        raise CliError(f"{path}: not a JSON array nor JSON lines: {exc}") from None
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    events = split_json_array(text) if text.startswith("[") else split_json_lines(text)
     report = apply_sendgrid_events(s.engine, events, clock_now(now))
     for problem in report.problems[:50]:
         err.print(f"{path}: {problem}", markup=False, highlight=False)
@@ -56,5 +54,6 @@ def serve_webhooks_command(
     if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token):
         raise CliError("nothing to receive: set CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY and/or CAMPAIGNS_TWILIO_AUTH_TOKEN")
     app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds,
-                      twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base)
+                      twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base,
+                      max_body_bytes=s.settings.webhook_max_body_bytes)
     uvicorn.run(app_, host=host, port=port, log_level="info")

@@ -254,6 +254,26 @@ class ProviderEvent(Base):
     message_id: Mapped[str | None] = mapped_column(String(128), doc="the provider's message id")
 
 
+class ProviderEventProblem(Base):
+    """A provider event we could not take as it was, and why: so a bad event costs only itself, visibly.
+
+    ``outcome`` is ``rejected`` (not applied) or ``salvaged`` (an opt-out applied
+    despite a bad field: an unsubscribe is never lost). The event itself is not
+    kept: it carries an address. ``problem`` names fields and error codes only.
+    """
+
+    __tablename__ = "provider_event_problems"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    position: Mapped[int | None] = mapped_column(Integer, doc="index of the event in its batch")
+    event_id: Mapped[str | None] = mapped_column(String(128), doc="the provider's event id, when it was readable")
+    event: Mapped[str | None] = mapped_column(String(32), doc="the event kind, when it was a known one")
+    problem: Mapped[str] = mapped_column(String(300), doc="fields and error codes, never values")
+    outcome: Mapped[str] = mapped_column(String(16), doc="rejected or salvaged")
+
+
 class RenderedMessage(Base):
     """What we rendered for an attempt: kept so any contact can be shown later."""
 

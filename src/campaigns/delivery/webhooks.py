@@ -8,11 +8,19 @@ opt the sender out of SMS at once) verify Twilio's signature.
 *raw* body with the official ``EventWebhook`` helper, refuses unsigned requests
 and stale timestamps (replays), then applies the events once each. Responses and
 logs carry counts only.
+
+Nothing is read before it has to be: the signature headers (and SendGrid's
+timestamp) are checked first, then the body is read up to ``max_body_bytes``
+(413 beyond, whatever Content-Length says), and only then is the signature
+verified. A signed batch with bad events in it is answered 200 once the good
+ones are applied and the bad ones recorded (``provider_event_problems``):
+answering 5xx would make the provider redeliver the good ones for a day and
+still never get past the bad one.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import time
 from urllib.parse import parse_qsl
 from collections.abc import Callable
@@ -26,28 +34,59 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from campaigns.customers.preferences import PreferenceError, receive_sms
-from campaigns.delivery.provider_events import apply_sendgrid_events, apply_twilio_status
+from campaigns.delivery.provider_events import (
+    apply_sendgrid_events,
+    apply_twilio_status,
+    record_problem,
+    split_json_array,
+    twilio_attempt_id,
+)
 
 SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+STAMP = re.compile(r"^[0-9]{1,12}$")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, or ``BodyTooLarge`` as soon as it passes ``limit`` bytes (announced or streamed)."""
+    announced = request.headers.get("content-length", "")
+    if announced.isdigit() and (len(announced) > 15 or int(announced) > limit):
+        raise BodyTooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge
+    return bytes(body)
+
+
+def too_large(limit: int) -> JSONResponse:
+    return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=413)
+
+
 def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds: int = 300,
                clock: Callable[[], float] = time.time, *, twilio_auth_token: str = "",
-               twilio_url_base: str | None = None) -> Starlette:
+               twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
     """The receiver; each provider's routes exist only when its verification secret is configured."""
     if not sendgrid_public_key and not twilio_auth_token:
         raise ValueError("the webhook receiver needs SendGrid's verification key (CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY) "
                          "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN)")
     routes = []
     if sendgrid_public_key:
-        routes.append(_sendgrid_route(engine, sendgrid_public_key, tolerance_seconds, clock))
+        routes.append(_sendgrid_route(engine, sendgrid_public_key, tolerance_seconds, clock, max_body_bytes))
     if twilio_auth_token:
-        routes.extend(_twilio_routes(engine, twilio_auth_token, twilio_url_base))
+        routes.extend(_twilio_routes(engine, twilio_auth_token, twilio_url_base, max_body_bytes))
     return Starlette(routes=routes)
 
 
-def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None) -> list[Route]:
+def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None, max_body_bytes: int) -> list[Route]:
     """Twilio's status callbacks and inbound messages, checked with the official ``RequestValidator``.
 
     Twilio signs the exact public URL it called: behind a proxy, set
@@ -57,27 +96,40 @@ def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None) -> lis
 
     validator = RequestValidator(auth_token)
 
-    async def verified_form(request: Request) -> dict[str, str] | None:
+    async def verified_form(request: Request) -> dict[str, str] | Response:
+        """The signed form, or the response that refuses the request (nothing is read without a signature)."""
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature:
+            return JSONResponse({"error": "bad or missing signature"}, status_code=403)
+        try:
+            body = await read_body(request, max_body_bytes)
+        except BodyTooLarge:
+            return too_large(max_body_bytes)
         # Twilio posts application/x-www-form-urlencoded; parsed here without a multipart dependency.
-        form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"), keep_blank_values=True))
+        form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
         url = str(request.url)
         if url_base:
             url = url_base.rstrip("/") + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        signature = request.headers.get("X-Twilio-Signature", "")
-        return form if signature and validator.validate(url, form, signature) else None
+        if not validator.validate(url, form, signature):
+            return JSONResponse({"error": "bad or missing signature"}, status_code=403)
+        return form
 
     async def status(request: Request) -> Response:
         form = await verified_form(request)
-        if form is None:
-            return JSONResponse({"error": "bad or missing signature"}, status_code=403)
-        raw = request.query_params.get("attempt_id", "")
-        outcome = apply_twilio_status(engine, form, int(raw) if raw.isdigit() else None, datetime.now(timezone.utc))
-        return JSONResponse({"applied": outcome})
+        if isinstance(form, Response):
+            return form
+        now = datetime.now(timezone.utc)
+        raw = request.query_params.get("attempt_id")
+        attempt_id = twilio_attempt_id(raw)
+        if raw and attempt_id is None:  # signed by Twilio, so our callback URL carried it: record, do not retry
+            record_problem(engine, "twilio", now, "attempt_id: not one of our attempt ids")
+            return JSONResponse({"applied": "rejected"})
+        return JSONResponse({"applied": apply_twilio_status(engine, form, attempt_id, now)})
 
     async def inbound(request: Request) -> Response:
         form = await verified_form(request)
-        if form is None:
-            return JSONResponse({"error": "bad or missing signature"}, status_code=403)
+        if isinstance(form, Response):
+            return form
         try:
             receive_sms(engine, form.get("From", ""), form.get("Body", ""), datetime.now(timezone.utc))
         except PreferenceError:
@@ -90,16 +142,20 @@ def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None) -> lis
 
 
 def _sendgrid_route(engine: Engine, sendgrid_public_key: str, tolerance_seconds: int,
-                    clock: Callable[[], float]) -> Route:
+                    clock: Callable[[], float], max_body_bytes: int) -> Route:
     verifier = EventWebhook(sendgrid_public_key)
 
     async def sendgrid_events(request: Request) -> JSONResponse:
         signature, stamp = request.headers.get(SIGNATURE), request.headers.get(TIMESTAMP)
         if not signature or not stamp:
             return JSONResponse({"error": "unsigned request"}, status_code=401)
-        if not stamp.isdigit() or abs(clock() - int(stamp)) > tolerance_seconds:
+        if not STAMP.match(stamp) or abs(clock() - int(stamp)) > tolerance_seconds:
             return JSONResponse({"error": "stale or malformed timestamp"}, status_code=401)
-        raw = (await request.body()).decode("utf-8", errors="replace")
+        try:
+            body = await read_body(request, max_body_bytes)
+        except BodyTooLarge:
+            return too_large(max_body_bytes)
+        raw = body.decode("utf-8", errors="replace")
         try:
             valid = verifier.verify_signature(raw, signature, stamp)
         except (ValueError, TypeError):
@@ -107,10 +163,8 @@ def _sendgrid_route(engine: Engine, sendgrid_public_key: str, tolerance_seconds:
         if not valid:
             return JSONResponse({"error": "bad signature"}, status_code=403)
         try:
-            events = json.loads(raw)
+            events = split_json_array(raw)
         except ValueError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        if not isinstance(events, list):
             return JSONResponse({"error": "expected a JSON array of events"}, status_code=400)
         report = apply_sendgrid_events(engine, events, datetime.now(timezone.utc))
         return JSONResponse({"applied": report.as_dict()})
