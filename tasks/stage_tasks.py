@@ -25,7 +25,7 @@ from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.contact.outcomes import Tally
-from campaigns.policy.content import check_templates
+from campaigns.contact.figures import check_template_rules
 from campaigns.review.reporting import artifact_rows, run_tally
 
 def _database_trouble(task, task_run, state) -> bool:
@@ -89,7 +89,7 @@ class TemplateProblems(RuntimeError):
 def start_stage_run(stage: Stage, as_of: date, now: datetime, dry_run: bool) -> str:
     s = services()
     # Content rules are checked on the templates as loaded, before any message of the run.
-    _, problems, _ = check_templates(s.settings.templates_dir)
+    _, problems, _ = check_template_rules(s.templates, s.ladder, s.brand)
     if problems:
         raise TemplateProblems("templates break the content rules (campaigns templates check): "
                                + "; ".join(map(str, problems[:5])))

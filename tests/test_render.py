@@ -81,8 +81,8 @@ def test_dates_are_formatted_for_the_locale(locale):
 def test_plan_offer_lists_options_that_add_up_to_the_balance():
     [planned] = [p for p in render(Stage.plan_offer, "en-US", 20) if p.message]
     text = planned.message["body_text"]
-    assert "3 monthly payments of $1,000.00 (the first is $1,000.01)" in text
-    assert "6 monthly payments of $500.00 (the first is $500.01)" in text
+    assert "3 monthly payments (the first of $1,000.01, then 2 of $1,000.00)" in text
+    assert "6 monthly payments (the first of $500.01, then 5 of $500.00)" in text
     assert text.count("$3,000.01 in total") == 2
 
 

@@ -13,11 +13,12 @@ app.add_typer(templates_app, name="templates")
 @templates_app.command("check")
 @friendly_errors
 def templates_check_command() -> None:
-    """Check every template: blocks, amount, due date, pay link, opt-out; flag any that mention suing."""
-    from campaigns.policy.content import check_templates
+    """Check every template: blocks, amount, due date, pay link, opt-out, every money figure stated right
+    (on rendered samples); flag any that mention suing."""
+    from campaigns.contact.figures import check_template_rules
 
     s = wired_services()
-    names, problems, litigious = check_templates(s.settings.templates_dir)
+    names, problems, litigious = check_template_rules(s.templates, s.ladder, s.brand)
     for problem in problems:
         err.print(str(problem), markup=False, highlight=False)
     for template in sorted(litigious):  # template paths, e.g. soft_nudge/email.en-US.j2

@@ -82,7 +82,7 @@ def _recipient(row: Any, channel: str) -> str | None:
     return {"email": row.email, "sms": row.phone, "push": row.customer_id}.get(channel)
 
 
-def _message_context(row: Any, channel: str, rule: StageRule, run: StageRun, brand: Brand) -> tuple[dict, MessageFacts]:
+def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, brand: Brand) -> tuple[dict, MessageFacts]:
     locale = row.locale or "en-US"
     amount = format_money(Decimal(row.amount_due), row.currency, locale)
     due = format_day(row.due_date, locale)
@@ -183,7 +183,7 @@ def compose_attempts(
         name = None
         try:
             name = templates.resolve(run.stage.value, decision.channel, row.locale, common["variant"])
-            context, facts = _message_context(row, decision.channel, rule, run, brand)
+            context, facts = message_context(row, decision.channel, rule, run, brand)
             content = templates.render(name, decision.channel, context)
             check_required_content(content, facts)
             if getattr(row, "time_barred", False) and mentions_litigation(

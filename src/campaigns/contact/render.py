@@ -177,12 +177,19 @@ def _html_lacks(html: str, needle: str) -> bool:
 
 
 def plan_option_view(option: PlanOption, locale: str | None) -> dict[str, Any]:
+    """An instalment option as templates use it.
+
+    ``amount`` is each regular instalment; when the split is uneven the first
+    differs (``first_differs``, ``first_amount``) and ``rest_count`` instalments
+    of ``amount`` follow it, so a template can say exactly which one differs.
+    """
     first = option.instalments[0]
     return {
         "count": option.count,
         "amount": format_money(option.regular_amount, option.currency, locale),
         "first_amount": format_money(first.amount, option.currency, locale),
-        "first_differs": first.amount != option.regular_amount,
+        "first_differs": option.first_differs,
+        "rest_count": option.count - 1,
         "first_due": format_day(first.due_date, locale),
         "total": format_money(option.total, option.currency, locale),
     }

@@ -31,6 +31,10 @@ class PlanOption:
         """The amount of the later instalments (the first may carry the remainder)."""
         return self.instalments[-1].amount
 
+    @property
+    def first_differs(self) -> bool:
+        return self.instalments[0].amount != self.regular_amount
+
 
 def add_months(day: date, months: int) -> date:
     """Same day of month ``months`` later, clamped to the month's end (Jan 31 + 1 = Feb 28/29)."""
@@ -42,8 +46,9 @@ def add_months(day: date, months: int) -> date:
 def split_evenly(total: Decimal, count: int, currency: str) -> list[Decimal]:
     """``count`` amounts in the currency's minor unit that add up exactly to ``total``.
 
-    The remainder of the division goes to the first instalments, one minor unit
-    each, so the first payments are never smaller than the later ones.
+    All are equal but the first, which carries the remainder of the division (at
+    most ``count - 1`` minor units): a message can then say it plainly, "the first
+    of $207.96, then 2 of $207.95", and every figure it states is exact.
     """
     if count < 1:
         raise ValueError("an instalment plan needs at least one instalment")
@@ -52,7 +57,7 @@ def split_evenly(total: Decimal, count: int, currency: str) -> list[Decimal]:
     exponent = Decimal(1).scaleb(-get_currency_precision(currency))
     minor_total = int((Decimal(total).quantize(exponent, rounding=ROUND_HALF_EVEN) / exponent))
     base, remainder = divmod(minor_total, count)
-    return [(Decimal(base + (1 if i < remainder else 0)) * exponent).quantize(exponent) for i in range(count)]
+    return [(Decimal(base + (remainder if i == 0 else 0)) * exponent).quantize(exponent) for i in range(count)]
 
 
 def instalment_options(
