@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from campaigns.contact.cohorts import ChunkBounds
 from campaigns.channels import OutboxGateway, PermanentDeliveryError, TransientDeliveryError
 from campaigns.channels.agent import AgentWorklistGateway
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, OutboxMessage, RenderedMessage, Stage
@@ -197,3 +198,26 @@ def test_each_sms_carries_its_encoding_and_segments_and_an_overlong_one_fails(en
         enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, strict)
     later = {(a.account_id, a.status, a.reason) for a in attempts(engine) if a.as_of == run.as_of}
     assert ("ZH", "failed", "sms_too_long") in later
+
+
+def test_overlapping_runs_each_count_only_what_they_delivered(engine, ladder):
+    """Two runs of the same day used to both report 'sent 19' for 19 messages in all (issue 8: 10)."""
+    for n in range(6):
+        add_account(engine, f"A{n}", days_past_due=-3)
+    gateway = FakeGateway()
+    first = StageRun(run_id=start_run(engine, Stage.pre_due, AS_OF, NOW, started_at=NOW), stage=Stage.pre_due,
+                     as_of=AS_OF, now=NOW)
+    second = StageRun(run_id=start_run(engine, Stage.pre_due, AS_OF, NOW, started_at=NOW), stage=Stage.pre_due,
+                      as_of=AS_OF, now=NOW)
+    [bounds] = plan_stage_chunks(engine, ladder, Stage.pre_due, AS_OF, 10)
+    assert enqueue_chunk(engine, ladder, TEMPLATES, BRAND, first, bounds, POLICY).tally.total("queued") == 6
+    assert enqueue_chunk(engine, ladder, TEMPLATES, BRAND, second, bounds, POLICY).tally.total("already_recorded") == 6
+    # the second run's deliverer gets to four of them first; the first run's delivers the other two
+    deliver_queued(engine, {"email": gateway}, stage="pre_due", as_of=AS_OF, now=NOW, policy=POLICY,
+                   run_id=second.run_id, bounds=ChunkBounds(after=None, upto="A3"))
+    deliver_queued(engine, {"email": gateway}, stage="pre_due", as_of=AS_OF, now=NOW, policy=POLICY,
+                   run_id=first.run_id, bounds=bounds)
+    assert len(gateway.sent) == 6
+    mine, theirs = run_tally(engine, first.run_id), run_tally(engine, second.run_id)
+    assert (mine.total("sent"), theirs.total("sent")) == (2, 4)
+    assert mine.total("handled_by_other_run") == 4 and theirs.total("handled_by_other_run") == 0

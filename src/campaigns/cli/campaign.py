@@ -45,6 +45,9 @@ def _summary_table(summaries: list[dict], title: str) -> Table:
             table.add_row("  unknown outcome", "", "", "", "", "", str(s["unknown"]), "", style="dim")
         if s["queued"]:
             table.add_row("  queued, not yet delivered", "", str(s["queued"]), "", "", "", "", "", style="dim")
+        if s.get("handled_by_other_run"):
+            table.add_row("  delivered by an overlapping run", "", str(s["handled_by_other_run"]), "", "", "", "", "",
+                          style="dim")
     return table
 
 

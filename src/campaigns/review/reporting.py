@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, and_, case, func, literal, or_, select
 
 from campaigns.db.models import ContactAttempt
 from campaigns.contact.outcomes import Tally
 
 
+HANDED_OVER = "handled_by_other_run"
+
+
 def run_tally(engine: Engine, run_id: str) -> Tally:
     """Where every attempt this run logged or delivered stands now, by status and reason.
 
-    An attempt logged by an earlier run and delivered by this one (a backlog after
-    an outage) counts here, under its outcome; the earlier run keeps it as queued.
+    A run is credited with what it did itself: an attempt counts under its
+    outcome for the run that delivered it (or, not yet delivered, for the run that
+    logged it). An attempt this run logged but another run delivered (a backlog
+    after an outage, or two overlapping runs of the same day) counts here as
+    ``handled_by_other_run``, so two overlapping runs never both report the same
+    sends.
     """
     a = ContactAttempt
+    handed_over = and_(a.run_id == run_id, a.delivered_by_run_id.is_not(None), a.delivered_by_run_id != run_id)
+    status = case((handed_over, literal(HANDED_OVER)), else_=a.status)
+    reason = case((handed_over, literal(None)), else_=a.reason)
     stmt = (
-        select(a.status, a.reason, func.count())
+        select(status, reason, func.count())
         .where(or_(a.run_id == run_id, a.delivered_by_run_id == run_id))
-        .group_by(a.status, a.reason)
+        .group_by(status, reason)
     )
     tally = Tally()
     with engine.connect() as conn:
-        for status, reason, n in conn.execute(stmt):
-            tally.add(status, reason, n)
+        for status_, reason_, n in conn.execute(stmt):
+            tally.add(status_, reason_, n)
     return tally
 
 
 def artifact_rows(summary: dict) -> list[dict]:
     """The stage summary as table rows: one per outcome (and reason). Counts only, no personal data."""
     rows = [{"outcome": "cohort (accounts)", "count": summary["cohort"]}]
-    for key in ("sent", "holdout", "already_recorded", "queued", "would_send"):
+    for key in ("sent", "holdout", "already_recorded", HANDED_OVER, "queued", "would_send"):
         if summary.get(key):
             rows.append({"outcome": key, "count": summary[key]})
     for reason, n in summary["suppressed_by_reason"].items():

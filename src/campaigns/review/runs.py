@@ -69,5 +69,6 @@ def summary_row(stage: str, cohort_size: int, tally: Tally) -> dict[str, Any]:
         "unknown_by_reason": tally.reasons("unknown"),
         "queued": tally.total("queued") + tally.total("sending"),
         "already_recorded": tally.total("already_recorded"),
+        "handled_by_other_run": tally.total("handled_by_other_run"),
         "would_send": tally.total("would_send"),
     }
