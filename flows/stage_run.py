@@ -8,6 +8,7 @@ from campaigns.bootstrap import services
 from campaigns.clock import resolve_clock
 from campaigns.db.models import Stage
 from campaigns.contact.pipeline import StageRun
+from campaigns.progress import track
 from tasks.stage_tasks import (
     deliver_chunk,
     enqueue_chunk,
@@ -25,13 +26,16 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
     run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now)
     cohort_size, tallies, previews = 0, [], []
     try:
-        for bounds in plan_cohort_chunks(stage, as_of):
-            result = enqueue_chunk(run, bounds, dry_run)
-            cohort_size += result.cohort_size
-            tallies.append(result.tally.as_dict())
-            previews.extend(result.previews)
-            if not dry_run:
-                deliver(run, bounds)
+        chunks = plan_cohort_chunks(stage, as_of)
+        with track(stage.value, len(chunks)) as progress:  # a bar on the CLI's terminal; silent on a worker
+            for done, bounds in enumerate(chunks, start=1):
+                result = enqueue_chunk(run, bounds, dry_run)
+                cohort_size += result.cohort_size
+                tallies.append(result.tally.as_dict())
+                previews.extend(result.previews)
+                if not dry_run:
+                    deliver(run, bounds)
+                progress.update(done, f"{cohort_size:,} accounts")
     except BaseException:
         finish_stage_run(run, cohort_size, tallies, dry_run, status="failed")
         raise

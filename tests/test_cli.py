@@ -171,11 +171,33 @@ def test_call_commands(engine):
     ok = runner.invoke(app, ["call", "check", "A1", "--now", "2026-11-23T15:00:00Z"])
     assert ok.exit_code == 0 and ok.output.startswith("yes: you may call account A1 now (Mon 10:00)")
     late = runner.invoke(app, ["call", "check", "A1", "--now", "2026-11-24T03:00:00Z"])
-    assert late.exit_code == 3 and "no: outside_contact_window; next allowed 2026-11-24 13:00 UTC" in late.output
+    assert late.exit_code == 3 and ("no: outside_contact_window; next allowed Tue 2026-11-24 08:00 America/New_York "
+                                    "for the customer, 2026-11-24 13:00 UTC") in late.output
     logged = runner.invoke(app, ["call", "log", "A1", "--outcome", "connected", "--now", "2026-11-23T15:00:00Z"])
     assert logged.exit_code == 0 and "call logged for account A1: connected" in logged.output
     again = runner.invoke(app, ["call", "log", "A1", "--outcome", "no_answer", "--now", "2026-11-23T16:00:00Z"])
     assert again.exit_code == 0 and "warning: this call was not allowed (frequency_cap)" in again.output
+
+
+def test_call_check_gives_the_next_allowed_time_in_each_of_the_customers_zones(engine):
+    """A Pacific address with a New York landline: both zones must be in the window (issue 8: 18)."""
+    add_account(engine, "A2", days_past_due=50, customer={"timezone": "America/Los_Angeles"})
+    late = runner.invoke(app, ["call", "check", "A2", "--now", "2026-11-24T03:00:00Z"])
+    assert late.exit_code == 3
+    assert ("next allowed Tue 2026-11-24 08:00 America/Los_Angeles, Tue 2026-11-24 11:00 America/New_York "
+            "for the customer, 2026-11-24 16:00 UTC") in late.output
+
+
+def test_unknown_channels_are_refused_and_help_lists_them(engine):
+    """``outbox --channel fax`` used to answer "0 message(s)" (issue 8: 15)."""
+    for args in (["outbox", "--channel", "fax"], ["optout", "C1", "--channel", "fax"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "fax" in result.output and "is not one of" in result.output
+    assert "<email|sms|push>" in runner.invoke(app, ["outbox", "--help"]).output
+    assert "<email|sms|push|all>" in runner.invoke(app, ["optout", "--help"]).output
+    add_account(engine, "A1", days_past_due=3)
+    assert invoke("optout", "C-A1", "--channel", "push").exit_code == 0
+    assert invoke("outbox", "--channel", "push").output.startswith("0 message(s) in the outbox")
 
 
 def test_a_provider_switched_on_without_credentials_is_a_one_line_error(engine, monkeypatch):
@@ -313,3 +335,31 @@ def test_a_slow_temporary_prefect_server_is_one_line_that_says_what_to_do(engine
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[-1].startswith("error: Prefect's temporary server did not start within 0 s")
     assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in lines[-1] and "PREFECT_API_URL" in lines[-1]
+
+
+def test_the_worklist_says_what_was_tried_and_writes_amounts_in_the_currency(engine, ladder_file, tmp_path):
+    """It used to print ``tried {}`` for every item and write ``25.0000`` (issue 8: 16)."""
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from campaigns.channels import OutboxGateway
+    from campaigns.channels.agent import AgentWorklistGateway
+    from campaigns.contact.ladder import load_ladder
+    from campaigns.db.models import Stage
+    from tests.conftest import AS_OF
+    from tests.test_pipeline import run_stage
+
+    ladder = load_ladder(ladder_file)
+    add_account(engine, "OLD", days_past_due=46)
+    add_account(engine, "NEW", days_past_due=80, currency="JPY", amount_due=2500, balance=9000)
+    outbox = OutboxGateway(engine)
+    gateways = {"email": outbox, "sms": outbox, "agent": AgentWorklistGateway(engine)}
+    run_stage(engine, ladder, Stage.plan_offer, gateways, as_of=AS_OF - timedelta(days=20))
+    run_stage(engine, ladder, Stage.escalation, gateways)
+    shown = " ".join(invoke("worklist").output.replace("│", " ").split())
+    assert "2026-11-02 plan_offer email sent" in shown and "nothing: no earlier contact" in shown
+    assert invoke("worklist", "--csv", tmp_path / "w.csv").exit_code == 0
+    written = pd.read_csv(tmp_path / "w.csv", dtype=str).set_index("account_id")
+    assert written.loc["OLD", "amount_due"] == "120.50" and written.loc["NEW", "amount_due"] == "2500"
+    assert written.loc["OLD", "tried"].startswith("2026-11-02 plan_offer email sent")

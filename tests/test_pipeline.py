@@ -161,8 +161,25 @@ def test_escalation_puts_accounts_on_the_worklist_with_what_was_tried(engine, la
     with engine.connect() as conn:
         [item] = conn.execute(select(AgentWorklistItem)).all()
     assert (item.account_id, item.reason, item.days_past_due, item.status) == ("OLD", "aged_debt", 46, "open")
-    assert item.tried == {"soft_nudge/email/sent": 1, "plan_offer/email/sent": 1}
+    assert item.tried == {"attempts": 2, "recent": [
+        {"on": "2026-11-02", "stage": "plan_offer", "channel": "email", "outcome": "sent"},
+        {"on": "2026-10-13", "stage": "soft_nudge", "channel": "email", "outcome": "sent"}]}
     assert [a.stage for a in attempts(engine)] == ["soft_nudge", "plan_offer", "escalation"]
+    with engine.connect() as conn:
+        [summary] = conn.execute(select(RenderedMessage.body_text).join(
+            ContactAttempt, ContactAttempt.id == RenderedMessage.attempt_id).where(ContactAttempt.stage == "escalation")).scalars()
+    assert summary == ("Escalated at 46 days past due; tried: 2026-11-02 plan_offer email sent; "
+                       "2026-10-13 soft_nudge email sent")
+
+
+def test_the_worklist_says_what_was_tried_in_words():
+    from campaigns.channels.agent import describe_tried
+
+    assert describe_tried({}) == "nothing: no earlier contact on record"
+    assert describe_tried({"attempts": 12, "recent": [
+        {"on": "2026-11-02", "stage": "plan_offer", "channel": "sms", "outcome": "failed (invalid_address)"}]}) == \
+        "2026-11-02 plan_offer sms failed (invalid_address); and 11 earlier"
+    assert describe_tried({"soft_nudge/email/sent": 2}) == "soft_nudge email sent x2"  # kept by earlier versions
 
 
 def test_a_holdout_account_is_logged_and_not_contacted(engine, ladder_file):

@@ -11,6 +11,21 @@ from campaigns.channels.base import OutgoingMessage
 from campaigns.db.models import AgentWorklistItem
 
 
+def describe_tried(tried: dict | None) -> str:
+    """What was tried before escalation, for a person: each contact's day, stage, channel and outcome.
+
+    Reads both the current form (``{"attempts": n, "recent": [...]}``) and the
+    counts kept by earlier versions (``{"stage/channel/status": n}``).
+    """
+    if not tried:
+        return "nothing: no earlier contact on record"
+    if "recent" in tried:
+        recent = [f"{t['on']} {t['stage']} {t['channel']} {t['outcome']}" for t in tried["recent"]]
+        more = tried.get("attempts", len(recent)) - len(recent)
+        return "; ".join(recent) + (f"; and {more} earlier" if more > 0 else "")
+    return "; ".join(f"{key.replace('/', ' ')} x{n}" for key, n in sorted(tried.items()))
+
+
 class AgentWorklistGateway:
     provider = "agent"
     idempotent = True  # one worklist item per attempt_id

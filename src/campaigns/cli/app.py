@@ -38,6 +38,21 @@ class StageName(str, Enum):
     escalation = "escalation"
 
 
+class MessageChannel(str, Enum):
+    """The channels that carry a message to a customer (the outbox stores them all)."""
+
+    email = "email"
+    sms = "sms"
+    push = "push"
+
+
+class OptOutChannel(str, Enum):
+    email = "email"
+    sms = "sms"
+    push = "push"
+    all = "all"
+
+
 def parse_now_option(value: str | None) -> datetime | None:
     if value is None:
         return None

@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from campaigns.cli.app import CliError, NowOpt, app, clock_now, err, friendly_errors, migrated_services, out
+from campaigns.cli.app import (
+    CliError,
+    NowOpt,
+    OptOutChannel,
+    app,
+    clock_now,
+    err,
+    friendly_errors,
+    migrated_services,
+    out,
+)
 
 hold_app = typer.Typer(help="Holds that stop all collection contact with a customer.", no_args_is_help=True)
 app.add_typer(hold_app, name="hold")
@@ -27,14 +37,14 @@ app.add_typer(call_app, name="call")
 @friendly_errors
 def optout_command(
     customer: Annotated[str, typer.Argument(help="Customer id.")],
-    channel: Annotated[str, typer.Option(help="email, sms, or all.")] = "all",
+    channel: Annotated[OptOutChannel, typer.Option(help="The channel, or all of them.")] = OptOutChannel.all,
     now: NowOpt = None,
 ) -> None:
     """Opt a customer out of a channel, at once: nothing queued or deferred on it goes out after this."""
     from campaigns.customers.preferences import OPT_OUT_CHANNELS, opt_out
 
     s = migrated_services()
-    channels = list(OPT_OUT_CHANNELS) if channel == "all" else [channel]
+    channels = list(OPT_OUT_CHANNELS) if channel is OptOutChannel.all else [channel.value]
     opt_out(s.engine, customer, channels, clock_now(now), source="cli")
     out.print(f"customer {customer} opted out of {', '.join(channels)}", highlight=False)
 
@@ -163,7 +173,10 @@ def call_check_command(account: Annotated[str, typer.Argument(help="Account id."
         out.print(f"yes: you may call account {account} now ({', '.join(decision.trace.get('local_times', []))})",
                   highlight=False)
         return
-    when = f"; next allowed {decision.next_allowed:%Y-%m-%d %H:%M} UTC" if decision.next_allowed else ""
+    when = ""
+    if decision.next_allowed:
+        local = ", ".join(f"{moment:%a %Y-%m-%d %H:%M} {zone}" for zone, moment in decision.next_allowed_locally())
+        when = f"; next allowed {local + ' for the customer, ' if local else ''}{decision.next_allowed:%Y-%m-%d %H:%M} UTC"
     out.print(f"no: {decision.reason}{when}", highlight=False)
     raise typer.Exit(3)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from campaigns.cli.app import app, friendly_errors, migrated_services, out
+from campaigns.cli.app import MessageChannel, app, friendly_errors, migrated_services, out
 
 
 @app.command("outbox")
@@ -16,7 +16,7 @@ from campaigns.cli.app import app, friendly_errors, migrated_services, out
 def outbox_command(
     limit: Annotated[int, typer.Option(min=1, help="How many messages, newest first.")] = 10,
     account: Annotated[str | None, typer.Option(help="Only this account's messages.")] = None,
-    channel: Annotated[str | None, typer.Option(help="Only this channel (email, sms).")] = None,
+    channel: Annotated[MessageChannel | None, typer.Option(help="Only this channel.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Show the whole text of each message.")] = False,
 ) -> None:
     """Show messages the outbox channel stored instead of sending."""
@@ -32,7 +32,7 @@ def outbox_command(
     if account:
         stmt, count = stmt.where(a.account_id == account), count.where(a.account_id == account)
     if channel:
-        stmt, count = stmt.where(o.channel == channel), count.where(o.channel == channel)
+        stmt, count = stmt.where(o.channel == channel.value), count.where(o.channel == channel.value)
     with s.engine.connect() as conn:
         total = conn.execute(count).scalar_one()
         rows = conn.execute(stmt.order_by(o.id.desc()).limit(limit)).all()
@@ -75,14 +75,14 @@ def worklist_command(
     csv: Annotated[Path | None, typer.Option(help="Write the open worklist to this CSV file.")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
 ) -> None:
-    """The agents' worklist: escalated accounts, why, and what was tried."""
-    import json
-
+    """The agents' worklist: escalated accounts, why, and what was tried (day, stage, channel, outcome)."""
     import pandas as pd
     from sqlalchemy import select
 
+    from campaigns.channels.agent import describe_tried
     from campaigns.contact.render import format_money
     from campaigns.db.models import AgentWorklistItem
+    from campaigns.money.currency import in_currency
 
     s = migrated_services()
     w = AgentWorklistItem
@@ -92,9 +92,11 @@ def worklist_command(
         frame = pd.DataFrame(conn.execute(stmt).mappings().all(),
                              columns=["id", "account_id", "reason", "days_past_due", "amount_due", "currency",
                                       "tried", "status", "created_at"])
-    frame["tried"] = frame["tried"].map(lambda t: json.dumps(t, sort_keys=True))
+    frame["tried"] = frame["tried"].map(describe_tried)
     if csv:
-        frame.to_csv(csv, index=False)
+        # Amounts in the currency's own decimals (25.00, ¥2500, KD 1.250), not the database's four.
+        frame.assign(amount_due=[in_currency(a, c) for a, c in zip(frame["amount_due"], frame["currency"])]) \
+            .to_csv(csv, index=False)
         out.print(f"{len(frame)} open worklist item(s) written to {csv}", highlight=False)
         return
     table = Table(title=f"{len(frame)} open worklist item(s)", title_justify="left")

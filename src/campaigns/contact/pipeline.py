@@ -7,7 +7,6 @@ Prefect, from a test, or from a notebook.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -15,8 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
+from campaigns.channels.agent import describe_tried
 from campaigns.contact.cohorts import ChunkBounds, plan_chunks, select_cohort
 from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
 from campaigns.contact.ladder import Ladder, StageRule
@@ -113,20 +113,27 @@ def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bran
     return context, facts
 
 
-def _attempts_so_far(engine: Engine, account_ids: list[str]) -> dict[str, dict[str, int]]:
-    """What was tried per account, as ``{"stage/channel/status": n}`` (for the agents' worklist)."""
+RECENT_TRIED = 10  # contacts listed on a worklist item; older ones are counted
+
+
+def _attempts_so_far(engine: Engine, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """What was tried per account before escalation: how many attempts, and the latest with day and outcome."""
     if not account_ids:
         return {}
     a = ContactAttempt
     stmt = (
-        select(a.account_id, a.stage, a.channel, a.status, func.count())
+        select(a.account_id, a.as_of, a.stage, a.channel, a.status, a.reason)
         .where(a.account_id.in_(account_ids), a.stage != Stage.escalation.value)
-        .group_by(a.account_id, a.stage, a.channel, a.status)
+        .order_by(a.account_id, a.as_of.desc(), a.id.desc())
     )
-    tried: dict[str, dict[str, int]] = defaultdict(dict)
+    tried: dict[str, dict[str, Any]] = {}
     with engine.connect() as conn:
-        for account_id, stage, channel, status, n in conn.execute(stmt):
-            tried[account_id][f"{stage}/{channel}/{status}"] = n
+        for r in conn.execute(stmt):
+            entry = tried.setdefault(r.account_id, {"attempts": 0, "recent": []})
+            entry["attempts"] += 1
+            if len(entry["recent"]) < RECENT_TRIED:
+                entry["recent"].append({"on": r.as_of.isoformat(), "stage": r.stage, "channel": r.channel,
+                                        "outcome": f"{r.status} ({r.reason})" if r.reason else r.status})
     return tried
 
 
@@ -174,7 +181,7 @@ def compose_attempts(
                 "currency": row.currency,
                 "tried": (tried or {}).get(row.account_id, {}),
             }
-            summary = f"Escalated at {payload['days_past_due']} days past due; tried: {payload['tried'] or 'nothing'}"
+            summary = f"Escalated at {payload['days_past_due']} days past due; tried: {describe_tried(payload['tried'])}"
             planned.append(PlannedAttempt(
                 attempt_row(status=AttemptStatus.queued.value, **common),
                 {"recipient": None, "subject": None, "body_text": summary, "body_html": None, "payload": payload},

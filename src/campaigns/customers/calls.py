@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from sqlalchemy import Engine, exists, insert, select
@@ -33,6 +34,12 @@ class CallDecision:
     reason: str | None
     next_allowed: datetime | None
     trace: dict
+
+    def next_allowed_locally(self) -> list[tuple[str, datetime]]:
+        """The next allowed moment in each of the customer's plausible zones: an agent calls a person, not UTC."""
+        if self.next_allowed is None:
+            return []
+        return [(zone, self.next_allowed.astimezone(ZoneInfo(zone))) for zone in self.trace.get("zones", [])]
 
 
 def _account_frame(engine: Engine, account_id: str, now: datetime) -> pd.DataFrame:

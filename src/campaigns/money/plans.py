@@ -5,9 +5,9 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-from babel.numbers import get_currency_precision
+from campaigns.money.currency import in_currency, minor_unit
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def split_evenly(total: Decimal, count: int, currency: str) -> list[Decimal]:
         raise ValueError("an instalment plan needs at least one instalment")
     if total < 0:
         raise ValueError("cannot split a negative amount")
-    exponent = Decimal(1).scaleb(-get_currency_precision(currency))
-    minor_total = int((Decimal(total).quantize(exponent, rounding=ROUND_HALF_EVEN) / exponent))
+    exponent = minor_unit(currency)
+    minor_total = int(in_currency(total, currency) / exponent)
     base, remainder = divmod(minor_total, count)
     return [(Decimal(base + (remainder if i == 0 else 0)) * exponent).quantize(exponent) for i in range(count)]
 
