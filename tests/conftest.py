@@ -7,6 +7,7 @@ PostgreSQL must be reachable (see .ci/run); an unreachable server is an error, n
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -26,6 +27,17 @@ POSTGRES_URL = os.environ.get("CAMPAIGNS_TEST_POSTGRES_URL", "postgresql+psycopg
 AS_OF = date(2026, 11, 22)
 NOW = datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc)
 BACKENDS = ("sqlite", "postgresql")
+# The crash test kills its runs at points drawn from this seed: a new one every session, shown in the
+# report header and in every failure, so a failure can be replayed with CAMPAIGNS_KILL_SEED=<seed>.
+KILL_SEED = int(os.environ.get("CAMPAIGNS_KILL_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def pytest_report_header(config):
+    return f"crash-test kill seed: {KILL_SEED} (replay: CAMPAIGNS_KILL_SEED={KILL_SEED})"
+
+
+def pytest_terminal_summary(terminalreporter):  # also under -q, where the header is not shown
+    terminalreporter.write_line(f"crash-test kill seed: {KILL_SEED} (replay: CAMPAIGNS_KILL_SEED={KILL_SEED})")
 
 
 def pytest_addoption(parser):

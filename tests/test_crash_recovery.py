@@ -10,6 +10,10 @@ recovers what the dead process left half-done. The provider is a durable fake
 (``ProviderLog``): its log is the truth about what customers received, and it
 is compared with ``contact_attempts`` and with an uninterrupted run.
 
+The checkpoints are drawn from a seed that changes every session (``KILL_SEED``,
+shown in the pytest header and in every failure message), so each CI run tries
+new points; ``CAMPAIGNS_KILL_SEED=<seed>`` replays a failure.
+
 Two providers: one that honours our attempt id as an idempotency key (outbox,
 worklist, push webhook), one that does not (SendGrid, Twilio) and is settled by
 its events instead.
@@ -31,7 +35,7 @@ from campaigns import bootstrap
 from campaigns.db.models import AgentWorklistItem, Base, ContactAttempt
 from campaigns.delivery.provider_events import apply_sendgrid_events
 from campaigns.settings import PROJECT_ROOT, reset_settings
-from tests.conftest import AS_OF, NOW
+from tests.conftest import AS_OF, KILL_SEED, NOW
 from tests.factories import add_account
 from tests.fakes import ProviderLog
 
@@ -103,11 +107,12 @@ def test_a_run_killed_at_a_random_point_then_recovered_sends_each_message_exactl
     wanted = TRIALS[trial]
     candidates = [n for n, label in enumerate(labels, 1) if wanted is None or label.startswith(wanted)]
     assert candidates, f"no checkpoint labelled {wanted!r}"
-    kill_at = random.Random(f"{trial}-{idempotent}").choice(candidates)
+    kill_at = random.Random(f"{KILL_SEED}-{trial}-{idempotent}").choice(candidates)
     checkpoints = len(labels)
     log = ProviderLog(tmp_path / "provider.log", idempotent)
     killed = run_child(database_url, ladder_file, log, kill_at)
-    assert killed.returncode == -9, f"expected SIGKILL at checkpoint {kill_at}: {killed.stderr[-2000:]}"
+    replay = f"CAMPAIGNS_KILL_SEED={KILL_SEED}"
+    assert killed.returncode == -9, f"expected SIGKILL at checkpoint {kill_at} ({replay}): {killed.stderr[-2000:]}"
 
     # What production does next: the day is re-run, the provider's events arrive,
     # and the dispatcher recovers the dead process's claims (its lease long gone).
@@ -125,7 +130,7 @@ def test_a_run_killed_at_a_random_point_then_recovered_sends_each_message_exactl
         bootstrap.override_gateway("email", None)
         bootstrap.override_gateway("sms", None)
 
-    where = f"(killed at checkpoint {kill_at} of {checkpoints})"
+    where = f"(killed at checkpoint {kill_at} of {checkpoints}: {labels[kill_at - 1]}; replay with {replay})"
     sends = Counter(a for a, _ in log.lines())
     assert [a for a, n in sends.items() if n > 1] == [], f"sent twice {where}"
     state, delivered, worklist = final_state(engine)
