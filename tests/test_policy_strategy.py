@@ -48,10 +48,23 @@ def test_channel_rules_each_have_their_reason():
 def test_the_next_channel_is_used_when_the_first_is_not_allowed():
     frame = cohort(email_opt_out=[False, True, True], sms_consent=[True, True, False])
     assert decided(frame) == [
-        ("A0", "email", PENDING, "-"),
+        ("A0", "email", PENDING, "-"),  # SMS, after the chosen channel, is not tried and not logged
         ("A1", "email", "suppressed", "opted_out"), ("A1", "sms", PENDING, "-"),
         ("A2", "email", "suppressed", "opted_out"), ("A2", "sms", "suppressed", "no_consent"),
     ]
+
+
+def test_the_readme_and_the_ladder_file_say_what_the_channel_order_does():
+    """They used to say the channels after the chosen one are logged as suppressed (issue 8: 17)."""
+    from campaigns.settings import PROJECT_ROOT
+
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    ladder = " ".join(line.lstrip("# ") for line in (PROJECT_ROOT / "config" / "ladder.yaml").read_text().splitlines())
+    assert "each channel *before* it that cannot reach them is logged as suppressed with its reason; " \
+           "the channels after it are not tried" in readme
+    assert "each one before it that cannot reach them is logged as suppressed with its reason, " \
+           "and the ones after it are not tried" in " ".join(ladder.split())
+    assert "the others are logged as suppressed" not in readme + ladder
 
 
 def test_holdout_is_deterministic_and_near_its_share():
