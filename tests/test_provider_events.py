@@ -191,6 +191,7 @@ def test_a_malformed_event_in_a_signed_batch_costs_only_itself(engine, signing_k
     ("1" * 5000, "event: not readable JSON (ValueError)"),
     ('{"event": "delivered", "sg_event_id": "' + "x" * 200 + '", "timestamp": 1795000000}', "sg_event_id: string_too_long"),
     ('{"event": "reboot", "sg_event_id": "x1", "timestamp": 1795000000}', "event: literal_error"),
+    ('{"event": ["unsubscribe"], "sg_event_id": "x1", "timestamp": 1795000000}', "event: literal_error"),  # unhashable
 ])
 def test_each_kind_of_bad_event_is_recorded_and_the_good_ones_applied(engine, signing_key, bad, problem):
     private, public = signing_key

@@ -38,6 +38,7 @@ broken_field = st.sampled_from([
     {"timestamp": 1e20}, {"timestamp": float("nan")}, {"timestamp": "yesterday"}, {"timestamp": True},
     {"attempt_id": "9" * 30}, {"attempt_id": -4}, {"attempt_id": 2**31}, {"attempt_id": [1]},
     {"sg_event_id": ""}, {"sg_event_id": "x" * 300}, {"sg_event_id": 12}, {"event": "reboot"}, {"event": None},
+    {"event": ["unsubscribe"]}, {"event": {"kind": "spamreport"}}, {"email": ["a", "b"]}, {"type": {"x": 1}},
 ])
 
 

@@ -135,13 +135,17 @@ def read_sendgrid_event(raw: Any, now: datetime) -> tuple[SendGridEvent | None, 
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
     bad = {str(e["loc"][0]) if e["loc"] else "event" for e in errors}
-    if raw.get("event") not in OPT_OUT_EVENTS or not bad <= SALVAGEABLE:
+    kind = raw.get("event")
+    if not (isinstance(kind, str) and kind in OPT_OUT_EVENTS) or not bad <= SALVAGEABLE:
         return None, _problem(errors)
     repaired = {k: v for k, v in raw.items() if k not in bad}
     if "timestamp" in bad:
         repaired["timestamp"] = now.timestamp()
     if "sg_event_id" in bad:
-        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:40]
+        # The same event redelivered gets the same id; only scalar fields go in (nothing deep to walk).
+        facts = [raw.get(k) if isinstance(raw.get(k), (str, int, float, bool, type(None))) else "?"
+                 for k in ("event", "attempt_id", "email", "timestamp", "sg_message_id")]
+        digest = hashlib.sha256(repr(facts).encode()).hexdigest()[:40]
         repaired["sg_event_id"] = f"salvaged:{digest}"
     try:
         return SendGridEvent.model_validate(repaired), _problem(errors)
@@ -167,25 +171,19 @@ def split_json_array(text: str) -> list[Any]:
     else:
         if isinstance(parsed, list):
             return parsed
-    elements: list[Any] = []
-    for piece in _top_level_pieces(body[1:-1]):
-        try:
-            elements.append(json.loads(piece))
-        except (ValueError, RecursionError) as exc:
-            elements.append(Unreadable(f"event: not readable JSON ({type(exc).__name__})"))
-    return elements
+    return [_element(piece) for piece in _top_level_pieces(body[1:-1])]
 
 
 def split_json_lines(text: str) -> list[Any]:
     """JSON lines: one event per non-blank line, each parsed on its own (a bad line is ``Unreadable``)."""
-    elements: list[Any] = []
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                elements.append(json.loads(line))
-            except (ValueError, RecursionError) as exc:
-                elements.append(Unreadable(f"event: not readable JSON ({type(exc).__name__})"))
-    return elements
+    return [_element(line) for line in text.splitlines() if line.strip()]
+
+
+def _element(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return Unreadable(f"event: not readable JSON ({type(exc).__name__})")
 
 
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]')
@@ -259,7 +257,8 @@ def apply_sendgrid_events(engine: Engine, events: list[Any], now: datetime) -> E
 
 
 def _reject(engine: Engine, report: EventReport, position: int, raw: Any, problem: str, now: datetime) -> None:
-    kind = raw.get("event") if isinstance(raw, dict) and raw.get("event") in KNOWN else None
+    kind = raw.get("event") if isinstance(raw, dict) else None
+    kind = kind if isinstance(kind, str) and kind in KNOWN else None
     event_id = raw.get("sg_event_id") if isinstance(raw, dict) else None
     event_id = event_id if isinstance(event_id, str) and 0 < len(event_id) <= 128 else None
     record_problem(engine, "sendgrid", now, problem, position=position, event_id=event_id, event=kind)
