@@ -99,7 +99,7 @@ def test_an_uneven_split_says_which_instalment_differs_and_adds_up(locale, curre
 def test_a_figure_that_is_none_of_the_messages_is_reported():
     row, context = plan_sample("en-US", "USD", "155.97", "2548.28")
     sample: Sample = _sheet(row, context)
-    assert stated_figure_problems("You owe $999.99 in fees.", sample, "en-US") == [
+    assert stated_figure_problems("There is a $999.99 fee.", sample, "en-US") == [
         "states $999.99, which is none of the message's figures"]
     assert stated_figure_problems("Your $2,548.28 balance: 3 payments ($849.44 then 3x $849.42).", sample,
                                   "en-US") == ["says 'then 3' after the first of 3 instalments: the rest are 2"]

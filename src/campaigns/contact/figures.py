@@ -48,7 +48,7 @@ TAGS = re.compile(r"<[^>]+>")
 BEFORE = {
     "en": [
         (re.compile(r"(?:balance(?: of)?|spread(?: your)?|split(?: your)?)\s*$", re.I), "balance"),
-        (re.compile(r"(?:payment of|reminder:|you owe|owing)\s*$", re.I), "amount_due"),
+        (re.compile(r"(?:payment of|reminder:)\s*$", re.I), "amount_due"),
         (re.compile(r"first(?: payment)?(?: is| of)?\s*$", re.I), "first"),
         (re.compile(r"then (?P<rest>\d+)\s*(?:x|×|of)\s*$", re.I), "instalment"),
         (re.compile(r"(?P<count>\d+)\s*(?:x|×)\s*$", re.I), "instalment"),
@@ -135,11 +135,9 @@ def _sheet(row: SimpleNamespace, context: dict) -> Sample:
         count = option["count"]
         named.setdefault(option["amount"], set()).add(f"instalment:{count}")
         named.setdefault(option["total"], set()).add("total")
+        named.setdefault(option["first_amount"], set()).add(f"first:{count}")
         if option["first_differs"]:
-            named.setdefault(option["first_amount"], set()).add(f"first:{count}")
             sample.uneven_options[count] = option["first_amount"]
-        else:
-            named.setdefault(option["first_amount"], set()).add(f"first:{count}")
     sample.figures = [Figure(text, frozenset(fields)) for text, fields in named.items()]
     return sample
 
