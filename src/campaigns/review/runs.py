@@ -10,6 +10,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from campaigns.db.models import CampaignRun, Stage
 from campaigns.contact.outcomes import Tally
+from campaigns.review.reporting import HANDED_OVER
 
 
 OTHER_RUNS = ("dispatch", "call")  # runs that are not a stage: the dispatcher, an agent's logged call
@@ -69,6 +70,6 @@ def summary_row(stage: str, cohort_size: int, tally: Tally) -> dict[str, Any]:
         "unknown_by_reason": tally.reasons("unknown"),
         "queued": tally.total("queued") + tally.total("sending"),
         "already_recorded": tally.total("already_recorded"),
-        "handled_by_other_run": tally.total("handled_by_other_run"),
+        HANDED_OVER: tally.total(HANDED_OVER),
         "would_send": tally.total("would_send"),
     }
