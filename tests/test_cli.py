@@ -286,7 +286,6 @@ def test_a_database_error_is_one_line_without_its_parameters():
             conn.execute(text("insert into t values (:email)"), {"email": "secret@example.com"})
 
     import typer
-    from click.testing import CliRunner as ClickRunner  # noqa: F401
 
     with pytest.raises(typer.Exit):
         failing()
