@@ -4,7 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo test install clean-demo
+.PHONY: demo demo-ui test install clean-demo server worker deploy
+# The demo's Prefect history (runs, artifacts, logs) stays in var/, where `make demo-ui` shows it.
+DEMO_PREFECT_HOME := $(CURDIR)/var/prefect-demo
 
 $(BIN)/campaigns: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +18,30 @@ install: $(BIN)/campaigns
 
 ## Install, create the SQLite database, generate the demo portfolio, run today's campaign, print the summary.
 demo: install
-	$(BIN)/campaigns demo
+	PREFECT_HOME=$(DEMO_PREFECT_HOME) $(BIN)/campaigns demo
+
+## The Prefect UI on what `make demo` ran, at http://127.0.0.1:4201 (blocks; Ctrl-C stops it).
+demo-ui: install
+	@test -f $(DEMO_PREFECT_HOME)/prefect.db || { echo "no demo history yet: run make demo first" >&2; exit 1; }
+	env -u PREFECT_API_URL -u PREFECT_API_DATABASE_CONNECTION_URL PREFECT_HOME=$(DEMO_PREFECT_HOME) \
+	  $(BIN)/prefect server start --host 127.0.0.1 --port 4201
 
 ## The whole suite, on SQLite and on PostgreSQL (started if it is down).
 test: install
 	bash scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Ops: a long-lived Prefect server (UI at http://127.0.0.1:4200), its database on the local PostgreSQL. Blocks.
+server: install
+	$(BIN)/campaigns ops server
+
+## Ops: a process worker for the `collections` pool (created if missing). Blocks; SIGTERM stops it.
+worker: install
+	$(BIN)/campaigns ops worker
+
+## Ops: every deployment of prefect.yaml on that server (and the failure alerts, when configured).
+deploy: install
+	$(BIN)/campaigns ops deploy
 
 ## Forget the demo database and files (var/).
 clean-demo:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from campaigns.bootstrap import services
+from campaigns.bootstrap import describe_gateways, ready_services
 from campaigns.clock import resolve_clock
+from campaigns.review.reporting import daily_rows
+from flows.parameters import AsOf, DryRun, Now
 from flows.stages import STAGE_FLOWS
 
 
 @flow(name="daily_campaign", description="Run every stage of the ladder for one day.")
-def daily_campaign(as_of: date | None = None, now: datetime | None = None, dry_run: bool = False) -> list[dict]:
-    s = services()
+def daily_campaign(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> list[dict]:
+    # A missing or outdated database fails here, once, before any stage starts.
+    s = ready_services()
     as_of, now = resolve_clock(as_of, now, s.settings.lender_zone)
     # A stage that fails (a provider outage, say) must not keep the later stages,
     # escalation to people above all, from running: run them all, then fail loudly.
@@ -26,21 +27,25 @@ def daily_campaign(as_of: date | None = None, now: datetime | None = None, dry_r
         else:
             failed.append(stage.value)
             get_run_logger().error("stage %s ended %s; the other stages still run", stage.value, state.name)
+    local = now.astimezone(s.settings.lender_zone)
     create_table_artifact(
         key="daily-campaign-summary",
-        table=[
-            {k: v for k, v in row.items() if k not in ("suppressed_by_reason", "failed_by_reason", "previews")}
-            for row in summaries
-        ],
-        description=f"Daily campaign as of {as_of}: attempts per stage. No personal data."
-        + (f" **Failed stages: {', '.join(failed)}** (re-run the day once fixed: nothing is sent twice)." if failed else ""),
+        table=daily_rows(summaries),
+        description=(
+            f"**Daily campaign as of {as_of}** ({'dry run: nothing logged or sent' if dry_run else 'live'}). "
+            f"Decided at {local:%Y-%m-%d %H:%M %Z} ({now:%H:%M} UTC). Channels: {describe_gateways(s.settings)}. "
+            "Counts of contact attempts per stage; no personal data."
+            + (f" **Failed stages: {', '.join(failed)}** (re-run the day once fixed: nothing is sent twice)."
+               if failed else "")
+        ),
     )
     if failed:
-        raise StagesFailed(failed)
+        raise StagesFailed(failed, completed=[row["stage"] for row in summaries])
     return summaries
 
 
 class StagesFailed(RuntimeError):
-    def __init__(self, stages: list[str]):
-        super().__init__(f"stage(s) failed: {', '.join(stages)}; the others completed. Re-run the day once fixed.")
+    def __init__(self, stages: list[str], completed: list[str] = ()):
+        done = f"these completed: {', '.join(completed)}" if completed else "none completed"
+        super().__init__(f"stage(s) failed: {', '.join(stages)}; {done}. Re-run the day once fixed.")
         self.stages = stages

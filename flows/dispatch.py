@@ -19,8 +19,9 @@ from datetime import datetime, timezone
 from prefect import flow
 
 from campaigns.review import runs
-from campaigns.bootstrap import services
+from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
+from flows.parameters import Now
 from tasks.stage_tasks import (
     fall_back_channels,
     finish_dispatch_run,
@@ -32,8 +33,8 @@ from tasks.stage_tasks import (
 
 
 @flow(name="dispatch", description="Release deferred messages whose contact window has opened.")
-def dispatch(now: datetime | None = None) -> dict:
-    s = services()
+def dispatch(now: Now = None) -> dict:
+    s = ready_services()  # a missing or outdated database fails here, once
     as_of, now = resolve_clock(None, now, s.settings.lender_zone)
     run_id = runs.start_run(s.engine, "dispatch", as_of, now, started_at=datetime.now(timezone.utc))
     release = with_delivery_retries(release_due_chunk, s.settings)
@@ -44,6 +45,6 @@ def dispatch(now: datetime | None = None) -> dict:
         for bounds in plan_due_chunks(now):
             tallies.append(release(run_id, now, bounds))
     except BaseException:
-        finish_dispatch_run(run_id, tallies, status="failed")
+        finish_dispatch_run(run_id, now, tallies, status="failed")
         raise
-    return finish_dispatch_run(run_id, tallies)
+    return finish_dispatch_run(run_id, now, tallies)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from campaigns.bootstrap import services
+from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
 from campaigns.db.models import Stage
 from campaigns.contact.pipeline import StageRun
@@ -20,7 +20,7 @@ from tasks.stage_tasks import (
 
 
 def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool) -> dict:
-    settings = services().settings
+    settings = ready_services().settings  # one clear error if the database is missing or behind
     as_of, now = resolve_clock(as_of, now, settings.lender_zone)
     deliver = with_delivery_retries(deliver_chunk, settings)
     run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now)

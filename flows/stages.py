@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
 from prefect import flow
 
 from campaigns.db.models import Stage
+from flows.parameters import AsOf, DryRun, Now
 from flows.stage_run import run_stage
 
 
 @flow(name="pre_due_reminder", description="Friendly reminder before the due date.")
-def pre_due_reminder(as_of: date | None = None, now: datetime | None = None, dry_run: bool = False) -> dict:
+def pre_due_reminder(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> dict:
     return run_stage(Stage.pre_due, as_of, now, dry_run)
 
 
 @flow(name="soft_nudge", description="Gentle note soon after the due date.")
-def soft_nudge(as_of: date | None = None, now: datetime | None = None, dry_run: bool = False) -> dict:
+def soft_nudge(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> dict:
     return run_stage(Stage.soft_nudge, as_of, now, dry_run)
 
 
 @flow(name="plan_offer", description="Instalment options once the debt has aged.")
-def plan_offer(as_of: date | None = None, now: datetime | None = None, dry_run: bool = False) -> dict:
+def plan_offer(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> dict:
     return run_stage(Stage.plan_offer, as_of, now, dry_run)
 
 
 @flow(name="escalation", description="Hand the account to people: the agents' worklist.")
-def escalation(as_of: date | None = None, now: datetime | None = None, dry_run: bool = False) -> dict:
+def escalation(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> dict:
     return run_stage(Stage.escalation, as_of, now, dry_run)
 
 

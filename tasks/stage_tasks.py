@@ -20,7 +20,7 @@ from prefect.tasks import exponential_backoff
 from campaigns.contact import cohorts, pipeline
 from campaigns.delivery import fallback, recovery
 from campaigns.review import runs
-from campaigns.bootstrap import services
+from campaigns.bootstrap import describe_gateways, services
 from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
@@ -79,6 +79,11 @@ def ensure_provider_limits(settings, claim_size: int = 50) -> None:
             client.upsert_global_concurrency_limit_by_name(
                 rate_limit_name(provider), limit=max(claim_size, math.ceil(per_second)),
                 slot_decay_per_second=float(per_second))
+
+
+def _decision_time(now: datetime, settings) -> str:
+    """The run's 'now' as ops read it: the lender's local time, and UTC."""
+    return f"{now.astimezone(settings.lender_zone):%Y-%m-%d %H:%M %Z} ({now.astimezone(timezone.utc):%H:%M} UTC)"
 
 
 class TemplateProblems(RuntimeError):
@@ -164,6 +169,7 @@ def finish_stage_run(run: pipeline.StageRun, cohort_size: int, enqueue_tallies: 
         table=artifact_rows(summary),
         description=(
             f"**{run.stage.value}** as of {run.as_of} ({'dry run, nothing sent' if dry_run else 'live'}); "
+            f"decided at {_decision_time(run.now, s.settings)}; channels: {describe_gateways(s.settings)}; "
             f"run `{run.run_id}`. Counts of contact attempts; personal data is never shown here."
         ),
     )
@@ -226,7 +232,8 @@ def release_due_chunk(run_id: str, now: datetime, bounds: ChunkBounds) -> dict[s
 
 
 @task(name="finish-dispatch-run", tags=["campaigns", "db"], **DB_RETRIES)
-def finish_dispatch_run(run_id: str, tallies: list[dict[str, int]], status: str = "completed") -> dict:
+def finish_dispatch_run(run_id: str, now: datetime, tallies: list[dict[str, int]],
+                        status: str = "completed") -> dict:
     s = services()
     tally = Tally()
     for t in tallies:
@@ -237,6 +244,7 @@ def finish_dispatch_run(run_id: str, tallies: list[dict[str, int]], status: str 
     create_table_artifact(
         key="dispatch-summary",
         table=artifact_rows(summary)[1:],
-        description=f"Deferred messages released, deferred again or stopped; run `{run_id}`. No personal data.",
+        description=(f"Deferred messages released, deferred again or stopped at {_decision_time(now, s.settings)}; "
+                     f"channels: {describe_gateways(s.settings)}; run `{run_id}`. No personal data."),
     )
     return summary

@@ -26,7 +26,7 @@ def test_the_domain_does_not_import_prefect_flows_or_tasks():
     for path in DOMAIN.rglob("*.py"):
         if path.parent.name == "cli":  # the entry point wires flows in, lazily, inside commands
             continue
-        bad = imported_modules(path) & {"prefect", "flows", "tasks"}
+        bad = imported_modules(path) & {"prefect", "flows", "tasks", "operations"}
         if bad:
             offenders[str(path.relative_to(PROJECT_ROOT))] = bad
     assert offenders == {}
@@ -41,9 +41,16 @@ def test_cli_imports_flows_only_inside_commands():
                 top_level.add(node.module.split(".")[0])
             elif isinstance(node, ast.Import):
                 top_level.update(a.name.split(".")[0] for a in node.names)
-        assert not top_level & {"prefect", "flows", "tasks"}, path
+        assert not top_level & {"prefect", "flows", "tasks", "operations"}, path
 
 
 def test_tasks_do_not_import_flows():
     for path in (PROJECT_ROOT / "tasks").rglob("*.py"):
         assert "flows" not in imported_modules(path), path
+
+
+def test_flows_and_tasks_do_not_reach_into_operations():
+    """``operations`` sets up the server around the flows; the flows never depend on it."""
+    for folder in ("flows", "tasks"):
+        for path in (PROJECT_ROOT / folder).rglob("*.py"):
+            assert "operations" not in imported_modules(path), path

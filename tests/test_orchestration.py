@@ -20,6 +20,7 @@ EXPECTED = {
     "plan-offer": "plan_offer",
     "escalation": "escalation",
     "dispatch": "dispatch",
+    "daily-deadline": "daily_deadline",
 }
 
 
@@ -43,7 +44,7 @@ def test_deployments_are_the_ladder(config):
 def test_every_entrypoint_is_a_flow_with_the_run_parameters(config):
     _, model = config
     for deployment in model.deployments:
-        if deployment.name == "dispatch":
+        if deployment.name in ("dispatch", "daily-deadline"):
             continue
         flow = load_entrypoint(deployment.entrypoint)
         assert isinstance(flow, Flow)
@@ -61,7 +62,7 @@ def test_daily_runs_every_morning_in_the_lender_zone_without_overlap(config):
     ZoneInfo(schedule.timezone)
     assert schedule.timezone == Settings.model_fields["lender_timezone"].default
     assert daily.concurrency_limit.limit == 1 and daily.concurrency_limit.collision_strategy == "CANCEL_NEW"
-    stage_deployments = [d for d in model.deployments if d.name not in ("daily", "dispatch")]
+    stage_deployments = [d for d in model.deployments if d.name not in ("daily", "dispatch", "daily-deadline")]
     assert all(not d.schedules for d in stage_deployments)  # the daily run covers them
     assert all(d.concurrency_limit.limit == 1 for d in stage_deployments)
 
@@ -74,3 +75,49 @@ def test_dispatch_runs_every_15_minutes_one_at_a_time(config):
     [schedule] = dispatch.schedules
     assert schedule.interval.total_seconds() == 900
     assert dispatch.concurrency_limit.limit == 1
+
+
+def test_the_deadline_check_runs_later_the_same_morning_in_the_same_zone(config):
+    _, model = config
+    daily = next(d for d in model.deployments if d.name == "daily")
+    deadline = next(d for d in model.deployments if d.name == "daily-deadline")
+    [morning], [cutoff] = daily.schedules, deadline.schedules
+    assert cutoff.timezone == morning.timezone
+    assert int(cutoff.cron.split()[1]) > int(morning.cron.split()[1])
+    assert list(inspect.signature(load_entrypoint(deadline.entrypoint).fn).parameters) == ["as_of"]
+
+
+def test_every_parameter_has_a_type_and_a_description_for_the_run_form(config):
+    """The UI's "Run" form is built from these schemas: no untyped field, nothing unexplained."""
+    _, model = config
+    for deployment in model.deployments:
+        properties = load_entrypoint(deployment.entrypoint).parameters.model_dump()["properties"]
+        for name, prop in properties.items():
+            assert prop.get("type") in ("string", "boolean"), (deployment.name, name, prop)
+            assert len(prop.get("description", "")) > 30, (deployment.name, name)
+        if "as_of" in properties:
+            assert properties["as_of"]["format"] == "date"
+        if "now" in properties:
+            assert properties["now"]["format"] == "date-time" and "UTC offset" in properties["now"]["description"]
+
+
+def test_a_now_without_offset_is_refused_with_what_to_write():
+    from flows.daily import daily_campaign
+
+    with pytest.raises(Exception, match="now needs a UTC offset, e.g. 2026-11-23T09:00:00-05:00"):
+        daily_campaign.validate_parameters({"now": "2026-11-23T09:00:00"})
+    ok = daily_campaign.validate_parameters({"as_of": "2026-11-23", "now": "2026-11-23T14:00:00Z"})
+    assert ok["now"].utcoffset() is not None
+
+
+def test_workers_get_settings_from_the_project_not_the_deployer_and_no_credentials_are_in_the_file(config):
+    raw, model = config
+    text = (PROJECT_ROOT / "prefect.yaml").read_text()
+    for word in ("API_KEY", "AUTH_TOKEN", "SECRET", "PASSWORD", "DATABASE_URL"):
+        assert word not in text.upper().replace("# ", ""), word
+    [step] = raw["pull"]
+    assert step["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $CAMPAIGNS_HOME }}"
+    for deployment in model.deployments:
+        env = deployment.work_pool.job_variables["env"]
+        assert env["PREFECT_RESULTS_DEFAULT_SERIALIZER"] == "json"
+        assert env["PREFECT_LOCAL_STORAGE_PATH"].startswith("{{ $CAMPAIGNS_HOME }}/var/")

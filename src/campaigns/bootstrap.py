@@ -86,6 +86,16 @@ def build_gateways(settings: Settings, engine: Engine) -> dict[str, DeliveryGate
     return gateways
 
 
+GATEWAY_MEANING = {"outbox": "outbox (kept in the database, nothing leaves)", "sendgrid": "SendGrid",
+                   "twilio": "Twilio", "webhook": "the wallet's push webhook"}
+
+
+def describe_gateways(settings: Settings) -> str:
+    """Where each channel's messages go under these settings, for what ops read (artifacts, logs)."""
+    return ", ".join(f"{channel} → {GATEWAY_MEANING.get(choice, choice)}" for channel, choice in (
+        ("email", settings.channel_email), ("sms", settings.channel_sms), ("push", settings.channel_push)))
+
+
 _built: tuple[Settings, Services] | None = None
 
 
@@ -118,6 +128,23 @@ def services(settings: Settings | None = None) -> Services:
     return replace(built, gateways={**built.gateways, **_gateway_overrides})
 
 
+_schema_checked: set[str] = set()
+
+
+def ready_services(settings: Settings | None = None) -> Services:
+    """``services()``, once the database is known to exist at the code's schema (checked once per
+    process and database). Where a run starts: a missing or stale database is one clear error
+    (``SchemaNotReady``: run `campaigns db upgrade`), not a retried ``no such table`` in every task."""
+    from campaigns.db.engine import require_current_schema
+
+    s = services(settings)
+    key = s.engine.url.render_as_string(hide_password=False)
+    if key not in _schema_checked:
+        require_current_schema(s.engine)
+        _schema_checked.add(key)
+    return s
+
+
 def override_gateway(channel: str, gateway: DeliveryGateway | None) -> None:
     """Put a gateway in place of the configured one (tests, local experiments); None restores it."""
     if gateway is None:
@@ -130,5 +157,6 @@ def dispose_engines() -> None:
     """Close pooled connections (e.g. before a test drops its database)."""
     global _built
     _built = None
+    _schema_checked.clear()
     while _engines:
         _engines.popitem()[1].dispose()

@@ -20,6 +20,8 @@ class ConfigurationError(ValueError):
 
 
 class Settings(BaseSettings):
+    # `.env` in the working directory: a worker's flow runs start in CAMPAIGNS_HOME (prefect.yaml's pull
+    # step), so the project's git-ignored `.env` gives them the database URL and credentials.
     model_config = SettingsConfigDict(env_prefix="CAMPAIGNS_", env_file=".env", extra="ignore")
 
     database_url: str = Field(
@@ -86,6 +88,21 @@ class Settings(BaseSettings):
     provider_rate_limits: dict[str, float] = Field(
         default_factory=dict,
         description='Messages per second per provider, kept by a Prefect global rate limit, e.g. {"sendgrid": 100}.',
+    )
+
+    # Operations: the long-lived Prefect server ops watch (`campaigns ops ...`, docs in the README).
+    prefect_database_url: str = Field(
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/prefect",
+        description="Database of the long-lived Prefect server (`campaigns ops server`); created if missing.",
+    )
+    prefect_home: Path = Field(default=PROJECT_ROOT / "var" / "prefect-server",
+                               description="PREFECT_HOME of the long-lived server (its logs, its UI build).")
+    alert_webhook_url: str = Field(
+        default="", repr=False,
+        description="Where failure alerts are posted as JSON {\"text\": ...} (a Slack incoming webhook works as is).",
+    )
+    alert_block: str = Field(
+        default="", description="Or: an existing Prefect notification block, as type-slug/name (e.g. email/ops).",
     )
 
     @field_validator("database_url")

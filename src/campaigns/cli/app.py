@@ -150,22 +150,15 @@ def wired_services():
     return services()
 
 
-def _ensure_schema(engine) -> None:
-    from campaigns.db.engine import schema_revision
-
-    current, head = schema_revision(engine)
-    if current != head:
-        raise CliError(f"database schema is at {current or 'nothing'}, code expects {head}: run `campaigns db upgrade`")
-
-
 def migrated_services():
     """The services, once the database exists and its schema is current (else a one-line error)."""
-    from campaigns.db.engine import prepare_sqlite_file
-    from campaigns.settings import get_settings
+    from campaigns.db.engine import SchemaNotReady, require_current_schema
 
-    prepare_sqlite_file(get_settings().database_url, create=False)
     s = wired_services()
-    _ensure_schema(s.engine)
+    try:
+        require_current_schema(s.engine)
+    except SchemaNotReady as exc:
+        raise CliError(str(exc)) from None
     return s
 
 

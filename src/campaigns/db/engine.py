@@ -106,6 +106,26 @@ def schema_revision(engine: Engine) -> tuple[str | None, str | None]:
     return current, head
 
 
+class SchemaNotReady(Exception):
+    """The database is missing, or its schema is not the one this code expects."""
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Fail at once, with what to do, unless the database exists at the code's schema revision.
+
+    Checked once where a run starts: without it a worker with no database would
+    create an empty SQLite file and each task would retry ``no such table`` first.
+    """
+    try:
+        prepare_sqlite_file(engine.url.render_as_string(hide_password=False), create=False)
+    except DatabaseMissing as exc:
+        raise SchemaNotReady(str(exc)) from None
+    current, head = schema_revision(engine)
+    if current != head:
+        raise SchemaNotReady(f"database schema is at {current or 'nothing'}, code expects {head}: "
+                             "run `campaigns db upgrade`")
+
+
 def upsert(
     conn: Connection,
     table: Table,

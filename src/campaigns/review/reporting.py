@@ -52,3 +52,28 @@ def artifact_rows(summary: dict) -> list[dict]:
     for reason, n in summary["unknown_by_reason"].items():
         rows.append({"outcome": f"unknown: {reason}", "count": n})
     return rows
+
+
+DAILY_COLUMNS = {
+    "stage": "Stage", "cohort": "Accounts", "sent": "Sent", "deferred": "Deferred (wait for window)",
+    "suppressed": "Suppressed", "failed": "Failed", "unknown": "Unknown", "holdout": "Held out",
+    "queued": "Queued (not yet sent)", "already_recorded": "Already recorded", HANDED_OVER: "Sent by another run",
+    "would_send": "Would send (dry run)",
+}
+
+
+def daily_rows(summaries: list[dict]) -> list[dict]:
+    """One readable row per stage for the daily summary: counts under plain headings, and the reasons
+    as one line of text (``suppressed: opted_out 4; deferred: outside_window 120``), not nested JSON."""
+    rows = []
+    for summary in summaries:
+        row = {label: summary.get(key, 0) for key, label in DAILY_COLUMNS.items()}
+        reasons = []
+        for outcome in ("suppressed", "deferred", "failed", "unknown"):
+            by_reason = summary.get(f"{outcome}_by_reason") or {}
+            if by_reason:
+                reasons.append(f"{outcome}: " + ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items())))
+        row["Reasons"] = "; ".join(reasons) or "-"
+        row["Run"] = summary.get("run_id", "")
+        rows.append(row)
+    return rows

@@ -73,3 +73,11 @@ def summary_row(stage: str, cohort_size: int, tally: Tally) -> dict[str, Any]:
         HANDED_OVER: tally.total(HANDED_OVER),
         "would_send": tally.total("would_send"),
     }
+
+
+def stages_completed(engine: Engine, as_of: date) -> set[str]:
+    """The stages with a completed live (not dry) run for ``as_of``: the day's work that is done."""
+    run = CampaignRun
+    stmt = select(run.stage).where(run.as_of == as_of, run.status == "completed", run.dry_run.is_(False)).distinct()
+    with engine.connect() as conn:
+        return set(conn.scalars(stmt))
