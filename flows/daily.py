@@ -7,6 +7,7 @@ from prefect.artifacts import create_table_artifact
 
 from campaigns.bootstrap import describe_gateways, ready_services
 from campaigns.clock import resolve_clock
+from flows.credentials import load_credentials
 from campaigns.review.reporting import daily_rows
 from flows.parameters import AsOf, DryRun, Now
 from flows.stages import STAGE_FLOWS
@@ -15,7 +16,7 @@ from flows.stages import STAGE_FLOWS
 @flow(name="daily_campaign", description="Run every stage of the ladder for one day.")
 def daily_campaign(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> list[dict]:
     # A missing or outdated database fails here, once, before any stage starts.
-    s = ready_services()
+    s = ready_services(load_credentials())
     as_of, now = resolve_clock(as_of, now, s.settings.lender_zone)
     # A stage that fails (a provider outage, say) must not keep the later stages,
     # escalation to people above all, from running: run them all, then fail loudly.

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 
 from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
+from flows.credentials import load_credentials
 from campaigns.review.runs import stages_completed
 from flows.parameters import AsOf
 
@@ -23,7 +24,7 @@ class DailyNotCompleted(RuntimeError):
 
 @flow(name="daily_deadline", description="Fail (and so alert) when today's daily campaign has not completed.")
 def daily_deadline(as_of: AsOf = None) -> list[str]:
-    s = ready_services()
+    s = ready_services(load_credentials())
     as_of, _ = resolve_clock(as_of, None, s.settings.lender_zone)
     expected = [stage.value for stage in s.ladder.ordered_stages()]
     done = stages_completed(s.engine, as_of)

@@ -21,6 +21,7 @@ from prefect import flow
 from campaigns.review import runs
 from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
+from flows.credentials import load_credentials
 from flows.parameters import Now
 from tasks.stage_tasks import (
     fall_back_channels,
@@ -34,7 +35,7 @@ from tasks.stage_tasks import (
 
 @flow(name="dispatch", description="Release deferred messages whose contact window has opened.")
 def dispatch(now: Now = None) -> dict:
-    s = ready_services()  # a missing or outdated database fails here, once
+    s = ready_services(load_credentials())  # a missing or outdated database fails here, once
     as_of, now = resolve_clock(None, now, s.settings.lender_zone)
     run_id = runs.start_run(s.engine, "dispatch", as_of, now, started_at=datetime.now(timezone.utc))
     release = with_delivery_retries(release_due_chunk, s.settings)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
+from flows.credentials import load_credentials
 from campaigns.db.models import Stage
 from campaigns.contact.pipeline import StageRun
 from campaigns.progress import track
@@ -20,7 +21,8 @@ from tasks.stage_tasks import (
 
 
 def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool) -> dict:
-    settings = ready_services().settings  # one clear error if the database is missing or behind
+    # Credentials from Secret blocks first; then one clear error if the database is missing or behind.
+    settings = ready_services(load_credentials()).settings
     as_of, now = resolve_clock(as_of, now, settings.lender_zone)
     deliver = with_delivery_retries(deliver_chunk, settings)
     run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now)

@@ -54,6 +54,8 @@ def server_environment(settings, base: dict[str, str], *, host: str, port: int) 
         "PREFECT_SERVER_API_PORT": str(port),
         # The UI calls the API at the address the browser used to reach the server.
         "PREFECT_UI_API_URL": env.get("PREFECT_UI_API_URL") or f"http://{host}:{port}/api",
+        # Links in alerts ("Run: http://.../runs/flow-run/<id>"); set it to the address ops use, behind a proxy.
+        "PREFECT_UI_URL": env.get("PREFECT_UI_URL") or f"http://{host}:{port}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     })
     # The server must not think it is its own client of some other server.

@@ -88,7 +88,7 @@ def test_the_run_summary_is_an_artifact_without_personal_data(prefect_harness, e
     import asyncio
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
     from flows.stages import pre_due_reminder
@@ -98,10 +98,9 @@ def test_the_run_summary_is_an_artifact_without_personal_data(prefect_harness, e
 
     async def latest():
         async with get_client() as client:
-            # This server version rejects nulls for these, so pass them explicitly.
+            # With fastapi < 0.151 the client's nulls are accepted: no filler filters needed (issue 9).
             found = await client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pre-due-summary"])),
-                flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(),
                 sort=ArtifactSort.CREATED_DESC, limit=1)
             return found[0]
 
@@ -174,3 +173,42 @@ def test_a_provider_rate_limit_from_settings_becomes_a_prefect_global_rate_limit
         limit = client.read_global_concurrency_limit_by_name("campaigns-provider-outbox")
     assert (limit.limit, limit.slot_decay_per_second, limit.active) == (500, 500.0, True)
     assert limit.active_slots <= 6  # the six messages took their slots (decaying at 500 a second)
+
+
+def test_without_a_database_a_run_fails_at_once_saying_what_to_do(prefect_harness, tmp_path, monkeypatch):
+    """A worker with no database: one clear error before any stage, no empty file made, nothing retried."""
+    from campaigns.db.engine import SchemaNotReady
+    from campaigns.settings import reset_settings
+    from flows.daily import daily_campaign
+
+    missing = tmp_path / "campaigns.db"
+    monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", f"sqlite:///{missing}")
+    reset_settings()
+    bootstrap.dispose_engines()
+    state = daily_campaign(as_of=AS_OF, now=NOW, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(SchemaNotReady, match="run `campaigns db upgrade`"):
+        state.result()
+    assert not missing.exists()
+    reset_settings()
+    bootstrap.dispose_engines()
+
+
+def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tmp_path, monkeypatch):
+    from campaigns.db.engine import downgrade_database, make_engine, upgrade_database
+    from campaigns.db.engine import SchemaNotReady
+    from campaigns.settings import reset_settings
+    from flows.stages import soft_nudge
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = make_engine(url)
+    upgrade_database(old)
+    downgrade_database(old, "-1")
+    old.dispose()
+    monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", url)
+    reset_settings()
+    bootstrap.dispose_engines()
+    with pytest.raises(SchemaNotReady, match="code expects .*: run `campaigns db upgrade`"):
+        soft_nudge(as_of=AS_OF, now=NOW)
+    reset_settings()
+    bootstrap.dispose_engines()

@@ -91,9 +91,14 @@ GATEWAY_MEANING = {"outbox": "outbox (kept in the database, nothing leaves)", "s
 
 
 def describe_gateways(settings: Settings) -> str:
-    """Where each channel's messages go under these settings, for what ops read (artifacts, logs)."""
-    return ", ".join(f"{channel} → {GATEWAY_MEANING.get(choice, choice)}" for channel, choice in (
-        ("email", settings.channel_email), ("sms", settings.channel_sms), ("push", settings.channel_push)))
+    """Where each channel's messages go under these settings, for what ops read (artifacts, logs):
+    ``email → SendGrid; sms, push → outbox (kept in the database, nothing leaves)``."""
+    by_gateway: dict[str, list[str]] = {}
+    for channel, choice in (("email", settings.channel_email), ("sms", settings.channel_sms),
+                            ("push", settings.channel_push)):
+        by_gateway.setdefault(choice, []).append(channel)
+    return "; ".join(f"{', '.join(channels)} → {GATEWAY_MEANING.get(choice, choice)}"
+                     for choice, channels in by_gateway.items())
 
 
 _built: tuple[Settings, Services] | None = None

@@ -5,7 +5,6 @@ Real providers and PostgreSQL are switched on here, never by code changes.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -138,11 +137,42 @@ class Settings(BaseSettings):
         return ZoneInfo(self.lender_timezone)
 
 
-@lru_cache(maxsize=1)
+# Credentials a secret store may hold instead of the environment, by the gateway that needs them.
+CREDENTIALS_BY_GATEWAY = {
+    ("channel_email", "sendgrid"): ("sendgrid_api_key",),
+    ("channel_sms", "twilio"): ("twilio_auth_token",),
+    ("channel_push", "webhook"): ("push_webhook_secret",),
+}
+
+_current: Settings | None = None
+
+
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings, read from the environment (and `.env`) once."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
 
 
 def reset_settings() -> None:
     """Forget cached settings (after the environment changed, e.g. in tests)."""
-    get_settings.cache_clear()
+    global _current
+    _current = None
+
+
+def missing_credentials(settings: Settings) -> list[str]:
+    """The credentials the chosen gateways need that the environment did not give (field names)."""
+    return [name for (channel, gateway), names in CREDENTIALS_BY_GATEWAY.items()
+            if getattr(settings, channel) == gateway for name in names if not getattr(settings, name)]
+
+
+def fill_credentials(values: dict[str, str]) -> Settings:
+    """Make the process's settings those of the environment plus ``values`` (credentials from a secret
+    store) for the fields the environment left empty. Returns the new settings."""
+    global _current
+    base = get_settings()
+    wanted = {name: value for name, value in values.items() if value and not getattr(base, name)}
+    if wanted:
+        _current = Settings(**wanted)
+    return get_settings()

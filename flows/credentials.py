@@ -1,0 +1,36 @@
+"""Provider credentials from Prefect Secret blocks, for the gateways switched on but not given one.
+
+The environment (or the git-ignored `.env`) comes first. Where it leaves a
+credential empty that a chosen gateway needs, the Secret block named
+``campaigns-<setting>`` (``campaigns-sendgrid-api-key``, ``campaigns-twilio-auth-token``,
+``campaigns-push-webhook-secret``) is read. Values are never logged: only which
+names were found. With the default outbox gateways nothing is looked up.
+"""
+
+from __future__ import annotations
+
+from prefect import get_run_logger
+from prefect.blocks.system import Secret
+
+from campaigns.settings import Settings, fill_credentials, get_settings, missing_credentials
+
+
+def secret_block_name(setting: str) -> str:
+    return "campaigns-" + setting.replace("_", "-")
+
+
+def load_credentials() -> Settings:
+    """The settings, with the missing credentials of the chosen gateways filled from Secret blocks."""
+    settings = get_settings()
+    missing = missing_credentials(settings)
+    if not missing:
+        return settings
+    found = {}
+    for name in missing:
+        try:
+            found[name] = Secret.load(secret_block_name(name)).get()
+        except ValueError:  # no such block: the gateway's own check names the missing setting
+            continue
+    if found:
+        get_run_logger().info("credentials from Secret blocks: %s", ", ".join(map(secret_block_name, found)))
+    return fill_credentials(found)

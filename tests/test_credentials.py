@@ -1,0 +1,72 @@
+"""Provider credentials from Prefect Secret blocks when the environment gives none; never logged."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from prefect import flow
+
+from campaigns.settings import get_settings, missing_credentials, reset_settings
+
+KEY = "SG.not-a-real-key-but-secret-all-the-same"
+
+
+@pytest.fixture
+def sendgrid_without_key(monkeypatch):
+    monkeypatch.setenv("CAMPAIGNS_CHANNEL_EMAIL", "sendgrid")
+    monkeypatch.delenv("CAMPAIGNS_SENDGRID_API_KEY", raising=False)
+    monkeypatch.chdir("/")  # no .env
+    reset_settings()
+    yield
+    reset_settings()
+
+
+def test_only_the_chosen_gateways_need_credentials(monkeypatch):
+    monkeypatch.chdir("/")
+    for name in ("CHANNEL_EMAIL", "CHANNEL_SMS", "CHANNEL_PUSH", "SENDGRID_API_KEY", "TWILIO_AUTH_TOKEN"):
+        monkeypatch.delenv(f"CAMPAIGNS_{name}", raising=False)
+    reset_settings()
+    assert missing_credentials(get_settings()) == []
+    monkeypatch.setenv("CAMPAIGNS_CHANNEL_SMS", "twilio")
+    reset_settings()
+    assert missing_credentials(get_settings()) == ["twilio_auth_token"]
+    monkeypatch.setenv("CAMPAIGNS_TWILIO_AUTH_TOKEN", "from-the-environment")
+    reset_settings()
+    assert missing_credentials(get_settings()) == []
+    reset_settings()
+
+
+def test_a_secret_block_fills_a_missing_credential_and_is_never_logged(prefect_harness, sendgrid_without_key, caplog):
+    from prefect.blocks.system import Secret
+
+    from flows.credentials import load_credentials, secret_block_name
+
+    Secret(value=KEY).save(secret_block_name("sendgrid_api_key"), overwrite=True)
+
+    @flow
+    def starts_a_run():
+        return load_credentials()
+
+    with caplog.at_level(logging.DEBUG):
+        settings = starts_a_run()
+    assert settings.sendgrid_api_key == KEY
+    assert get_settings() is settings  # the tasks of the run see the same settings
+    assert KEY not in caplog.text and KEY not in repr(settings)
+    assert "campaigns-sendgrid-api-key" in caplog.text
+
+
+def test_the_environment_wins_over_a_secret_block(prefect_harness, sendgrid_without_key, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from flows.credentials import load_credentials, secret_block_name
+
+    Secret(value=KEY).save(secret_block_name("sendgrid_api_key"), overwrite=True)
+    monkeypatch.setenv("CAMPAIGNS_SENDGRID_API_KEY", "from-the-environment")
+    reset_settings()
+
+    @flow
+    def starts_a_run():
+        return load_credentials()
+
+    assert starts_a_run().sendgrid_api_key == "from-the-environment"

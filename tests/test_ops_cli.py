@@ -1,0 +1,108 @@
+"""`campaigns ops`: what goes wrong before any server is involved is one line a person can act on."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from campaigns.cli import app
+from campaigns.settings import Settings, reset_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_real_server(monkeypatch, tmp_path):
+    # Nothing here may reach (or start) a Prefect server; port 9 refuses at once.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name in ("ALERT_WEBHOOK_URL", "ALERT_BLOCK", "PREFECT_DATABASE_URL", "PREFECT_HOME"):
+        monkeypatch.delenv(f"CAMPAIGNS_{name}", raising=False)
+    reset_settings()
+    yield
+    reset_settings()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_ops_lists_its_commands():
+    result = invoke("ops", "--help")
+    for command in ("server", "worker", "deploy", "alerts", "status"):
+        assert command in result.output
+
+
+def test_alerts_without_a_destination_say_which_setting_to_set():
+    result = invoke("ops", "alerts")
+    assert result.exit_code == 1
+    assert "set CAMPAIGNS_ALERT_WEBHOOK_URL (or CAMPAIGNS_ALERT_BLOCK)" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_alert_block_must_name_its_type(monkeypatch):
+    monkeypatch.setenv("CAMPAIGNS_ALERT_BLOCK", "ops-email")
+    reset_settings()
+    result = invoke("ops", "alerts")
+    assert result.exit_code == 1 and "must be type-slug/name, e.g. slack-webhook/ops" in result.output
+
+
+def test_deploy_needs_the_project_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("CAMPAIGNS_HOME", str(tmp_path))
+    result = invoke("ops", "deploy")
+    assert result.exit_code == 1
+    assert f"no prefect.yaml in {tmp_path.resolve()}: set CAMPAIGNS_HOME" in result.output
+
+
+def test_the_server_database_needs_asyncpg_and_a_reachable_postgresql(monkeypatch):
+    from operations.server import ensure_server_database
+
+    with pytest.raises(ValueError, match="must use the asyncpg driver"):
+        ensure_server_database("postgresql+psycopg://postgres@127.0.0.1:5432/prefect")
+    with pytest.raises(ValueError, match="cannot reach the Prefect server's PostgreSQL at "
+                                         "postgresql\\+asyncpg://postgres:\\*\\*\\*@127.0.0.1:9/prefect"):
+        ensure_server_database("postgresql+asyncpg://postgres:hunter2@127.0.0.1:9/prefect")
+    assert ensure_server_database("sqlite+aiosqlite:////tmp/prefect.db") == "sqlite+aiosqlite:////tmp/prefect.db"
+
+    monkeypatch.setenv("CAMPAIGNS_PREFECT_DATABASE_URL", "postgresql+asyncpg://postgres:hunter2@127.0.0.1:9/prefect")
+    reset_settings()
+    result = invoke("ops", "server")
+    assert result.exit_code == 1 and "cannot reach the Prefect server's PostgreSQL" in result.output
+    assert "hunter2" not in result.output
+
+
+def test_the_server_database_is_created_once():
+    """On the local PostgreSQL (the server's database is always PostgreSQL): created if missing, then left alone."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from operations.server import ensure_server_database
+    from tests.conftest import POSTGRES_URL as database_url
+
+    name = f"prefect_ops_{uuid.uuid4().hex[:8]}"
+    url = make_url(database_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    admin = make_url(database_url).set(drivername="postgresql", database="postgres").render_as_string(False)
+    try:
+        ensure_server_database(url)
+        ensure_server_database(url)
+        with psycopg.connect(admin) as conn:
+            assert conn.execute("select count(*) from pg_database where datname = %s", (name,)).fetchone() == (1,)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}"')
+
+
+def test_the_server_gets_its_database_home_and_links_and_forgets_any_client_url(tmp_path):
+    from operations.server import server_environment
+
+    settings = Settings(prefect_home=tmp_path / "home", prefect_database_url="postgresql+asyncpg://p@h/db")
+    env = server_environment(settings, {"PREFECT_API_URL": "http://elsewhere/api", "KEEP": "1",
+                                        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"},
+                             host="127.0.0.1", port=4300)
+    assert env["PREFECT_API_DATABASE_CONNECTION_URL"] == "postgresql+asyncpg://p@h/db"
+    assert env["PREFECT_HOME"] == str(tmp_path / "home") and (tmp_path / "home").is_dir()
+    assert env["PREFECT_UI_URL"] == "http://127.0.0.1:4300" and env["PREFECT_UI_API_URL"].endswith(":4300/api")
+    assert "PREFECT_API_URL" not in env and env["KEEP"] == "1"
+    assert env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] == "5"
