@@ -6,7 +6,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: demo demo-ui test install clean-demo server worker deploy
 # The demo's Prefect history (runs, artifacts, logs) stays in var/, where `make demo-ui` shows it.
-DEMO_PREFECT_HOME := $(CURDIR)/var/prefect-demo
+DEMO_PREFECT_HOME ?= $(CURDIR)/var/prefect-demo
+DEMO_UI_PORT ?= 4201
 
 $(BIN)/campaigns: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +21,11 @@ install: $(BIN)/campaigns
 demo: install
 	PREFECT_HOME=$(DEMO_PREFECT_HOME) $(BIN)/campaigns demo
 
-## The Prefect UI on what `make demo` ran, at http://127.0.0.1:4201 (blocks; Ctrl-C stops it).
+## The Prefect UI on what `make demo` ran (its runs, artifacts, logs) at http://127.0.0.1:4201. Blocks; Ctrl-C stops it.
 demo-ui: install
 	@test -f $(DEMO_PREFECT_HOME)/prefect.db || { echo "no demo history yet: run make demo first" >&2; exit 1; }
 	env -u PREFECT_API_URL -u PREFECT_API_DATABASE_CONNECTION_URL PREFECT_HOME=$(DEMO_PREFECT_HOME) \
-	  $(BIN)/prefect server start --host 127.0.0.1 --port 4201
+	  $(BIN)/prefect server start --host 127.0.0.1 --port $(DEMO_UI_PORT)
 
 ## The whole suite, on SQLite and on PostgreSQL (started if it is down).
 test: install

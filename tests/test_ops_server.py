@@ -192,6 +192,8 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     report = import_portfolio(engine, write_demo_file(frame, home / "portfolio.csv"),
                               now=datetime(2026, 11, 23, 13, 0, tzinfo=timezone.utc))
     assert report.ok, report.errors[:3]
+    engine.dispose()
+    shutil.copy(home / "campaigns.db", root / "cli.db")  # the same data, for `campaigns daily` to run on
 
     server_db = f"prefect_e2e_{uuid.uuid4().hex[:10]}"
     port = free_port()
@@ -228,7 +230,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
                                   env={**client_env, "CAMPAIGNS_HOME": str(home),
                                        "CAMPAIGNS_ALERT_WEBHOOK_URL": receiver.url}, timeout=300)
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
-        yield {"api": api, "home": home, "engine": engine, "processes": processes, "receiver": receiver,
+        yield {"api": api, "home": home, "base_env": base_env, "engine": engine, "processes": processes, "receiver": receiver,
                "client_env": client_env, "root": root, "deploy_output": deployed.stdout + deployed.stderr,
                "server_start_seconds": server_start_seconds, "server_db": server_db}
     finally:
@@ -279,6 +281,11 @@ def test_deploy_all_creates_every_deployment_with_its_schedule_and_named_limit(s
     # `prefect deployment ls` works against this server (fastapi >= 0.151 answered 422 here).
     listed = prefect(stack, "deployment", "ls")
     assert listed.returncode == 0 and "daily_campaign/daily" in listed.stdout, listed.stderr[-2000:]
+    status = subprocess.run([str(BIN / "campaigns"), "ops", "status"], cwd=stack["root"], env=stack["client_env"],
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert re.search(r"daily_campaign/daily +cron 0 9 \* \* \* \(America/New_York\) +next: 20", status.stdout)
+    assert re.search(r"daily_deadline/daily-deadline +cron 0 12 \* \* \* \(America/New_York\)", status.stdout)
     automations = api.post("/automations/filter")
     assert [a["name"] for a in automations] == ["campaigns: an unattended run failed"]
 
@@ -487,3 +494,38 @@ def test_the_worker_stops_cleanly_on_sigterm(stack, worker, completed_daily):
     code = stack["processes"].terminate("worker", timeout=30)
     assert code == 0, stack["processes"].log("worker")[-2000:]
     assert "stopped!" in stack["processes"].log("worker")
+
+
+def test_what_the_cli_ran_is_what_make_demo_ui_shows(stack, completed_daily):
+    """`make demo` runs the ladder through the CLI on a temporary server whose history stays in PREFECT_HOME;
+    `make demo-ui` serves that history. Same data as the worker's run, so the two wall times compare."""
+    root, processes = stack["root"], stack["processes"]
+    history = root / "demo-history"
+    env = {**stack["base_env"], "PREFECT_HOME": str(history), "CAMPAIGNS_DATABASE_URL": f"sqlite:///{root / 'cli.db'}"}
+    started = time.monotonic()
+    done = subprocess.run([str(BIN / "campaigns"), "daily", "--as-of", AS_OF.isoformat(), "--now", NOW], env=env,
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    cli_wall = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"\n`campaigns daily` on the same data: {cli_wall:.1f} s (temporary server included); through the worker: "
+          f"{completed_daily[1]:.1f} s")
+
+    port = free_port()
+    ui = processes.start("demo-ui", ["make", "--no-print-directory", "-C", str(PROJECT_ROOT), "demo-ui",
+                                     f"DEMO_PREFECT_HOME={history}", f"DEMO_UI_PORT={port}"], stack["base_env"], root)
+    api = Api(f"http://127.0.0.1:{port}/api")
+
+    def up():
+        assert ui.poll() is None, processes.log("demo-ui")[-2000:]
+        try:
+            return api.http.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+    wait_for(up, 120, "make demo-ui to serve the history")
+    runs = api.post("/flow_runs/filter")
+    by_flow = {api.get(f"/flows/{r['flow_id']}")["name"]: r for r in runs}
+    assert {"daily_campaign", "pre_due_reminder", "soft_nudge", "plan_offer", "escalation"} <= set(by_flow)
+    assert by_flow["daily_campaign"]["state"]["type"] == "COMPLETED"
+    keys = {a["key"] for a in api.post("/artifacts/filter")}
+    assert "daily-campaign-summary" in keys
+    processes.terminate("demo-ui")
