@@ -8,7 +8,6 @@ below with why it is declared without an import.
 
 from __future__ import annotations
 
-import ast
 import re
 import tomllib
 from importlib.metadata import version
@@ -16,6 +15,7 @@ from importlib.metadata import version
 from packaging.requirements import Requirement
 
 from campaigns.settings import PROJECT_ROOT
+from tests.test_architecture import imported_modules
 
 IMPORT_NAME = {"pyyaml": "yaml", "psycopg": "psycopg", "pydantic-settings": "pydantic_settings",
                "email-validator": "email_validator", "babel": "babel"}
@@ -33,15 +33,8 @@ def declared() -> dict[str, Requirement]:
 
 
 def imported_top_levels() -> set[str]:
-    names = set()
-    for folder in CODE:
-        for path in (PROJECT_ROOT / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Import):
-                    names.update(a.name.split(".")[0] for a in node.names)
-                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    names.add(node.module.split(".")[0])
-    return names
+    return {name for folder in CODE for path in (PROJECT_ROOT / folder).rglob("*.py")
+            for name in imported_modules(path)}
 
 
 def test_every_dependency_is_used_or_has_a_stated_reason():

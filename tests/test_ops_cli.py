@@ -106,3 +106,14 @@ def test_the_server_gets_its_database_home_and_links_and_forgets_any_client_url(
     assert env["PREFECT_UI_URL"] == "http://127.0.0.1:4300" and env["PREFECT_UI_API_URL"].endswith(":4300/api")
     assert "PREFECT_API_URL" not in env and env["KEEP"] == "1"
     assert env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] == "5"
+
+
+@pytest.mark.parametrize("command", ["status", "alerts", "worker"])
+def test_a_server_that_is_down_is_one_line_saying_how_to_start_it(monkeypatch, command):
+    monkeypatch.setenv("CAMPAIGNS_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    reset_settings()
+    result = invoke("ops", command)
+    assert result.exit_code == 1
+    assert "cannot reach the Prefect server at http://127.0.0.1:9/api (ConnectError): start it with `make server`" \
+        in result.output
+    assert "Traceback" not in result.output

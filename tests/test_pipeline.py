@@ -238,3 +238,20 @@ def test_overlapping_runs_each_count_only_what_they_delivered(engine, ladder):
     mine, theirs = run_tally(engine, first.run_id), run_tally(engine, second.run_id)
     assert (mine.total("sent"), theirs.total("sent")) == (2, 4)
     assert mine.total("handled_by_other_run") == 4 and theirs.total("handled_by_other_run") == 0
+
+
+def test_the_daily_summary_reads_as_a_table_not_json():
+    from campaigns.review.reporting import daily_rows
+
+    rows = daily_rows([
+        {"stage": "pre_due", "cohort": 10, "sent": 4, "deferred": 5, "suppressed": 1, "failed": 0, "holdout": 0,
+         "suppressed_by_reason": {"opted_out": 1}, "deferred_by_reason": {"outside_contact_window": 5},
+         "run_id": "r1"},
+        {"stage": "soft_nudge", "cohort": 3, "sent": 2, "deferred": 0, "suppressed": 0, "failed": 0, "holdout": 1,
+         "run_id": "r2"},
+    ])
+    assert list(rows[0]) == ["Stage", "Accounts", "Sent", "Deferred (wait for window)", "Suppressed", "Failed",
+                             "Held out", "Reasons", "Run"]  # nothing unknown, queued... that day: not shown
+    assert rows[0]["Reasons"] == "suppressed: opted_out 1; deferred: outside_contact_window 5"
+    assert rows[1]["Reasons"] == "-" and rows[1]["Held out"] == 1
+    assert all(isinstance(v, (int, str)) for row in rows for v in row.values())

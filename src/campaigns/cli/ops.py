@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +43,18 @@ def point_at_server() -> str:
     if "prefect" in sys.modules and "PREFECT_API_URL" not in os.environ:  # pragma: no cover - a wiring bug
         raise RuntimeError("PREFECT_API_URL must be set before Prefect is imported")
     return os.environ.setdefault("PREFECT_API_URL", DEFAULT_API_URL)
+
+
+@contextmanager
+def server_reachable(api: str):
+    """A server that is down or not where PREFECT_API_URL says is one line, not a traceback."""
+    import httpx
+
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the Prefect server at {api} ({type(exc).__name__}): start it with "
+                       "`make server`, or set PREFECT_API_URL") from None
 
 
 def campaigns_home() -> Path:
@@ -97,7 +110,8 @@ def worker_command(pool: PoolOpt = POOL) -> None:
     api = point_at_server()
     from operations.deploy import ensure_work_pool
 
-    ensure_work_pool(pool)
+    with server_reachable(api):
+        ensure_work_pool(pool)
     say(f"worker for pool {pool!r} on {api}")
     _exec([prefect_command(), "worker", "start", "--pool", pool, "--type", "process"], dict(os.environ))
 
@@ -112,17 +126,18 @@ def deploy_command() -> None:
     from campaigns.settings import get_settings
 
     home = campaigns_home()
-    ensure_work_pool(POOL)
+    with server_reachable(api):
+        ensure_work_pool(POOL)
     done = subprocess.run([prefect_command(), "--no-prompt", "deploy", "--all"], cwd=home,
                           env={**os.environ, "CAMPAIGNS_HOME": str(home)})
     if done.returncode:
         raise CliError(f"`prefect deploy --all` failed (exit {done.returncode}); its output is above")
-    name_concurrency_limits()
-    for row in deployed():
-        out.print(f"{row['deployment']:<34} {row['schedule']:<40} next: {row['next_run']}", highlight=False)
+    with server_reachable(api):
+        name_concurrency_limits()
+        _print_deployed(deployed())
     settings = get_settings()
     if settings.alert_webhook_url or settings.alert_block:
-        _install_alerts(settings)
+        _install_alerts(settings, api)
     else:
         say("no alerts: set CAMPAIGNS_ALERT_WEBHOOK_URL (or CAMPAIGNS_ALERT_BLOCK) and run `campaigns ops alerts`")
     say(f"deployed to {api}")
@@ -132,17 +147,18 @@ def deploy_command() -> None:
 @friendly_errors
 def alerts_command() -> None:
     """Create or replace the automation that tells a person when a daily, dispatch or deadline run fails."""
-    point_at_server()
+    api = point_at_server()
     from campaigns.settings import get_settings
 
-    _install_alerts(get_settings())
+    _install_alerts(get_settings(), api)
 
 
-def _install_alerts(settings) -> None:
+def _install_alerts(settings, api: str) -> None:
     from operations.alerts import AlertsNotConfigured, install_failure_alerts
 
     try:
-        automation = install_failure_alerts(settings)
+        with server_reachable(api):
+            automation = install_failure_alerts(settings)
     except AlertsNotConfigured as exc:
         raise CliError(str(exc)) from None
     say(f"alerts: automation {automation.name!r} notifies through block {automation.actions[0].block_document_id}")
@@ -152,12 +168,17 @@ def _install_alerts(settings) -> None:
 @friendly_errors
 def status_command() -> None:
     """The deployments on the server, their schedules (with time zone) and next scheduled runs."""
-    point_at_server()
+    api = point_at_server()
     from operations.deploy import deployed
 
-    rows = deployed()
+    with server_reachable(api):
+        rows = deployed()
     if not rows:
         raise CliError("no deployments on the server: run `campaigns ops deploy`")
+    _print_deployed(rows)
+
+
+def _print_deployed(rows: list[dict]) -> None:
     for row in rows:
         out.print(f"{row['deployment']:<34} {row['schedule']:<40} next: {row['next_run']}", highlight=False)
 

@@ -60,14 +60,20 @@ DAILY_COLUMNS = {
     "queued": "Queued (not yet sent)", "already_recorded": "Already recorded", HANDED_OVER: "Sent by another run",
     "would_send": "Would send (dry run)",
 }
+# Shown whatever their counts; the others only on a day when some stage has one.
+ALWAYS_SHOWN = {"stage", "cohort", "sent", "deferred", "suppressed", "failed"}
 
 
 def daily_rows(summaries: list[dict]) -> list[dict]:
     """One readable row per stage for the daily summary: counts under plain headings, and the reasons
-    as one line of text (``suppressed: opted_out 4; deferred: outside_window 120``), not nested JSON."""
+    as one line of text (``suppressed: opted_out 4; deferred: outside_window 120``), not nested JSON.
+    A count that is zero for every stage that day (held out, unknown, ...) is left out, so the table
+    fits a screen."""
+    shown = [key for key in DAILY_COLUMNS
+             if key in ALWAYS_SHOWN or any(summary.get(key) for summary in summaries)]
     rows = []
     for summary in summaries:
-        row = {label: summary.get(key, 0) for key, label in DAILY_COLUMNS.items()}
+        row = {DAILY_COLUMNS[key]: summary.get(key, 0) for key in shown}
         reasons = []
         for outcome in ("suppressed", "deferred", "failed", "unknown"):
             by_reason = summary.get(f"{outcome}_by_reason") or {}
