@@ -70,3 +70,21 @@ def test_the_environment_wins_over_a_secret_block(prefect_harness, sendgrid_with
         return load_credentials()
 
     assert starts_a_run().sendgrid_api_key == "from-the-environment"
+
+
+def test_without_a_block_the_credential_stays_missing_for_the_gateway_to_report(prefect_harness, monkeypatch):
+    from flows.credentials import load_credentials
+
+    monkeypatch.setenv("CAMPAIGNS_CHANNEL_PUSH", "webhook")
+    monkeypatch.delenv("CAMPAIGNS_PUSH_WEBHOOK_SECRET", raising=False)
+    monkeypatch.chdir("/")
+    reset_settings()
+
+    @flow
+    def starts_a_run():
+        return load_credentials()
+
+    try:
+        assert starts_a_run().push_webhook_secret == ""
+    finally:
+        reset_settings()
