@@ -8,7 +8,7 @@ from prefect.artifacts import create_table_artifact
 from campaigns.bootstrap import describe_gateways, ready_services
 from campaigns.clock import resolve_clock
 from flows.credentials import load_credentials
-from campaigns.review.reporting import daily_rows
+from campaigns.review.reporting import daily_rows, decision_time
 from flows.parameters import AsOf, DryRun, Now
 from flows.stages import STAGE_FLOWS
 
@@ -30,13 +30,12 @@ def daily_campaign(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False)
             failed.append(stage.value)
             get_run_logger().error("stage %s failed (%s); the other stages still run", stage.value,
                                    type(exc).__name__)
-    local = now.astimezone(s.settings.lender_zone)
     create_table_artifact(
         key="daily-campaign-summary",
         table=daily_rows(summaries),
         description=(
             f"**Daily campaign as of {as_of}** ({'dry run: nothing logged or sent' if dry_run else 'live'}). "
-            f"Decided at {local:%Y-%m-%d %H:%M %Z} ({now:%H:%M} UTC). Channels: {describe_gateways(s.settings)}. "
+            f"Decided at {decision_time(now, s.settings.lender_zone)}. Channels: {describe_gateways(s.settings)}. "
             "Counts of contact attempts per stage; no personal data."
             + (f" **Failed stages: {', '.join(failed)}** (re-run the day once fixed: nothing is sent twice)."
                if failed else "")

@@ -63,10 +63,11 @@ def install_failure_alerts(settings, deployments: tuple[str, ...] = ALERTED_DEPL
     block_id = notification_block_id(settings.alert_webhook_url, settings.alert_block)
     with get_client(sync_client=True) as client:
         ids = [d.id for d in client.read_deployments() if d.name in deployments]
-    if not ids:
-        raise AlertsNotConfigured("none of the alerted deployments is on the server: run `campaigns ops deploy` first")
-    for existing in _automations_named(ALERT_AUTOMATION_NAME):
-        existing.delete()
+        if not ids:
+            raise AlertsNotConfigured("none of the alerted deployments is on the server: "
+                                      "run `campaigns ops deploy` first")
+        for existing in client.read_automations_by_name(ALERT_AUTOMATION_NAME):
+            client.delete_automation(existing.id)
     return Automation(
         name=ALERT_AUTOMATION_NAME,
         description="A daily, dispatch or daily-deadline run ended Failed, Crashed or TimedOut. "
@@ -82,8 +83,3 @@ def install_failure_alerts(settings, deployments: tuple[str, ...] = ALERTED_DEPL
         actions=[SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)],
     ).create()
 
-
-def _automations_named(name: str) -> list[Automation]:
-    with get_client(sync_client=True) as client:
-        found = client.read_automations_by_name(name)
-    return [Automation(**a.model_dump()) for a in found]

@@ -26,7 +26,7 @@ from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.contact.outcomes import Tally
 from campaigns.contact.figures import check_template_rules
-from campaigns.review.reporting import artifact_rows, run_tally
+from campaigns.review.reporting import artifact_rows, decision_time, run_tally
 
 def _database_trouble(task, task_run, state) -> bool:
     """Retry a database task only for errors a retry can fix (locks, dropped connections), not for bugs."""
@@ -79,11 +79,6 @@ def ensure_provider_limits(settings, claim_size: int = 50) -> None:
             client.upsert_global_concurrency_limit_by_name(
                 rate_limit_name(provider), limit=max(claim_size, math.ceil(per_second)),
                 slot_decay_per_second=float(per_second))
-
-
-def _decision_time(now: datetime, settings) -> str:
-    """The run's 'now' as ops read it: the lender's local time, and UTC."""
-    return f"{now.astimezone(settings.lender_zone):%Y-%m-%d %H:%M %Z} ({now.astimezone(timezone.utc):%H:%M} UTC)"
 
 
 class TemplateProblems(RuntimeError):
@@ -169,7 +164,7 @@ def finish_stage_run(run: pipeline.StageRun, cohort_size: int, enqueue_tallies: 
         table=artifact_rows(summary),
         description=(
             f"**{run.stage.value}** as of {run.as_of} ({'dry run, nothing sent' if dry_run else 'live'}); "
-            f"decided at {_decision_time(run.now, s.settings)}; channels: {describe_gateways(s.settings)}; "
+            f"decided at {decision_time(run.now, s.settings.lender_zone)}; channels: {describe_gateways(s.settings)}; "
             f"run `{run.run_id}`. Counts of contact attempts; personal data is never shown here."
         ),
     )
@@ -244,7 +239,7 @@ def finish_dispatch_run(run_id: str, now: datetime, tallies: list[dict[str, int]
     create_table_artifact(
         key="dispatch-summary",
         table=artifact_rows(summary)[1:],
-        description=(f"Deferred messages released, deferred again or stopped at {_decision_time(now, s.settings)}; "
+        description=(f"Deferred messages released, deferred again or stopped at {decision_time(now, s.settings.lender_zone)}; "
                      f"channels: {describe_gateways(s.settings)}; run `{run_id}`. No personal data."),
     )
     return summary

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import Engine, and_, case, func, literal, or_, select
 
 from campaigns.db.models import ContactAttempt
@@ -52,6 +55,11 @@ def artifact_rows(summary: dict) -> list[dict]:
     for reason, n in summary["unknown_by_reason"].items():
         rows.append({"outcome": f"unknown: {reason}", "count": n})
     return rows
+
+
+def decision_time(now: datetime, zone: ZoneInfo) -> str:
+    """A run's 'now' as ops read it: the lender's local time, and UTC (``2026-11-23 09:00 EST (14:00 UTC)``)."""
+    return f"{now.astimezone(zone):%Y-%m-%d %H:%M %Z} ({now.astimezone(timezone.utc):%H:%M} UTC)"
 
 
 DAILY_COLUMNS = {
