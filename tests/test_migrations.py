@@ -84,14 +84,13 @@ def test_0005_reduces_old_details_that_could_echo_personal_data(database_url, tm
     from campaigns.db.models import CampaignRun, ContactAttempt
     from campaigns.contact.outcomes import attempt_row
     from tests.conftest import AS_OF, NOW
-    from tests.factories import add_account
 
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     url, schema = _fresh_url(backend, tmp_path)
     engine = make_engine(url)
     try:
         upgrade_database(engine, "0004")
-        add_account(engine, "A1", days_past_due=3)
+        _old_account(engine, "A1")
         old = {
             "template_error": "soft_nudge/email.en-US.j2: UndefinedError: 'dict object' has no attribute 'Grace Garcia'",
             "provider_rejected": "SendGrid 400: content.0.value: content 'Hi Avery Allen,' flagged",
@@ -119,3 +118,19 @@ def test_0005_reduces_old_details_that_could_echo_personal_data(database_url, tm
         engine.dispose()
         if schema:
             drop_postgres_schema(schema)
+
+
+def _old_account(engine, account_id: str) -> None:
+    """An account written as an older schema had it (today's models carry columns it has not)."""
+    from sqlalchemy import text
+
+    from tests.conftest import AS_OF, NOW
+
+    with engine.begin() as conn:
+        conn.execute(text("insert into customers (id, locale, email_opt_out, sms_opt_out, sms_consent, created_at, "
+                          "updated_at) values (:c, 'en-US', false, false, true, :now, :now)"),
+                     {"c": f"C-{account_id}", "now": NOW})
+        conn.execute(text("insert into accounts (id, customer_id, currency, balance, amount_due, due_date, status, "
+                          "cease_contact, created_at, updated_at) values (:a, :c, 'USD', 600, 120.5, :due, 'open', "
+                          "false, :now, :now)"),
+                     {"a": account_id, "c": f"C-{account_id}", "due": AS_OF, "now": NOW})

@@ -45,6 +45,7 @@ class Stage(str, enum.Enum):
     soft_nudge = "soft_nudge"
     plan_offer = "plan_offer"
     escalation = "escalation"
+    thank_you = "thank_you"
 
 
 class Channel(str, enum.Enum):
@@ -107,25 +108,43 @@ class Account(Base):
     balance: Mapped[Decimal] = mapped_column(Money)
     amount_due: Mapped[Decimal] = mapped_column(Money)
     due_date: Mapped[date] = mapped_column(Date, index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open", doc="open, paid, closed")
+    status: Mapped[str] = mapped_column(String(16), default="open", doc="open, paid, closed, placed")
     product: Mapped[str | None] = mapped_column(String(64))
     cease_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     time_barred: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false(), doc="past the statute of limitations: no mention of suing"
     )
+    credit: Mapped[Decimal] = mapped_column(
+        Money, default=Decimal(0), server_default="0", doc="paid beyond the balance: owed back or kept on account"
+    )
+    paid_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="when the balance reached zero")
+    plan_due_date: Mapped[date | None] = mapped_column(
+        Date, doc="the next unpaid instalment of the accepted plan (None: no plan in good standing)"
+    )
+    plan_amount_due: Mapped[Decimal | None] = mapped_column(Money, doc="what is left of that instalment")
+    placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="handed to a collection agency")
+    placed_with: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Payment(Base):
+    """Money that came back. ``payment_id`` is the payer's or processor's id: a second import of it is a no-op."""
+
     __tablename__ = "payments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
     source: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(32))
+    reference: Mapped[str | None] = mapped_column(String(64))
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    applied: Mapped[Decimal | None] = mapped_column(Money, doc="the part that lowered the balance")
+    credit: Mapped[Decimal | None] = mapped_column(Money, doc="the part beyond the balance (an over-payment)")
 
 
 class Dispute(Base):
@@ -139,16 +158,61 @@ class Dispute(Base):
 
 
 class RepaymentPlan(Base):
+    """An instalment offer and, once accepted, the plan: offered → accepted → completed or broken (or expired)."""
+
     __tablename__ = "repayment_plans"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    offer_key: Mapped[str | None] = mapped_column(
+        String(100), unique=True, doc="account|campaign day: a re-run of the day stores the offer once"
+    )
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
-    status: Mapped[str] = mapped_column(String(16), doc="offered, accepted, broken, completed")
-    instalments: Mapped[int] = mapped_column(Integer)
-    total: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16), doc="offered, accepted, completed, broken, expired, withdrawn")
+    instalments: Mapped[int] = mapped_column(Integer, doc="count of the accepted option (0 while offered)")
+    total: Mapped[Decimal] = mapped_column(Money, doc="the balance the offer splits (plus any fee once accepted)")
     currency: Mapped[str] = mapped_column(String(3))
     schedule: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    options: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, doc="the offered options, as rendered")
+    offered_on: Mapped[date | None] = mapped_column(Date, doc="the campaign day of the offer")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    chosen_option: Mapped[int | None] = mapped_column(Integer, doc="1-based option number")
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_via: Mapped[str | None] = mapped_column(String(16), doc="cli or link")
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="completed, broken, expired or withdrawn")
+    close_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class PlanInstalment(Base):
+    __tablename__ = "plan_instalments"
+    __table_args__ = (Index("ix_plan_instalments_plan_seq", "plan_id", "seq", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("repayment_plans.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer, doc="1 for the first instalment")
+    due_date: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="when it was paid in full")
+
+
+class PaymentPromise(Base):
+    """A promise to pay: while open, the account is not nudged; kept or broken, it is kept for the review."""
+
+    __tablename__ = "payment_promises"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    due_by: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str | None] = mapped_column(String(16), doc="where it was made: call, email, sms, web, agent")
+    status: Mapped[str] = mapped_column(String(16), doc="open, kept, broken, cancelled")
+    paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), doc="paid since the promise was made")
+    promised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(32))
 
 
 class CampaignRun(Base):
@@ -315,5 +379,7 @@ class AgentWorklistItem(Base):
     amount_due: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     tried: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open", doc="open, done, placed")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(24), doc="the agent's last outcome")
+    outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
