@@ -11,6 +11,7 @@ from flows.credentials import load_credentials
 from campaigns.review.reporting import daily_rows, decision_time
 from flows.parameters import AsOf, DryRun, Now
 from flows.stages import STAGE_FLOWS
+from tasks.stage_tasks import settle_day
 
 
 @flow(name="daily_campaign", description="Run every stage of the ladder for one day.")
@@ -21,6 +22,9 @@ def daily_campaign(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False)
     # A stage that fails (a provider outage, say) must not keep the later stages,
     # escalation to people above all, from running: run them all, then fail loudly.
     summaries, failed = [], []
+    # Before any stage: yesterday's promises and overdue plans break, expired offers close, aged accounts go
+    # to the agency; so today's cohorts see them as they now are.
+    settled = settle_day(as_of, now, dry_run)
     for stage in s.ladder.ordered_stages():
         # The summary comes back in memory, as the stage flow returned it: a state fetched back from the
         # API has no data when results are not persisted (Prefect's MissingResult, seen under load).
@@ -36,7 +40,9 @@ def daily_campaign(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False)
         description=(
             f"**Daily campaign as of {as_of}** ({'dry run: nothing logged or sent' if dry_run else 'live'}). "
             f"Decided at {decision_time(now, s.settings.lender_zone)}. Channels: {describe_gateways(s.settings)}. "
-            "Counts of contact attempts per stage; no personal data."
+            "Counts of contact attempts per stage; no personal data. "
+            f"Settled first: {settled['offers_expired']} offer(s) expired, {settled['plans_broken']} plan(s) and "
+            f"{settled['promises_broken']} promise(s) broken, {settled['accounts_placed']} account(s) placed."
             + (f" **Failed stages: {', '.join(failed)}** (re-run the day once fixed: nothing is sent twice)."
                if failed else "")
         ),

@@ -29,9 +29,15 @@ def escalation(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> 
     return run_stage(Stage.escalation, as_of, now, dry_run)
 
 
+@flow(name="thank_you", description="One thank-you when an account is paid in full.")
+def thank_you(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False) -> dict:
+    return run_stage(Stage.thank_you, as_of, now, dry_run)
+
+
 STAGE_FLOWS = {
     Stage.pre_due: pre_due_reminder,
     Stage.soft_nudge: soft_nudge,
     Stage.plan_offer: plan_offer,
     Stage.escalation: escalation,
+    Stage.thank_you: thank_you,
 }

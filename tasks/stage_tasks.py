@@ -243,3 +243,15 @@ def finish_dispatch_run(run_id: str, now: datetime, tallies: list[dict[str, int]
                      f"channels: {describe_gateways(s.settings)}; run `{run_id}`. No personal data."),
     )
     return summary
+
+
+@task(name="settle-day", tags=["campaigns", "db"], **DB_RETRIES)
+def settle_day(as_of: date, now: datetime, dry_run: bool) -> dict:
+    """Expire offers, break overdue plans and promises, place aged accounts with the agency (idempotent)."""
+    from campaigns.money.settlement import settle_day as settle
+
+    s = services()
+    done = settle(s.engine, s.ladder, as_of, now, s.settings.data_dir / "agency", dry_run=dry_run)
+    if any(v for k, v in done.as_dict().items() if k != "placement_file"):
+        get_run_logger().info("settled %s: %s", as_of, {k: v for k, v in done.as_dict().items() if v})
+    return done.as_dict()

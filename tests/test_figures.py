@@ -85,10 +85,11 @@ def test_the_templates_check_command_fails_on_a_misstated_figure(tmp_path, monke
     ("zh-CN", "CNY", "¥2,548.28余额可分期：3期（首期¥849.44，其后每期¥849.42）或6期（首期¥424.73，其后每期¥424.71）"),
     ("en-US", "USD", "Spread your $2,548.28 balance: 3 payments ($849.44 then 2x $849.42) or 6 payments "
                      "($424.73 then 5x $424.71)"),
-    ("en-US", "JPY", "Spread your ¥2,548 balance: 3 payments (¥850 then 2x ¥849) or 6 payments (¥428 then 5x ¥424)"),
+    ("en-US", "JPY", "Spread your ¥254,828 balance: 3 payments (¥84,944 then 2x ¥84,942) or 6 payments "
+                     "(¥42,473 then 5x ¥42,471)"),
 ])
 def test_an_uneven_split_says_which_instalment_differs_and_adds_up(locale, currency, expected):
-    balance = "2548" if currency == "JPY" else "2548.28"
+    balance = "254828" if currency == "JPY" else "2548.28"  # yen instalments above the ¥2,500 minimum
     row, context = plan_sample(locale, currency, "155.97" if currency != "JPY" else "156", balance)
     text = TemplateLibrary(PROJECT_ROOT / "templates").render(f"plan_offer/sms.{locale}.j2", "sms", context).text
     assert expected in text

@@ -35,7 +35,7 @@ def test_daily_campaign_twice_sends_nothing_twice(prefect_harness, portfolio):
     from flows.daily import daily_campaign
 
     first = daily_campaign(as_of=AS_OF, now=NOW)
-    assert [s["stage"] for s in first] == ["pre_due", "soft_nudge", "plan_offer", "escalation"]
+    assert [s["stage"] for s in first] == ["pre_due", "soft_nudge", "plan_offer", "escalation", "thank_you"]
     by_stage = {s["stage"]: s for s in first}
     assert by_stage["pre_due"]["cohort"] == 6 and by_stage["pre_due"]["sent"] == 6
     assert by_stage["soft_nudge"]["cohort"] == 10
@@ -54,7 +54,7 @@ def test_daily_campaign_twice_sends_nothing_twice(prefect_harness, portfolio):
                                                        ContactAttempt.channel != "agent")).scalar_one()
         runs = conn.execute(select(CampaignRun.stage, CampaignRun.status, CampaignRun.flow_run_id)).all()
     assert outbox == sent == 24
-    assert len(runs) == 8 and {r.status for r in runs} == {"completed"} and all(r.flow_run_id for r in runs)
+    assert len(runs) == 10 and {r.status for r in runs} == {"completed"} and all(r.flow_run_id for r in runs)
 
 
 def test_a_task_failing_mid_chunk_is_retried_and_sends_each_message_once(prefect_harness, engine):

@@ -358,7 +358,7 @@ def test_a_daily_run_through_the_worker_completes_with_its_artifact_and_contact_
     [artifact] = [a for a in api.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
                   if a["key"] == "daily-campaign-summary"]
     rows = json.loads(artifact["data"]) if isinstance(artifact["data"], str) else artifact["data"]
-    assert [r["Stage"] for r in rows] == ["pre_due", "soft_nudge", "plan_offer", "escalation"]
+    assert [r["Stage"] for r in rows] == ["pre_due", "soft_nudge", "plan_offer", "escalation", "thank_you"]
     assert all(isinstance(v, (int, str)) and not isinstance(v, dict) for r in rows for v in r.values())
     assert "Decided at 2026-11-23 09:00 EST (14:00 UTC)" in artifact["description"]
     assert "email, sms, push → outbox" in artifact["description"]

@@ -19,6 +19,7 @@ EXPECTED = {
     "soft-nudge": "soft_nudge",
     "plan-offer": "plan_offer",
     "escalation": "escalation",
+    "thank-you": "thank_you",
     "dispatch": "dispatch",
     "daily-deadline": "daily_deadline",
 }

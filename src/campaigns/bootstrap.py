@@ -104,6 +104,30 @@ def describe_gateways(settings: Settings) -> str:
 _built: tuple[Settings, Services] | None = None
 
 
+def plan_link_secret(settings: Settings) -> bytes:
+    """The key that signs plan links: from settings, or one made once for this installation (a private file)."""
+    if settings.plan_link_secret:
+        return settings.plan_link_secret.encode()
+    import os
+    import secrets
+
+    from campaigns.files import ensure_private_directory, open_private
+
+    path = ensure_private_directory(settings.data_dir) / "plan-link.key"
+    if not path.exists():
+        # Written aside, then linked into place: two processes starting at once agree on one key.
+        draft = path.with_name(f".plan-link.{os.getpid()}.tmp")
+        with open_private(draft) as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip().encode()
+
+
 def services(settings: Settings | None = None) -> Services:
     """The wired collaborators for ``settings`` (default: the environment's).
 
@@ -125,6 +149,9 @@ def services(settings: Settings | None = None) -> Services:
                 pay_url=settings.pay_url,
                 email_preferences_url=settings.email_preferences_url,
                 support_phone=settings.support_phone,
+                plan_url=settings.plan_url,
+                plan_link_secret=plan_link_secret(settings),
+                lender_timezone=settings.lender_timezone,
             ),
             policy=load_policy(settings.policy_config),
             gateways=build_gateways(settings, engine),

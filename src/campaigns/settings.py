@@ -45,6 +45,15 @@ class Settings(BaseSettings):
         description="Where a customer opts out of email; {account_id} is replaced per account.",
     )
     support_phone: str = "+1 800 555 0100"
+    plan_url: str = Field(
+        default="https://pay.example.com/plans/{token}",
+        description="A plan offer's accept link; {token} is the signed token. Serve it with `campaigns serve-webhooks` "
+                    "(GET /plans/{token} shows the offer, POST accepts it) behind your public host.",
+    )
+    plan_link_secret: str = Field(
+        default="", repr=False,
+        description="HMAC key of the plan links. Empty: a random key is made once in DATA_DIR/plan-link.key (0600).",
+    )
     chunk_size: int = Field(default=1000, ge=1, le=100_000)
     delivery_retries: int = Field(default=5, ge=0, le=50, description="Retries of a chunk's delivery after a transient provider error.")
     delivery_backoff_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles each retry.")

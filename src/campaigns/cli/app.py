@@ -36,6 +36,7 @@ class StageName(str, Enum):
     soft_nudge = "soft_nudge"
     plan_offer = "plan_offer"
     escalation = "escalation"
+    thank_you = "thank_you"
 
 
 class MessageChannel(str, Enum):
@@ -90,7 +91,13 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.contact.ladder import LadderConfigError
         from campaigns.customers.calls import CallError
         from campaigns.customers.preferences import PreferenceError
+        from campaigns.customers.worklist import WorklistError
         from campaigns.db.engine import DatabaseMissing
+        from campaigns.money.agency import AgencyError
+        from campaigns.money.links import LinkError
+        from campaigns.money.offers import PlanError
+        from campaigns.money.payments import PaymentError
+        from campaigns.money.promises import PromiseError
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
         from campaigns.settings import ConfigurationError
@@ -98,7 +105,8 @@ def friendly_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
-                CallError, ConfigurationError, DatabaseMissing) as exc:
+                CallError, ConfigurationError, DatabaseMissing, PaymentError, PlanError, PromiseError, AgencyError,
+                WorklistError, LinkError) as exc:
             say(f"error: {exc}")
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__

@@ -1,14 +1,15 @@
-"""Commands that show what happened: ``outbox``, ``runs``, ``worklist``."""
+"""Commands that show what happened: ``outbox``, ``runs``, ``worklist`` (and what agents record on it)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from campaigns.cli.app import MessageChannel, app, friendly_errors, migrated_services, out
+from campaigns.cli.app import CliError, MessageChannel, NowOpt, app, clock_now, friendly_errors, migrated_services, out
 
 
 @app.command("outbox")
@@ -69,40 +70,76 @@ def runs_command(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     out.print("* dry run: would have sent, nothing was logged or sent", highlight=False)
 
 
-@app.command("worklist")
+worklist_app = typer.Typer(help="The agents' worklist: escalated accounts, highest priority first.")
+app.add_typer(worklist_app, name="worklist")
+
+
+@worklist_app.callback(invoke_without_command=True)
 @friendly_errors
 def worklist_command(
-    csv: Annotated[Path | None, typer.Option(help="Write the open worklist to this CSV file.")] = None,
+    ctx: typer.Context,
+    csv: Annotated[Path | None, typer.Option(help="Write the open worklist to this CSV file (as `export`).")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
 ) -> None:
-    """The agents' worklist: escalated accounts, why, and what was tried (day, stage, channel, outcome)."""
-    import pandas as pd
-    from sqlalchemy import select
-
-    from campaigns.channels.agent import describe_tried
+    """The open worklist, highest priority first: why, what was tried, plans and promises made."""
+    if ctx.invoked_subcommand is not None:
+        return
     from campaigns.contact.render import format_money
-    from campaigns.db.models import AgentWorklistItem
-    from campaigns.money.currency import in_currency
+    from campaigns.customers.worklist import export_worklist, open_worklist
 
     s = migrated_services()
-    w = AgentWorklistItem
-    stmt = select(w.id, w.account_id, w.reason, w.days_past_due, w.amount_due, w.currency, w.tried,
-                  w.status, w.created_at).where(w.status == "open").order_by(w.days_past_due.desc(), w.id)
-    with s.engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(stmt).mappings().all(),
-                             columns=["id", "account_id", "reason", "days_past_due", "amount_due", "currency",
-                                      "tried", "status", "created_at"])
-    frame["tried"] = frame["tried"].map(describe_tried)
+    frame = open_worklist(s.engine)
     if csv:
-        # Amounts in the currency's own decimals (25.00, ¥2500, KD 1.250), not the database's four.
-        frame.assign(amount_due=[in_currency(a, c) for a, c in zip(frame["amount_due"], frame["currency"])]) \
-            .to_csv(csv, index=False)
-        out.print(f"{len(frame)} open worklist item(s) written to {csv}", highlight=False)
+        out.print(f"{export_worklist(frame, csv)} open worklist item(s) written to {csv}", highlight=False)
         return
-    table = Table(title=f"{len(frame)} open worklist item(s)", title_justify="left")
-    for column in ("account", "days past due", "amount due", "reason", "tried"):
+    table = Table(title=f"{len(frame)} open worklist item(s), highest priority first", title_justify="left")
+    for column in ("priority", "account", "days past due", "amount due", "reason", "tried"):
         table.add_column(column)
     for r in frame.head(limit).itertuples(index=False):
-        table.add_row(r.account_id, str(r.days_past_due), format_money(r.amount_due, r.currency, "en-US"),
-                      r.reason, r.tried)
+        table.add_row(f"{r.priority:.0f}", r.account_id, str(r.days_past_due),
+                      format_money(r.amount_due, r.currency, "en-US"), r.reason,
+                      r.tried + (f"; plans: {r.plans}" if r.plans else "") + (f"; promises: {r.promises}" if r.promises else ""))
     out.print(table)
+
+
+@worklist_app.command("export")
+@friendly_errors
+def worklist_export_command(
+    out_path: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write (0600).")],
+) -> None:
+    """Write the open worklist for agents, prioritised. CSV cells that would run as spreadsheet formulas are
+    neutralised (a leading ')."""
+    from campaigns.customers.worklist import export_worklist, open_worklist
+
+    s = migrated_services()
+    n = export_worklist(open_worklist(s.engine), out_path)
+    out.print(f"{n} open worklist item(s) written to {out_path}", highlight=False)
+
+
+@worklist_app.command("record")
+@friendly_errors
+def worklist_record_command(
+    account: Annotated[str, typer.Argument(help="Account id.")],
+    outcome: Annotated[str, typer.Argument(help="reached, no_answer, promise, dispute, wrong_number, refused, paid")],
+    amount: Annotated[str | None, typer.Option(help="promise: the amount promised.")] = None,
+    by: Annotated[datetime | None, typer.Option("--by", formats=["%Y-%m-%d"], help="promise: by this day.")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Record what a call gave: it counts toward the call caps; a promise or a dispute is opened."""
+    from decimal import Decimal, InvalidOperation
+
+    from campaigns.customers.worklist import record_outcome
+
+    s = migrated_services()
+    moment = clock_now(now)
+    value = None
+    if amount is not None:
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise CliError(f"--amount {amount!r} is not an amount") from None
+    followed = record_outcome(s.engine, s.policy, account, outcome, moment,
+                              moment.astimezone(s.settings.lender_zone).date(), amount=value,
+                              by=by.date() if by else None, max_promise_days=s.ladder.promises.max_days)
+    out.print(f"account {account}: {outcome} recorded" + (f"; {'; '.join(followed)}" if followed else ""),
+              highlight=False)

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Select, and_, exists, select
+from sqlalchemy import Select, and_, case, exists, func, literal, select
 from sqlalchemy.engine import Connection
 
-from campaigns.db.models import Account, AgentWorklistItem, AttemptStatus, ContactAttempt, Customer, Dispute
+from campaigns.db.models import (
+    Account,
+    AgentWorklistItem,
+    AttemptStatus,
+    ContactAttempt,
+    Customer,
+    Dispute,
+    PaymentPromise,
+    Stage,
+)
 from campaigns.contact.ladder import StageRule
 
 # Statuses that mean "we did reach out (or may have)": they count for every_days.
@@ -33,10 +42,21 @@ COHORT_COLUMNS = [
     "account_id", "customer_id", "currency", "balance", "amount_due", "due_date", "product", "status",
     "cease_contact", "time_barred", "name", "email", "phone", "locale", "timezone", "country",
     "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer", "email_employer_consent",
-    "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute", "days_past_due",
+    "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute", "in_plan", "after_payment",
+    "credit", "days_past_due",
 ]
 FLAGS = ("cease_contact", "time_barred", "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer",
-         "email_employer_consent", "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute")
+         "email_employer_consent", "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute",
+         "in_plan", "after_payment")
+
+# An account in an accepted plan is reminded of its next instalment (its date and what is left of it),
+# not of the original due date: these are what the ladder sees as "due".
+EFFECTIVE_DUE_DATE = func.coalesce(Account.plan_due_date, Account.due_date)
+EFFECTIVE_AMOUNT_DUE = case((Account.plan_due_date.is_not(None), Account.plan_amount_due), else_=Account.amount_due)
+
+
+def open_promise_exists():
+    return exists().where(PaymentPromise.account_id == Account.id, PaymentPromise.status == "open")
 
 
 @dataclass(frozen=True)
@@ -50,15 +70,41 @@ class ChunkBounds:
         return {"after": self.after, "upto": self.upto}
 
 
+def reminds_instalments(rule: StageRule) -> bool:
+    """The pre-due reminder also reminds accounts in a plan of each instalment (same rules, same caps)."""
+    return rule.stage is Stage.pre_due
+
+
 def _due_date_filter(rule: StageRule, as_of: date):
+    due = EFFECTIVE_DUE_DATE if reminds_instalments(rule) else Account.due_date
     if rule.on_days_past_due is not None:
-        return Account.due_date.in_([as_of - timedelta(days=d) for d in rule.on_days_past_due])
+        return due.in_([as_of - timedelta(days=d) for d in rule.on_days_past_due])
     rng = rule.days_past_due
     assert rng is not None
-    clause = Account.due_date <= as_of - timedelta(days=rng.min)
+    clause = due <= as_of - timedelta(days=rng.min)
     if rng.max is not None:
-        clause = and_(clause, Account.due_date >= as_of - timedelta(days=rng.max))
+        clause = and_(clause, due >= as_of - timedelta(days=rng.max))
     return clause
+
+
+def _thank_you_filter(rule: StageRule, as_of: date):
+    """Accounts paid off in the last ``paid_in_full_within_days`` days, never thanked for this payoff.
+
+    Same-day attempts do not count (a re-run must see the same cohort); any earlier
+    thank-you attempt made since the payoff does, whatever became of it: one each.
+    """
+    assert rule.paid_in_full_within_days is not None
+    since = datetime.combine(as_of - timedelta(days=rule.paid_in_full_within_days), time.min, timezone.utc)
+    until = datetime.combine(as_of + timedelta(days=1), time.min, timezone.utc)
+    attempt = ContactAttempt
+    return and_(
+        Account.status == "paid",
+        Account.paid_off_at >= since,
+        Account.paid_off_at < until,
+        ~exists().where(attempt.account_id == Account.id, attempt.as_of == as_of, attempt.stage != rule.stage.value),
+        ~exists().where(attempt.account_id == Account.id, attempt.stage == rule.stage.value,
+                        attempt.as_of < as_of, attempt.created_at >= Account.paid_off_at),
+    )
 
 
 def cohort_filter(rule: StageRule, as_of: date):
@@ -69,7 +115,13 @@ def cohort_filter(rule: StageRule, as_of: date):
     this stage reached within ``every_days`` is left out. Same-day attempts of the
     same stage are *not* left out: a re-run must see the same cohort so that its
     idempotency keys collide instead of silently shrinking the run.
+
+    An open promise to pay keeps the account out of every stage; a plan in good
+    standing keeps it out of all but the instalment reminders (pre_due). Placed
+    accounts are not ``open``: an agency has them.
     """
+    if rule.after_payment:
+        return _thank_you_filter(rule, as_of)
     attempt = ContactAttempt
     other_stage_today = exists().where(
         attempt.account_id == Account.id, attempt.as_of == as_of, attempt.stage != rule.stage.value
@@ -82,7 +134,12 @@ def cohort_filter(rule: StageRule, as_of: date):
         Account.amount_due > 0,
         _due_date_filter(rule, as_of),
         ~other_stage_today,
+        ~open_promise_exists(),
     ]
+    if reminds_instalments(rule):
+        clauses[1] = EFFECTIVE_AMOUNT_DUE > 0
+    else:
+        clauses.append(Account.plan_due_date.is_(None))
     if rule.stage.value != "escalation":
         clauses.append(~handed_to_agents)
     if rule.every_days:
@@ -137,14 +194,15 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
         .where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None))
         .correlate(Account)
     )
+    instalments = reminds_instalments(rule)
     stmt = (
         select(
             Account.id.label("account_id"),
             Account.customer_id,
             Account.currency,
             Account.balance,
-            Account.amount_due,
-            Account.due_date,
+            (EFFECTIVE_AMOUNT_DUE if instalments else Account.amount_due).label("amount_due"),
+            (EFFECTIVE_DUE_DATE if instalments else Account.due_date).label("due_date"),
             Account.product,
             Account.status,
             Account.cease_contact,
@@ -165,6 +223,9 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
             Customer.push_enabled,
             Customer.push_opt_out,
             open_dispute.label("has_open_dispute"),
+            Account.plan_due_date.is_not(None).label("in_plan"),
+            literal(rule.after_payment).label("after_payment"),
+            Account.credit,
         )
         .join(Customer, Customer.id == Account.customer_id)
         .where(cohort_filter(rule, as_of))

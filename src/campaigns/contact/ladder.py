@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from campaigns.config_files import load_yaml_model, name_entries
 from campaigns.db.models import Channel, Stage
+from campaigns.money.plans import PlanRules
 
-STAGE_ORDER: tuple[Stage, ...] = (Stage.pre_due, Stage.soft_nudge, Stage.plan_offer, Stage.escalation)
+STAGE_ORDER: tuple[Stage, ...] = (Stage.pre_due, Stage.soft_nudge, Stage.plan_offer, Stage.escalation,
+                                  Stage.thank_you)
 
 
 class DayRange(BaseModel):
@@ -35,23 +37,39 @@ class StageRule(BaseModel):
     stage: Stage
     on_days_past_due: list[int] | None = None
     days_past_due: DayRange | None = None
+    paid_in_full_within_days: int | None = Field(
+        default=None, ge=1, le=60, description="thank_you: accounts paid off this many days ago or less")
     every_days: int | None = Field(default=None, ge=1)
     once_per_due_date: bool = False
     channels: list[Channel] = Field(min_length=1)
     holdout: bool = True
-    instalment_counts: list[int] = Field(default_factory=list)
+    plans: PlanRules | None = None
 
     @model_validator(mode="after")
     def _one_selector(self) -> Self:
-        if (self.on_days_past_due is None) == (self.days_past_due is None):
-            raise ValueError(f"{self.stage.value}: give exactly one of on_days_past_due or days_past_due")
+        selectors = [self.on_days_past_due, self.days_past_due, self.paid_in_full_within_days]
+        if sum(s is not None for s in selectors) != 1:
+            raise ValueError(f"{self.stage.value}: give exactly one of on_days_past_due, days_past_due or "
+                             "paid_in_full_within_days")
+        if (self.paid_in_full_within_days is not None) != (self.stage is Stage.thank_you):
+            raise ValueError(f"{self.stage.value}: paid_in_full_within_days is the thank_you stage's selector, "
+                             "and its only one")
         if len(set(self.channels)) != len(self.channels):
             raise ValueError(f"{self.stage.value}: a channel is listed twice")
-        if any(n < 2 for n in self.instalment_counts):
-            raise ValueError(f"{self.stage.value}: an instalment plan needs at least 2 instalments")
         return self
 
+    @property
+    def instalment_counts(self) -> list[int]:
+        return list(self.plans.counts) if self.plans else []
+
+    @property
+    def after_payment(self) -> bool:
+        """A stage for accounts paid off (the thank-you), not for money still owed."""
+        return self.paid_in_full_within_days is not None
+
     def selects(self, days_past_due: int) -> bool:
+        if self.paid_in_full_within_days is not None:
+            return False
         if self.on_days_past_due is not None:
             return days_past_due in self.on_days_past_due
         assert self.days_past_due is not None
@@ -74,10 +92,27 @@ class Experiment(BaseModel):
         return variants
 
 
+class AgencyRules(BaseModel):
+    """When an account is placed with a collection agency (``campaigns agency place``, and the daily run)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    enabled: bool = True
+    min_days_past_due: int = Field(ge=1)
+    min_balance: dict[str, float] = Field(default_factory=dict, description="per currency; others: any balance")
+
+
+class PromiseRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_days: int = Field(default=30, ge=1, le=180, description="how far ahead a promise may be dated")
+
+
 class Ladder(BaseModel):
     model_config = ConfigDict(extra="forbid")
     experiment: Experiment
     stages: dict[Stage, StageRule]
+    promises: PromiseRules = Field(default_factory=PromiseRules)
+    agency: AgencyRules | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -101,6 +136,11 @@ class Ladder(BaseModel):
 
     def ordered_stages(self) -> list[Stage]:
         return [s for s in STAGE_ORDER if s in self.stages]
+
+    @property
+    def plan_rules(self) -> PlanRules | None:
+        """The rules of the stage that offers plans (the first that has any)."""
+        return next((r.plans for r in self.stages.values() if r.plans), None)
 
 
 class LadderConfigError(ValueError):

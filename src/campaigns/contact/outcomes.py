@@ -41,6 +41,7 @@ class PlannedAttempt:
 
     row: dict[str, Any]
     message: dict[str, Any] | None = None
+    offer: dict[str, Any] | None = None  # plan_offer: the offer the message makes (``repayment_plans`` row)
 
 
 @dataclass
@@ -142,3 +143,27 @@ def attempt_row(
         "outcome": None,
         "policy_trace": None,
     }
+
+
+def suppress_pending(conn: Connection, account_ids: Iterable[str], reason: str, now: datetime,
+                     keep_stages: Iterable[str] = ()) -> int:
+    """Stop what is queued or deferred for these accounts: something happened that makes it wrong to send.
+
+    A payment that cures the amount due, an accepted plan, a promise to pay, an
+    agency placement: the attempt is kept, suppressed with ``reason``, so the log
+    shows what was not sent and why. ``keep_stages`` are left alone (a thank-you
+    is not stopped by the payment it thanks for).
+    """
+    from sqlalchemy import update
+
+    ids = list(dict.fromkeys(account_ids))
+    if not ids:
+        return 0
+    a = ContactAttempt
+    stmt = update(a).where(a.account_id.in_(ids), a.status.in_((AttemptStatus.queued.value,
+                                                                  AttemptStatus.deferred.value)))
+    kept = list(keep_stages)
+    if kept:
+        stmt = stmt.where(a.stage.not_in(kept))
+    return conn.execute(stmt.values(status=AttemptStatus.suppressed.value, reason=reason, release_after=None,
+                                    updated_at=now)).rowcount

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,8 @@ from campaigns.contact.cohorts import ChunkBounds, plan_chunks, select_cohort
 from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
 from campaigns.contact.ladder import Ladder, StageRule
 from campaigns.contact.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
-from campaigns.money.plans import first_instalment_date, instalment_options
+from campaigns.money.links import LinkError, make_token, offer_expiry, offer_key
+from campaigns.money.plans import PlanOption, offer_options
 from campaigns.policy import DEFER, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.content import mentions_litigation
 from campaigns.policy.inputs import contact_history, holds_column
@@ -36,6 +37,8 @@ from campaigns.contact.render import (
     plan_option_view,
 )
 from campaigns.contact.sms_length import sms_length
+from campaigns.money.offers import plan_history, store_offers
+from campaigns.money.promises import promise_history
 from campaigns.contact.strategy import PENDING, decide_contacts
 
 GENTLE_VARIANT = "gentle"  # vulnerable customers get the gentle templates, whatever their experiment arm
@@ -51,6 +54,17 @@ class Brand:
     pay_url: str
     email_preferences_url: str
     support_phone: str
+    plan_url: str = "https://pay.example.com/plans/{token}"
+    plan_link_secret: bytes = b""
+    lender_timezone: str = "UTC"
+
+    def plan_link(self, account_id: str, offered_on: date, option: int, expires_at: datetime) -> str | None:
+        """The signed accept link of an option (0: the page listing them all); None without a secret."""
+        try:
+            token = make_token(self.plan_link_secret, account_id, offered_on, option, expires_at)
+        except LinkError:
+            return None
+        return self.plan_url.format(token=token)
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,48 @@ def _recipient(row: Any, channel: str) -> str | None:
     return {"email": row.email, "sms": row.phone, "push": row.customer_id}.get(channel)
 
 
-def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, brand: Brand) -> tuple[dict, MessageFacts]:
+@dataclass(frozen=True)
+class Offer:
+    """The instalment options one plan_offer message makes, as stored in ``repayment_plans``."""
+
+    key: str
+    offered_on: date
+    expires_at: datetime
+    balance: Decimal
+    options: list[PlanOption]
+
+    def as_row(self, account_id: str, currency: str, now: datetime) -> dict[str, Any]:
+        return {
+            "offer_key": self.key, "account_id": account_id, "status": "offered", "instalments": 0,
+            "total": self.balance, "currency": currency, "schedule": [], "created_at": now,
+            "options": [{"option": n, "count": o.count, "total": str(o.total),
+                         "instalments": [{"due": i.due_date.isoformat(), "amount": str(i.amount)}
+                                         for i in o.instalments]}
+                        for n, o in enumerate(self.options, start=1)],
+            "offered_on": self.offered_on, "expires_at": self.expires_at,
+        }
+
+
+def make_offer(row: Any, rule: StageRule, run: StageRun, brand: Brand) -> Offer | None:
+    """The options offered to this account today (None: the stage offers no plans, or the balance is too small)."""
+    if rule.plans is None:
+        return None
+    options = offer_options(Decimal(row.balance), row.currency, rule.plans, run.as_of)
+    if not options:
+        return None
+    from zoneinfo import ZoneInfo
+
+    expires = offer_expiry(run.as_of, rule.plans.offer_valid_days, ZoneInfo(brand.lender_timezone))
+    return Offer(offer_key(row.account_id, run.as_of), run.as_of, expires, Decimal(row.balance), options)
+
+
+def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, brand: Brand,
+                    offer: Offer | None = None) -> tuple[dict, MessageFacts]:
+    """What a template is given, and the facts the rendered message must state.
+
+    The thank-you (a stage after payment) states no amount, date or pay link: it
+    asks for nothing. Every message still says how to opt out.
+    """
     locale = row.locale or "en-US"
     amount = format_money(Decimal(row.amount_due), row.currency, locale)
     due = format_day(row.due_date, locale)
@@ -102,14 +157,30 @@ def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bran
         "opt_out_keyword": keyword,
         "support_phone": brand.support_phone,
         "plan_options": [],
+        "plan_url": pay_url,
+        "plan_expires": "",
+        "in_plan": bool(getattr(row, "in_plan", False)),
+        "credit": "",
     }
-    if rule.instalment_counts:
-        options = instalment_options(
-            Decimal(row.balance), row.currency, rule.instalment_counts, first_instalment_date(run.as_of)
-        )
-        context["plan_options"] = [plan_option_view(o, locale) for o in options]
-    facts = MessageFacts(amount=amount, due_date=due, pay_url=pay_url,
-                         opt_out=keyword if channel == "sms" else opt_out_url)
+    if offer is None and rule.plans is not None:
+        offer = make_offer(row, rule, run, brand)
+    if offer is not None:
+        views = []
+        for number, option in enumerate(offer.options, start=1):
+            view = plan_option_view(option, locale)
+            view["number"] = number
+            view["every"] = rule.plans.frequency if rule.plans else "monthly"
+            view["accept_url"] = brand.plan_link(row.account_id, offer.offered_on, number, offer.expires_at) or pay_url
+            views.append(view)
+        context["plan_options"] = views
+        context["plan_url"] = brand.plan_link(row.account_id, offer.offered_on, 0, offer.expires_at) or pay_url
+        context["plan_expires"] = format_day((offer.expires_at - timedelta(days=1)).date(), locale)
+    opt_out = keyword if channel == "sms" else opt_out_url
+    if rule.after_payment:
+        credit = Decimal(getattr(row, "credit", 0) or 0)
+        context["credit"] = format_money(credit, row.currency, locale) if credit > 0 else ""
+        return context, MessageFacts(amount="", due_date="", pay_url="", opt_out=opt_out)
+    facts = MessageFacts(amount=amount, due_date=due, pay_url=pay_url, opt_out=opt_out)
     return context, facts
 
 
@@ -134,7 +205,23 @@ def _attempts_so_far(engine: Engine, account_ids: list[str]) -> dict[str, dict[s
             if len(entry["recent"]) < RECENT_TRIED:
                 entry["recent"].append({"on": r.as_of.isoformat(), "stage": r.stage, "channel": r.channel,
                                         "outcome": f"{r.status} ({r.reason})" if r.reason else r.status})
+        # The plans and promises it made go with it: an agent calls someone who said yes before differently.
+        for key, history in (("plans", plan_history(conn, account_ids)), ("promises", promise_history(conn, account_ids))):
+            for account_id, items in history.items():
+                tried.setdefault(account_id, {"attempts": 0, "recent": []})[key] = items
     return tried
+
+
+def escalation_reason(tried: dict[str, Any], vulnerable: bool) -> str:
+    """Why the account goes to people: a specialist's review for a vulnerable customer, then a broken
+    plan or promise, then simply an aged debt."""
+    if vulnerable:
+        return "vulnerable_review"
+    if any(p.get("status") == "broken" for p in tried.get("plans", [])):
+        return "broken_plan"
+    if any(p.get("status") == "broken" for p in tried.get("promises", [])):
+        return "broken_promise"
+    return "aged_debt"
 
 
 def compose_attempts(
@@ -175,7 +262,7 @@ def compose_attempts(
         if decision.channel == Channel.agent.value:
             payload = {
                 # A vulnerable customer goes to a specialist's review, not to routine escalation.
-                "reason": "vulnerable_review" if vulnerable else "aged_debt",
+                "reason": escalation_reason((tried or {}).get(row.account_id, {}), vulnerable),
                 "days_past_due": int(row.days_past_due),
                 "amount_due": str(row.amount_due),
                 "currency": row.currency,
@@ -188,9 +275,11 @@ def compose_attempts(
             ))
             continue
         name = None
+        offer = None
         try:
             name = templates.resolve(run.stage.value, decision.channel, row.locale, common["variant"])
-            context, facts = message_context(row, decision.channel, rule, run, brand)
+            offer = make_offer(row, rule, run, brand)
+            context, facts = message_context(row, decision.channel, rule, run, brand, offer)
             content = templates.render(name, decision.channel, context)
             check_required_content(content, facts)
             if getattr(row, "time_barred", False) and mentions_litigation(
@@ -220,6 +309,7 @@ def compose_attempts(
                         template_version=content.template_version, **common),
             {"recipient": _recipient(row, decision.channel), "subject": content.subject,
              "body_text": content.text, "body_html": content.html, "payload": extras},
+            offer=offer.as_row(row.account_id, row.currency, run.now) if offer else None,
         ))
     return planned
 
@@ -272,6 +362,7 @@ def enqueue_chunk(
     cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
     with engine.begin() as conn:
         tally = enqueue_attempts(conn, planned)
+        store_offers(conn, [p.offer for p in planned if p.offer and p.message is not None], run.as_of)
     return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[])
 
 

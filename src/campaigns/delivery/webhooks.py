@@ -1,4 +1,7 @@
-"""The provider webhook receiver: an ASGI app (``campaigns serve-webhooks``).
+"""The provider webhook receiver: an ASGI app (``campaigns serve-webhooks``), and the plan-acceptance pages.
+
+``GET /plans/{token}`` shows a plan offer's options; ``POST /plans/{token}``
+accepts the option a signed token names (see ``campaigns.money.links``).
 
 ``POST /webhooks/twilio/status`` (delivery reports; our attempt id is in the
 callback URL) and ``POST /webhooks/twilio/inbound`` (replies: STOP and friends
@@ -24,16 +27,23 @@ import re
 import time
 from urllib.parse import parse_qsl
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from markupsafe import escape
 
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from campaigns.customers.preferences import PreferenceError, receive_sms
+from campaigns.money.links import LinkError, make_token, parse_token
+from campaigns.money.offers import accept_link, offer_for_link
+from campaigns.money.plans import PlanRules
 from campaigns.delivery.provider_events import (
     apply_sendgrid_events,
     apply_twilio_status,
@@ -73,17 +83,85 @@ def too_large(limit: int) -> JSONResponse:
 
 def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds: int = 300,
                clock: Callable[[], float] = time.time, *, twilio_auth_token: str = "",
-               twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The receiver; each provider's routes exist only when its verification secret is configured."""
-    if not sendgrid_public_key and not twilio_auth_token:
+               twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               plan_links: PlanLinks | None = None) -> Starlette:
+    """The receiver; each provider's routes exist only when its verification secret is configured, and the
+    plan-acceptance pages only when plans are (``plan_links``)."""
+    if not sendgrid_public_key and not twilio_auth_token and plan_links is None:
         raise ValueError("the webhook receiver needs SendGrid's verification key (CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY) "
-                         "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN)")
+                         "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), or plans to accept")
     routes = []
+    if plan_links is not None:
+        routes.extend(_plan_routes(engine, plan_links))
     if sendgrid_public_key:
         routes.append(_sendgrid_route(engine, sendgrid_public_key, tolerance_seconds, clock, max_body_bytes))
     if twilio_auth_token:
         routes.extend(_twilio_routes(engine, twilio_auth_token, twilio_url_base, max_body_bytes))
     return Starlette(routes=routes)
+
+
+@dataclass(frozen=True)
+class PlanLinks:
+    """What the plan pages need: the signing key, the plan rules, the lender's zone, and the clock."""
+
+    secret: bytes
+    rules: PlanRules
+    zone: ZoneInfo
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}
+li{{margin:.6rem 0}} button{{font-size:1rem;padding:.3rem .8rem}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(PAGE.format(title=escape(title), body=body), status_code=status,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
+    """``GET /plans/{token}`` shows the offer (and changes nothing: mail scanners open links); ``POST`` accepts the
+    option the token names. A forged, expired or used link is refused (403, 410, 409) and says only that."""
+
+    async def show(request: Request) -> Response:
+        token = request.path_params["token"]
+        now = links.clock()
+        try:
+            offer = offer_for_link(engine, token, now, links.secret)
+        except LinkError as exc:
+            return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
+        items = []
+        for option in offer["options"]:
+            if offer["option"] not in (0, option["option"]):
+                continue
+            amounts = [i["amount"] for i in option["instalments"]]
+            words = (f"{option['count']} payments of {amounts[-1]} {offer['currency']}" if amounts[0] == amounts[-1]
+                     else f"the first of {amounts[0]}, then {option['count'] - 1} of {amounts[-1]} {offer['currency']}")
+            accept = make_token(links.secret, offer["account_id"], parse_token(token).offered_on, option["option"],
+                                offer["expires_at"])
+            items.append(f"<li>{escape(words)}, from {escape(option['instalments'][0]['due'])}: "
+                         f"{escape(option['total'])} {escape(offer['currency'])} in total "
+                         f"<form method=\"post\" action=\"/plans/{escape(accept)}\" style=\"display:inline\">"
+                         "<button type=\"submit\">Choose this plan</button></form></li>")
+        return _page("Choose a payment plan", f"<ul>{''.join(items)}</ul><p>Open until "
+                                             f"{escape(offer['expires_at'].astimezone(links.zone).strftime('%Y-%m-%d %H:%M'))}.</p>")
+
+    async def accept(request: Request) -> Response:
+        token = request.path_params["token"]
+        now = links.clock()
+        try:
+            plan = accept_link(engine, token, now, now.astimezone(links.zone).date(), links.rules, links.secret)
+        except LinkError as exc:
+            return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
+        rows = "".join(f"<li>{escape(d.isoformat())}: {escape(str(a))} {escape(plan.currency)}</li>"
+                       for d, a in plan.schedule)
+        return _page("Your plan is set up", f"<p>Thank you. Your payments:</p><ol>{rows}</ol>"
+                                            "<p>We will remind you a few days before each one.</p>")
+
+    return [Route("/plans/{token}", show, methods=["GET"]), Route("/plans/{token}", accept, methods=["POST"])]
 
 
 def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None, max_body_bytes: int) -> list[Route]:

@@ -1,13 +1,69 @@
-"""Instalment plans: options that add up exactly to the balance, in the currency's minor unit."""
+"""Instalment plans: the options offered, their schedules, and how a payment is shared among instalments.
+
+Everything here is pure: amounts in the currency's minor unit (0, 2 or 3
+decimals), instalments that add up exactly to what is split, never below the
+configured minimum instalment, and payments allocated oldest instalment first.
+The rules come from the ``plans`` block of the ``plan_offer`` stage in
+``config/ladder.yaml``.
+"""
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from campaigns.money.currency import in_currency, minor_unit
+
+
+class PlanFee(BaseModel):
+    """An optional fee for spreading the payments: a percentage of the balance and/or a fixed amount per currency."""
+
+    model_config = ConfigDict(extra="forbid")
+    percent: Decimal = Field(default=Decimal(0), ge=0, le=25)
+    fixed: dict[str, Decimal] = Field(default_factory=dict)
+
+    def amount(self, balance: Decimal, currency: str) -> Decimal:
+        fee = balance * self.percent / 100 + self.fixed.get(currency, Decimal(0))
+        return Decimal(fee).quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
+
+
+class PlanRules(BaseModel):
+    """How instalment options are made (the ``plans`` block of a stage in the ladder config)."""
+
+    model_config = ConfigDict(extra="forbid")
+    counts: list[int] = Field(min_length=1)
+    frequency: Literal["monthly", "fortnightly"] = "monthly"
+    first_due_in_days: int = Field(default=7, ge=1, le=60, description="from the offer to the first instalment")
+    offer_valid_days: int = Field(default=14, ge=1, le=90)
+    min_instalment: dict[str, Decimal] = Field(default_factory=dict, description="per currency; others: none")
+    fee: PlanFee = Field(default_factory=PlanFee)
+    break_after_days: int = Field(default=10, ge=0, le=90,
+                                  description="an instalment this many days unpaid after its date breaks the plan")
+
+    @field_validator("counts")
+    @classmethod
+    def _counts(cls, counts: list[int]) -> list[int]:
+        if any(n < 2 or n > 60 for n in counts):
+            raise ValueError("an instalment plan has between 2 and 60 instalments")
+        if len(set(counts)) != len(counts):
+            raise ValueError("an instalment count is listed twice")
+        return sorted(counts)
+
+    @field_validator("min_instalment")
+    @classmethod
+    def _minimums(cls, minimums: dict[str, Decimal]) -> dict[str, Decimal]:
+        return {code.upper(): amount for code, amount in minimums.items()}
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        if any(amount < 0 for amount in self.min_instalment.values()):
+            raise ValueError("a minimum instalment cannot be negative")
+        return self
 
 
 @dataclass(frozen=True)
@@ -60,10 +116,16 @@ def split_evenly(total: Decimal, count: int, currency: str) -> list[Decimal]:
     return [(Decimal(base + (remainder if i == 0 else 0)) * exponent).quantize(exponent) for i in range(count)]
 
 
+def instalment_dates(first_due: date, count: int, frequency: str = "monthly") -> list[date]:
+    if frequency == "fortnightly":
+        return [first_due + timedelta(days=14 * i) for i in range(count)]
+    return [add_months(first_due, i) for i in range(count)]
+
+
 def instalment_options(
-    total: Decimal, currency: str, counts: list[int], first_due: date
+    total: Decimal, currency: str, counts: list[int], first_due: date, frequency: str = "monthly"
 ) -> list[PlanOption]:
-    """One plan per count: equal monthly instalments starting on ``first_due``."""
+    """One plan per count: equal instalments (monthly or fortnightly) starting on ``first_due``."""
     options = []
     for count in counts:
         amounts = split_evenly(total, count, currency)
@@ -71,12 +133,54 @@ def instalment_options(
             count=count,
             currency=currency,
             instalments=tuple(
-                Instalment(add_months(first_due, i), amount) for i, amount in enumerate(amounts)
+                Instalment(day, amount) for day, amount in zip(instalment_dates(first_due, count, frequency), amounts)
             ),
         ))
     return options
 
 
-def first_instalment_date(as_of: date, days_to_accept: int = 7) -> date:
-    """When the first instalment of an offer made on ``as_of`` falls due."""
-    return as_of + timedelta(days=days_to_accept)
+def affordable_counts(total: Decimal, currency: str, rules: PlanRules) -> list[int]:
+    """The configured counts whose every instalment is at least the currency's minimum.
+
+    A balance too small for any of them is offered the largest count that still
+    meets the minimum (at least 2); a balance too small for two instalments gets
+    no plan at all: it is asked for in one payment.
+    """
+    minimum = rules.min_instalment.get(currency)
+    if minimum is None or minimum <= 0:
+        return list(rules.counts)
+    exponent = minor_unit(currency)
+    minor_total = int(in_currency(total, currency) / exponent)
+    minor_minimum = int(in_currency(minimum, currency) / exponent)
+    fits = [n for n in rules.counts if minor_total // n >= minor_minimum]
+    if fits:
+        return fits
+    largest = minor_total // minor_minimum if minor_minimum else 0
+    return [largest] if largest >= 2 else []
+
+
+def offer_options(balance: Decimal, currency: str, rules: PlanRules, offered_on: date) -> list[PlanOption]:
+    """The options offered on ``offered_on`` for ``balance`` (plus the fee, if one is configured)."""
+    total = in_currency(balance, currency) + rules.fee.amount(in_currency(balance, currency), currency)
+    if total <= 0:
+        return []
+    first_due = offered_on + timedelta(days=rules.first_due_in_days)
+    return instalment_options(total, currency, affordable_counts(total, currency, rules), first_due, rules.frequency)
+
+
+def allocate(outstanding: list[Decimal], amount: Decimal) -> tuple[list[Decimal], Decimal]:
+    """Share ``amount`` among instalments, oldest first: (what each receives, what is left over).
+
+    ``outstanding`` is what each instalment still lacks, in due order. A partial
+    payment fills the oldest first; an over-payment fills every one and the rest
+    is returned (the caller keeps it as a credit).
+    """
+    if amount < 0:
+        raise ValueError("cannot allocate a negative amount")
+    shares = []
+    left = amount
+    for lacking in outstanding:
+        share = min(max(lacking, Decimal(0)), left)
+        shares.append(share)
+        left -= share
+    return shares, left

@@ -20,6 +20,9 @@ REQUIRED = {
     "sms": {"amount": "the amount", "due_date": "the due date", "pay_url": "how to pay",
             "opt_out_keyword": "how to opt out"},
 }
+# A message that asks for nothing (the thank-you after payment in full) must still say how to opt out.
+REQUIRED_AFTER_PAYMENT = {"email": {"opt_out_url": "how to opt out"}, "sms": {"opt_out_keyword": "how to opt out"}}
+AFTER_PAYMENT_STAGES = {"thank_you"}
 BLOCKS = {"email": {"subject", "text", "html"}, "sms": {"text"}}
 LITIGATION = re.compile(
     r"\b(sue|sued|suing|lawsuit|legal action|court|judg(e)?ment|attorney|garnish\w*)\b|起诉|诉讼|法院|法律行动|律师函",
@@ -64,7 +67,8 @@ def check_templates(root: Path) -> tuple[list[str], list[TemplateProblem], set[s
         blocks = set(env.get_template(name).blocks)
         for block in sorted(BLOCKS.get(channel, set()) - blocks):
             problems.append(TemplateProblem(name, f"has no '{block}' block"))
-        for variable, meaning in REQUIRED.get(channel, {}).items():
+        required = REQUIRED_AFTER_PAYMENT if match["stage"] in AFTER_PAYMENT_STAGES else REQUIRED
+        for variable, meaning in required.get(channel, {}).items():
             if variable not in used:
                 problems.append(TemplateProblem(name, f"never states {meaning} ({{{{ {variable} }}}})"))
         if mentions_litigation(source):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
 from campaigns.db.models import Account, AttemptStatus, ContactAttempt, Customer, Dispute, Hold
@@ -69,7 +69,7 @@ RELEASE_COLUMNS = [
     "attempt_id", "account_id", "customer_id", "channel", "stage", "created_at", "policy_trace", "status",
     "amount_due", "cease_contact", "timezone", "phone", "email", "country", "email_opt_out", "sms_opt_out",
     "sms_consent", "email_is_employer", "email_employer_consent", "email_invalid", "push_enabled", "push_opt_out",
-    "has_open_dispute",
+    "has_open_dispute", "after_payment",
 ]
 
 
@@ -79,11 +79,15 @@ def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime) -
     open_dispute = exists().where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None)).correlate(Account)
     stmt = (
         select(a.id.label("attempt_id"), a.account_id, a.customer_id, a.channel, a.stage, a.created_at,
-               a.policy_trace, Account.status, Account.amount_due, Account.cease_contact, Customer.timezone,
+               a.policy_trace, Account.status,
+               # An instalment reminder is about what is left of the instalment, not the original amount due.
+               case(((a.stage == "pre_due") & Account.plan_due_date.is_not(None), Account.plan_amount_due),
+                    else_=Account.amount_due).label("amount_due"),
+               Account.cease_contact, Customer.timezone,
                Customer.phone, Customer.email, Customer.country, Customer.email_opt_out, Customer.sms_opt_out,
                Customer.sms_consent, Customer.email_is_employer, Customer.email_employer_consent,
                Customer.email_invalid, Customer.push_enabled, Customer.push_opt_out,
-               open_dispute.label("has_open_dispute"))
+               open_dispute.label("has_open_dispute"), (a.stage == "thank_you").label("after_payment"))
         .join(Account, Account.id == a.account_id)
         .join(Customer, Customer.id == Account.customer_id)
         .where(a.id.in_(list(attempt_ids)))

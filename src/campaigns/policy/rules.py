@@ -61,10 +61,23 @@ def _hold(kind: str) -> Mask:
     return mask
 
 
+def _after_payment(frame: pd.DataFrame) -> pd.Series:
+    """Messages that exist because the account was paid (the thank-you): being paid does not stop them."""
+    return _flag("after_payment")(frame)
+
+
+def _placed(frame: pd.DataFrame) -> pd.Series:
+    status = frame["status"] if "status" in frame else pd.Series("open", index=frame.index)
+    return status.fillna("open") == "placed"
+
+
 def _not_collectable(frame: pd.DataFrame) -> pd.Series:
     status = frame["status"] if "status" in frame else pd.Series("open", index=frame.index)
     owed = pd.to_numeric(frame["amount_due"], errors="coerce").fillna(0) if "amount_due" in frame else 1
-    return (status.fillna("open") != "open") | (owed <= 0)
+    thank_you = _after_payment(frame)
+    paid = ((status.fillna("open") != "open") | (owed <= 0)) & ~thank_you
+    # A thank-you is for a paid account only: one whose debt came back (reopened) gets no thanks.
+    return paid | (thank_you & (status.fillna("open") != "paid"))
 
 
 def _employer_email(frame: pd.DataFrame) -> pd.Series:
@@ -80,6 +93,7 @@ def _missing(column: str) -> Mask:
 
 
 ACCOUNT_RULES: list[Rule] = [
+    Rule("placed", _placed, "The account is placed with a collection agency: we no longer contact the customer."),
     Rule("paid", _not_collectable, "The account was paid or closed before the message went out."),
     Rule("deceased", _hold("deceased"), HOLD_KINDS["deceased"]),
     Rule("cease_and_desist", lambda f: _flag("cease_contact")(f) | _hold("cease_and_desist")(f),

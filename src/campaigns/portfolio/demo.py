@@ -132,8 +132,9 @@ def record_demo_payments(engine: Engine, frame: pd.DataFrame, now: datetime) -> 
     with engine.begin() as conn:
         have = set(conn.execute(select(Payment.account_id).where(Payment.account_id.in_(paid["account_id"].tolist()))).scalars())
         rows = [
-            {"account_id": r.account_id, "amount": Decimal(r.demo_paid_amount), "currency": r.currency,
-             "paid_at": now - timedelta(days=1), "source": "demo"}
+            {"payment_id": f"demo-{r.account_id}", "account_id": r.account_id,
+             "amount": Decimal(r.demo_paid_amount), "currency": r.currency, "paid_at": now - timedelta(days=1),
+             "source": "demo", "recorded_at": now, "applied": Decimal(r.demo_paid_amount), "credit": Decimal(0)}
             for r in paid.itertuples(index=False) if r.account_id not in have
         ]
         if rows:

@@ -42,7 +42,7 @@ from sqlalchemy import Engine, and_, insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.db.engine import upsert
-from campaigns.db.models import Account, Customer, Dispute
+from campaigns.db.models import Account, Customer, Dispute, Payment
 from campaigns.progress import track
 
 REQUIRED = ["account_id", "customer_id", "currency", "balance", "amount_due", "due_date"]
@@ -139,10 +139,13 @@ class Record:
 
 
 class PortfolioSource:
-    """A portfolio file opened for streaming: its columns, then its records one by one."""
+    """A portfolio file (or another file of rows: ``required`` and ``optional`` columns) opened for streaming:
+    its columns, then its records one by one."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, required: list[str] | None = None, optional: list[str] | None = None):
         self.path = Path(path)
+        self.required = REQUIRED if required is None else required
+        self.columns = self.required + (OPTIONAL if optional is None else optional)
         if not self.path.is_file():
             raise PortfolioFileError(f"{self.path}: no such file")
         suffix = self.path.suffix.lower()
@@ -199,7 +202,7 @@ class PortfolioSource:
                 if columns is None:
                     if cells is None:
                         raise PortfolioFileError(f"{self.path}: the header row cannot be read as CSV")
-                    columns = _checked_columns(self.path, cells)
+                    columns = _checked_columns(self.path, cells, self.required, self.columns)
                     continue
                 bad_bytes = any(n in undecodable for n in range(first_line, last_line + 1))
                 if cells is not None and len(cells) != len(columns):
@@ -212,7 +215,8 @@ class PortfolioSource:
 
     def _parquet(self) -> Iterator[Record]:
         parquet = self._parquet_file
-        columns = _checked_columns(self.path, [str(n) for n in parquet.schema_arrow.names])
+        columns = _checked_columns(self.path, [str(n) for n in parquet.schema_arrow.names], self.required,
+                                   self.columns)
         row = 0
         for batch in parquet.iter_batches(batch_size=BATCH):
             for item in batch.to_pylist():
@@ -221,22 +225,23 @@ class PortfolioSource:
                 yield Record(row, {c: _text(item.get(c)) for c in columns})
 
 
-def _checked_columns(path: Path, names: list[str]) -> list[str]:
+def _checked_columns(path: Path, names: list[str], required: list[str] = REQUIRED,
+                     columns: list[str] = COLUMNS) -> list[str]:
     """The header's column names, or a file error that says what is wrong (never echoing a data cell)."""
     names = [str(n).strip() for n in names]
-    if not any(n in COLUMNS for n in names):
+    if not any(n in columns for n in names):
         raise PortfolioFileError(
             f"{path}: has no header row: its first row names none of the columns; "
-            f"the file must start with column names such as {', '.join(REQUIRED)}"
+            f"the file must start with column names such as {', '.join(required)}"
         )
     unknown = [n if COLUMN_NAME.match(n) else f"column {i} (name withheld)"
-               for i, n in enumerate(names, start=1) if n not in COLUMNS]
+               for i, n in enumerate(names, start=1) if n not in columns]
     if unknown:
-        raise PortfolioFileError(f"{path}: unknown column(s) {', '.join(unknown)}; expected {', '.join(COLUMNS)}")
+        raise PortfolioFileError(f"{path}: unknown column(s) {', '.join(unknown)}; expected {', '.join(columns)}")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise PortfolioFileError(f"{path}: column(s) {', '.join(repeated)} appear more than once")
-    missing = [c for c in REQUIRED if c not in names]
+    missing = [c for c in required if c not in names]
     if missing:
         raise PortfolioFileError(f"{path}: missing required column(s) {', '.join(missing)}")
     return names
@@ -258,14 +263,14 @@ def _normal_locale(tag: str) -> str | None:
 def _text(value: Any) -> str:
     if value is None or value != value:  # None, NaN
         return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat()
+    if isinstance(value, datetime):  # a timestamp with its zone is kept whole (payments' paid_at)
+        return value.isoformat() if value.tzinfo is not None else value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return str(value).strip()
 
 
-class _RowParser:
+class RowParser:
     """Parses one row field by field, collecting errors instead of stopping at the first."""
 
     def __init__(self, file: str, row_number: int, values: dict[str, str], errors: list[RowError]):
@@ -380,7 +385,7 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
               undecodable: bool = False):
     """Validate one row; return (customer, account, disputed) or None if it has errors."""
     before = len(errors)
-    p = _RowParser(file, row_number, values, errors)
+    p = RowParser(file, row_number, values, errors)
     p.screen(undecodable)
     account_id = p.identifier("account_id")
     customer_id = p.identifier("customer_id")
@@ -539,12 +544,44 @@ def _write(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportRe
     customers = {p.customer["id"]: {**p.customer, "created_at": now, "updated_at": now} for p in batch}
     accounts = [{**p.account, "created_at": now, "updated_at": now} for p in batch]
     with engine.begin() as conn:
+        keep_what_we_recorded(conn, accounts)
         upsert(conn, Customer.__table__, list(customers.values()), ["id"], keep_on_update=["created_at"],
                only_set=OPT_OUTS)
         upsert(conn, Account.__table__, accounts, ["id"], keep_on_update=["created_at"])
         opened = _open_disputes(conn, [p.account["id"] for p in batch if p.disputed], now)
     report.accounts_loaded += len(accounts)
     report.disputes_opened += opened
+
+
+def keep_what_we_recorded(conn, accounts: list[dict]) -> None:
+    """A re-import never undoes a payment we recorded, nor an agency placement (rows are changed in place).
+
+    - Same due date as ours (the same statement): for an account with payments
+      recorded here, the lower balance and amount due win, and ``paid`` stays
+      paid: a payment known to either side counts, none is un-paid.
+    - A later due date (a new statement from the lender's ledger, which has seen
+      the payments): the file's figures win.
+    - ``placed`` stays placed whatever the file says: only a recall returns it.
+    """
+    ids = [a["id"] for a in accounts]
+    stored = {}
+    for i in range(0, len(ids), 1000):
+        paid = select(Payment.account_id).where(Payment.account_id.in_(ids[i:i + 1000])).distinct()
+        has_payments = set(conn.execute(paid).scalars())
+        for r in conn.execute(select(Account.id, Account.due_date, Account.balance, Account.amount_due,
+                                     Account.status).where(Account.id.in_(ids[i:i + 1000]))):
+            stored[r.id] = (r, r.id in has_payments)
+    for account in accounts:
+        if account["id"] not in stored:
+            continue
+        ours, has_payments = stored[account["id"]]
+        if ours.status == "placed":
+            account["status"] = "placed"
+        if has_payments and account["due_date"] == ours.due_date:
+            account["balance"] = min(account["balance"], ours.balance)
+            account["amount_due"] = min(account["amount_due"], ours.amount_due, account["balance"])
+            if ours.status == "paid":
+                account["status"] = "paid"
 
 
 def _open_disputes(conn, account_ids: list[str], now: datetime) -> int:

@@ -1,0 +1,280 @@
+"""Plan offers and plans, in the database: stored offers, acceptance, instalments, completion and breaking.
+
+A plan is one ``repayment_plans`` row that moves through these states::
+
+    offered ──accept──> accepted ──paid off──> completed
+       │                    └──instalment unpaid N days──> broken
+       ├──expiry──> expired
+       └──a newer offer──> superseded
+
+Any other move is refused with a one-line ``PlanError``. While a plan is
+``accepted`` the account carries its next unpaid instalment (``plan_due_date``,
+``plan_amount_due``): the ladder then only reminds it of that instalment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection
+
+from campaigns.contact.outcomes import suppress_pending
+from campaigns.db.engine import insert_ignoring_conflicts
+from campaigns.db.models import Account, AgentWorklistItem, PlanInstalment, RepaymentPlan
+from campaigns.money.currency import in_currency
+from campaigns.money.links import LinkError, PlanLink, parse_token, verify
+from campaigns.money.plans import PlanRules, allocate, instalment_dates, split_evenly
+
+TRANSITIONS: dict[str, set[str]] = {
+    "offered": {"accepted", "expired", "superseded"},
+    "accepted": {"completed", "broken"},
+    "completed": set(),
+    "broken": set(),
+    "expired": set(),
+    "superseded": set(),
+}
+
+
+class PlanError(ValueError):
+    """A plan request that cannot be done, in one line a person can act on (ids only, no personal data)."""
+
+
+def check_transition(current: str, wanted: str) -> None:
+    """Refuse a move the state machine does not allow."""
+    if current not in TRANSITIONS:
+        raise PlanError(f"unknown plan status {current!r}")
+    if wanted not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing: it is final"
+        raise PlanError(f"a plan that is {current} cannot become {wanted} (from {current}: {allowed})")
+
+
+def store_offers(conn: Connection, offers: list[dict[str, Any]], as_of: date) -> int:
+    """Keep each offer a message makes (once per account and day), and retire the account's older open offers."""
+    if not offers:
+        return 0
+    unique = list({o["offer_key"]: o for o in offers}.values())
+    created = insert_ignoring_conflicts(conn, RepaymentPlan.__table__, unique, key="offer_key")
+    accounts = [o["account_id"] for o in unique]
+    for i in range(0, len(accounts), 1000):
+        conn.execute(update(RepaymentPlan).where(
+            RepaymentPlan.account_id.in_(accounts[i:i + 1000]), RepaymentPlan.status == "offered",
+            RepaymentPlan.offered_on < as_of,
+        ).values(status="superseded", closed_at=unique[0]["created_at"], close_reason="a newer offer"))
+    return len(created)
+
+
+@dataclass(frozen=True)
+class AcceptedPlan:
+    plan_id: int
+    account_id: str
+    option: int
+    currency: str
+    schedule: list[tuple[date, Decimal]]
+    fee: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return sum((amount for _, amount in self.schedule), Decimal(0))
+
+
+def accept_offer(engine: Engine, account_id: str, option: int, now: datetime, today: date, rules: PlanRules, *,
+                 start: date | None = None, via: str = "cli", link: PlanLink | None = None,
+                 secret: bytes = b"") -> AcceptedPlan:
+    """Turn an offer into an accepted plan with a dated schedule; the account leaves the dunning ladder.
+
+    The schedule splits the balance as it stands now (a payment since the offer
+    lowers it) into the chosen option's count, from ``start`` or the offer's first
+    date (or, if that has passed, ``first_due_in_days`` from today). A link is
+    checked against the offer it names: signature, expiry, and that the offer is
+    still open (a used or superseded link is refused).
+    """
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as session, session.begin():
+        conn = session.connection()
+        offer = _offer_for_session(session, account_id, link.offer_key if link else None)
+        if link is not None:
+            verify(secret, link, offer.expires_at, now)
+        elif offer.expires_at is not None and now >= offer.expires_at:
+            raise PlanError(f"the offer of {offer.offered_on} to account {account_id} expired on "
+                            f"{offer.expires_at:%Y-%m-%d %H:%M} UTC")
+        if offer.status != "offered":
+            raise PlanError(f"the offer of {offer.offered_on} to account {account_id} is {offer.status}: "
+                            "it cannot be accepted any more")
+        options = offer.options or []
+        if not 1 <= option <= len(options):
+            raise PlanError(f"the offer has option(s) 1-{len(options)}; there is no option {option}")
+        account = session.get(Account, account_id, with_for_update=True)
+        if account is None:
+            raise PlanError(f"no account {account_id!r}")
+        if account.status != "open" or account.balance <= 0:
+            raise PlanError(f"account {account_id} is {account.status} with nothing owed: no plan is needed")
+        if account.plan_due_date is not None:
+            raise PlanError(f"account {account_id} is already in a plan")
+        chosen = options[option - 1]
+        count = int(chosen["count"])
+        first = date.fromisoformat(chosen["instalments"][0]["due"])
+        if start is None:
+            start = first if first >= today else today + timedelta(days=rules.first_due_in_days)
+        elif start < today:
+            raise PlanError(f"a plan cannot start in the past ({start}; today is {today})")
+        balance = in_currency(account.balance, account.currency)
+        fee = rules.fee.amount(balance, account.currency)
+        amounts = split_evenly(balance + fee, count, account.currency)
+        schedule = list(zip(instalment_dates(start, count, rules.frequency), amounts))
+        check_transition(offer.status, "accepted")
+        offer.status, offer.chosen_option, offer.instalments = "accepted", option, count
+        offer.total, offer.accepted_at, offer.accepted_via = balance + fee, now, via
+        offer.schedule = [{"seq": n, "due": d.isoformat(), "amount": str(a)} for n, (d, a) in
+                          enumerate(schedule, start=1)]
+        conn.execute(insert(PlanInstalment.__table__), [
+            {"plan_id": offer.id, "account_id": account_id, "seq": n, "due_date": d, "amount": a,
+             "paid": Decimal(0), "paid_at": None} for n, (d, a) in enumerate(schedule, start=1)])
+        account.balance = balance + fee
+        account.plan_due_date, account.plan_amount_due = schedule[0]
+        account.updated_at = now
+        session.flush()
+        suppress_pending(conn, [account_id], "in_plan", now, keep_stages=("thank_you",))
+        conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id == account_id,
+                                                     AgentWorklistItem.status == "open")
+                     .values(status="done", outcome="plan", outcome_at=now))
+        return AcceptedPlan(offer.id, account_id, option, account.currency, schedule, fee)
+
+
+def _offer_for_session(session, account_id: str, key: str | None):
+    p = RepaymentPlan
+    stmt = select(p).where(p.account_id == account_id)
+    stmt = stmt.where(p.offer_key == key) if key is not None else \
+        stmt.where(p.status == "offered").order_by(p.offered_on.desc())
+    offer = session.execute(stmt.limit(1).with_for_update()).scalars().first()
+    if offer is None:
+        if key is None and session.execute(select(p.id).where(p.account_id == account_id,
+                                                              p.status == "accepted")).first():
+            raise PlanError(f"account {account_id} is already in a plan (campaigns plans show {account_id})")
+        if key is None:
+            raise PlanError(f"account {account_id} has no open plan offer (plans are offered by the plan_offer stage)")
+        raise LinkError("the link's offer does not exist")
+    return offer
+
+
+def accept_link(engine: Engine, token: str, now: datetime, today: date, rules: PlanRules,
+                secret: bytes) -> AcceptedPlan:
+    """Accept the option a signed link names (``LinkError`` for a forged, expired or reused link)."""
+    link = parse_token(token)
+    if link.option == 0:
+        raise LinkError("this link shows the options; choose one to accept it", 422)
+    try:
+        return accept_offer(engine, link.account_id, link.option, now, today, rules, via="link", link=link,
+                            secret=secret)
+    except PlanError as exc:
+        raise LinkError(str(exc), 409 if "cannot be accepted" in str(exc) or "already in a plan" in str(exc)
+                        else 422) from None
+
+
+def offer_for_link(engine: Engine, token: str, now: datetime, secret: bytes) -> dict[str, Any]:
+    """What a link's page shows (after the same checks as accepting): the offer's options and its state."""
+    link = parse_token(token)
+    with engine.connect() as conn:
+        offer = conn.execute(select(RepaymentPlan).where(RepaymentPlan.offer_key == link.offer_key)).first()
+    if offer is None:
+        raise LinkError("the link's signature is not valid")  # indistinguishable from a forgery, on purpose
+    verify(secret, link, offer.expires_at, now)
+    if offer.status != "offered":
+        raise LinkError(f"this offer is {offer.status}: it cannot be accepted any more", 409)
+    return {"account_id": link.account_id, "currency": offer.currency, "options": offer.options or [],
+            "option": link.option, "expires_at": offer.expires_at}
+
+
+def allocate_to_plan(conn: Connection, account_id: str, amount: Decimal, paid_at: datetime) -> bool:
+    """Share a payment among the accepted plan's instalments, oldest first. True when the plan is paid off."""
+    plan = conn.execute(select(RepaymentPlan.id).where(RepaymentPlan.account_id == account_id,
+                                                       RepaymentPlan.status == "accepted")).scalar()
+    if plan is None:
+        return False
+    i = PlanInstalment
+    rows = conn.execute(select(i.id, i.seq, i.due_date, i.amount, i.paid).where(i.plan_id == plan)
+                        .order_by(i.seq)).all()
+    shares, _ = allocate([r.amount - r.paid for r in rows], amount)
+    next_due: tuple[date, Decimal] | None = None
+    for r, share in zip(rows, shares):
+        paid = r.paid + share
+        if share:
+            conn.execute(update(i).where(i.id == r.id).values(paid=paid, paid_at=paid_at if paid >= r.amount else None))
+        if paid < r.amount and next_due is None:
+            next_due = (r.due_date, r.amount - paid)
+    if next_due is None:
+        close_plan(conn, plan, account_id, "completed", paid_at, "paid off")
+        return True
+    conn.execute(update(Account).where(Account.id == account_id)
+                 .values(plan_due_date=next_due[0], plan_amount_due=next_due[1]))
+    return False
+
+
+def close_plan(conn: Connection, plan_id: int, account_id: str, status: str, now: datetime, why: str) -> None:
+    current = conn.execute(select(RepaymentPlan.status).where(RepaymentPlan.id == plan_id)).scalar_one()
+    check_transition(current, status)
+    conn.execute(update(RepaymentPlan).where(RepaymentPlan.id == plan_id)
+                 .values(status=status, closed_at=now, close_reason=why))
+    conn.execute(update(Account).where(Account.id == account_id)
+                 .values(plan_due_date=None, plan_amount_due=None, updated_at=now))
+
+
+def expire_offers(conn: Connection, now: datetime) -> int:
+    return conn.execute(update(RepaymentPlan).where(RepaymentPlan.status == "offered",
+                                                    RepaymentPlan.expires_at <= now)
+                        .values(status="expired", closed_at=now, close_reason="not accepted in time")).rowcount
+
+
+def break_overdue_plans(conn: Connection, as_of: date, now: datetime, rules: PlanRules) -> int:
+    """Plans with an instalment unpaid ``break_after_days`` after its date are broken; their accounts go back
+    into the ladder at the stage their age calls for."""
+    i, p = PlanInstalment, RepaymentPlan
+    late = conn.execute(
+        select(p.id, p.account_id, i.seq).join(i, i.plan_id == p.id)
+        .where(p.status == "accepted", i.paid < i.amount,
+               i.due_date < as_of - timedelta(days=rules.break_after_days))
+        .order_by(p.id, i.seq)
+    ).all()
+    broken: dict[int, tuple[str, int]] = {}
+    for plan_id, account_id, seq in late:
+        broken.setdefault(plan_id, (account_id, seq))
+    for plan_id, (account_id, seq) in broken.items():
+        close_plan(conn, plan_id, account_id, "broken", now,
+                   f"instalment {seq} unpaid {rules.break_after_days} days after its date")
+    return len(broken)
+
+
+def plan_history(conn: Connection, account_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Accepted plans per account, newest first, as a worklist item shows them (no personal data)."""
+    p = RepaymentPlan
+    history: dict[str, list[dict[str, Any]]] = {}
+    for i in range(0, len(account_ids), 1000):
+        rows = conn.execute(select(p.account_id, p.status, p.instalments, p.total, p.currency, p.accepted_at,
+                                   p.close_reason)
+                            .where(p.account_id.in_(account_ids[i:i + 1000]), p.accepted_at.is_not(None))
+                            .order_by(p.account_id, p.accepted_at.desc())).all()
+        for r in rows:
+            history.setdefault(r.account_id, []).append({
+                "status": r.status, "instalments": r.instalments, "total": str(in_currency(r.total, r.currency)),
+                "accepted": r.accepted_at.date().isoformat(), **({"why": r.close_reason} if r.close_reason else {}),
+            })
+    return history
+
+
+def plan_schedule(engine: Engine, account_id: str) -> tuple[Any, list[Any]]:
+    """The account's latest plan (accepted or closed after acceptance, else its latest offer) and its instalments."""
+    p, i = RepaymentPlan, PlanInstalment
+    with engine.connect() as conn:
+        if conn.execute(select(Account.id).where(Account.id == account_id)).scalar() is None:
+            raise PlanError(f"no account {account_id!r}")
+        plan = conn.execute(select(p).where(p.account_id == account_id)
+                            .order_by(p.accepted_at.is_(None), p.accepted_at.desc(), p.offered_on.desc(), p.id.desc())
+                            .limit(1)).first()
+        if plan is None:
+            raise PlanError(f"account {account_id} has no plan and no offer")
+        rows = conn.execute(select(i).where(i.plan_id == plan.id).order_by(i.seq)).all()
+    return plan, rows

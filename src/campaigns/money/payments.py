@@ -1,0 +1,327 @@
+"""Payments: the outcome everything is measured by. Imported from a file or recorded one at a time.
+
+A payment is kept once per ``payment_id`` (the processor's id): the same file
+twice changes nothing, and a known id with different values is an error for
+that row. Bad rows are reported with file, row and field like the portfolio
+import, and the good rows load; a payment in another currency than its
+account's is refused for its row.
+
+Applying a payment, in the same transaction as storing it:
+
+- the balance and the amount due go down by it, never below zero; what is paid
+  beyond the balance is kept as a credit (on the payment and the account);
+- a plan in good standing gets it, oldest instalment first, and is
+  ``completed`` when every instalment is paid;
+- an open promise counts it, and is kept once paid in full by its date;
+- an account with nothing left to pay becomes ``paid`` (its thank-you follows);
+- whatever was queued or deferred for the account and is now wrong to send (the
+  amount due is cured, an instalment is paid, the account is paid off) is
+  suppressed with reason ``paid``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, IntegrityError
+
+from campaigns.contact.outcomes import suppress_pending
+from campaigns.db.engine import insert_ignoring_conflicts
+from campaigns.db.models import Account, AgentWorklistItem, Payment
+from campaigns.money.currency import in_currency
+from campaigns.money.offers import allocate_to_plan
+from campaigns.money.promises import count_toward_promise
+from campaigns.portfolio.importer import PortfolioSource, Record, RowError, RowParser
+from campaigns.progress import track
+
+REQUIRED = ["payment_id", "account_id", "amount", "currency", "paid_at"]
+OPTIONAL = ["method", "reference"]
+TEXT_LIMITS = {"method": 32, "reference": 64}
+FREE_TEXT = re.compile(r"^[\w .:/#@+-]*$")
+BATCH = 1000
+# The values that make a payment the same payment: a known id with any of them different is an error.
+IDENTITY = ("account_id", "amount", "currency", "paid_at", "method", "reference")
+
+
+class PaymentError(ValueError):
+    """One payment that cannot be recorded, in one line (ids only)."""
+
+
+@dataclass
+class PaymentReport:
+    file: str
+    rows_read: int = 0
+    payments_loaded: int = 0
+    already_recorded: int = 0
+    accounts_paid_off: int = 0
+    plans_completed: int = 0
+    promises_kept: int = 0
+    applied: dict[str, Decimal] = field(default_factory=dict)  # per currency
+    credit: dict[str, Decimal] = field(default_factory=dict)  # over-payments, per currency
+    errors: list[RowError] = field(default_factory=list)
+
+    @property
+    def rows_rejected(self) -> int:
+        return len({e.row for e in self.errors})
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add_money(self, which: dict[str, Decimal], currency: str, amount: Decimal) -> None:
+        if amount:
+            which[currency] = which.get(currency, Decimal(0)) + amount
+
+
+def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowError], now: datetime,
+                  undecodable: bool = False) -> dict | None:
+    """One row as a payment, or None with its errors added (file, row, field)."""
+    before = len(errors)
+    p = RowParser(file, row, values, errors)
+    p.screen(undecodable)
+    payment_id = p.identifier("payment_id")
+    account_id = p.identifier("account_id")
+    currency = p.currency()
+    amount = p.amount("amount", currency)
+    if amount is not None and amount == 0:
+        p.fail("amount", "is zero; a payment is a positive amount")
+    paid_at = None
+    text = p.required("paid_at")
+    if text is not None:
+        try:
+            paid_at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            p.fail("paid_at", f"{p.shown('paid_at')} is not an ISO 8601 timestamp (e.g. 2026-11-20T14:03:00-05:00)")
+        else:
+            if paid_at.tzinfo is None:
+                p.fail("paid_at", f"{p.shown('paid_at')} has no UTC offset; write e.g. {text}+00:00")
+                paid_at = None
+            elif paid_at > now + timedelta(days=1):
+                p.fail("paid_at", f"{p.shown('paid_at')} is in the future")
+                paid_at = None
+    extras = {}
+    for name, limit in TEXT_LIMITS.items():
+        value = p.optional(name)
+        if value is not None and (len(value) > limit or not FREE_TEXT.match(value)):
+            p.fail(name, f"must be at most {limit} letters, digits or . : / # @ + - (value withheld)")
+            value = None
+        extras[name] = value
+    if len(errors) > before:
+        return None
+    return {"payment_id": payment_id, "account_id": account_id, "amount": amount, "currency": currency,
+            "paid_at": paid_at.astimezone(timezone.utc), **extras}
+
+
+def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo) -> PaymentReport:
+    """Load a payments file (CSV or Parquet), streaming, in batches of ``BATCH`` rows, each in one transaction."""
+    source = PortfolioSource(path, REQUIRED, OPTIONAL)
+    report = PaymentReport(file=str(path))
+    seen: dict[str, int] = {}
+    batch: list[tuple[int, dict]] = []
+    with track(f"payments {source.path.name}", source.total) as progress:
+        for record in source.records():
+            report.rows_read += 1
+            parsed = _parse_record(report, record, seen, now)
+            if parsed is not None:
+                batch.append((record.row, parsed))
+            if len(batch) >= BATCH:
+                store_payments(engine, batch, now, zone, report)
+                batch = []
+                progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
+        store_payments(engine, batch, now, zone, report)
+        progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
+    return report
+
+
+def _parse_record(report: PaymentReport, record: Record, seen: dict[str, int], now: datetime) -> dict | None:
+    if record.problem:
+        report.errors.append(RowError(report.file, record.row, None, record.problem))
+        return None
+    parsed = parse_payment(report.file, record.row, record.values, report.errors, now, record.undecodable)
+    if parsed is None:
+        return None
+    first = seen.get(parsed["payment_id"])
+    if first is not None:
+        report.errors.append(RowError(report.file, record.row, "payment_id", f"duplicate of row {first}"))
+        return None
+    seen[parsed["payment_id"]] = record.row
+    return parsed
+
+
+def record_payment(engine: Engine, account_id: str, amount: Decimal, paid_at: datetime, now: datetime,
+                   zone: ZoneInfo, *, reference: str | None = None, payment_id: str | None = None,
+                   method: str | None = None) -> PaymentReport:
+    """Record one payment (``campaigns payments record``), in the account's currency."""
+    with engine.connect() as conn:
+        currency = conn.execute(select(Account.currency).where(Account.id == account_id)).scalar()
+    if currency is None:
+        raise PaymentError(f"no account {account_id!r}")
+    # The same payment recorded twice (same account, moment and amount) is one payment.
+    digest = hashlib.sha256(f"{account_id}|{paid_at.isoformat()}|{amount}".encode()).hexdigest()[:24]
+    values = {"payment_id": payment_id or f"manual-{digest}",
+              "account_id": account_id, "amount": str(amount), "currency": currency,
+              "paid_at": paid_at.isoformat(), "method": method or "", "reference": reference or ""}
+    report = PaymentReport(file="payment")
+    parsed = parse_payment("payment", 1, values, report.errors, now)
+    if parsed is None:
+        raise PaymentError("; ".join(f"{e.field}: {e.message}" for e in report.errors))
+    store_payments(engine, [(1, parsed)], now, zone, report)
+    if report.errors:
+        raise PaymentError(report.errors[0].message)
+    return report
+
+
+def store_payments(engine: Engine, batch: list[tuple[int, dict]], now: datetime, zone: ZoneInfo,
+                   report: PaymentReport) -> None:
+    """Store and apply one batch in one transaction; if the database refuses it, retry row by row."""
+    if not batch:
+        return
+    try:
+        with engine.begin() as conn:
+            _store(conn, batch, now, zone, report.file, report)
+    except (DataError, IntegrityError):
+        for item in batch:
+            try:
+                with engine.begin() as conn:
+                    _store(conn, [item], now, zone, report.file, report)
+            except (DataError, IntegrityError) as exc:
+                report.errors.append(RowError(report.file, item[0], None,
+                                              f"the database refused the row ({type(exc.orig).__name__})"))
+
+
+def _store(conn: Connection, batch: list[tuple[int, dict]], now: datetime, zone: ZoneInfo, file: str,
+           report: PaymentReport) -> None:
+    errors: list[RowError] = []
+    accounts = _locked_accounts(conn, sorted({p["account_id"] for _, p in batch}))
+    known = _known_payments(conn, [p["payment_id"] for _, p in batch])
+    fresh: list[tuple[int, dict]] = []
+    duplicates = 0
+    for row, payment in batch:
+        account = accounts.get(payment["account_id"])
+        if account is None:
+            errors.append(RowError(file, row, "account_id", f"{payment['account_id']!r} is not a known account"))
+            continue
+        if payment["currency"] != account["currency"]:
+            errors.append(RowError(file, row, "currency", f"{payment['currency']} is not the account's currency "
+                                                          f"({account['currency']})"))
+            continue
+        existing = known.get(payment["payment_id"])
+        if existing is not None:
+            different = [f for f in IDENTITY if existing[f] != payment[f]]
+            if different:
+                errors.append(RowError(file, row, different[0],
+                                       f"payment {payment['payment_id']} is already recorded with a different "
+                                       f"{', '.join(different)}"))
+            else:
+                duplicates += 1
+            continue
+        fresh.append((row, payment))
+    created = insert_ignoring_conflicts(conn, Payment.__table__, [
+        {**p, "source": "import" if file != "payment" else "cli", "recorded_at": now, "applied": None,
+         "credit": None} for _, p in fresh], key="payment_id")
+    ids = {key: payment_row_id for payment_row_id, key in created}
+    duplicates += len(fresh) - len(ids)  # a concurrent import took them first
+    outcome = Applied()
+    for _, payment in sorted(fresh, key=lambda item: (item[1]["account_id"], item[1]["paid_at"])):
+        if payment["payment_id"] in ids:
+            apply_payment(conn, accounts[payment["account_id"]], payment, ids[payment["payment_id"]], now, zone,
+                          outcome)
+    report.errors.extend(errors)
+    report.already_recorded += duplicates
+    report.payments_loaded += len(ids)
+    report.accounts_paid_off += outcome.paid_off
+    report.plans_completed += outcome.plans_completed
+    report.promises_kept += outcome.promises_kept
+    for currency, amount in outcome.applied.items():
+        report.add_money(report.applied, currency, amount)
+    for currency, amount in outcome.credit.items():
+        report.add_money(report.credit, currency, amount)
+
+
+@dataclass
+class Applied:
+    paid_off: int = 0
+    plans_completed: int = 0
+    promises_kept: int = 0
+    applied: dict[str, Decimal] = field(default_factory=dict)
+    credit: dict[str, Decimal] = field(default_factory=dict)
+
+
+def _locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, dict]:
+    """The accounts a batch pays, locked (on PostgreSQL) so concurrent imports apply one after the other."""
+    found: dict[str, dict] = {}
+    for i in range(0, len(account_ids), 1000):
+        stmt = select(Account.id, Account.currency, Account.balance, Account.amount_due, Account.status,
+                      Account.credit, Account.plan_due_date).where(Account.id.in_(account_ids[i:i + 1000]))
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.order_by(Account.id).with_for_update()
+        for r in conn.execute(stmt).mappings():
+            found[r["id"]] = dict(r)
+    return found
+
+
+def _known_payments(conn: Connection, payment_ids: list[str]) -> dict[str, dict]:
+    p = Payment
+    found = {}
+    for i in range(0, len(payment_ids), 1000):
+        for r in conn.execute(select(p.payment_id, p.account_id, p.amount, p.currency, p.paid_at, p.method,
+                                     p.reference).where(p.payment_id.in_(payment_ids[i:i + 1000]))).mappings():
+            found[r["payment_id"]] = {**r, "amount": in_currency(r["amount"], r["currency"])}
+    return found
+
+
+def apply_payment(conn: Connection, account: dict, payment: dict, payment_row_id: int, now: datetime,
+                  zone: ZoneInfo, outcome: Applied) -> None:
+    """Lower what the account owes by the payment (see the module's docstring); ``account`` is kept current."""
+    amount, currency = payment["amount"], account["currency"]
+    balance = in_currency(account["balance"], currency)
+    applied = min(amount, balance)
+    credit = amount - applied
+    due_before = in_currency(account["amount_due"], currency)
+    account["balance"] = balance - applied
+    account["amount_due"] = max(Decimal(0), due_before - applied)
+    account["credit"] = in_currency(account["credit"] or 0, currency) + credit
+    values: dict = {"balance": account["balance"], "amount_due": account["amount_due"], "credit": account["credit"],
+                    "updated_at": now}
+    cured = due_before > 0 and account["amount_due"] == 0
+    instalment_before = account.get("plan_due_date")
+    if applied and instalment_before is not None:
+        if allocate_to_plan(conn, payment["account_id"], applied, payment["paid_at"]):
+            outcome.plans_completed += 1
+            account["plan_due_date"] = None
+        else:
+            account["plan_due_date"] = conn.execute(select(Account.plan_due_date)
+                                                    .where(Account.id == payment["account_id"])).scalar()
+        cured = cured or account["plan_due_date"] != instalment_before
+    if applied and count_toward_promise(conn, payment["account_id"], applied, payment["paid_at"], zone):
+        outcome.promises_kept += 1
+    if account["balance"] == 0 and account["status"] in ("open", "placed"):
+        account["status"] = "paid"
+        values.update(status="paid", paid_off_at=payment["paid_at"])
+        outcome.paid_off += 1
+        conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id == payment["account_id"],
+                                                     AgentWorklistItem.status == "open")
+                     .values(status="done", outcome="paid", outcome_at=now))
+        cured = True
+    conn.execute(update(Account).where(Account.id == payment["account_id"]).values(**values))
+    conn.execute(update(Payment).where(Payment.id == payment_row_id).values(applied=applied, credit=credit))
+    if cured:
+        suppress_pending(conn, [payment["account_id"]], "paid", now, keep_stages=("thank_you",))
+    outcome.applied[currency] = outcome.applied.get(currency, Decimal(0)) + applied
+    if credit:
+        outcome.credit[currency] = outcome.credit.get(currency, Decimal(0)) + credit
+
+
+def payments_of(engine: Engine, account_id: str) -> list:
+    p = Payment
+    with engine.connect() as conn:
+        return conn.execute(select(p.payment_id, p.amount, p.currency, p.paid_at, p.applied, p.credit, p.reference)
+                            .where(p.account_id == account_id).order_by(p.paid_at)).all()

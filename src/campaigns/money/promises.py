@@ -1,0 +1,99 @@
+"""Promises to pay: an amount by a date. While one is open the account is not nudged.
+
+::
+
+    open ──payments of at least the amount by the date──> kept
+      └──the date passes without them──> broken (the day after)
+
+Kept and broken promises stay in ``payment_promises`` for the review; a broken
+one sends the account back into the ladder where its age puts it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.engine import Connection
+
+from campaigns.contact.outcomes import suppress_pending
+from campaigns.db.models import Account, PaymentPromise
+from campaigns.money.currency import in_currency
+
+TRANSITIONS = {"open": {"kept", "broken"}, "kept": set(), "broken": set()}
+
+
+class PromiseError(ValueError):
+    """A promise that cannot be recorded or moved, in one line (ids only)."""
+
+
+def check_transition(current: str, wanted: str) -> None:
+    if wanted not in TRANSITIONS.get(current, set()):
+        allowed = ", ".join(sorted(TRANSITIONS.get(current, set()))) or "nothing: it is final"
+        raise PromiseError(f"a promise that is {current} cannot become {wanted} (from {current}: {allowed})")
+
+
+def record_promise(engine: Engine, account_id: str, amount: Decimal, by: date, now: datetime, today: date, *,
+                   channel: str | None = None, max_days: int = 30, source: str = "cli") -> int:
+    """Open a promise; what is queued or deferred for the account is stopped (``promise_open``)."""
+    if by < today:
+        raise PromiseError(f"the promised date {by} is in the past (today is {today})")
+    if (by - today).days > max_days:
+        raise PromiseError(f"the promised date {by} is more than {max_days} days ahead (promises.max_days)")
+    with engine.begin() as conn:
+        account = conn.execute(select(Account.status, Account.currency, Account.balance)
+                               .where(Account.id == account_id).with_for_update()).first()
+        if account is None:
+            raise PromiseError(f"no account {account_id!r}")
+        if account.status != "open" or account.balance <= 0:
+            raise PromiseError(f"account {account_id} is {account.status} with {account.balance} owed: "
+                               "there is nothing to promise")
+        if amount <= 0 or in_currency(amount, account.currency) != amount:
+            raise PromiseError(f"the amount must be positive, with at most the decimals of {account.currency}")
+        if conn.execute(select(PaymentPromise.id).where(PaymentPromise.account_id == account_id,
+                                                        PaymentPromise.status == "open")).first():
+            raise PromiseError(f"account {account_id} already has an open promise")
+        promise_id = conn.execute(insert(PaymentPromise).returning(PaymentPromise.id), {
+            "account_id": account_id, "amount": amount, "currency": account.currency, "due_by": by,
+            "channel": channel, "status": "open", "paid": Decimal(0), "promised_at": now, "resolved_at": None,
+            "source": source}).scalar_one()
+        suppress_pending(conn, [account_id], "promise_open", now, keep_stages=("thank_you",))
+    return promise_id
+
+
+def count_toward_promise(conn: Connection, account_id: str, amount: Decimal, paid_at: datetime,
+                         zone: ZoneInfo) -> bool:
+    """A payment counts toward the open promise if made after it and by its date. True when it keeps it."""
+    p = PaymentPromise
+    promise = conn.execute(select(p.id, p.amount, p.paid, p.due_by, p.promised_at)
+                           .where(p.account_id == account_id, p.status == "open")).first()
+    if promise is None or paid_at < promise.promised_at or paid_at.astimezone(zone).date() > promise.due_by:
+        return False
+    paid = promise.paid + amount
+    values: dict = {"paid": paid}
+    if paid >= promise.amount:
+        check_transition("open", "kept")
+        values.update(status="kept", resolved_at=paid_at)
+    conn.execute(update(p).where(p.id == promise.id).values(**values))
+    return paid >= promise.amount
+
+
+def break_overdue_promises(conn: Connection, as_of: date, now: datetime) -> int:
+    """Promises whose date has passed unpaid are broken (the day after the date)."""
+    p = PaymentPromise
+    return conn.execute(update(p).where(p.status == "open", p.due_by < as_of)
+                        .values(status="broken", resolved_at=now)).rowcount
+
+
+def promise_history(conn: Connection, account_ids: list[str]) -> dict[str, list[dict]]:
+    p = PaymentPromise
+    history: dict[str, list[dict]] = {}
+    for i in range(0, len(account_ids), 1000):
+        for r in conn.execute(select(p.account_id, p.status, p.amount, p.currency, p.due_by)
+                              .where(p.account_id.in_(account_ids[i:i + 1000]))
+                              .order_by(p.account_id, p.promised_at.desc())):
+            history.setdefault(r.account_id, []).append(
+                {"status": r.status, "amount": str(in_currency(r.amount, r.currency)), "by": r.due_by.isoformat()})
+    return history
