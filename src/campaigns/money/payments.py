@@ -29,13 +29,12 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.contact.outcomes import suppress_pending
-from campaigns.db.engine import insert_ignoring_conflicts
-from campaigns.db.models import Account, AgentWorklistItem, Payment
+from campaigns.db.models import Account, AgentWorklistItem, Payment, PaymentPromise
 from campaigns.money.currency import in_currency
 from campaigns.money.offers import allocate_to_plan
 from campaigns.money.promises import count_toward_promise
@@ -224,19 +223,19 @@ def _store(conn: Connection, batch: list[tuple[int, dict]], now: datetime, zone:
                 duplicates += 1
             continue
         fresh.append((row, payment))
-    created = insert_ignoring_conflicts(conn, Payment.__table__, [
-        {**p, "source": "import" if file != "payment" else "cli", "recorded_at": now, "applied": None,
-         "credit": None} for _, p in fresh], key="payment_id")
-    ids = {key: payment_row_id for payment_row_id, key in created}
-    duplicates += len(fresh) - len(ids)  # a concurrent import took them first
-    outcome = Applied()
-    for _, payment in sorted(fresh, key=lambda item: (item[1]["account_id"], item[1]["paid_at"])):
-        if payment["payment_id"] in ids:
-            apply_payment(conn, accounts[payment["account_id"]], payment, ids[payment["payment_id"]], now, zone,
-                          outcome)
+    # The accounts are locked and the ids checked in this transaction: every fresh payment is new. (A
+    # concurrent import that slipped one in makes this batch fail its unique key; it is then retried row by
+    # row, and that row is found already recorded.)
+    fresh.sort(key=lambda item: (item[1]["account_id"], item[1]["paid_at"]))
+    source = "import" if file != "payment" else "cli"
+    outcome = apply_payments(conn, accounts, [p for _, p in fresh], now, zone)
+    if fresh:
+        conn.execute(insert(Payment.__table__), [
+            {**p, "source": source, "recorded_at": now, "applied": applied, "credit": credit}
+            for (_, p), (applied, credit) in zip(fresh, outcome.shares)])
     report.errors.extend(errors)
     report.already_recorded += duplicates
-    report.payments_loaded += len(ids)
+    report.payments_loaded += len(fresh)
     report.accounts_paid_off += outcome.paid_off
     report.plans_completed += outcome.plans_completed
     report.promises_kept += outcome.promises_kept
@@ -253,6 +252,7 @@ class Applied:
     promises_kept: int = 0
     applied: dict[str, Decimal] = field(default_factory=dict)
     credit: dict[str, Decimal] = field(default_factory=dict)
+    shares: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # (applied, credit) per payment
 
 
 def _locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, dict]:
@@ -260,7 +260,8 @@ def _locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, dict
     found: dict[str, dict] = {}
     for i in range(0, len(account_ids), 1000):
         stmt = select(Account.id, Account.currency, Account.balance, Account.amount_due, Account.status,
-                      Account.credit, Account.plan_due_date).where(Account.id.in_(account_ids[i:i + 1000]))
+                      Account.credit, Account.plan_due_date, Account.paid_off_at).where(
+            Account.id.in_(account_ids[i:i + 1000]))
         if conn.dialect.name == "postgresql":
             stmt = stmt.order_by(Account.id).with_for_update()
         for r in conn.execute(stmt).mappings():
@@ -278,46 +279,78 @@ def _known_payments(conn: Connection, payment_ids: list[str]) -> dict[str, dict]
     return found
 
 
-def apply_payment(conn: Connection, account: dict, payment: dict, payment_row_id: int, now: datetime,
-                  zone: ZoneInfo, outcome: Applied) -> None:
-    """Lower what the account owes by the payment (see the module's docstring); ``account`` is kept current."""
-    amount, currency = payment["amount"], account["currency"]
-    balance = in_currency(account["balance"], currency)
-    applied = min(amount, balance)
-    credit = amount - applied
-    due_before = in_currency(account["amount_due"], currency)
-    account["balance"] = balance - applied
-    account["amount_due"] = max(Decimal(0), due_before - applied)
-    account["credit"] = in_currency(account["credit"] or 0, currency) + credit
-    values: dict = {"balance": account["balance"], "amount_due": account["amount_due"], "credit": account["credit"],
-                    "updated_at": now}
-    cured = due_before > 0 and account["amount_due"] == 0
-    instalment_before = account.get("plan_due_date")
-    if applied and instalment_before is not None:
-        if allocate_to_plan(conn, payment["account_id"], applied, payment["paid_at"]):
-            outcome.plans_completed += 1
-            account["plan_due_date"] = None
-        else:
+def _with_open_promise(conn: Connection, account_ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(account_ids), 1000):
+        found.update(conn.execute(select(PaymentPromise.account_id).where(
+            PaymentPromise.account_id.in_(account_ids[i:i + 1000]), PaymentPromise.status == "open")).scalars())
+    return found
+
+
+def apply_payments(conn: Connection, accounts: dict[str, dict], payments: list[dict], now: datetime,
+                   zone: ZoneInfo) -> Applied:
+    """Apply new payments (in account and time order) to ``accounts`` (see the module's docstring).
+
+    The arithmetic is done in memory and written once per account (``executemany``);
+    only accounts in a plan or with an open promise need statements of their own.
+    ``accounts`` is kept current; ``shares`` says what of each payment was applied
+    and what was credit, for storing the payments.
+    """
+    outcome = Applied()
+    if not payments:
+        return outcome
+    promised = _with_open_promise(conn, sorted({p["account_id"] for p in payments}))
+    changed: dict[str, dict] = {}
+    cured: set[str] = set()
+    for payment in payments:
+        account_id = payment["account_id"]
+        account = accounts[account_id]
+        currency = account["currency"]
+        balance = in_currency(account["balance"], currency)
+        applied = min(payment["amount"], balance)
+        credit = payment["amount"] - applied
+        due_before = in_currency(account["amount_due"], currency)
+        account["balance"] = balance - applied
+        account["amount_due"] = max(Decimal(0), due_before - applied)
+        account["credit"] = in_currency(account["credit"] or 0, currency) + credit
+        if due_before > 0 and account["amount_due"] == 0:
+            cured.add(account_id)
+        instalment_before = account.get("plan_due_date")
+        if applied and instalment_before is not None:
+            if allocate_to_plan(conn, account_id, applied, payment["paid_at"]):
+                outcome.plans_completed += 1
             account["plan_due_date"] = conn.execute(select(Account.plan_due_date)
-                                                    .where(Account.id == payment["account_id"])).scalar()
-        cured = cured or account["plan_due_date"] != instalment_before
-    if applied and count_toward_promise(conn, payment["account_id"], applied, payment["paid_at"], zone):
-        outcome.promises_kept += 1
-    if account["balance"] == 0 and account["status"] in ("open", "placed"):
-        account["status"] = "paid"
-        values.update(status="paid", paid_off_at=payment["paid_at"])
-        outcome.paid_off += 1
-        conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id == payment["account_id"],
+                                                    .where(Account.id == account_id)).scalar()
+            if account["plan_due_date"] != instalment_before:
+                cured.add(account_id)  # an instalment was paid: its reminder must not go out after
+        if applied and account_id in promised and count_toward_promise(conn, account_id, applied,
+                                                                       payment["paid_at"], zone):
+            outcome.promises_kept += 1
+            promised.discard(account_id)
+        if account["balance"] == 0 and account["status"] in ("open", "placed"):
+            account["status"], account["paid_off_at"] = "paid", payment["paid_at"]
+            outcome.paid_off += 1
+            cured.add(account_id)
+        changed[account_id] = account
+        outcome.shares.append((applied, credit))
+        outcome.applied[currency] = outcome.applied.get(currency, Decimal(0)) + applied
+        if credit:
+            outcome.credit[currency] = outcome.credit.get(currency, Decimal(0)) + credit
+    table = Account.__table__
+    conn.execute(table.update().where(table.c.id == bindparam("id_")).values(
+        balance=bindparam("balance_"), amount_due=bindparam("amount_due_"), credit=bindparam("credit_"),
+        status=bindparam("status_"), paid_off_at=bindparam("paid_off_at_"), updated_at=now), [
+        {"id_": a["id"], "balance_": a["balance"], "amount_due_": a["amount_due"], "credit_": a["credit"],
+         "status_": a["status"], "paid_off_at_": a["paid_off_at"]} for a in changed.values()])
+    paid_off = [a["id"] for a in changed.values() if a["status"] == "paid"]
+    for i in range(0, len(paid_off), 1000):
+        conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id.in_(paid_off[i:i + 1000]),
                                                      AgentWorklistItem.status == "open")
                      .values(status="done", outcome="paid", outcome_at=now))
-        cured = True
-    conn.execute(update(Account).where(Account.id == payment["account_id"]).values(**values))
-    conn.execute(update(Payment).where(Payment.id == payment_row_id).values(applied=applied, credit=credit))
-    if cured:
-        suppress_pending(conn, [payment["account_id"]], "paid", now, keep_stages=("thank_you",))
-    outcome.applied[currency] = outcome.applied.get(currency, Decimal(0)) + applied
-    if credit:
-        outcome.credit[currency] = outcome.credit.get(currency, Decimal(0)) + credit
+    cured_ids = sorted(cured)
+    for i in range(0, len(cured_ids), 1000):
+        suppress_pending(conn, cured_ids[i:i + 1000], "paid", now, keep_stages=("thank_you",))
+    return outcome
 
 
 def payments_of(engine: Engine, account_id: str) -> list:
