@@ -178,6 +178,7 @@ def demo_command(
                                         "(counts of contact attempts)"))
     if now is None:
         _simulate_dispatch(s, day)
+    _simulate_customers(s, day, moment)
     _print_where(s)
 
 
@@ -192,6 +193,24 @@ def _simulate_dispatch(s, day: date) -> None:
         result = dispatch(now=moment)
         out.print(f"dispatch at {hour:02d}:00 {s.settings.lender_timezone}: released {result['sent']}, "
                   f"deferred again {result['deferred']}, stopped {result['suppressed']}", highlight=False)
+
+
+def _simulate_customers(s, day: date, moment: datetime) -> None:
+    """Some demo customers take a plan through their link and pay: the money line of the demo."""
+    from campaigns.contact.render import format_money
+    from campaigns.portfolio.demo import simulate_responses
+
+    if s.ladder.plan_rules is None:
+        return
+    r = simulate_responses(s.engine, day, moment, s.brand, s.ladder.plan_rules, s.settings.lender_zone,
+                           s.settings.data_dir)
+    money = ", ".join(format_money(v, c, "en-US") for c, v in sorted(r.applied.items())) or "nothing"
+    out.print(f"money back (simulated customers): {r.accepted} of {r.offers} plan offers accepted through their "
+              f"links, {r.payments} payments ({money}) imported from {r.payments_file}"
+              + (f" ({r.already_recorded} already recorded: a re-run)" if r.already_recorded else "")
+              + f", {r.paid_off} account(s) "
+              f"paid in full (thanked in the next daily run)"
+              + (f"   → campaigns plans show {r.example_plan}" if r.example_plan else ""), highlight=False)
 
 
 def _print_where(s) -> None:

@@ -142,4 +142,88 @@ def record_demo_payments(engine: Engine, frame: pd.DataFrame, now: datetime) -> 
     return len(rows)
 
 
-__all__ = ["DemoSpec", "generate_portfolio", "record_demo_payments", "write_demo_file"]
+
+
+@dataclass(frozen=True)
+class DemoResponses:
+    offers: int
+    accepted: int
+    payments_file: Path
+    payments: int
+    already_recorded: int
+    applied: dict
+    paid_off: int
+    example_plan: str | None
+
+
+def simulate_responses(engine: Engine, day: date, moment: datetime, brand, rules, zone, data_dir: Path,
+                       every_nth_accepts: int = 8) -> DemoResponses:
+    """Some demo customers answer the day's messages (deterministically, so a re-run adds nothing):
+
+    every ``every_nth_accepts``-th offer made today is accepted through its signed link
+    (the code path of the web page), and a payments file is written and imported: the
+    first instalment of each accepted plan, the amount due of every 6th account nudged
+    today, and the whole balance of every 20th account reminded before its due date
+    (paid in full: thanked in the next daily run).
+    """
+    import csv
+
+    from campaigns.db.models import Account, ContactAttempt, RepaymentPlan
+    from campaigns.money.links import make_token
+    from campaigns.money.offers import accept_link
+    from campaigns.money.payments import import_payments
+
+    with engine.connect() as conn:
+        offers = conn.execute(select(RepaymentPlan.account_id, RepaymentPlan.expires_at)
+                              .where(RepaymentPlan.offered_on == day).order_by(RepaymentPlan.account_id)).all()
+        open_offers = set(conn.execute(select(RepaymentPlan.account_id).where(
+            RepaymentPlan.offered_on == day, RepaymentPlan.status == "offered")).scalars())
+    accepted = []
+    for n, offer in enumerate(offers):
+        if n % every_nth_accepts == 0 and offer.account_id in open_offers:
+            token = make_token(brand.plan_link_secret, offer.account_id, day, 1, offer.expires_at)
+            accepted.append(accept_link(engine, token, moment + timedelta(hours=1), day, rules,
+                                        brand.plan_link_secret))
+    with engine.connect() as conn:
+        # Chosen from the day's attempts, not from balances a first run has already lowered: a re-run of the
+        # demo writes the same file, and its import finds every payment already recorded.
+        nudged = conn.execute(select(ContactAttempt.account_id, Account.amount_due, Account.currency)
+                              .join(Account, Account.id == ContactAttempt.account_id)
+                              .where(ContactAttempt.as_of == day, ContactAttempt.stage == "soft_nudge",
+                                     ContactAttempt.status == "sent")
+                              .order_by(ContactAttempt.account_id)).all()
+        reminded = conn.execute(select(ContactAttempt.account_id, Account.balance, Account.currency)
+                                .join(Account, Account.id == ContactAttempt.account_id)
+                                .where(ContactAttempt.as_of == day, ContactAttempt.stage == "pre_due",
+                                       ContactAttempt.status == "sent")
+                                .order_by(ContactAttempt.account_id)).all()
+        plans = conn.execute(select(RepaymentPlan.account_id, RepaymentPlan.schedule, RepaymentPlan.currency)
+                             .where(RepaymentPlan.offered_on == day, RepaymentPlan.accepted_via == "link")
+                             .order_by(RepaymentPlan.account_id)).all()
+        earlier = dict(conn.execute(select(Payment.payment_id, Payment.amount).where(
+            Payment.payment_id.like(f"demo-%-{day:%Y%m%d}"))).all())
+    paid_at = (moment + timedelta(hours=2)).isoformat()
+    rows = [(f"demo-plan-{p.account_id}-{day:%Y%m%d}", p.account_id, Decimal(p.schedule[0]["amount"]), p.currency)
+            for p in plans]
+    rows += [(f"demo-due-{r.account_id}-{day:%Y%m%d}", r.account_id, r.amount_due, r.currency)
+             for r in nudged[::6]]
+    rows += [(f"demo-full-{r.account_id}-{day:%Y%m%d}", r.account_id, r.balance, r.currency)
+             for r in reminded[::20]]
+    rows = [(i, a, earlier.get(i, amount), c) for i, a, amount, c in rows if earlier.get(i, amount) > 0]
+    from campaigns.money.currency import in_currency
+
+    path = ensure_private_directory(data_dir / "demo") / "payments.csv"
+    with open_private(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["payment_id", "account_id", "amount", "currency", "paid_at", "method", "reference"])
+        for payment_id, account_id, amount, currency in rows:
+            writer.writerow([payment_id, account_id, in_currency(amount, currency), currency, paid_at, "card",
+                             f"demo-{day:%Y%m%d}"])
+    report = import_payments(engine, path, moment + timedelta(hours=3), zone)
+    return DemoResponses(offers=len(offers), accepted=len(accepted), payments_file=path,
+                         payments=report.payments_loaded, already_recorded=report.already_recorded, applied=report.applied, paid_off=report.accounts_paid_off,
+                         example_plan=accepted[0].account_id if accepted else None)
+
+
+__all__ = ["DemoResponses", "DemoSpec", "generate_portfolio", "record_demo_payments", "simulate_responses",
+           "write_demo_file"]

@@ -1,0 +1,97 @@
+"""The money commands as a person uses them: payments, plans, promises, the worklist, the agency."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from campaigns.db.models import Account, PaymentPromise
+from tests.conftest import AS_OF, NOW
+from tests.factories import add_account
+from tests.test_cli import invoke
+from tests.test_payments import payment, write_csv
+from tests.test_plan_lifecycle import offer
+from tests.test_worklist_agency import item
+
+
+def test_payments_import_reports_each_bad_row_a_summary_and_exits_non_zero(engine, tmp_path):
+    add_account(engine, "A1", days_past_due=5)
+    path = write_csv(tmp_path / "p.csv", [payment(), payment(payment_id="P2", currency="EUR"),
+                                          payment(payment_id="P3", amount="1000")])
+    result = invoke("payments", "import", path, "--now", NOW.isoformat())
+    assert result.exit_code == 1
+    assert f"{path}: row 3, field currency: EUR is not the account's currency (USD)" in result.output
+    assert ("3 rows read, 2 payments loaded ($600.00 applied), 0 already recorded, 1 rows rejected; "
+            "1 account(s) paid in full, 0 plan(s) completed, 0 promise(s) kept; "
+            "over-payments kept as credit: $420.50") in " ".join(result.output.split())
+    again = invoke("payments", "import", write_csv(tmp_path / "ok.csv", [payment()]), "--now", NOW.isoformat())
+    assert again.exit_code == 0 and "0 payments loaded" in again.output and "1 already recorded" in again.output
+
+
+def test_payments_record_says_what_it_did_and_refuses_in_one_line(engine):
+    add_account(engine, "A1", days_past_due=5)
+    result = invoke("payments", "record", "A1", "120.50", "--paid-at", "2026-11-22T08:00:00-05:00",
+                    "--reference", "R-1", "--now", NOW.isoformat())
+    assert result.exit_code == 0
+    assert "account A1: $120.50 applied; balance $479.50, amount due $0.00, status open" in result.output
+    for args, message in ((["NOPE", "5"], "error: no account 'NOPE'"),
+                          (["A1", "0"], "error: '0' is not a positive amount"),
+                          (["A1", "5.001"], "error: amount: '5.001' has more decimals than USD allows (2)")):
+        bad = invoke("payments", "record", *args, "--paid-at", "2026-11-22T08:00:00Z", "--now", NOW.isoformat())
+        assert bad.exit_code == 1 and bad.output.strip() == message, bad.output
+    naive = invoke("payments", "record", "A1", "5", "--paid-at", "2026-11-22T08:00:00", "--now", NOW.isoformat())
+    assert naive.exit_code == 1 and "has no UTC offset" in naive.output
+
+
+def test_plans_accept_and_show(engine):
+    add_account(engine, "A1", days_past_due=20)
+    assert "has no plan and no offer" in invoke("plans", "show", "A1").output
+    offer(engine, "A1")
+    shown = " ".join(invoke("plans", "show", "A1").output.split())
+    assert "offer of 2026-11-22 is offered" in shown and "option 2: 6 instalments, 600.00 USD" in shown
+    accepted = invoke("plans", "accept", "A1", "--option", "2", "--start", "2026-12-01", "--now", NOW.isoformat())
+    assert accepted.exit_code == 0 and "plan accepted for account A1: option 2, 6 instalments" in accepted.output
+    invoke("payments", "record", "A1", "150", "--paid-at", NOW.isoformat(), "--now", NOW.isoformat())
+    shown = " ".join(invoke("plans", "show", "A1").output.split())
+    assert "plan accepted (6 instalments, 600.00 USD in total, accepted 2026-11-22 via cli)" in shown
+    assert "│ 1 │ 2026-12-01 │ 100.00 │ 100.00 │ paid │" in shown and "│ 2 │ 2027-01-01 │ 100.00 │ 50.00 │ 50.00 │" in shown
+    again = invoke("plans", "accept", "A1", "--option", "1", "--now", NOW.isoformat())
+    assert again.exit_code == 1 and again.output.strip() == "error: account A1 is already in a plan " \
+                                                             "(campaigns plans show A1)"
+
+
+def test_promises_record(engine):
+    add_account(engine, "A1", days_past_due=5)
+    by = (AS_OF + timedelta(days=3)).isoformat()
+    result = invoke("promises", "record", "A1", "50", "--by", by, "--channel", "call", "--now", NOW.isoformat())
+    assert result.exit_code == 0 and f"promise recorded for account A1: 50 by {by}" in result.output
+    with engine.connect() as conn:
+        assert conn.execute(select(PaymentPromise.channel, PaymentPromise.amount)).one() == ("call", Decimal("50"))
+    late = invoke("promises", "record", "A1", "50", "--by", "2027-06-01", "--now", NOW.isoformat())
+    assert late.exit_code == 1 and late.output.startswith("error: the promised date 2027-06-01 is more than 30 days")
+
+
+def test_worklist_export_and_record(engine, tmp_path):
+    item(engine, "EVIL")
+    out = tmp_path / "agents.csv"
+    result = invoke("worklist", "export", "--out", out)
+    assert result.exit_code == 0 and "1 open worklist item(s) written" in result.output
+    assert "'=HYPERLINK" in out.read_text()
+    assert "1 open worklist item(s), highest priority first" in invoke("worklist").output
+    recorded = invoke("worklist", "record", "EVIL", "no_answer", "--now", NOW.isoformat())
+    assert recorded.exit_code == 0 and "account EVIL: no_answer recorded" in recorded.output
+    bad = invoke("worklist", "record", "EVIL", "maybe", "--now", NOW.isoformat())
+    assert bad.exit_code == 1 and "unknown outcome 'maybe'" in bad.output
+
+
+def test_agency_place_and_recall(engine, tmp_path):
+    add_account(engine, "OLD", days_past_due=95)
+    placed = invoke("agency", "place", "--as-of", AS_OF.isoformat(), "--out-dir", tmp_path, "--now", NOW.isoformat())
+    assert placed.exit_code == 0 and "1 account(s) placed with Northwind Recoveries" in placed.output
+    with engine.connect() as conn:
+        assert conn.execute(select(Account.status, Account.placed_with)).one() == ("placed", "Northwind Recoveries")
+    assert "recalled from Northwind Recoveries" in invoke("agency", "recall", "OLD").output
+    again = invoke("agency", "recall", "OLD")
+    assert again.exit_code == 1 and again.output.strip() == "error: account OLD is open, not placed with an agency"
