@@ -181,3 +181,73 @@ def test_placement_hands_over_only_what_the_agency_needs_and_stops_all_contact(e
     assert "OLD" in cohort_ids(engine, ladder, Stage.escalation)
     with pytest.raises(AgencyError, match="is open, not placed"):
         recall(engine, "OLD", NOW)
+
+
+def test_a_broken_promise_or_plan_made_to_an_agent_puts_the_account_back_on_the_worklist(engine):
+    from campaigns.money.offers import accept_offer, break_overdue_plans
+    from campaigns.money.promises import break_overdue_promises
+    from tests.test_plan_lifecycle import RULES as PLAN_RULES, offer
+
+    item(engine, "PROMISED")
+    item(engine, "PLANNED")
+    record_outcome(engine, POLICY, "PROMISED", "promise", NOW, AS_OF, amount=Decimal("50"),
+                   by=AS_OF + timedelta(days=2))
+    offer(engine, "PLANNED")
+    accept_offer(engine, "PLANNED", 1, NOW, AS_OF, PLAN_RULES)  # an agent takes the plan with the customer
+    assert open_worklist(engine).empty
+    with engine.begin() as conn:
+        break_overdue_promises(conn, AS_OF + timedelta(days=3), NOW)
+        break_overdue_plans(conn, AS_OF + timedelta(days=30), NOW, PLAN_RULES)
+    frame = open_worklist(engine).set_index("account_id")
+    assert frame.loc["PROMISED", "reason"] == "broken_promise" and "50.00 by 2026-11-24 broken" == frame.loc["PROMISED", "promises"]
+    assert frame.loc["PLANNED", "reason"] == "broken_plan" and "broken" in frame.loc["PLANNED", "plans"]
+    assert frame["priority"].min() > 0
+
+
+def test_a_promise_above_the_balance_and_a_plan_link_without_its_token_are_refused(engine):
+    from pydantic import ValidationError
+
+    from campaigns.money.promises import PromiseError
+    from campaigns.settings import Settings
+
+    add_account(engine, "A1", days_past_due=5)
+    with pytest.raises(PromiseError, match="more than the balance of account A1 \\(600.00 USD\\)"):
+        record_promise(engine, "A1", Decimal("600.01"), AS_OF + timedelta(days=2), NOW, AS_OF)
+    with pytest.raises(ValidationError, match="must contain \\{token\\}"):
+        Settings(plan_url="https://pay.example.com/plans")
+
+
+def test_a_thank_you_held_for_the_morning_is_released_not_stopped_by_being_paid(engine, ladder):
+    from campaigns.delivery.deliver import deliver_queued
+
+    add_account(engine, "PAID", days_past_due=5)
+    night = NOW.replace(hour=6)  # 01:00 in New York
+    record_payment(engine, "PAID", Decimal("600.00"), night, night, ZONE)
+    gateway = FakeGateway()
+    run_stage(engine, ladder, Stage.thank_you, {"email": gateway}, now=night)
+    assert [(a.status, a.reason) for a in attempts(engine)] == [("deferred", "outside_contact_window")]
+    tally = deliver_queued(engine, {"email": gateway}, now=NOW, policy=POLICY, include_queued=False)
+    assert tally.total("sent") == 1 and [m.account_id for m in gateway.sent] == ["PAID"]
+
+
+def test_an_offer_is_stored_once_per_day_and_a_dry_run_stores_none(engine, ladder):
+    from campaigns.contact.pipeline import plan_stage_chunks, preview_chunk
+    from campaigns.db.models import RepaymentPlan
+    from tests.test_pipeline import BRAND, TEMPLATES
+    from campaigns.contact.pipeline import StageRun
+
+    add_account(engine, "A1", days_past_due=20)
+    run = StageRun("dry", Stage.plan_offer, AS_OF, NOW)
+    for bounds in plan_stage_chunks(engine, ladder, Stage.plan_offer, AS_OF, 10):
+        preview_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY)
+    with engine.connect() as conn:
+        assert conn.execute(select(RepaymentPlan.id)).all() == []
+    gateway = FakeGateway()
+    run_stage(engine, ladder, Stage.plan_offer, {"email": gateway})
+    run_stage(engine, ladder, Stage.plan_offer, {"email": gateway})  # a re-run of the day
+    run_stage(engine, ladder, Stage.plan_offer, {"email": gateway}, as_of=AS_OF + timedelta(days=7))
+    with engine.connect() as conn:
+        offers = conn.execute(select(RepaymentPlan.offered_on, RepaymentPlan.status)
+                              .order_by(RepaymentPlan.offered_on)).all()
+    assert offers == [(AS_OF, "superseded"), (AS_OF + timedelta(days=7), "offered")]
+    assert len(gateway.sent) == 2 and "Choose it: https://pay.example.com/" in gateway.sent[0].text

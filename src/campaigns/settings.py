@@ -132,6 +132,14 @@ class Settings(BaseSettings):
         raise ValueError(f"{url.drivername!r} is not supported: use SQLite (sqlite:///path/to/campaigns.db) or "
                          "PostgreSQL (postgresql+psycopg://user@host:5432/db)")
 
+    @field_validator("plan_url")
+    @classmethod
+    def _plan_url_has_token(cls, value: str) -> str:
+        if "{token}" not in value:
+            raise ValueError("must contain {token}, where each plan link's signed token goes, e.g. "
+                             "https://pay.example.com/plans/{token}")
+        return value
+
     @field_validator("lender_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

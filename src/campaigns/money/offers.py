@@ -28,6 +28,7 @@ from campaigns.db.models import Account, AgentWorklistItem, PlanInstalment, Repa
 from campaigns.money.currency import in_currency
 from campaigns.money.links import LinkError, PlanLink, parse_token, verify
 from campaigns.money.plans import PlanRules, allocate, instalment_dates, split_evenly
+from campaigns.money.promises import reopen_worklist
 
 TRANSITIONS: dict[str, set[str]] = {
     "offered": {"accepted", "expired", "superseded"},
@@ -245,6 +246,7 @@ def break_overdue_plans(conn: Connection, as_of: date, now: datetime, rules: Pla
     for plan_id, (account_id, seq) in broken.items():
         close_plan(conn, plan_id, account_id, "broken", now,
                    f"instalment {seq} unpaid {rules.break_after_days} days after its date")
+    reopen_worklist(conn, [account_id for account_id, _ in broken.values()], "plan", "broken_plan", now)
     return len(broken)
 
 

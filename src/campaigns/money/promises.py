@@ -52,6 +52,9 @@ def record_promise(engine: Engine, account_id: str, amount: Decimal, by: date, n
                                "there is nothing to promise")
         if amount <= 0 or in_currency(amount, account.currency) != amount:
             raise PromiseError(f"the amount must be positive, with at most the decimals of {account.currency}")
+        if amount > account.balance:
+            raise PromiseError(f"the amount is more than the balance of account {account_id} "
+                               f"({in_currency(account.balance, account.currency)} {account.currency})")
         if conn.execute(select(PaymentPromise.id).where(PaymentPromise.account_id == account_id,
                                                         PaymentPromise.status == "open")).first():
             raise PromiseError(f"account {account_id} already has an open promise")
@@ -81,10 +84,28 @@ def count_toward_promise(conn: Connection, account_id: str, amount: Decimal, pai
 
 
 def break_overdue_promises(conn: Connection, as_of: date, now: datetime) -> int:
-    """Promises whose date has passed unpaid are broken (the day after the date)."""
+    """Promises whose date has passed unpaid are broken (the day after the date); an account whose promise
+    was made to an agent goes back on the worklist, where it left off."""
     p = PaymentPromise
-    return conn.execute(update(p).where(p.status == "open", p.due_by < as_of)
-                        .values(status="broken", resolved_at=now)).rowcount
+    broken = conn.execute(select(p.id, p.account_id).where(p.status == "open", p.due_by < as_of)).all()
+    if not broken:
+        return 0
+    conn.execute(update(p).where(p.id.in_([b.id for b in broken])).values(status="broken", resolved_at=now))
+    reopen_worklist(conn, [b.account_id for b in broken], "promise", "broken_promise", now)
+    return len(broken)
+
+
+def reopen_worklist(conn: Connection, account_ids: list[str], closed_by: str, reason: str, now: datetime) -> int:
+    """Put back on the worklist the items a promise or plan (``closed_by``) took off it, now that it is broken."""
+    from campaigns.db.models import AgentWorklistItem
+
+    w = AgentWorklistItem
+    reopened = 0
+    for i in range(0, len(account_ids), 1000):
+        reopened += conn.execute(update(w).where(w.account_id.in_(account_ids[i:i + 1000]), w.status == "done",
+                                                 w.outcome == closed_by)
+                                 .values(status="open", reason=reason, outcome=reason, outcome_at=now)).rowcount
+    return reopened
 
 
 def promise_history(conn: Connection, account_ids: list[str]) -> dict[str, list[dict]]:
