@@ -134,6 +134,14 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def print_row_errors(errors: list, limit: int = 200) -> None:
+    """A file's bad rows on stderr, one line each (file, row, field), the first ``limit`` of them."""
+    for error in errors[:limit]:
+        err.print(str(error), markup=False, highlight=False)
+    if len(errors) > limit:
+        err.print(f"... and {len(errors) - limit} more errors", markup=False)
+
+
 def say(line: str) -> None:
     err.print(line, markup=False, highlight=False)
 

@@ -11,11 +11,11 @@ from campaigns.cli.app import (
     NowOpt,
     app,
     creating_services,
-    err,
     friendly_errors,
     migrated_services,
     out,
     parse_now_option,
+    print_row_errors,
 )
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -44,10 +44,7 @@ def import_command(
 
     s = migrated_services()
     report = import_portfolio(s.engine, path, now=parse_now_option(now))
-    for error in report.errors[:200]:
-        err.print(str(error), markup=False, highlight=False)
-    if len(report.errors) > 200:
-        err.print(f"... and {len(report.errors) - 200} more errors", markup=False)
+    print_row_errors(report.errors)
     out.print(
         f"{report.file}: {report.rows_read} rows read, {report.accounts_loaded} accounts and "
         f"{report.customers_loaded} customers loaded, {report.disputes_opened} disputes opened, "

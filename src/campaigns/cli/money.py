@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from campaigns.cli.app import CliError, NowOpt, app, clock_now, err, friendly_errors, migrated_services, out
+from campaigns.cli.app import (
+    CliError,
+    NowOpt,
+    app,
+    clock_now,
+    friendly_errors,
+    migrated_services,
+    out,
+    print_row_errors,
+)
 
 payments_app = typer.Typer(help="Payments: what came back. They lower what is owed, pay instalments, keep promises.",
                            no_args_is_help=True)
@@ -56,10 +65,7 @@ def payments_import_command(
 
     s = migrated_services()
     report = import_payments(s.engine, path, clock_now(now), s.settings.lender_zone)
-    for error in report.errors[:200]:
-        err.print(str(error), markup=False, highlight=False)
-    if len(report.errors) > 200:
-        err.print(f"... and {len(report.errors) - 200} more errors", markup=False)
+    print_row_errors(report.errors)
     out.print(f"{report.file}: {report.rows_read} rows read, {report.payments_loaded} payments loaded "
               f"({_money(report.applied)} applied), {report.already_recorded} already recorded, "
               f"{report.rows_rejected} rows rejected; {report.accounts_paid_off} account(s) paid in full, "

@@ -38,7 +38,7 @@ from campaigns.db.models import Account, AgentWorklistItem, Payment, PaymentProm
 from campaigns.money.currency import in_currency
 from campaigns.money.offers import allocate_to_plan
 from campaigns.money.promises import count_toward_promise
-from campaigns.portfolio.importer import PortfolioSource, Record, RowError, RowParser
+from campaigns.portfolio.importer import FileReport, PortfolioSource, Record, RowError, RowParser
 from campaigns.progress import track
 
 REQUIRED = ["payment_id", "account_id", "amount", "currency", "paid_at"]
@@ -55,9 +55,7 @@ class PaymentError(ValueError):
 
 
 @dataclass
-class PaymentReport:
-    file: str
-    rows_read: int = 0
+class PaymentReport(FileReport):
     payments_loaded: int = 0
     already_recorded: int = 0
     accounts_paid_off: int = 0
@@ -65,15 +63,6 @@ class PaymentReport:
     promises_kept: int = 0
     applied: dict[str, Decimal] = field(default_factory=dict)  # per currency
     credit: dict[str, Decimal] = field(default_factory=dict)  # over-payments, per currency
-    errors: list[RowError] = field(default_factory=list)
-
-    @property
-    def rows_rejected(self) -> int:
-        return len({e.row for e in self.errors})
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
     def add_money(self, which: dict[str, Decimal], currency: str, amount: Decimal) -> None:
         if amount:

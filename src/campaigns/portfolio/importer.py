@@ -96,12 +96,11 @@ class RowError:
 
 
 @dataclass
-class ImportReport:
+class FileReport:
+    """What reading a file of rows gave: how many rows, and each bad row's errors."""
+
     file: str
     rows_read: int = 0
-    accounts_loaded: int = 0
-    customers_loaded: int = 0
-    disputes_opened: int = 0
     errors: list[RowError] = field(default_factory=list)
 
     @property
@@ -111,6 +110,13 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass
+class ImportReport(FileReport):
+    accounts_loaded: int = 0
+    customers_loaded: int = 0
+    disputes_opened: int = 0
 
 
 @lru_cache(maxsize=1)
