@@ -285,3 +285,35 @@ def test_the_link_key_is_made_once_private_and_kept(tmp_path, monkeypatch):
     assert len(first) == 64 and bootstrap.plan_link_secret(settings) == first
     assert oct((tmp_path / "data" / "plan-link.key").stat().st_mode & 0o777) == "0o600"
     assert bootstrap.plan_link_secret(Settings(data_dir=tmp_path, plan_link_secret="s3cret")) == b"s3cret"
+
+
+def test_no_token_whatever_its_shape_makes_the_plan_pages_fail(engine):
+    """Hypothesis: any path segment, valid-looking or not, is refused cleanly (never a 500, never a change)."""
+    from hypothesis import HealthCheck, settings
+    from starlette.testclient import TestClient
+
+    from campaigns.delivery.webhooks import PlanLinks, create_app
+
+    add_account(engine, "A1", days_past_due=20)
+    real = offer(engine, "A1")["tokens"][1]
+    client = TestClient(create_app(engine, plan_links=PlanLinks(SECRET, RULES, ZONE, clock=lambda: NOW)),
+                        raise_server_exceptions=False)
+    shapes = st.one_of(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#%"), max_size=120),
+        st.builds(lambda i, c: real[:i] + c + real[i + 1:], st.integers(0, len(real) - 1),
+                  st.sampled_from("a7~.Z-_0")),
+        st.builds(lambda a, d, o: f"{a}~{d}~{o}~" + "a" * 20, st.from_regex(r"[A-Za-z0-9]{1,64}", fullmatch=True),
+                  st.from_regex(r"\d{8}", fullmatch=True), st.integers(0, 99)))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(token=shapes)
+    def probe(token):
+        from urllib.parse import quote
+
+        for method in ("get",) if token == real else ("get", "post"):
+            response = getattr(client, method)(f"/plans/{quote(token, safe='')}")
+            assert response.status_code in (403, 404, 405, 409, 410, 422) or (
+                token == real and response.status_code == 200), (token, response.status_code)
+
+    probe()
+    assert plan_row(engine, "A1").status == "offered"
