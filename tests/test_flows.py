@@ -129,7 +129,8 @@ def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefec
                                      .where(ContactAttempt.status == "sent").group_by(ContactAttempt.stage)).all())
         runs = dict(conn.execute(select(CampaignRun.stage, CampaignRun.status)).all())
     assert by_stage == {"escalation": 6}  # people still got their worklist
-    assert runs == {"pre_due": "failed", "soft_nudge": "failed", "plan_offer": "failed", "escalation": "completed"}
+    assert runs == {"pre_due": "failed", "soft_nudge": "failed", "plan_offer": "failed", "escalation": "completed",
+                    "thank_you": "completed"}
     assert sent_counts(portfolio)["deferred"] == 24  # logged, due again at once, not lost
 
     summaries = daily_campaign(as_of=AS_OF, now=NOW)  # the provider is back
