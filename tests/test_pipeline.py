@@ -253,5 +253,5 @@ def test_the_daily_summary_reads_as_a_table_not_json():
     assert list(rows[0]) == ["Stage", "Accounts", "Sent", "Deferred (wait for window)", "Suppressed", "Failed",
                              "Held out", "Reasons", "Run"]  # nothing unknown, queued... that day: not shown
     assert rows[0]["Reasons"] == "suppressed: opted_out 1; deferred: outside_contact_window 5"
-    assert rows[1]["Reasons"] == "-" and rows[1]["Held out"] == 1
+    assert rows[1]["Reasons"] == "none" and rows[1]["Held out"] == 1
     assert all(isinstance(v, (int, str)) for row in rows for v in row.values())

@@ -87,7 +87,7 @@ def daily_rows(summaries: list[dict]) -> list[dict]:
             by_reason = summary.get(f"{outcome}_by_reason") or {}
             if by_reason:
                 reasons.append(f"{outcome}: " + ", ".join(f"{r} {n}" for r, n in sorted(by_reason.items())))
-        row["Reasons"] = "; ".join(reasons) or "-"
+        row["Reasons"] = "; ".join(reasons) or "none"  # a lone "-" is a list bullet in the UI's markdown
         row["Run"] = summary.get("run_id", "")
         rows.append(row)
     return rows
