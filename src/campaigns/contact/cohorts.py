@@ -129,16 +129,15 @@ def cohort_filter(rule: StageRule, as_of: date):
     handed_to_agents = exists().where(
         AgentWorklistItem.account_id == Account.id, AgentWorklistItem.status == "open"
     )
+    instalments = reminds_instalments(rule)
     clauses = [
         Account.status == "open",
-        Account.amount_due > 0,
+        (EFFECTIVE_AMOUNT_DUE if instalments else Account.amount_due) > 0,
         _due_date_filter(rule, as_of),
         ~other_stage_today,
         ~open_promise_exists(),
     ]
-    if reminds_instalments(rule):
-        clauses[1] = EFFECTIVE_AMOUNT_DUE > 0
-    else:
+    if not instalments:
         clauses.append(Account.plan_due_date.is_(None))
     if rule.stage.value != "escalation":
         clauses.append(~handed_to_agents)
