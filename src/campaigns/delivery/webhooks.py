@@ -28,7 +28,8 @@ import time
 from urllib.parse import parse_qsl
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from markupsafe import escape
@@ -40,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from campaigns.contact.render import format_day, format_money
 from campaigns.customers.preferences import PreferenceError, receive_sms
 from campaigns.money.links import LinkError, make_token, parse_token
 from campaigns.money.offers import accept_link, offer_for_link
@@ -110,6 +112,7 @@ class PlanLinks:
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
+PAGE_LOCALE = "en-US"  # the pages are in English for now (the messages that link to them are localised)
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}
@@ -134,20 +137,25 @@ def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
         except LinkError as exc:
             return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
         items = []
+        currency = offer["currency"]
         for option in offer["options"]:
             if offer["option"] not in (0, option["option"]):
                 continue
-            amounts = [i["amount"] for i in option["instalments"]]
-            words = (f"{option['count']} payments of {amounts[-1]} {offer['currency']}" if amounts[0] == amounts[-1]
-                     else f"the first of {amounts[0]}, then {option['count'] - 1} of {amounts[-1]} {offer['currency']}")
+            amounts = [format_money(Decimal(i["amount"]), currency, PAGE_LOCALE) for i in option["instalments"]]
+            words = (f"{option['count']} payments of {amounts[-1]}" if amounts[0] == amounts[-1]
+                     else f"{option['count']} payments: the first of {amounts[0]}, then {option['count'] - 1} of "
+                          f"{amounts[-1]}")
+            first = format_day(date.fromisoformat(option["instalments"][0]["due"]), PAGE_LOCALE)
+            total = format_money(Decimal(option["total"]), currency, PAGE_LOCALE)
             accept = make_token(links.secret, offer["account_id"], parse_token(token).offered_on, option["option"],
                                 offer["expires_at"])
-            items.append(f"<li>{escape(words)}, from {escape(option['instalments'][0]['due'])}: "
-                         f"{escape(option['total'])} {escape(offer['currency'])} in total "
+            items.append(f"<li>{escape(words)}, starting {escape(first)}: {escape(total)} in total "
                          f"<form method=\"post\" action=\"/plans/{escape(accept)}\" style=\"display:inline\">"
                          "<button type=\"submit\">Choose this plan</button></form></li>")
-        return _page("Choose a payment plan", f"<ul>{''.join(items)}</ul><p>Open until "
-                                             f"{escape(offer['expires_at'].astimezone(links.zone).strftime('%Y-%m-%d %H:%M'))}.</p>")
+        # Links work until the end of the last valid day, in the lender's time zone.
+        last_day = (offer["expires_at"].astimezone(links.zone) - timedelta(days=1)).date()
+        return _page("Choose a payment plan", f"<ul>{''.join(items)}</ul><p>These options are open until "
+                                             f"{escape(format_day(last_day, PAGE_LOCALE))}.</p>")
 
     async def accept(request: Request) -> Response:
         token = request.path_params["token"]
@@ -156,8 +164,8 @@ def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
             plan = accept_link(engine, token, now, now.astimezone(links.zone).date(), links.rules, links.secret)
         except LinkError as exc:
             return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
-        rows = "".join(f"<li>{escape(d.isoformat())}: {escape(str(a))} {escape(plan.currency)}</li>"
-                       for d, a in plan.schedule)
+        rows = "".join(f"<li>{escape(format_day(d, PAGE_LOCALE))}: "
+                       f"{escape(format_money(a, plan.currency, PAGE_LOCALE))}</li>" for d, a in plan.schedule)
         return _page("Your plan is set up", f"<p>Thank you. Your payments:</p><ol>{rows}</ol>"
                                             "<p>We will remind you a few days before each one.</p>")
 
