@@ -87,6 +87,14 @@ def test_soft_nudge_waits_every_days_after_a_contact(engine, ladder):
     assert cohort_ids(engine, ladder, Stage.soft_nudge, AS_OF + timedelta(days=1)) == ["A"]  # 3 days on
 
 
+def test_the_holdout_keeps_the_same_cadence_as_the_contacted(engine, ladder):
+    """Issue 11: a held-out account is assigned every 3 days like a contacted one, not every day."""
+    add_account(engine, "HELD", days_past_due=5)
+    _log(engine, "HELD", Stage.soft_nudge, AS_OF - timedelta(days=2), status="holdout")
+    assert cohort_ids(engine, ladder, Stage.soft_nudge) == []
+    assert cohort_ids(engine, ladder, Stage.soft_nudge, AS_OF + timedelta(days=1)) == ["HELD"]
+
+
 def test_a_suppressed_attempt_does_not_start_the_wait(engine, ladder):
     add_account(engine, "A", days_past_due=5)
     _log(engine, "A", Stage.soft_nudge, AS_OF - timedelta(days=1), status="suppressed")

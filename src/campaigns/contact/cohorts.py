@@ -28,7 +28,9 @@ from campaigns.db.models import (
 )
 from campaigns.contact.ladder import StageRule
 
-# Statuses that mean "we did reach out (or may have)": they count for every_days.
+# Statuses that start a stage's every_days wait: we reached out (or may have), or the account was assigned
+# to the holdout. The holdout keeps the same cadence as the contacted, so both arms are assigned at
+# comparable times (a holdout row every day against a message every 3 days would skew any comparison).
 CONTACT_STATUSES = (
     AttemptStatus.queued.value,
     AttemptStatus.deferred.value,
@@ -36,6 +38,7 @@ CONTACT_STATUSES = (
     AttemptStatus.sent.value,
     AttemptStatus.unknown.value,
     AttemptStatus.delivered.value,
+    AttemptStatus.holdout.value,
 )
 
 COHORT_COLUMNS = [
