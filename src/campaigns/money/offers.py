@@ -190,12 +190,15 @@ def offer_for_link(engine: Engine, token: str, now: datetime, secret: bytes) -> 
             "option": link.option, "expires_at": offer.expires_at}
 
 
-def allocate_to_plan(conn: Connection, account_id: str, amount: Decimal, paid_at: datetime) -> bool:
-    """Share a payment among the accepted plan's instalments, oldest first. True when the plan is paid off."""
+def allocate_to_plan(conn: Connection, account_id: str, amount: Decimal, paid_at: datetime) -> date | None:
+    """Share a payment among the accepted plan's instalments, oldest first.
+
+    Returns the account's next instalment date after it, None once the plan is paid off (completed).
+    """
     plan = conn.execute(select(RepaymentPlan.id).where(RepaymentPlan.account_id == account_id,
                                                        RepaymentPlan.status == "accepted")).scalar()
-    if plan is None:
-        return False
+    if plan is None:  # nothing to allocate to: the account's instalment pointer stands as it is
+        return conn.execute(select(Account.plan_due_date).where(Account.id == account_id)).scalar()
     i = PlanInstalment
     rows = conn.execute(select(i.id, i.seq, i.due_date, i.amount, i.paid).where(i.plan_id == plan)
                         .order_by(i.seq)).all()
@@ -209,10 +212,10 @@ def allocate_to_plan(conn: Connection, account_id: str, amount: Decimal, paid_at
             next_due = (r.due_date, r.amount - paid)
     if next_due is None:
         close_plan(conn, plan, account_id, "completed", paid_at, "paid off")
-        return True
+        return None
     conn.execute(update(Account).where(Account.id == account_id)
                  .values(plan_due_date=next_due[0], plan_amount_due=next_due[1]))
-    return False
+    return next_due[0]
 
 
 def close_plan(conn: Connection, plan_id: int, account_id: str, status: str, now: datetime, why: str) -> None:

@@ -306,10 +306,9 @@ def apply_payments(conn: Connection, accounts: dict[str, dict], payments: list[d
             cured.add(account_id)
         instalment_before = account.get("plan_due_date")
         if applied and instalment_before is not None:
-            if allocate_to_plan(conn, account_id, applied, payment["paid_at"]):
+            account["plan_due_date"] = allocate_to_plan(conn, account_id, applied, payment["paid_at"])
+            if account["plan_due_date"] is None:
                 outcome.plans_completed += 1
-            account["plan_due_date"] = conn.execute(select(Account.plan_due_date)
-                                                    .where(Account.id == account_id)).scalar()
             if account["plan_due_date"] != instalment_before:
                 cured.add(account_id)  # an instalment was paid: its reminder must not go out after
         if applied and account_id in promised and count_toward_promise(conn, account_id, applied,
