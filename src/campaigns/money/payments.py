@@ -33,6 +33,7 @@ from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
+from campaigns.clock import NaiveTimestampError, parse_now
 from campaigns.contact.outcomes import suppress_pending
 from campaigns.db.models import Account, AgentWorklistItem, Payment, PaymentPromise
 from campaigns.money.currency import in_currency
@@ -85,14 +86,13 @@ def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowE
     text = p.required("paid_at")
     if text is not None:
         try:
-            paid_at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            paid_at = parse_now(text)  # the run clock's parser: ISO 8601 that must carry its offset
+        except NaiveTimestampError:
+            p.fail("paid_at", f"{p.shown('paid_at')} has no UTC offset; write e.g. {text}+00:00")
         except ValueError:
             p.fail("paid_at", f"{p.shown('paid_at')} is not an ISO 8601 timestamp (e.g. 2026-11-20T14:03:00-05:00)")
         else:
-            if paid_at.tzinfo is None:
-                p.fail("paid_at", f"{p.shown('paid_at')} has no UTC offset; write e.g. {text}+00:00")
-                paid_at = None
-            elif paid_at > now + timedelta(days=1):
+            if paid_at > now + timedelta(days=1):
                 p.fail("paid_at", f"{p.shown('paid_at')} is in the future")
                 paid_at = None
     extras = {}
