@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select, update
 from campaigns.channels.agent import describe_tried
 from campaigns.customers.calls import log_call
 from campaigns.customers.preferences import open_dispute
+from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, AgentWorklistItem, Customer
 from campaigns.files import open_private
 from campaigns.money.currency import in_currency
@@ -102,9 +103,9 @@ def _no_answers(conn, account_ids: list[str]) -> dict[str, int]:
 
     a = ContactAttempt
     found: dict[str, int] = {}
-    for i in range(0, len(account_ids), 1000):
+    for part in in_batches(account_ids):
         for account_id, n in conn.execute(select(a.account_id, func.count()).where(
-                a.account_id.in_(account_ids[i:i + 1000]), a.channel == "call", a.outcome == "no_answer")
+                a.account_id.in_(part), a.channel == "call", a.outcome == "no_answer")
                 .group_by(a.account_id)):
             found[account_id] = n
     return found

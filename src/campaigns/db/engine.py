@@ -1,8 +1,8 @@
-"""Engines, migrations and the one upsert the importer needs, per dialect."""
+"""Engines, migrations, the upsert and insert the writers need per dialect, and IN-list batches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,16 @@ def require_current_schema(engine: Engine) -> None:
     if current != head:
         raise SchemaNotReady(f"database schema is at {current or 'nothing'}, code expects {head}: "
                              "run `campaigns db upgrade`")
+
+
+IN_BATCH = 1000  # ids per IN (...) list: far below every backend's limit on bound parameters
+
+
+def in_batches(values: Sequence[Any], size: int = IN_BATCH) -> Iterator[list[Any]]:
+    """``values`` in consecutive lists of at most ``size``, for ``column.in_(...)`` over many ids."""
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def upsert(

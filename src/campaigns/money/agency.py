@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from campaigns.contact.cohorts import open_promise_exists
 from campaigns.contact.ladder import AgencyRules
 from campaigns.contact.outcomes import suppress_pending
+from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, AgentWorklistItem, Customer, Dispute, Hold
 from campaigns.files import ensure_private_directory, open_private
 from campaigns.money.currency import in_currency
@@ -91,8 +92,7 @@ def place_with_agency(engine: Engine, rules: AgencyRules, as_of: date, now: date
 
 
 def _mark_placed(conn: Connection, ids: list[str], agency: str, now: datetime) -> None:
-    for i in range(0, len(ids), 1000):
-        part = ids[i:i + 1000]
+    for part in in_batches(ids):
         conn.execute(update(Account).where(Account.id.in_(part), Account.status == "open")
                      .values(status="placed", placed_at=now, placed_with=agency, updated_at=now))
         conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id.in_(part),

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.outcomes import suppress_pending
-from campaigns.db.engine import insert_ignoring_conflicts
+from campaigns.db.engine import in_batches, insert_ignoring_conflicts
 from campaigns.db.models import Account, AgentWorklistItem, PlanInstalment, RepaymentPlan
 from campaigns.money.currency import in_currency
 from campaigns.money.links import LinkError, PlanLink, parse_token, verify
@@ -60,9 +60,9 @@ def store_offers(conn: Connection, offers: list[dict[str, Any]], as_of: date) ->
     unique = list({o["offer_key"]: o for o in offers}.values())
     created = insert_ignoring_conflicts(conn, RepaymentPlan.__table__, unique, key="offer_key")
     accounts = [o["account_id"] for o in unique]
-    for i in range(0, len(accounts), 1000):
+    for part in in_batches(accounts):
         conn.execute(update(RepaymentPlan).where(
-            RepaymentPlan.account_id.in_(accounts[i:i + 1000]), RepaymentPlan.status == "offered",
+            RepaymentPlan.account_id.in_(part), RepaymentPlan.status == "offered",
             RepaymentPlan.offered_on < as_of,
         ).values(status="superseded", closed_at=unique[0]["created_at"], close_reason="a newer offer"))
     return len(created)
@@ -257,10 +257,10 @@ def plan_history(conn: Connection, account_ids: list[str]) -> dict[str, list[dic
     """Accepted plans per account, newest first, as a worklist item shows them (no personal data)."""
     p = RepaymentPlan
     history: dict[str, list[dict[str, Any]]] = {}
-    for i in range(0, len(account_ids), 1000):
+    for part in in_batches(account_ids):
         rows = conn.execute(select(p.account_id, p.status, p.instalments, p.total, p.currency, p.accepted_at,
                                    p.close_reason)
-                            .where(p.account_id.in_(account_ids[i:i + 1000]), p.accepted_at.is_not(None))
+                            .where(p.account_id.in_(part), p.accepted_at.is_not(None))
                             .order_by(p.account_id, p.accepted_at.desc())).all()
         for r in rows:
             history.setdefault(r.account_id, []).append({

@@ -35,6 +35,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.clock import NaiveTimestampError, parse_now
 from campaigns.contact.outcomes import suppress_pending
+from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, AgentWorklistItem, Payment, PaymentPromise
 from campaigns.money.currency import in_currency
 from campaigns.money.offers import allocate_to_plan
@@ -247,10 +248,10 @@ class Applied:
 def _locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, dict]:
     """The accounts a batch pays, locked (on PostgreSQL) so concurrent imports apply one after the other."""
     found: dict[str, dict] = {}
-    for i in range(0, len(account_ids), 1000):
+    for part in in_batches(account_ids):
         stmt = select(Account.id, Account.currency, Account.balance, Account.amount_due, Account.status,
                       Account.credit, Account.plan_due_date, Account.paid_off_at).where(
-            Account.id.in_(account_ids[i:i + 1000]))
+            Account.id.in_(part))
         if conn.dialect.name == "postgresql":
             stmt = stmt.order_by(Account.id).with_for_update()
         for r in conn.execute(stmt).mappings():
@@ -261,18 +262,18 @@ def _locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, dict
 def _known_payments(conn: Connection, payment_ids: list[str]) -> dict[str, dict]:
     p = Payment
     found = {}
-    for i in range(0, len(payment_ids), 1000):
+    for part in in_batches(payment_ids):
         for r in conn.execute(select(p.payment_id, p.account_id, p.amount, p.currency, p.paid_at, p.method,
-                                     p.reference).where(p.payment_id.in_(payment_ids[i:i + 1000]))).mappings():
+                                     p.reference).where(p.payment_id.in_(part))).mappings():
             found[r["payment_id"]] = {**r, "amount": in_currency(r["amount"], r["currency"])}
     return found
 
 
 def _with_open_promise(conn: Connection, account_ids: list[str]) -> set[str]:
     found: set[str] = set()
-    for i in range(0, len(account_ids), 1000):
+    for part in in_batches(account_ids):
         found.update(conn.execute(select(PaymentPromise.account_id).where(
-            PaymentPromise.account_id.in_(account_ids[i:i + 1000]), PaymentPromise.status == "open")).scalars())
+            PaymentPromise.account_id.in_(part), PaymentPromise.status == "open")).scalars())
     return found
 
 
@@ -331,13 +332,13 @@ def apply_payments(conn: Connection, accounts: dict[str, dict], payments: list[d
         {"id_": a["id"], "balance_": a["balance"], "amount_due_": a["amount_due"], "credit_": a["credit"],
          "status_": a["status"], "paid_off_at_": a["paid_off_at"]} for a in changed.values()])
     paid_off = [a["id"] for a in changed.values() if a["status"] == "paid"]
-    for i in range(0, len(paid_off), 1000):
-        conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id.in_(paid_off[i:i + 1000]),
+    for part in in_batches(paid_off):
+        conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id.in_(part),
                                                      AgentWorklistItem.status == "open")
                      .values(status="done", outcome="paid", outcome_at=now))
     cured_ids = sorted(cured)
-    for i in range(0, len(cured_ids), 1000):
-        suppress_pending(conn, cured_ids[i:i + 1000], "paid", now, keep_stages=("thank_you",))
+    for part in in_batches(cured_ids):
+        suppress_pending(conn, part, "paid", now, keep_stages=("thank_you",))
     return outcome
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.outcomes import suppress_pending
+from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, PaymentPromise
 from campaigns.money.currency import in_currency
 
@@ -101,8 +102,8 @@ def reopen_worklist(conn: Connection, account_ids: list[str], closed_by: str, re
 
     w = AgentWorklistItem
     reopened = 0
-    for i in range(0, len(account_ids), 1000):
-        reopened += conn.execute(update(w).where(w.account_id.in_(account_ids[i:i + 1000]), w.status == "done",
+    for part in in_batches(account_ids):
+        reopened += conn.execute(update(w).where(w.account_id.in_(part), w.status == "done",
                                                  w.outcome == closed_by)
                                  .values(status="open", reason=reason, outcome=reason, outcome_at=now)).rowcount
     return reopened
@@ -111,9 +112,9 @@ def reopen_worklist(conn: Connection, account_ids: list[str], closed_by: str, re
 def promise_history(conn: Connection, account_ids: list[str]) -> dict[str, list[dict]]:
     p = PaymentPromise
     history: dict[str, list[dict]] = {}
-    for i in range(0, len(account_ids), 1000):
+    for part in in_batches(account_ids):
         for r in conn.execute(select(p.account_id, p.status, p.amount, p.currency, p.due_by)
-                              .where(p.account_id.in_(account_ids[i:i + 1000]))
+                              .where(p.account_id.in_(part))
                               .order_by(p.account_id, p.promised_at.desc())):
             history.setdefault(r.account_id, []).append(
                 {"status": r.status, "amount": str(in_currency(r.amount, r.currency)), "by": r.due_by.isoformat()})

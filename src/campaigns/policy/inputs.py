@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
+from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, AttemptStatus, ContactAttempt, Customer, Dispute, Hold
 from campaigns.policy.release import HISTORY_COLUMNS
 
@@ -24,10 +25,10 @@ def open_holds(conn: Connection, customer_ids: Sequence[str], now: datetime) -> 
     """Open hold kinds per customer, comma-separated (a breathing space past its end date is over)."""
     found: dict[str, set[str]] = defaultdict(set)
     ids = list(dict.fromkeys(customer_ids))
-    for i in range(0, len(ids), 1000):
+    for part in in_batches(ids):
         rows = conn.execute(
             select(Hold.customer_id, Hold.kind).where(
-                Hold.customer_id.in_(ids[i:i + 1000]), Hold.cleared_at.is_(None),
+                Hold.customer_id.in_(part), Hold.cleared_at.is_(None),
                 Hold.opened_at <= now, or_(Hold.ends_at.is_(None), Hold.ends_at > now),
             )
         )
@@ -50,9 +51,9 @@ def contact_history(
     a = ContactAttempt
     ids = list(dict.fromkeys(account_ids))
     frames = []
-    for i in range(0, len(ids), 1000):
+    for part in in_batches(ids):
         stmt = select(a.account_id, a.channel, func.coalesce(a.sent_at, a.updated_at).label("at"), a.outcome).where(
-            a.account_id.in_(ids[i:i + 1000]), a.status.in_(COUNTED),
+            a.account_id.in_(part), a.status.in_(COUNTED),
             func.coalesce(a.sent_at, a.updated_at) >= now - LOOKBACK,
         )
         if exclude_attempts:

@@ -41,7 +41,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, and_, insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from campaigns.db.engine import upsert
+from campaigns.db.engine import in_batches, upsert
 from campaigns.db.models import Account, Customer, Dispute, Payment
 from campaigns.progress import track
 
@@ -571,11 +571,11 @@ def keep_what_we_recorded(conn, accounts: list[dict]) -> None:
     """
     ids = [a["id"] for a in accounts]
     stored = {}
-    for i in range(0, len(ids), 1000):
-        paid = select(Payment.account_id).where(Payment.account_id.in_(ids[i:i + 1000])).distinct()
+    for part in in_batches(ids):
+        paid = select(Payment.account_id).where(Payment.account_id.in_(part)).distinct()
         has_payments = set(conn.execute(paid).scalars())
         for r in conn.execute(select(Account.id, Account.due_date, Account.balance, Account.amount_due,
-                                     Account.status).where(Account.id.in_(ids[i:i + 1000]))):
+                                     Account.status).where(Account.id.in_(part))):
             stored[r.id] = (r, r.id in has_payments)
     for account in accounts:
         if account["id"] not in stored:
