@@ -99,10 +99,15 @@ def database_url(request, tmp_path_factory):
 
 @pytest.fixture
 def ladder_file(tmp_path) -> Path:
-    """The default ladder without holdout, so tests can count exactly."""
-    source = (PROJECT_ROOT / "config" / "ladder.yaml").read_text()
+    """The default ladder without holdout, dated experiments or segment tones, so tests can count exactly."""
+    import yaml
+
+    data = yaml.safe_load((PROJECT_ROOT / "config" / "ladder.yaml").read_text())
+    data["experiment"]["holdout_share"] = 0.0
+    data["experiments"] = []
+    data["segments"] = {k: v for k, v in data["segments"].items() if k not in ("tone", "channels")}
     path = tmp_path / "ladder.yaml"
-    path.write_text(source.replace("holdout_share: 0.05", "holdout_share: 0.0"))
+    path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
     return path
 
 

@@ -68,7 +68,7 @@ def test_a_hold_that_arrives_after_queueing_stops_the_message(engine, ladder):
     assert tally.as_dict() == {"sent": 1, "suppressed:bankruptcy": 1}
     [held] = [a for a in attempts(engine) if a.account_id == "A1"]
     assert (held.status, held.reason) == ("suppressed", "bankruptcy")
-    assert [t["check"] for t in held.policy_trace] == ["enqueue", "release"]
+    assert [t["check"] for t in held.policy_trace] == ["strategy", "enqueue", "release"]
 
 
 def test_opt_outs_disputes_and_payments_after_queueing_are_honoured_at_once(engine, ladder):
@@ -103,7 +103,7 @@ def test_a_deferred_message_is_released_by_the_dispatcher_when_the_window_opens(
     assert tally.as_dict() == {"sent": 1} and len(gateway.sent) == 1
     [attempt] = attempts(engine)
     assert attempt.status == "sent" and attempt.sent_at == datetime(2026, 11, 22, 16, 0, tzinfo=timezone.utc)
-    assert [t["decision"] for t in attempt.policy_trace] == ["defer", "release"]
+    assert [t.get("decision") for t in attempt.policy_trace] == [None, "defer", "release"]  # strategy first
 
 
 def test_inbound_stop_opts_out_of_sms_only_and_is_recorded_without_the_message(engine, ladder):
@@ -164,7 +164,9 @@ def test_vulnerable_customers_get_gentle_templates_and_specialist_review(engine,
     [message] = gateway.sent
     assert "We're here to help" in message.subject
     nudge = next(a for a in attempts(engine) if a.account_id == "V1")
-    assert (nudge.template, nudge.variant, nudge.segment) == ("soft_nudge/email.en-US.gentle.j2", "gentle", "vulnerable")
+    # The gentle tone, and the arm kept: the review still counts the account in the arm it was assigned.
+    assert (nudge.template, nudge.tone, nudge.variant, nudge.segment) == (
+        "soft_nudge/email.en-US.gentle.j2", "gentle", "control", "vulnerable")
     with engine.connect() as conn:
         reasons = dict(conn.execute(select(AgentWorklistItem.account_id, AgentWorklistItem.reason)).all())
     assert reasons == {"V2": "vulnerable_review", "N1": "aged_debt"}

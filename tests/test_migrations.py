@@ -106,7 +106,8 @@ def test_0005_reduces_old_details_that_could_echo_personal_data(database_url, tm
                                   cycle=f"c{n}", as_of=AS_OF, channel="email", status="failed", now=NOW,
                                   reason=reason, detail=detail)
                 conn.execute(insert(ContactAttempt.__table__).values(
-                    {k: v for k, v in row.items() if k not in ("policy_trace",)}))
+                    {k: v for k, v in row.items() if k not in ("policy_trace", "experiment", "tone", "amount_due",
+                                                               "days_past_due")}))
         upgrade_database(engine)
         with engine.connect() as conn:
             details = dict(conn.execute(select(ContactAttempt.reason, ContactAttempt.detail)).all())

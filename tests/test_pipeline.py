@@ -75,7 +75,16 @@ def test_every_cohort_member_ends_in_a_terminal_state(engine, ladder):
     }
     assert sorted(m.account_id for m in gateway.sent) == ["A-ok", "B-sms", "G-zh"]
     # Every attempt, contacted or not, carries the decision that made it.
-    assert all(a.policy_trace and a.policy_trace[0]["check"] == "enqueue" for a in attempts(engine))
+    # An assigned account's trace starts with the strategy (segment, arm, tone, channel order and why).
+    for a in attempts(engine):
+        checks = [t["check"] for t in a.policy_trace]
+        assert checks[0] == ("strategy" if a.variant else "enqueue")
+        assert "enqueue" in checks
+        if a.variant:
+            assert a.policy_trace[0]["segment"] == "first_time_debtor" and a.policy_trace[0]["why"]
+            assert a.experiment == "ladder-2026q4" and a.amount_due is not None
+        else:
+            assert a.status == "suppressed" and a.experiment is None and a.amount_due is None
     assert next(a for a in attempts(engine) if a.account_id == "D-dispute").policy_trace[0]["reason"] == "disputed"
     assert all(a.provider_message_id == f"fake-{a.id}" and a.sent_at == NOW
                for a in attempts(engine) if a.status == "sent")

@@ -6,6 +6,7 @@ can select the same day, which is what keeps an account in one stage a day.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Self
 
@@ -77,19 +78,109 @@ class StageRule(BaseModel):
         return days_past_due >= self.days_past_due.min and (high is None or days_past_due <= high)
 
 
+def _simple_name(name: str, what: str) -> str:
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"{what} name {name!r} must be letters, digits, - or _")
+    return name
+
+
+class Arm(BaseModel):
+    """One arm of an experiment: the champion (what runs today) or a challenger."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=32)
+    share: float = Field(gt=0.0, le=1.0, description="of the accounts assigned (the holdout aside)")
+    champion: bool = False
+    tone: str | None = Field(default=None, max_length=32,
+                             description="template variant for this arm; None: the segment's tone")
+    channels: list[Channel] | None = Field(default=None, min_length=1,
+                                           description="channel order for this arm; None: the segment's or stage's")
+
+    @field_validator("name", "tone")
+    @classmethod
+    def _simple(cls, value: str | None) -> str | None:
+        return None if value is None else _simple_name(value, "arm")
+
+
+HOLDOUT = "holdout"  # the arm name of accounts held out (logged, not contacted)
+
+
 class Experiment(BaseModel):
+    """Champion and challengers with their shares, plus a holdout that receives nothing.
+
+    The ladder's ``experiment`` is the default of every stage (no dates). An entry
+    of ``experiments`` names its stage and runs from ``start`` to ``end`` (both
+    included): outside those days the stage is back on the default, and the
+    experiment's arms are frozen for the review. ``variants`` is the short form
+    of ``arms``: equal shares, the first one champion.
+    """
+
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64)
-    variants: list[str] = Field(default_factory=lambda: ["control"], min_length=1)
+    stage: Stage | None = None
+    start: date | None = None
+    end: date | None = None
+    variants: list[str] | None = Field(default=None, min_length=1)
+    arms: list[Arm] = Field(default_factory=list)
     holdout_share: float = Field(default=0.0, ge=0.0, lt=1.0)
 
-    @field_validator("variants")
-    @classmethod
-    def _simple_names(cls, variants: list[str]) -> list[str]:
-        for v in variants:
-            if not v.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"variant name {v!r} must be letters, digits, - or _")
-        return variants
+    @model_validator(mode="after")
+    def _arms(self) -> Self:
+        _simple_name(self.name, "experiment")
+        if self.variants and self.arms:
+            raise ValueError(f"experiment {self.name}: give variants or arms, not both")
+        if not self.arms:
+            names = self.variants or ["control"]
+            self.arms = [Arm(name=n, share=1 / len(names), champion=i == 0) for i, n in enumerate(names)]
+        self.variants = [a.name for a in self.arms]
+        if len(set(self.variants)) != len(self.variants) or HOLDOUT in self.variants:
+            raise ValueError(f"experiment {self.name}: arm names must be distinct and not {HOLDOUT!r}")
+        total = sum(a.share for a in self.arms)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"experiment {self.name}: arm shares add up to {total:g}, not 1")
+        champions = [a.name for a in self.arms if a.champion]
+        if len(champions) > 1:
+            raise ValueError(f"experiment {self.name}: one champion, not {', '.join(champions)}")
+        if not champions:
+            self.arms[0].champion = True
+        if (self.start is None) != (self.end is None) or (self.start and self.end and self.end < self.start):
+            raise ValueError(f"experiment {self.name}: give start and end, end on or after start")
+        return self
+
+    @property
+    def champion(self) -> Arm:
+        return next(a for a in self.arms if a.champion)
+
+    def arm(self, name: str) -> Arm | None:
+        return next((a for a in self.arms if a.name == name), None)
+
+    def active_on(self, day: date) -> bool:
+        return self.start is None or self.start <= day <= self.end  # type: ignore[operator]
+
+
+SEGMENTS = ("first_time_debtor", "on_time_payer", "occasional_late", "chronic_late")
+
+
+class SegmentRules(BaseModel):
+    """How accounts are segmented from their history, and what each segment changes (README, "Segments")."""
+
+    model_config = ConfigDict(extra="forbid")
+    lookback_days: int = Field(default=365, ge=30, le=3650, description="history read for late episodes")
+    chronic_from: int = Field(default=3, ge=2, description="late episodes in the lookback that make chronic_late")
+    high_value_balance: dict[str, float] = Field(default_factory=dict,
+                                                 description="per currency: balance from which the tier is high")
+    long_tenure_days: int = Field(default=730, ge=1, description="accounts this old are long-tenure")
+    tone: dict[str, str | None] = Field(default_factory=dict, description="segment -> template variant")
+    channels: dict[str, list[Channel]] = Field(default_factory=dict, description="segment -> channel order")
+
+    @model_validator(mode="after")
+    def _known(self) -> Self:
+        for field in ("tone", "channels"):
+            unknown = set(getattr(self, field)) - set(SEGMENTS)
+            if unknown:
+                raise ValueError(f"segments.{field}: unknown segment {', '.join(sorted(unknown))} "
+                                 f"(known: {', '.join(SEGMENTS)})")
+        return self
 
 
 class AgencyRules(BaseModel):
@@ -110,6 +201,8 @@ class PromiseRules(BaseModel):
 class Ladder(BaseModel):
     model_config = ConfigDict(extra="forbid")
     experiment: Experiment
+    experiments: list[Experiment] = Field(default_factory=list)
+    segments: SegmentRules = Field(default_factory=SegmentRules)
     stages: dict[Stage, StageRule]
     promises: PromiseRules = Field(default_factory=PromiseRules)
     agency: AgencyRules | None = None
@@ -127,6 +220,32 @@ class Ladder(BaseModel):
             if len(hits) > 1:
                 raise ValueError(f"stages {', '.join(hits)} both select day {day} past due")
         return self
+
+    @model_validator(mode="after")
+    def _experiments(self) -> Self:
+        if self.experiment.stage is not None or self.experiment.start is not None:
+            raise ValueError("experiment (the default of every stage) has no stage, start or end; "
+                             "dated experiments go under experiments")
+        names = [self.experiment.name] + [e.name for e in self.experiments]
+        if len(set(names)) != len(names):
+            raise ValueError("experiments: every experiment needs its own name (the name seeds the assignment)")
+        for e in self.experiments:
+            if e.stage is None or e.start is None:
+                raise ValueError(f"experiments: {e.name} needs a stage, a start and an end")
+            if e.stage not in self.stages:
+                raise ValueError(f"experiments: {e.name} is for stage {e.stage.value}, which is not configured")
+            if not self.rule(e.stage).holdout and e.holdout_share:
+                raise ValueError(f"experiments: {e.name}: stage {e.stage.value} holds nobody out (holdout: false)")
+        for a in self.experiments:
+            for b in self.experiments:
+                if a is not b and a.stage == b.stage and a.start <= b.end and b.start <= a.end:  # type: ignore[operator]
+                    raise ValueError(f"experiments: {a.name} and {b.name} overlap on stage {a.stage.value}")
+        return self
+
+    def experiment_for(self, stage: Stage | str, day: date) -> Experiment:
+        """The experiment a stage runs on a day: its own while it is running, else the ladder's default."""
+        stage = Stage(stage)
+        return next((e for e in self.experiments if e.stage is stage and e.active_on(day)), self.experiment)
 
     def rule(self, stage: Stage | str) -> StageRule:
         stage = Stage(stage)

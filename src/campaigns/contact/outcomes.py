@@ -117,6 +117,11 @@ def attempt_row(
     template_version: str | None = None,
     variant: str | None = None,
     segment: str | None = None,
+    experiment: str | None = None,
+    tone: str | None = None,
+    amount_due: Any = None,
+    days_past_due: int | None = None,
+    policy_trace: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -130,6 +135,10 @@ def attempt_row(
         "template_version": template_version,
         "variant": variant,
         "segment": segment,
+        "experiment": experiment,
+        "tone": tone,
+        "amount_due": amount_due,
+        "days_past_due": days_past_due,
         "status": status,
         "reason": reason,
         "detail": detail,
@@ -141,7 +150,7 @@ def attempt_row(
         "delivered_by_run_id": None,
         "release_after": None,
         "outcome": None,
-        "policy_trace": None,
+        "policy_trace": policy_trace,
     }
 
 

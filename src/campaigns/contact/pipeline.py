@@ -39,9 +39,9 @@ from campaigns.contact.render import (
 from campaigns.contact.sms_length import sms_length
 from campaigns.money.offers import plan_history, store_offers
 from campaigns.money.promises import promise_history
+from campaigns.contact.segments import add_segments
 from campaigns.contact.strategy import PENDING, decide_contacts
 
-GENTLE_VARIANT = "gentle"  # vulnerable customers get the gentle templates, whatever their experiment arm
 SMS_OPT_OUT_KEYWORD = {"zh-CN": "TD"}  # China's carriers use 回复TD退订
 DEFAULT_SMS_OPT_OUT_KEYWORD = "STOP"
 
@@ -245,18 +245,27 @@ def compose_attempts(
     for decision in decisions.itertuples(index=False):
         row = accounts[decision.account_id]
         vulnerable = bool(getattr(row, "vulnerable", False))
+        assigned = decision.variant is not None
+        segment = "vulnerable" if vulnerable else getattr(row, "segment", None)
         common = dict(
             run_id=run.run_id, account_id=row.account_id, customer_id=row.customer_id, stage=run.stage,
             cycle=stage_cycle(run.stage, run.as_of, row.due_date, rule.once_per_due_date),
             as_of=run.as_of, channel=decision.channel, now=run.now,
-            variant=GENTLE_VARIANT if vulnerable else decision.variant,
-            segment="vulnerable" if vulnerable else None,
+            variant=decision.variant, segment=segment,
+            experiment=decision.experiment, tone=decision.tone,
+            amount_due=Decimal(row.amount_due) if assigned else None,
+            days_past_due=int(row.days_past_due) if assigned else None,
         )
+        # Why this account got this arm, tone and channel: the strategy's part of the decision trace.
+        strategy = {"at": run.now.isoformat(), "check": "strategy", "segment": segment,
+                    "why": getattr(row, "segment_why", None), "experiment": decision.experiment,
+                    "arm": decision.variant, "tone": decision.tone, "channels": decision.channels.split(",")}
         if decision.status != PENDING:
             row_ = attempt_row(status=decision.status, reason=decision.reason, **common)
-            row_["policy_trace"] = [{"at": run.now.isoformat(), "check": "enqueue", "decision": decision.status,
-                                     **({"reason": decision.reason} if decision.reason else {}),
-                                     "channels_tried": [c.value for c in rule.channels]}]
+            row_["policy_trace"] = ([strategy] if assigned else []) + [
+                {"at": run.now.isoformat(), "check": "enqueue", "decision": decision.status,
+                 **({"reason": decision.reason} if decision.reason else {}),
+                 "channels_tried": decision.channels.split(",")}]
             planned.append(PlannedAttempt(row_))
             continue
         if decision.channel == Channel.agent.value:
@@ -270,14 +279,14 @@ def compose_attempts(
             }
             summary = f"Escalated at {payload['days_past_due']} days past due; tried: {describe_tried(payload['tried'])}"
             planned.append(PlannedAttempt(
-                attempt_row(status=AttemptStatus.queued.value, **common),
+                attempt_row(status=AttemptStatus.queued.value, policy_trace=[strategy], **common),
                 {"recipient": None, "subject": None, "body_text": summary, "body_html": None, "payload": payload},
             ))
             continue
         name = None
         offer = None
         try:
-            name = templates.resolve(run.stage.value, decision.channel, row.locale, common["variant"])
+            name = templates.resolve(run.stage.value, decision.channel, row.locale, decision.tone)
             offer = make_offer(row, rule, run, brand)
             context, facts = message_context(row, decision.channel, rule, run, brand, offer)
             content = templates.render(name, decision.channel, context)
@@ -295,18 +304,18 @@ def compose_attempts(
                                                       f"at most {sms_max_segments}")
         except RenderError as exc:
             planned.append(PlannedAttempt(attempt_row(
-                status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500], **common
-            )))
+                status=AttemptStatus.failed.value, reason=exc.reason, detail=exc.detail[:500],
+                policy_trace=[strategy], **common)))
             continue
         except Exception as exc:  # noqa: BLE001 - e.g. a filter or an account value that breaks formatting
             planned.append(PlannedAttempt(attempt_row(
                 status=AttemptStatus.failed.value, reason="template_error",
                 detail=error_detail(name or f"{run.stage.value}/{decision.channel}", exc),
-                **common)))
+                policy_trace=[strategy], **common)))
             continue
         planned.append(PlannedAttempt(
             attempt_row(status=AttemptStatus.queued.value, template=content.template,
-                        template_version=content.template_version, **common),
+                        template_version=content.template_version, policy_trace=[strategy], **common),
             {"recipient": _recipient(row, decision.channel), "subject": content.subject,
              "body_text": content.text, "body_html": content.html, "payload": extras},
             offer=offer.as_row(row.account_id, row.currency, run.now) if offer else None,
@@ -329,7 +338,7 @@ def apply_release_policy(
     history = contact_history(conn, frame["account_id"].tolist(), run.now)
     decided = evaluate_release(frame, history, run.now, policy, check="enqueue")
     for p, d in zip(pending, decided.itertuples(index=False)):
-        p.row["policy_trace"] = [d.trace]
+        p.row["policy_trace"] = (p.row.get("policy_trace") or []) + [d.trace]
         if d.decision == DEFER:
             p.row.update(status=AttemptStatus.deferred.value, reason=d.reason, release_after=d.release_after)
         elif d.decision == SUPPRESS:
@@ -346,7 +355,8 @@ def prepare_chunk(
     with engine.connect() as conn:
         cohort = select_cohort(conn, rule, run.as_of, bounds, accounts)
         cohort["holds"] = holds_column(conn, cohort["customer_id"].tolist(), run.now)
-    decisions = decide_contacts(cohort, rule, ladder.experiment)
+        cohort = add_segments(conn, cohort, run.as_of, ladder.segments)
+    decisions = decide_contacts(cohort, rule, ladder.experiment_for(run.stage, run.as_of), ladder.segments)
     tried = _attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
     planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried, policy.sms_max_segments)
     with engine.connect() as conn:

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 
 from campaigns.db.models import AttemptStatus, Channel
-from campaigns.contact.ladder import Experiment, StageRule
+from campaigns.contact.ladder import HOLDOUT, Arm, Experiment, SegmentRules, StageRule
 from campaigns.policy import account_suppression, channel_suppression
 
-DECISION_COLUMNS = ["account_id", "channel", "status", "reason", "variant"]
+DECISION_COLUMNS = ["account_id", "channel", "status", "reason", "variant", "experiment", "tone", "channels"]
 PENDING = "pending"  # to be rendered and queued
+GENTLE_TONE = "gentle"  # vulnerable customers get the gentle templates, whatever their arm or segment
 
 
 def stable_fraction(keys: Sequence[str], salt: str) -> np.ndarray:
@@ -31,9 +32,10 @@ def stable_fraction(keys: Sequence[str], salt: str) -> np.ndarray:
 
 
 def assign_variant(account_ids: Sequence[str], experiment: Experiment) -> np.ndarray:
-    """The experiment arm of each account."""
+    """The experiment arm of each account, in the configured shares."""
     fractions = stable_fraction(account_ids, f"{experiment.name}:variant")
-    index = np.minimum((fractions * len(experiment.variants)).astype(int), len(experiment.variants) - 1)
+    edges = np.cumsum([a.share for a in experiment.arms])[:-1]
+    index = np.searchsorted(edges, fractions, side="right")
     return np.asarray(experiment.variants, dtype=object)[index]
 
 
@@ -44,61 +46,96 @@ def assign_holdout(account_ids: Sequence[str], experiment: Experiment) -> np.nda
     return stable_fraction(account_ids, f"{experiment.name}:holdout") < experiment.holdout_share
 
 
-def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experiment) -> pd.DataFrame:
+def choose_tone(segments: pd.Series, vulnerable: pd.Series, variants: np.ndarray, experiment: Experiment,
+                rules: SegmentRules) -> np.ndarray:
+    """The template variant of each account: gentle when vulnerable, else the arm's tone, else the segment's."""
+    arm_tone = {a.name: a.tone for a in experiment.arms}
+    tones = []
+    for segment, vulnerable_, variant in zip(segments, vulnerable, variants):
+        if vulnerable_:
+            tones.append(GENTLE_TONE)
+        else:
+            tones.append(arm_tone.get(variant) or rules.tone.get(segment))
+    return np.asarray(tones, dtype=object)
+
+
+def channel_order(rule: StageRule, segment: str | None, arm: Arm | None, rules: SegmentRules) -> tuple[Channel, ...]:
+    """The channels tried, in order: the arm's if it sets them, else the segment's preference among the stage's."""
+    if arm is not None and arm.channels:
+        return tuple(arm.channels)
+    preferred = [c for c in rules.channels.get(segment or "", []) if c in rule.channels]
+    return tuple(preferred + [c for c in rule.channels if c not in preferred])
+
+
+def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experiment,
+                    rules: SegmentRules | None = None) -> pd.DataFrame:
     """One row per (account, channel considered), with the decision for each.
 
     - An account rule (dispute, cease-and-desist) gives one suppressed row on the
       stage's first channel.
-    - Otherwise channels are tried in order: each channel the customer cannot be
-      reached on is a suppressed row with its reason; the first reachable one is
-      ``pending`` (or ``holdout``). If none is reachable, all are suppressed.
+    - Otherwise channels are tried in the account's order (arm, segment, stage):
+      each one the customer cannot be reached on is a suppressed row with its
+      reason; the first reachable one is ``pending``, or ``holdout``. If none is
+      reachable, all are suppressed.
+    - Only the account's ``pending`` or ``holdout`` row is *assigned*: it carries
+      the experiment and arm (``variant``; ``holdout`` for the holdout). Rows
+      suppressed before assignment carry neither, so the review counts them in
+      no arm (intention to treat starts at assignment).
     """
     if cohort.empty:
         return pd.DataFrame(columns=DECISION_COLUMNS)
+    rules = rules or SegmentRules()
     ids = cohort["account_id"].tolist()
-    variants = assign_variant(ids, experiment)
+    arms = assign_variant(ids, experiment)
     holdout = assign_holdout(ids, experiment) if rule.holdout else np.zeros(len(ids), dtype=bool)
+    segments = cohort["segment"] if "segment" in cohort.columns else pd.Series([None] * len(ids))
+    vulnerable = cohort["vulnerable"].fillna(False).astype(bool) if "vulnerable" in cohort.columns \
+        else pd.Series([False] * len(ids))
+    tones = choose_tone(segments, vulnerable, arms, experiment, rules)
     account_reason = account_suppression(cohort).to_numpy(dtype=object)
     blocked = np.array([r is not None for r in account_reason])
-
-    channel_reasons = np.column_stack(
-        [channel_suppression(cohort, ch).to_numpy(dtype=object) for ch in rule.channels]
-    )
-    reachable = np.vectorize(lambda r: r is None, otypes=[bool])(channel_reasons)
-    any_reachable = reachable.any(axis=1)
-    chosen = np.where(any_reachable, reachable.argmax(axis=1), len(rule.channels))
+    orders = [channel_order(rule, seg, experiment.arm(arm), rules) for seg, arm in zip(segments, arms)]
+    account_ids = np.asarray(ids, dtype=object)
 
     frames = []
-    account_ids = np.asarray(ids, dtype=object)
     if blocked.any():
         frames.append(pd.DataFrame({
             "account_id": account_ids[blocked],
             "channel": rule.channels[0].value,
             "status": AttemptStatus.suppressed.value,
             "reason": account_reason[blocked],
-            "variant": variants[blocked],
+            "variant": None, "experiment": None, "tone": None,
+            "channels": [",".join(c.value for c in o) for o, b in zip(orders, blocked) if b],
         }))
-    for position, channel in enumerate(rule.channels):
-        skipped = ~blocked & (chosen > position)
-        if skipped.any():
-            frames.append(pd.DataFrame({
-                "account_id": account_ids[skipped],
-                "channel": channel.value,
-                "status": AttemptStatus.suppressed.value,
-                "reason": channel_reasons[skipped, position],
-                "variant": variants[skipped],
-            }))
-        picked = ~blocked & (chosen == position)
-        if picked.any():
-            frames.append(pd.DataFrame({
-                "account_id": account_ids[picked],
-                "channel": channel.value,
-                "status": np.where(holdout[picked], AttemptStatus.holdout.value, PENDING),
-                "reason": None,
-                "variant": variants[picked],
-            }))
-    decisions = pd.concat(frames, ignore_index=True)
-    return decisions[DECISION_COLUMNS]
+    for order in dict.fromkeys(orders):
+        group = np.array([o == order for o in orders]) & ~blocked
+        if not group.any():
+            continue
+        sub = cohort[group]
+        channel_reasons = np.column_stack([channel_suppression(sub, ch).to_numpy(dtype=object) for ch in order])
+        reachable = np.vectorize(lambda r: r is None, otypes=[bool])(channel_reasons)
+        chosen = np.where(reachable.any(axis=1), reachable.argmax(axis=1), len(order))
+        names = ",".join(c.value for c in order)
+        for position, channel in enumerate(order):
+            skipped = chosen > position
+            if skipped.any():
+                frames.append(pd.DataFrame({
+                    "account_id": account_ids[group][skipped], "channel": channel.value,
+                    "status": AttemptStatus.suppressed.value, "reason": channel_reasons[skipped, position],
+                    "variant": None, "experiment": None, "tone": None, "channels": names,
+                }))
+            picked = chosen == position
+            if picked.any():
+                held = holdout[group][picked]
+                frames.append(pd.DataFrame({
+                    "account_id": account_ids[group][picked], "channel": channel.value,
+                    "status": np.where(held, AttemptStatus.holdout.value, PENDING), "reason": None,
+                    "variant": np.where(held, HOLDOUT, arms[group][picked]), "experiment": experiment.name,
+                    "tone": tones[group][picked], "channels": names,
+                }))
+    decisions = pd.concat(frames, ignore_index=True)[DECISION_COLUMNS].astype(object)
+    return decisions.where(decisions.notna(), None)  # no NaN for an absent arm, tone or reason
 
 
-__all__ = ["Channel", "PENDING", "assign_holdout", "assign_variant", "decide_contacts", "stable_fraction"]
+__all__ = ["Channel", "GENTLE_TONE", "PENDING", "assign_holdout", "assign_variant", "channel_order", "choose_tone",
+           "decide_contacts", "stable_fraction"]

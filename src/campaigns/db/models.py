@@ -132,6 +132,7 @@ class Payment(Base):
     """Money that came back. ``payment_id`` is the payer's or processor's id: a second import of it is a no-op."""
 
     __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_account_paid_at", "account_id", "paid_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -229,6 +230,7 @@ class CampaignRun(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
     cohort_size: Mapped[int] = mapped_column(Integer, default=0)
     counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    name: Mapped[str | None] = mapped_column(String(128), doc="the Prefect flow run's name (e.g. an ad-hoc run's)")
 
 
 class ContactAttempt(Base):
@@ -237,6 +239,7 @@ class ContactAttempt(Base):
         Index("ix_contact_attempts_account_stage_as_of", "account_id", "stage", "as_of"),
         Index("ix_contact_attempts_stage_as_of_status", "stage", "as_of", "status"),
         Index("ix_contact_attempts_status_release_after", "status", "release_after"),
+        Index("ix_contact_attempts_stage_created", "stage", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -249,8 +252,13 @@ class ContactAttempt(Base):
     channel: Mapped[str] = mapped_column(String(8))
     template: Mapped[str | None] = mapped_column(String(128), doc="path relative to templates/")
     template_version: Mapped[str | None] = mapped_column(String(16), doc="content hash")
-    variant: Mapped[str | None] = mapped_column(String(32))
+    variant: Mapped[str | None] = mapped_column(String(32), doc="the experiment arm ('holdout' for the holdout); "
+                                                              "None: suppressed before assignment")
     segment: Mapped[str | None] = mapped_column(String(32))
+    experiment: Mapped[str | None] = mapped_column(String(64), doc="the experiment the account was assigned in")
+    tone: Mapped[str | None] = mapped_column(String(32), doc="the template variant chosen (segment or arm)")
+    amount_due: Mapped[Decimal | None] = mapped_column(Money, doc="what was due when the account was assigned")
+    days_past_due: Mapped[int | None] = mapped_column(Integer, doc="days past due when the account was assigned")
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(48))
     detail: Mapped[str | None] = mapped_column(Text, doc="error detail, never personal data")

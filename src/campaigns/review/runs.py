@@ -18,7 +18,7 @@ OTHER_RUNS = ("dispatch", "call")  # runs that are not a stage: the dispatcher, 
 
 def start_run(
     engine: Engine, stage: Stage, as_of: date, now: datetime, *, started_at: datetime,
-    dry_run: bool = False, flow_run_id: str | None = None,
+    dry_run: bool = False, flow_run_id: str | None = None, name: str | None = None,
 ) -> str:
     run_id = str(uuid.uuid4())
     stage = stage if stage in OTHER_RUNS else Stage(stage)
@@ -26,7 +26,7 @@ def start_run(
         conn.execute(insert(CampaignRun.__table__), {
             "id": run_id, "stage": getattr(stage, "value", stage), "as_of": as_of, "decided_at": now,
             "started_at": started_at, "finished_at": None, "status": "running", "dry_run": dry_run,
-            "flow_run_id": flow_run_id, "cohort_size": 0, "counts": {},
+            "flow_run_id": flow_run_id, "cohort_size": 0, "counts": {}, "name": name,
         })
     return run_id
 
