@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT / "var", description="Where demo files and exports go.")
     ladder_config: Path = Field(default=PROJECT_ROOT / "config" / "ladder.yaml")
     policy_config: Path = Field(default=PROJECT_ROOT / "config" / "policy.yaml")
+    review_config: Path = Field(default=PROJECT_ROOT / "config" / "review.yaml",
+                                description="The effectiveness review: attribution window, currencies, costs.")
     templates_dir: Path = Field(default=PROJECT_ROOT / "templates")
     lender_timezone: str = Field(
         default="America/New_York",

@@ -1,0 +1,448 @@
+"""What works: the contact log and the payments read back as arms, outcomes and uplift.
+
+Definitions (the README's "What works" says the same, and nothing else uses others):
+
+- **Unit and arms (intention to treat).** An account's first assignment in a
+  stage and experiment within the review's days (``since``..``until``, by the
+  run's ``as_of``) is one unit. Its arm is the variant it was assigned
+  (``holdout`` for the holdout), whether or not its message was then sent,
+  deferred, suppressed at release or delivered. Accounts suppressed before
+  assignment (opted out, disputed, unreachable) carry no arm and are in none.
+- **Cured.** The amount due at assignment was paid, in payments made after
+  the assignment and within the attribution window (``attribution_window_days``,
+  default 7). A payment before the assignment does not count.
+- **Recovered.** What was paid in that window, up to the amount due at
+  assignment (an over-payment counts up to what was due, so one large payer
+  cannot carry an arm). **Recovery rate**: recovered over amount due, summed
+  over the arm's units, in the reporting currency.
+- Units whose amount due at assignment was zero or unknown are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, and_, false, func, select
+
+from campaigns.contact.ladder import HOLDOUT, Ladder
+from campaigns.db.models import (
+    Account,
+    CampaignRun,
+    ContactAttempt,
+    Dispute,
+    OptOutEvent,
+    Payment,
+    PaymentPromise,
+    ProviderEvent,
+)
+from campaigns.review.rules import ReviewRules
+from campaigns.review.stats import (
+    Effect,
+    cuped_uplift,
+    needed_per_arm,
+    proportion_uplift,
+    sample_ratio,
+    wilson,
+)
+
+SENT = ("sent", "delivered")
+UNIT_KEYS = ["stage", "experiment", "account_id"]
+ARM_COLUMNS = ["stage", "experiment", "variant", "champion", "accounts", "cured", "cure_rate", "cure_ci_low",
+               "cure_ci_high", "amount_due", "amount_recovered", "recovery_rate", "sent", "delivered", "opened",
+               "clicked", "opt_outs", "complaints", "promises_made", "promises_kept", "promise_kept_rate",
+               "message_cost", "cost_per_recovered", "currency"]
+UPLIFT_COLUMNS = ["stage", "experiment", "variant", "baseline", "metric", "baseline_rate", "variant_rate", "uplift",
+                  "ci_low", "ci_high", "n_variant", "n_baseline", "cuped_uplift", "cuped_ci_low", "cuped_ci_high",
+                  "needed_per_arm", "significant", "finding"]
+
+
+@dataclass
+class Review:
+    """One review: its units and the tables made of them (all plain DataFrames, for the data team)."""
+
+    since: date
+    until: date
+    rules: ReviewRules
+    units: pd.DataFrame
+    arms: pd.DataFrame
+    uplift: pd.DataFrame
+    breakdown: pd.DataFrame
+    roll_rates: pd.DataFrame
+    weekly: pd.DataFrame
+    sample_ratio: pd.DataFrame
+    findings: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"arms": self.arms, "uplift": self.uplift, "breakdown": self.breakdown,
+                "roll_rates": self.roll_rates, "weekly": self.weekly, "sample_ratio": self.sample_ratio,
+                "units": self.units}
+
+
+def _utc(day: date) -> datetime:
+    return datetime.combine(day, time.min, timezone.utc)
+
+
+def _seconds(values: pd.Series) -> np.ndarray:
+    """Unix seconds of timezone-aware times (whatever resolution pandas chose)."""
+    times = pd.to_datetime(values, utc=True)
+    return (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+
+
+def load_assignments(engine: Engine, since: date, until: date, stages: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every assigned attempt in the days, first per (stage, experiment, account): the units of the review."""
+    a, r = ContactAttempt, CampaignRun
+    stmt = (
+        select(a.id.label("attempt_id"), a.account_id, a.customer_id, a.stage, a.experiment, a.variant, a.segment,
+               a.channel, a.template, a.tone, a.status, a.as_of, a.created_at.label("assigned_at"), a.amount_due,
+               a.days_past_due, Account.currency, r.name.label("run_name"))
+        .join(Account, Account.id == a.account_id)
+        .join(r, r.id == a.run_id)
+        .where(a.variant.is_not(None), a.experiment.is_not(None), a.as_of >= since, a.as_of <= until,
+               r.dry_run == false())
+    )
+    if stages:
+        stmt = stmt.where(a.stage.in_(list(stages)))
+    with engine.connect() as conn:
+        frame = pd.read_sql(stmt, conn)
+    frame = frame.sort_values(["assigned_at", "attempt_id"], kind="stable")
+    frame = frame.drop_duplicates(UNIT_KEYS, keep="first").reset_index(drop=True)
+    frame["amount_due"] = pd.to_numeric(frame["amount_due"], errors="coerce").astype("float64")
+    frame["assigned_at"] = pd.to_datetime(frame["assigned_at"], utc=True)
+    return frame
+
+
+def _read(engine: Engine, stmt) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(stmt, conn)
+
+
+def window_sums(unit_codes: np.ndarray, unit_times: np.ndarray, codes: np.ndarray, times: np.ndarray,
+                values: np.ndarray, start: int, end: int, *, include_start: bool) -> np.ndarray:
+    """Per unit, the sum of ``values`` of the same code with time in the unit's time + (start, end] seconds
+    (``[start, end)`` when ``include_start``), by one sort and two ``searchsorted`` calls."""
+    if len(codes) == 0:
+        return np.zeros(len(unit_codes))
+    shift = np.int64(2**33)  # Unix seconds fit in 33 bits until the year 2242
+    keys = codes.astype(np.int64) * shift + times.astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, cumulative = keys[order], np.concatenate([[0.0], np.cumsum(values.astype(float)[order])])
+    base = unit_codes.astype(np.int64) * shift + unit_times.astype(np.int64)
+    side = "left" if include_start else "right"
+    lo = np.searchsorted(keys, base + start, side=side)
+    hi = np.searchsorted(keys, base + end, side=side)
+    return cumulative[hi] - cumulative[lo]
+
+
+def attach_outcomes(units: pd.DataFrame, payments: pd.DataFrame, rules: ReviewRules,
+                    events: pd.DataFrame | None = None, promises: pd.DataFrame | None = None,
+                    opt_outs: pd.DataFrame | None = None, disputes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The units with what followed each assignment: payments in the window (and before it, for CUPED),
+    cure, recovery, engagement, promises, opt-outs and complaints.
+
+    ``payments``: account_id, paid_at, amount. ``events``: attempt_id, event. ``promises``: account_id,
+    promised_at, status. ``opt_outs``: customer_id, received_at. ``disputes``: account_id, opened_at.
+    """
+    units = units.copy()
+    window = rules.attribution_window_days * 86400
+    codes, names = pd.factorize(pd.concat([units["account_id"], payments["account_id"]], ignore_index=True))
+    unit_codes, pay_codes = codes[:len(units)], codes[len(units):]
+    unit_times = _seconds(units["assigned_at"])
+    pay_times = _seconds(payments["paid_at"]) if len(payments) else np.zeros(0, dtype=np.int64)
+    amounts = pd.to_numeric(payments["amount"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    units["paid_in_window"] = window_sums(unit_codes, unit_times, pay_codes, pay_times, amounts, 0, window,
+                                          include_start=False)
+    units["paid_before"] = window_sums(unit_codes, unit_times, pay_codes, pay_times, amounts,
+                                       -rules.pre_period_days * 86400, 0, include_start=True)
+    due = units["amount_due"].to_numpy(dtype=float)
+    units["cured"] = units["paid_in_window"].to_numpy() >= due - 1e-9
+    rate = units["currency"].map(rules.rates_to_reporting).astype("float64").to_numpy()
+    units["rate"] = rate
+    units["amount_due_reporting"] = due * rate
+    units["recovered_reporting"] = np.minimum(units["paid_in_window"].to_numpy(), due) * rate
+    units["paid_before_reporting"] = units["paid_before"].to_numpy() * rate
+    units["sent"] = units["status"].isin(SENT)
+
+    def per_unit(frame: pd.DataFrame | None, key: str, when: str, value: pd.Series | None = None) -> np.ndarray:
+        if frame is None or frame.empty:
+            return np.zeros(len(units))
+        all_codes, _ = pd.factorize(pd.concat([units[key], frame[key]], ignore_index=True))
+        values = np.ones(len(frame)) if value is None else value.to_numpy(dtype=float)
+        return window_sums(all_codes[:len(units)], unit_times, all_codes[len(units):], _seconds(frame[when]),
+                           values, 0, window, include_start=False)
+
+    for name in ("delivered", "open", "click", "spamreport"):
+        units[name] = False
+    if events is not None and not events.empty:
+        seen = events.groupby("event")["attempt_id"].agg(set)
+        for name in ("delivered", "open", "click", "spamreport"):
+            units[name] = units["attempt_id"].isin(seen.get(name, set()))
+        # An open or a click proves delivery even where the provider's "delivered" was not received.
+        units["delivered"] = units["delivered"] | units["open"] | units["click"]
+    units["promises_made"] = per_unit(promises, "account_id", "promised_at")
+    units["promises_kept"] = per_unit(promises, "account_id", "promised_at",
+                                      None if promises is None or promises.empty
+                                      else (promises["status"] == "kept").astype(float))
+    units["opted_out"] = per_unit(opt_outs, "customer_id", "received_at") > 0
+    units["disputed"] = per_unit(disputes, "account_id", "opened_at") > 0
+    units["complained"] = units["spamreport"] | units["disputed"]
+    units["week"] = pd.to_datetime(units["as_of"]).dt.to_period("W-SUN").dt.start_time.dt.date
+    return units
+
+
+def load_outcomes(engine: Engine, units: pd.DataFrame, since: date, until: date, rules: ReviewRules) -> pd.DataFrame:
+    """``attach_outcomes`` with the payments, events, promises, opt-outs and disputes of the review's days."""
+    first = _utc(since) - timedelta(days=rules.pre_period_days + 1)
+    last = _utc(until) + timedelta(days=rules.attribution_window_days + 2)
+    payments = _read(engine, select(Payment.account_id, Payment.paid_at, Payment.amount)
+                     .where(Payment.paid_at >= first, Payment.paid_at < last))
+    a = ContactAttempt
+    events = _read(engine, select(ProviderEvent.attempt_id, ProviderEvent.event)
+                   .join(a, a.id == ProviderEvent.attempt_id)
+                   .where(a.variant.is_not(None), a.as_of >= since, a.as_of <= until,
+                          ProviderEvent.event.in_(("delivered", "open", "click", "spamreport"))))
+    promises = _read(engine, select(PaymentPromise.account_id, PaymentPromise.promised_at, PaymentPromise.status)
+                     .where(PaymentPromise.promised_at >= _utc(since), PaymentPromise.promised_at < last))
+    opt_outs = _read(engine, select(OptOutEvent.customer_id, OptOutEvent.received_at)
+                     .where(OptOutEvent.received_at >= _utc(since), OptOutEvent.received_at < last))
+    disputes = _read(engine, select(Dispute.account_id, Dispute.opened_at)
+                     .where(Dispute.opened_at >= _utc(since), Dispute.opened_at < last))
+    return attach_outcomes(units, payments, rules, events, promises, opt_outs, disputes)
+
+
+def summarise(units: pd.DataFrame, by: list[str], rules: ReviewRules) -> pd.DataFrame:
+    """The metrics of each group of units: reach, engagement, cure, recovery, promises, opt-outs, complaints, cost."""
+    if units.empty:
+        return pd.DataFrame(columns=by + ARM_COLUMNS[len(by):] if by[:3] == ARM_COLUMNS[:3] else by)
+    cost = units["channel"].map(rules.message_cost).fillna(0.0) * units["sent"]
+    frame = units.assign(message_cost=cost, converted=units["rate"].notna())
+    grouped = frame.groupby(by, sort=True, dropna=False)
+    out = grouped.agg(
+        accounts=("account_id", "size"), cured=("cured", "sum"),
+        amount_due=("amount_due_reporting", "sum"), amount_recovered=("recovered_reporting", "sum"),
+        sent=("sent", "sum"), delivered=("delivered", "sum"), opened=("open", "sum"), clicked=("click", "sum"),
+        opt_outs=("opted_out", "sum"), complaints=("complained", "sum"),
+        promises_made=("promises_made", "sum"), promises_kept=("promises_kept", "sum"),
+        message_cost=("message_cost", "sum"),
+    ).reset_index()
+    out["cure_rate"] = out["cured"] / out["accounts"]
+    bounds = [wilson(c, n) for c, n in zip(out["cured"], out["accounts"])]
+    out["cure_ci_low"] = [b[0] for b in bounds]
+    out["cure_ci_high"] = [b[1] for b in bounds]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["recovery_rate"] = np.where(out["amount_due"] > 0, out["amount_recovered"] / out["amount_due"], np.nan)
+        out["promise_kept_rate"] = np.where(out["promises_made"] > 0, out["promises_kept"] / out["promises_made"],
+                                            np.nan)
+        out["cost_per_recovered"] = np.where(out["amount_recovered"] > 0,
+                                             out["message_cost"] / out["amount_recovered"], np.nan)
+        out["opt_out_rate"] = out["opt_outs"] / out["accounts"]
+        out["complaint_rate"] = out["complaints"] / out["accounts"]
+    out["currency"] = rules.reporting_currency
+    return out
+
+
+def _champions(ladder: Ladder | None) -> dict[str, str]:
+    if ladder is None:
+        return {}
+    return {e.name: e.champion.name for e in [ladder.experiment, *ladder.experiments]}
+
+
+def _shares(ladder: Ladder | None, stage: str, experiment: str) -> dict[str, float] | None:
+    """The configured share of each arm, the holdout included (None: the experiment is no longer configured)."""
+    if ladder is None:
+        return None
+    found = next((e for e in [ladder.experiment, *ladder.experiments] if e.name == experiment), None)
+    if found is None or stage not in {s.value for s in ladder.stages}:
+        return None
+    holdout = found.holdout_share if ladder.rule(stage).holdout else 0.0
+    shares = {a.name: a.share * (1 - holdout) for a in found.arms}
+    if holdout:
+        shares[HOLDOUT] = holdout
+    return shares
+
+
+def _points(x: float) -> str:
+    return f"{abs(x) * 100:.1f}"
+
+
+def describe(effect: Effect, variant: str, baseline: str, metric: str) -> str:
+    """One plain sentence, e.g. "`warm` cures 2.1 points more than the holdout, 95% CI 0.8 to 3.4, n = 4,120 and 212"."""
+    verb = {"cure_rate": "cures", "recovery_rate": "recovers"}[metric]
+    against = "the holdout" if baseline == HOLDOUT else f"`{baseline}`"
+    if math.isnan(effect.uplift):
+        return f"`{variant}` against {against}: not enough accounts to compare"
+    direction = "more" if effect.uplift >= 0 else "less"
+    interval = ("interval not computable" if math.isnan(effect.ci_low)
+                else f"95% CI {effect.ci_low * 100:.1f} to {effect.ci_high * 100:.1f}")
+    noun = "points" if metric == "cure_rate" else "points of the amount due"
+    sentence = (f"`{variant}` {verb} {_points(effect.uplift)} {noun} {direction} than {against}, {interval}, "
+                f"n = {effect.n_variant:,} and {effect.n_baseline:,}")
+    if not math.isnan(effect.ci_low) and not effect.significant:
+        sentence += " (not distinguishable from no difference)"
+    return sentence
+
+
+def ratio_uplift(r1: np.ndarray, d1: np.ndarray, r0: np.ndarray, d0: np.ndarray) -> Effect:
+    """The difference of two ratios of sums (recovered over due), with a delta-method normal interval."""
+    from campaigns.review.stats import Z95
+
+    n1, n0 = len(r1), len(r0)
+    if n1 < 2 or n0 < 2 or d1.sum() <= 0 or d0.sum() <= 0:
+        return Effect(math.nan, math.nan, math.nan, math.nan, math.nan, n1, n0)
+    ratio1, ratio0 = r1.sum() / d1.sum(), r0.sum() / d0.sum()
+    z1 = (r1 - ratio1 * d1) / d1.mean()
+    z0 = (r0 - ratio0 * d0) / d0.mean()
+    se = math.sqrt(np.var(z1, ddof=1) / n1 + np.var(z0, ddof=1) / n0)
+    d = ratio1 - ratio0
+    return Effect(float(ratio0), float(ratio1), float(d), float(d - Z95 * se), float(d + Z95 * se), n1, n0)
+
+
+def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRules) -> pd.DataFrame:
+    """Each arm against the holdout, and each challenger against its champion, on cure and recovery."""
+    rows = []
+    for (stage, experiment), group in units.groupby(["stage", "experiment"], sort=True):
+        arms = {v: g for v, g in group.groupby("variant", sort=True)}
+        champion = champions.get(experiment)
+        baselines = [b for b in (HOLDOUT, champion) if b and b in arms]
+        for baseline in baselines:
+            base = arms[baseline]
+            for variant, arm in arms.items():
+                if variant in (HOLDOUT, baseline):
+                    continue
+                cure = proportion_uplift(arm["cured"].sum(), len(arm), base["cured"].sum(), len(base))
+                cuped = cuped_uplift(arm["cured"].to_numpy(float), np.log1p(arm["paid_before_reporting"].fillna(0)),
+                                     base["cured"].to_numpy(float), np.log1p(base["paid_before_reporting"].fillna(0)))
+                armc, basec = arm[arm["rate"].notna()], base[base["rate"].notna()]
+                recovery = ratio_uplift(armc["recovered_reporting"].to_numpy(), armc["amount_due_reporting"].to_numpy(),
+                                        basec["recovered_reporting"].to_numpy(), basec["amount_due_reporting"].to_numpy())
+                for metric, effect, adjusted in (("cure_rate", cure, cuped), ("recovery_rate", recovery, None)):
+                    rows.append({
+                        "stage": stage, "experiment": experiment, "variant": variant, "baseline": baseline,
+                        "metric": metric, "baseline_rate": effect.baseline, "variant_rate": effect.variant,
+                        "uplift": effect.uplift, "ci_low": effect.ci_low, "ci_high": effect.ci_high,
+                        "n_variant": effect.n_variant, "n_baseline": effect.n_baseline,
+                        "cuped_uplift": adjusted.uplift if adjusted else np.nan,
+                        "cuped_ci_low": adjusted.ci_low if adjusted else np.nan,
+                        "cuped_ci_high": adjusted.ci_high if adjusted else np.nan,
+                        "needed_per_arm": (needed_per_arm(effect.baseline, rules.minimum_detectable_effect)
+                                           if metric == "cure_rate" else None),
+                        "significant": effect.significant,
+                        "finding": describe(effect, variant, baseline, metric),
+                    })
+    table = pd.DataFrame(rows, columns=UPLIFT_COLUMNS)
+    table["needed_per_arm"] = table["needed_per_arm"].astype("Int64")
+    return table
+
+
+def sample_ratio_table(units: pd.DataFrame, ladder: Ladder | None) -> pd.DataFrame:
+    rows = []
+    for (stage, experiment), group in units.groupby(["stage", "experiment"], sort=True):
+        shares = _shares(ladder, stage, experiment)
+        observed = group["variant"].value_counts().to_dict()
+        if shares is None:
+            rows.append({"stage": stage, "experiment": experiment, "arms": len(observed), "accounts": len(group),
+                         "chi_square": np.nan, "p_value": np.nan, "mismatch": False,
+                         "note": "no longer configured: shares unknown, not checked"})
+            continue
+        check = sample_ratio(observed, shares)
+        unexpected = sorted(set(observed) - set(shares))
+        rows.append({"stage": stage, "experiment": experiment, "arms": len(observed), "accounts": len(group),
+                     "chi_square": check.chi_square, "p_value": check.p_value,
+                     "mismatch": check.mismatch or bool(unexpected),
+                     "note": ("arms not configured: " + ", ".join(unexpected)) if unexpected else
+                     ", ".join(f"{n} {check.observed.get(n, 0):,} (expected {s:.1%})"
+                               for n, s in check.expected_share.items())})
+    return pd.DataFrame(rows, columns=["stage", "experiment", "arms", "accounts", "chi_square", "p_value",
+                                       "mismatch", "note"])
+
+
+def bucket_labels(edges: list[int]) -> list[str]:
+    labels = []
+    for low, high in zip(edges, edges[1:] + [None]):
+        labels.append(f"{low}+" if high is None else (f"{low}" if high - low == 1 else f"{low}-{high - 1}"))
+    return labels
+
+
+def roll_rate_table(units: pd.DataFrame, rules: ReviewRules) -> pd.DataFrame:
+    """From the days-past-due bucket at assignment to where the account is at the end of the window:
+    ``cured``, or the bucket it has aged into."""
+    edges, labels = rules.dpd_buckets, bucket_labels(rules.dpd_buckets)
+    frame = units[units["days_past_due"].notna()]
+    if frame.empty:
+        return pd.DataFrame(columns=["stage", "variant", "from_bucket", "to_bucket", "accounts", "share"])
+    dpd = frame["days_past_due"].to_numpy(dtype=int)
+    index = np.clip(np.searchsorted(edges, dpd, side="right") - 1, 0, None)
+    later = np.clip(np.searchsorted(edges, dpd + rules.attribution_window_days, side="right") - 1, 0, None)
+    start = np.where(dpd < edges[0], "before due", np.asarray(labels, dtype=object)[index])
+    end = np.where(frame["cured"].to_numpy(), "cured", np.asarray(labels, dtype=object)[later])
+    moves = frame[["stage", "variant"]].assign(from_bucket=start, to_bucket=end)
+    out = moves.groupby(["stage", "variant", "from_bucket", "to_bucket"]).size().rename("accounts").reset_index()
+    out["share"] = out["accounts"] / out.groupby(["stage", "variant", "from_bucket"])["accounts"].transform("sum")
+    return out
+
+
+def findings(arms: pd.DataFrame, uplift: pd.DataFrame, srm: pd.DataFrame, units: pd.DataFrame,
+             rules: ReviewRules) -> list[str]:
+    """Plain sentences for a collections manager, the warnings first."""
+    lines = []
+    for r in srm[srm["mismatch"]].itertuples():
+        lines.append(f"WARNING: {r.experiment} on {r.stage}: the arm sizes do not match the configured shares "
+                     f"(chi-square {r.chi_square:.1f}, p = {r.p_value:.2g}; {r.note}). The assignment is broken: "
+                     "trust no uplift of this experiment.")
+    missing = units[units["rate"].isna()]["currency"].dropna().unique()
+    if len(missing):
+        lines.append(f"Amounts in {', '.join(sorted(missing))} have no rate to {rules.reporting_currency} in the "
+                     "review configuration: they count for cure, not for amounts.")
+    if units.empty:
+        lines.append("No account was assigned to an arm in these days: nothing to compare yet.")
+        return lines
+    for r in uplift[(uplift["metric"] == "cure_rate") & (uplift["baseline"] == HOLDOUT)].itertuples():
+        lines.append(f"{r.stage}: {r.finding}.")
+    for r in uplift[(uplift["metric"] == "cure_rate") & (uplift["baseline"] != HOLDOUT)].itertuples():
+        lines.append(f"{r.stage}: {r.finding}.")
+    needed = uplift[(uplift["metric"] == "cure_rate") & uplift["needed_per_arm"].notna()]
+    for r in needed.drop_duplicates(["stage", "experiment"]).itertuples():
+        smallest = int(min(r.n_variant, r.n_baseline))
+        if smallest < int(r.needed_per_arm):
+            lines.append(f"{r.stage}: to detect a change of {rules.minimum_detectable_effect * 100:g} points in the "
+                         f"cure rate, each arm needs about {int(r.needed_per_arm):,} accounts; the smallest has "
+                         f"{smallest:,}.")
+    return lines
+
+
+def run_review(engine: Engine, since: date, until: date, rules: ReviewRules, ladder: Ladder | None = None,
+               stages: Sequence[str] | None = None) -> Review:
+    """The review of the assignments made from ``since`` to ``until`` (days, both included)."""
+    if until < since:
+        raise ValueError(f"--until {until} is before --since {since}")
+    units = load_assignments(engine, since, until, stages)
+    units = units[units["amount_due"] > 0].reset_index(drop=True)
+    units = load_outcomes(engine, units, since, until, rules)
+    return review_units(units, since, until, rules, ladder)
+
+
+def review_units(units: pd.DataFrame, since: date, until: date, rules: ReviewRules,
+                 ladder: Ladder | None = None) -> Review:
+    """The tables of a review from units with their outcomes (``attach_outcomes``)."""
+    champions = _champions(ladder)
+    arms = summarise(units, ["stage", "experiment", "variant"], rules) if not units.empty else \
+        pd.DataFrame(columns=ARM_COLUMNS)
+    if not units.empty:
+        arms.insert(3, "champion", [champions.get(e) == v for e, v in zip(arms["experiment"], arms["variant"])])
+        arms = arms[ARM_COLUMNS + ["opt_out_rate", "complaint_rate"]]
+    breakdown = pd.concat([
+        summarise(units, ["stage", "variant", dimension], rules).rename(columns={dimension: "value"})
+        .assign(dimension=dimension) for dimension in ("segment", "channel", "template", "week")
+    ], ignore_index=True) if not units.empty else pd.DataFrame()
+    if not breakdown.empty:
+        breakdown["value"] = breakdown["value"].astype(str)
+    weekly = summarise(units, ["week", "stage", "variant"], rules) if not units.empty else pd.DataFrame()
+    uplift = uplift_table(units, champions, rules)
+    srm = sample_ratio_table(units, ladder)
+    review = Review(since, until, rules, units, arms, uplift, breakdown, roll_rate_table(units, rules), weekly, srm)
+    review.findings = findings(arms, uplift, srm, units, rules)
+    return review

@@ -1,0 +1,127 @@
+"""The statistics of the review: intervals, uplift, CUPED, sample sizes and the sample-ratio check.
+
+Methods (the README states them too):
+- a rate's interval is Wilson's score interval;
+- the uplift of a cure rate (a difference of two proportions) has Newcombe's
+  hybrid score interval (his method 10, built from the two Wilson intervals),
+  which keeps its 95% coverage with small arms and rates near 0;
+- recovery rates (a fraction per account) and CUPED-adjusted uplifts are
+  differences of means with Welch's normal interval;
+- CUPED (Deng et al., 2013) removes from each account's outcome the part its
+  pre-assignment payments predict, with one θ pooled over both arms: same
+  expectation, smaller variance, so a narrower interval;
+- the sample needed per arm is the two-sided z-test's at α = 0.05 and power 0.8;
+- the sample-ratio check is Pearson's chi-square of the arm sizes against the
+  configured shares; p below 0.001 flags the experiment (as GrowthBook does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+Z95 = 1.959963984540054
+Z_POWER80 = 0.8416212335729143
+SRM_P_VALUE = 0.001
+
+
+def wilson(successes: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson's score interval of a proportion (nan, nan for an empty arm)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A difference between an arm and its baseline, with its 95% interval."""
+
+    baseline: float
+    variant: float
+    uplift: float
+    ci_low: float
+    ci_high: float
+    n_variant: int
+    n_baseline: int
+
+    @property
+    def significant(self) -> bool:
+        return not math.isnan(self.ci_low) and (self.ci_low > 0 or self.ci_high < 0)
+
+
+def proportion_uplift(x1: float, n1: int, x0: float, n0: int) -> Effect:
+    """Newcombe's hybrid score interval of p1 - p0."""
+    if n1 <= 0 or n0 <= 0:
+        return Effect(math.nan, math.nan, math.nan, math.nan, math.nan, int(n1), int(n0))
+    p1, p0 = x1 / n1, x0 / n0
+    l1, u1 = wilson(x1, n1)
+    l0, u0 = wilson(x0, n0)
+    d = p1 - p0
+    low = d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
+    return Effect(p0, p1, d, low, high, int(n1), int(n0))
+
+
+def mean_uplift(y1: np.ndarray, y0: np.ndarray) -> Effect:
+    """The difference of two means with Welch's normal interval."""
+    n1, n0 = len(y1), len(y0)
+    if n1 < 2 or n0 < 2:
+        m1 = float(np.mean(y1)) if n1 else math.nan
+        m0 = float(np.mean(y0)) if n0 else math.nan
+        return Effect(m0, m1, m1 - m0, math.nan, math.nan, n1, n0)
+    m1, m0 = float(np.mean(y1)), float(np.mean(y0))
+    se = math.sqrt(np.var(y1, ddof=1) / n1 + np.var(y0, ddof=1) / n0)
+    d = m1 - m0
+    return Effect(m0, m1, d, d - Z95 * se, d + Z95 * se, n1, n0)
+
+
+def cuped_uplift(y1: np.ndarray, x1: np.ndarray, y0: np.ndarray, x0: np.ndarray) -> Effect:
+    """The uplift of the mean of y after removing what the covariate x (pre-assignment) predicts."""
+    y = np.concatenate([y1, y0]).astype(float)
+    x = np.concatenate([x1, x0]).astype(float)
+    variance = float(np.var(x, ddof=1)) if len(x) > 1 else 0.0
+    theta = float(np.cov(y, x, ddof=1)[0, 1] / variance) if variance > 0 else 0.0
+    mean_x = float(np.mean(x)) if len(x) else 0.0
+    return mean_uplift(y1 - theta * (x1 - mean_x), y0 - theta * (x0 - mean_x))
+
+
+def needed_per_arm(p0: float, effect: float) -> int | None:
+    """Accounts each arm needs to detect ``effect`` (an absolute change of the rate p0) at α 0.05, power 0.8."""
+    p1 = min(max(p0 + effect, 0.0), 1.0)
+    if effect <= 0 or math.isnan(p0) or p1 == p0:
+        return None
+    variance = p0 * (1 - p0) + p1 * (1 - p1)
+    if variance == 0:
+        return None
+    return math.ceil((Z95 + Z_POWER80) ** 2 * variance / (p1 - p0) ** 2)
+
+
+@dataclass(frozen=True)
+class SampleRatio:
+    observed: dict[str, int]
+    expected_share: dict[str, float]
+    chi_square: float
+    p_value: float
+
+    @property
+    def mismatch(self) -> bool:
+        return self.p_value < SRM_P_VALUE
+
+
+def sample_ratio(observed: dict[str, int], shares: dict[str, float]) -> SampleRatio:
+    """Pearson's chi-square of the arm sizes against the configured shares (arms with no share are ignored)."""
+    names = [n for n in shares if shares[n] > 0]
+    counts = np.array([observed.get(n, 0) for n in names], dtype=float)
+    total = counts.sum()
+    if total == 0 or len(names) < 2:
+        return SampleRatio(dict(observed), dict(shares), 0.0, 1.0)
+    expected = np.array([shares[n] for n in names]) / sum(shares[n] for n in names) * total
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    return SampleRatio({n: int(c) for n, c in zip(names, counts)}, {n: shares[n] for n in names}, chi2,
+                       float(stats.chi2.sf(chi2, len(names) - 1)))

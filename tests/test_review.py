@@ -1,0 +1,214 @@
+"""The effectiveness review: each metric on hand-computed fixtures, the statistics on known values and on
+simulated portfolios whose true effect is known, and the review read from the database on both engines."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import insert
+
+from campaigns.contact.ladder import Ladder
+from campaigns.contact.outcomes import attempt_row
+from campaigns.db.models import ContactAttempt, Payment, PaymentPromise, ProviderEvent
+from campaigns.review.effectiveness import attach_outcomes, review_units, run_review
+from campaigns.review.rules import ReviewRules
+from campaigns.review.stats import needed_per_arm, proportion_uplift, sample_ratio, wilson
+from tests.conftest import AS_OF, NOW
+from tests.factories import add_account
+
+T0 = datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc)
+RULES = ReviewRules(rates_to_reporting={"USD": 1.0, "CNY": 0.5})
+LADDER = Ladder.model_validate({
+    "experiment": {"name": "exp", "arms": [{"name": "control", "share": 0.5, "champion": True},
+                                           {"name": "warm", "share": 0.5}], "holdout_share": 0.2},
+    "stages": {"soft_nudge": {"days_past_due": {"min": 1, "max": 14}, "channels": ["email", "sms"]},
+               "plan_offer": {"days_past_due": {"min": 15, "max": 45}, "channels": ["email"]}}})
+
+
+def unit(account, variant, *, due=100.0, at=T0, stage="soft_nudge", currency="USD", status="sent", dpd=5,
+         attempt_id=None):
+    return {"attempt_id": attempt_id or hash((account, stage)) % 10**6, "account_id": account,
+            "customer_id": f"C-{account}", "stage": stage, "experiment": "exp", "variant": variant,
+            "segment": "first_time_debtor", "channel": "email", "template": "soft_nudge/email.en-US.j2",
+            "tone": None, "status": status, "as_of": at.date(), "assigned_at": at, "amount_due": due,
+            "days_past_due": dpd, "currency": currency, "run_name": "daily"}
+
+
+def pay(account, amount, at):
+    return {"account_id": account, "paid_at": at, "amount": amount}
+
+
+def hand_made():
+    units = pd.DataFrame([
+        unit("A", "control"),                    # paid in full two days later: cured
+        unit("B", "control"),                    # paid an hour *before* assignment: not cured
+        unit("C", "control"),                    # paid eight days later, after the 7-day window
+        unit("D", "control"),                    # partial: 40 of 100
+        unit("E", "control", status="suppressed"),  # over-paid 300: cured, recovers 100; never sent (capped at
+                                                    # release) and still in its arm: intention to treat
+        unit("H1", "holdout", status="holdout"),
+        unit("H2", "holdout", status="holdout"),
+        unit("F", "warm"),                        # two stages in one window: one payment serves both
+        unit("F", "warm", stage="plan_offer", at=T0 + timedelta(days=3), dpd=20),
+        unit("Y", "warm", due=200.0, currency="CNY"),  # 200 CNY due, 100 CNY paid: 50 vs 100 in USD
+    ])
+    payments = pd.DataFrame([
+        pay("A", 100.0, T0 + timedelta(days=2)), pay("B", 100.0, T0 - timedelta(hours=1)),
+        pay("C", 100.0, T0 + timedelta(days=8)), pay("D", 40.0, T0 + timedelta(days=1)),
+        pay("E", 300.0, T0 + timedelta(days=6, hours=23)), pay("H1", 60.0, T0 + timedelta(hours=1)),
+        pay("H1", 40.0, T0 + timedelta(days=7)),  # the window's last second still counts
+        pay("F", 100.0, T0 + timedelta(days=4)), pay("Y", 100.0, T0 + timedelta(days=3)),
+    ])
+    return units, payments
+
+
+def test_each_metric_on_a_hand_computed_fixture():
+    units, payments = hand_made()
+    review = review_units(attach_outcomes(units, payments, RULES), T0.date(), T0.date() + timedelta(days=3),
+                          RULES, LADDER)
+    arms = review.arms.set_index(["stage", "variant"])
+    control = arms.loc[("soft_nudge", "control")]
+    assert (control["accounts"], control["cured"]) == (5, 2)  # A and E; B paid before, C after, D partly
+    assert control["cure_rate"] == pytest.approx(0.4)
+    assert control["amount_due"] == pytest.approx(500.0)
+    assert control["amount_recovered"] == pytest.approx(100 + 0 + 0 + 40 + 100)  # E capped at its due
+    assert control["recovery_rate"] == pytest.approx(240 / 500)
+    assert control["sent"] == 4  # reach counts what was sent; E is in the arm all the same
+    holdout = arms.loc[("soft_nudge", "holdout")]
+    assert (holdout["accounts"], holdout["cured"], holdout["amount_recovered"]) == (2, 1, 100.0)
+    warm = arms.loc[("soft_nudge", "warm")]
+    # F paid 100 of 100; Y paid 100 CNY of 200 CNY: cured 1 of 2, recovered 100 + 50 of 100 + 100 USD.
+    assert (warm["accounts"], warm["cured"]) == (2, 1)
+    assert warm["recovery_rate"] == pytest.approx(150 / 200)
+    # The same payment counts for the plan_offer unit assigned three days later, in its own stage.
+    assert arms.loc[("plan_offer", "warm")]["cured"] == 1
+    assert review.units.set_index(["account_id", "stage"]).loc[("B", "soft_nudge"), "paid_before"] == 100.0
+    # Roll rates: F at 20 days past due, cured within the window.
+    rolls = review.roll_rates.set_index(["stage", "variant", "from_bucket", "to_bucket"])
+    assert rolls.loc[("plan_offer", "warm", "15-30", "cured"), "share"] == 1.0
+    assert rolls.loc[("soft_nudge", "control", "1-14", "1-14"), "accounts"] == 3  # 5 + 7 = 12 days: same bucket
+
+
+def test_engagement_promises_opt_outs_and_complaints_count_within_the_window_after_assignment():
+    units, payments = hand_made()
+    units["attempt_id"] = range(1, len(units) + 1)
+    events = pd.DataFrame({"attempt_id": [1, 1, 2, 4], "event": ["delivered", "open", "click", "spamreport"]})
+    promises = pd.DataFrame({"account_id": ["A", "B", "C"], "status": ["kept", "broken", "kept"],
+                             "promised_at": [T0 + timedelta(days=1), T0 + timedelta(days=2), T0 - timedelta(days=1)]})
+    opt_outs = pd.DataFrame({"customer_id": ["C-D", "C-A"], "received_at": [T0 + timedelta(days=1),
+                                                                            T0 + timedelta(days=9)]})
+    disputes = pd.DataFrame({"account_id": ["C"], "opened_at": [T0 + timedelta(days=2)]})
+    out = attach_outcomes(units, payments, RULES, events, promises, opt_outs, disputes)
+    review = review_units(out, T0.date(), T0.date(), RULES, LADDER)
+    control = review.arms.set_index(["stage", "variant"]).loc[("soft_nudge", "control")]
+    assert (control["delivered"], control["opened"], control["clicked"]) == (2, 1, 1)  # a click proves delivery
+    assert (control["promises_made"], control["promises_kept"], control["promise_kept_rate"]) == (2, 1, 0.5)
+    assert (control["opt_outs"], control["complaints"]) == (1, 2)  # D opted out; D's spam report, C's dispute
+    cost = control["message_cost"]
+    assert cost == pytest.approx(4 * RULES.message_cost.get("email", 0.0))
+
+
+def test_statistics_on_published_values():
+    # Newcombe (1998), example (a): 56/70 against 48/80, method 10 gives 0.0524 to 0.3339.
+    effect = proportion_uplift(56, 70, 48, 80)
+    assert effect.uplift == pytest.approx(0.2)
+    assert (round(effect.ci_low, 4), round(effect.ci_high, 4)) == (0.0524, 0.3339)
+    low, high = wilson(81, 263)  # Wilson's interval of 81/263: 0.2553 to 0.3662
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+    # p0 = 0.10 to 0.12 at α 0.05 and power 0.8: (1.96 + 0.8416)² (0.09 + 0.1056) / 0.02² = 3,839.
+    assert needed_per_arm(0.10, 0.02) == 3839
+    assert sample_ratio({"a": 600, "b": 400}, {"a": 0.5, "b": 0.5}).mismatch
+    assert not sample_ratio({"a": 510, "b": 490}, {"a": 0.5, "b": 0.5}).mismatch
+
+
+def simulated(seed: int, n: int = 3000, base: float = 0.10, effect: float = 0.03) -> pd.DataFrame:
+    """A portfolio where the challenger truly cures ``effect`` more than the holdout, and past payers pay more."""
+    rng = np.random.default_rng(seed)
+    arm = rng.choice(["holdout", "warm"], size=n)
+    history = rng.gamma(1.0, 50.0, size=n) * (rng.random(n) < 0.6)  # pre-assignment payments
+    lift = np.where(arm == "warm", effect, 0.0)
+    cured = rng.random(n) < base + lift + 0.08 * (history > 40) - 0.08 * 0.6 * np.exp(-40 / 50)
+    return pd.DataFrame({"stage": "soft_nudge", "experiment": "exp", "variant": arm, "account_id": np.arange(n),
+                         "cured": cured, "paid_before_reporting": history, "rate": 1.0, "amount_due_reporting": 100.0,
+                         "recovered_reporting": np.where(cured, 100.0, 0.0)})
+
+
+def test_the_interval_holds_the_true_effect_in_at_least_93_in_100_simulations_and_cuped_narrows_it():
+    """400 seeded portfolios rather than 100: a 95% interval covers 93 or more of 100 only 87% of the time
+    (seeds 0-99 alone cover 90), while over 400 the coverage's own error is 1.1 points."""
+    from campaigns.review.effectiveness import uplift_table
+
+    covered, covered_cuped, narrower = 0, 0, 0
+    for seed in range(400):
+        units = simulated(seed)
+        row = uplift_table(units, {"exp": "warm"}, RULES).query("metric == 'cure_rate' and baseline == 'holdout'")
+        r = row.iloc[0]
+        covered += r.ci_low <= 0.03 <= r.ci_high
+        covered_cuped += r.cuped_ci_low <= 0.03 <= r.cuped_ci_high
+        narrower += (r.cuped_ci_high - r.cuped_ci_low) < (r.ci_high - r.ci_low)
+    assert covered >= 372 and covered_cuped >= 372, (covered, covered_cuped)  # 93%
+    assert narrower == 400  # the covariate explains part of the outcome, so CUPED's interval is narrower
+
+
+def test_the_uplift_finding_is_a_plain_sentence():
+    units = simulated(1, n=8000, effect=0.05)
+    review = review_units(units.assign(**{"channel": "email", "sent": True, "delivered": False, "open": False,
+                                          "click": False, "opted_out": False, "complained": False,
+                                          "promises_made": 0.0, "promises_kept": 0.0, "days_past_due": 5,
+                                          "segment": "x", "template": "t", "week": date(2026, 11, 2),
+                                          "currency": "USD"}),
+                          date(2026, 11, 2), date(2026, 11, 8), RULES, None)
+    [sentence] = [f for f in review.findings if "holdout" in f]
+    assert sentence.startswith("soft_nudge: `warm` cures ") and "points more than the holdout, 95% CI " in sentence
+    assert sentence.endswith(", n = 3,985 and 4,015.") and "not distinguishable" not in sentence
+
+
+def _assign(engine, run_id, account, variant, *, as_of=AS_OF, stage="soft_nudge", status="sent", channel="email",
+            due="100", n=0):
+    row = attempt_row(run_id=run_id, account_id=account, customer_id=f"C-{account}", stage=stage,
+                      cycle=f"{as_of}-{n}", as_of=as_of, channel=channel, status=status, now=NOW + timedelta(days=n),
+                      variant=variant, experiment="exp" if variant else None,
+                      amount_due=Decimal(due) if variant else None, days_past_due=5 if variant else None)
+    with engine.begin() as conn:
+        return conn.execute(insert(ContactAttempt.__table__).returning(ContactAttempt.id), row).scalar_one()
+
+
+def test_the_review_reads_the_log_and_the_payments_on_both_databases(engine):
+    from campaigns.db.models import Stage
+    from campaigns.review.runs import start_run
+
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW, name="daily")
+    for account in ("A", "B", "H", "S"):
+        add_account(engine, account, days_past_due=5)
+    first = _assign(engine, run_id, "A", "control")
+    _assign(engine, run_id, "A", "control", n=3)  # a later assignment of the same account: not a second unit
+    _assign(engine, run_id, "B", "control")
+    _assign(engine, run_id, "H", "holdout", status="holdout")
+    _assign(engine, run_id, "S", None, status="suppressed")  # suppressed before assignment: in no arm
+    with engine.begin() as conn:
+        conn.execute(insert(Payment.__table__), [
+            {"payment_id": "p1", "account_id": "A", "amount": Decimal("100"), "currency": "USD",
+             "paid_at": NOW + timedelta(days=1), "source": "test"},
+            {"payment_id": "p2", "account_id": "B", "amount": Decimal("30"), "currency": "USD",
+             "paid_at": NOW + timedelta(days=2), "source": "test"}])
+        conn.execute(insert(ProviderEvent.__table__), {
+            "provider": "sendgrid", "event_id": "e1", "attempt_id": first, "event": "open", "occurred_at": NOW,
+            "received_at": NOW})
+        conn.execute(insert(PaymentPromise.__table__), {
+            "account_id": "B", "amount": Decimal("50"), "currency": "USD", "due_by": AS_OF + timedelta(days=5),
+            "channel": "agent", "status": "open", "paid": Decimal("30"), "promised_at": NOW + timedelta(hours=2)})
+    review = run_review(engine, AS_OF - timedelta(days=1), AS_OF + timedelta(days=6), RULES, LADDER)
+    arms = review.arms.set_index("variant")
+    assert list(review.units.sort_values("account_id")["account_id"]) == ["A", "B", "H"]
+    assert (arms.loc["control", "accounts"], arms.loc["control", "cured"]) == (2, 1)
+    assert arms.loc["control", "amount_recovered"] == pytest.approx(130.0)
+    assert (arms.loc["control", "opened"], arms.loc["control", "promises_made"]) == (1, 1)
+    assert (arms.loc["holdout", "accounts"], arms.loc["holdout", "cured"]) == (1, 0)
+    assert review.units["run_name"].eq("daily").all()
+    # Assigned, then the run's days are over: a review of later days has no units and says so.
+    empty = run_review(engine, AS_OF + timedelta(days=30), AS_OF + timedelta(days=31), RULES, LADDER)
+    assert empty.units.empty and "nothing to compare yet" in empty.findings[-1]
