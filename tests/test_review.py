@@ -3,6 +3,7 @@ simulated portfolios whose true effect is known, and the review read from the da
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -212,3 +213,55 @@ def test_the_review_reads_the_log_and_the_payments_on_both_databases(engine):
     # Assigned, then the run's days are over: a review of later days has no units and says so.
     empty = run_review(engine, AS_OF + timedelta(days=30), AS_OF + timedelta(days=31), RULES, LADDER)
     assert empty.units.empty and "nothing to compare yet" in empty.findings[-1]
+
+
+def synthetic_review(seed: int = 7, n: int = 3000):
+    """A review of a made-up portfolio with every column a real one has (two stages, three arms, three weeks)."""
+    rng = np.random.default_rng(seed)
+    arms = rng.choice(["control", "warm", "holdout"], p=[0.4, 0.4, 0.2], size=n)  # LADDER's shares
+    stages = rng.choice(["soft_nudge", "plan_offer"], size=n)
+    at = [T0 + timedelta(days=int(d), hours=int(h)) for d, h in zip(rng.integers(0, 21, n), rng.integers(0, 10, n))]
+    units = pd.DataFrame([unit(f"A{i}", arms[i], stage=stages[i], at=at[i], attempt_id=i + 1,
+                               status="holdout" if arms[i] == "holdout" else "sent",
+                               dpd=int(rng.integers(1, 14) if stages[i] == "soft_nudge" else rng.integers(15, 45)),
+                               currency="CNY" if i % 5 == 0 else "USD") for i in range(n)])
+    chance = np.select([arms == "holdout", arms == "control"], [0.06, 0.11], 0.14)
+    payers = rng.random(n) < chance
+    payments = pd.DataFrame([pay(f"A{i}", float(rng.choice([100.0, 60.0])), at[i] + timedelta(days=int(rng.integers(0, 6))))
+                             for i in np.flatnonzero(payers)])
+    events = pd.DataFrame({"attempt_id": np.flatnonzero(arms != "holdout")[:n // 2] + 1, "event": "open"})
+    out = attach_outcomes(units, payments, RULES, events)
+    return review_units(out, T0.date(), T0.date() + timedelta(days=20), RULES, LADDER)
+
+
+def test_the_files_have_the_columns_the_data_team_reads(tmp_path):
+    from campaigns.review.report import write_review
+
+    review = synthetic_review()
+    written = write_review(review, tmp_path / "review")
+    arms = pd.read_parquet(written["arms"])
+    assert {"stage", "variant", "accounts", "cured", "cure_rate", "amount_due", "amount_recovered",
+            "recovery_rate"} <= set(arms.columns)
+    assert not arms.duplicated(["stage", "variant"]).any() and "holdout" in set(arms["variant"])
+    assert arms["cure_rate"].between(0, 1).all() and arms["recovery_rate"].between(0, 1).all()  # fractions
+    uplift = pd.read_parquet(written["uplift"])
+    assert {"stage", "variant", "baseline", "uplift", "ci_low", "ci_high", "n_variant", "n_baseline"} <= set(
+        uplift.columns)
+    assert (uplift["ci_low"] <= uplift["uplift"]).all() and (uplift["uplift"] <= uplift["ci_high"]).all()
+    assert set(uplift["baseline"]) == {"holdout", "control"}
+    assert set(pd.read_parquet(written["breakdown"])["dimension"]) == {"segment", "channel", "template", "week"}
+    html = written["report"].read_text()
+    # Plotly is embedded, not fetched: the page opens offline (its code merely mentions a CDN for map tiles).
+    assert "<script" in html and not re.search(r"<script[^>]+src=", html)
+    for name in ("Customer ", "@example.com", "+1212"):
+        assert name not in html
+
+
+def test_a_sample_ratio_mismatch_is_flagged_at_the_top():
+    review = synthetic_review()
+    units = review.units
+    units = pd.concat([units, units[units["variant"] == "warm"].assign(account_id=lambda f: f["account_id"] + "x")])
+    flagged = review_units(units, T0.date(), T0.date() + timedelta(days=20), RULES, LADDER)
+    assert flagged.findings[0].startswith("WARNING: exp on ")
+    assert "trust no uplift" in flagged.findings[0]
+    assert not any(f.startswith("WARNING") for f in review.findings)

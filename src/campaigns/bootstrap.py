@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from campaigns.channels import AgentWorklistGateway, DeliveryGateway, OutboxGateway
 from campaigns.db.engine import make_engine
 from campaigns.contact.ladder import Ladder, load_ladder
+from campaigns.review.rules import ReviewRules, load_review_rules
 from campaigns.contact.pipeline import Brand
 from campaigns.policy import PolicyConfig, load_policy
 from campaigns.contact.render import TemplateLibrary
@@ -25,6 +26,7 @@ class Services:
     templates: TemplateLibrary
     brand: Brand
     policy: PolicyConfig
+    review: ReviewRules
     gateways: dict[str, DeliveryGateway] = field(default_factory=dict)
 
 
@@ -154,6 +156,7 @@ def services(settings: Settings | None = None) -> Services:
                 lender_timezone=settings.lender_timezone,
             ),
             policy=load_policy(settings.policy_config),
+            review=load_review_rules(settings.review_config),
             gateways=build_gateways(settings, engine),
         ))
     built = _built[1]

@@ -53,7 +53,8 @@ from campaigns.review.stats import (
 SENT = ("sent", "delivered")
 UNIT_KEYS = ["stage", "experiment", "account_id"]
 ARM_COLUMNS = ["stage", "experiment", "variant", "champion", "accounts", "cured", "cure_rate", "cure_ci_low",
-               "cure_ci_high", "amount_due", "amount_recovered", "recovery_rate", "sent", "delivered", "opened",
+               "cure_ci_high", "amount_due", "amount_recovered", "recovery_rate", "recovery_ci_low",
+               "recovery_ci_high", "sent", "delivered", "opened",
                "clicked", "opt_outs", "complaints", "promises_made", "promises_kept", "promise_kept_rate",
                "message_cost", "cost_per_recovered", "currency"]
 UPLIFT_COLUMNS = ["stage", "experiment", "variant", "baseline", "metric", "baseline_rate", "variant_rate", "uplift",
@@ -241,8 +242,24 @@ def summarise(units: pd.DataFrame, by: list[str], rules: ReviewRules) -> pd.Data
                                              out["message_cost"] / out["amount_recovered"], np.nan)
         out["opt_out_rate"] = out["opt_outs"] / out["accounts"]
         out["complaint_rate"] = out["complaints"] / out["accounts"]
+    intervals = grouped.apply(_recovery_interval, include_groups=False)
+    out["recovery_ci_low"] = [i[0] for i in intervals]
+    out["recovery_ci_high"] = [i[1] for i in intervals]
     out["currency"] = rules.reporting_currency
     return out
+
+
+def _recovery_interval(group: pd.DataFrame) -> tuple[float, float]:
+    """The 95% interval of a group's recovery rate (a ratio of sums), by the delta method."""
+    from campaigns.review.stats import Z95
+
+    known = group[group["rate"].notna()]
+    due, recovered = known["amount_due_reporting"].to_numpy(float), known["recovered_reporting"].to_numpy(float)
+    if len(known) < 2 or due.sum() <= 0:
+        return (math.nan, math.nan)
+    ratio = recovered.sum() / due.sum()
+    se = float(np.std((recovered - ratio * due) / due.mean(), ddof=1) / math.sqrt(len(known)))
+    return (max(0.0, ratio - Z95 * se), min(1.0, ratio + Z95 * se))
 
 
 def _champions(ladder: Ladder | None) -> dict[str, str]:

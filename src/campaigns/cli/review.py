@@ -1,0 +1,71 @@
+"""``campaigns review``: what works, as Parquet files and an HTML report."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from campaigns.cli.app import CliError, app, friendly_errors, migrated_services, out
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option} {value!r} is not a day (YYYY-MM-DD)") from None
+
+
+def default_days(today: date, window_days: int) -> tuple[date, date]:
+    """The four weeks of assignments whose attribution window has closed by today."""
+    until = today - timedelta(days=window_days)
+    return until - timedelta(days=27), until
+
+
+@app.command("review")
+@friendly_errors
+def review_command(
+    since: Annotated[str | None, typer.Option(help="First day of assignments (YYYY-MM-DD). Default: 4 weeks "
+                                                   "before --until.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day of assignments. Default: the last day whose "
+                                                   "attribution window has closed.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where report.html and the Parquet files go.")] = Path(
+        "var/review"),
+    stage: Annotated[list[str] | None, typer.Option(help="Only these stages (repeat the option).")] = None,
+) -> None:
+    """The effectiveness review: arms, cure and recovery rates, uplift with 95% intervals, to DIR/report.html
+    and DIR/*.parquet (README, "What works")."""
+    from campaigns.review.effectiveness import run_review
+    from campaigns.review.report import write_review
+
+    s = migrated_services()
+    today = datetime.now(s.settings.lender_zone).date()
+    first, last = default_days(today, s.review.attribution_window_days)
+    first, last = _day(since, "--since") or first, _day(until, "--until") or last
+    if since and not until:
+        last = max(first, last)
+    if until and not since:
+        first = last - timedelta(days=27)
+    if last < first:
+        raise CliError(f"--until {last} is before --since {first}")
+    review = run_review(s.engine, first, last, s.review, s.ladder, stages=stage or None)
+    written = write_review(review, out_dir)
+    for line in review.findings:
+        out.print(line, style="bold red" if line.startswith("WARNING") else None, highlight=False, markup=False)
+    if not review.arms.empty:
+        table = Table(title=f"arms, assignments {first} to {last} ({s.review.attribution_window_days}-day window, "
+                            f"amounts in {s.review.reporting_currency})", title_justify="left")
+        for column in ("stage", "arm", "accounts", "cure rate", "recovery rate", "sent"):
+            table.add_column(column, justify="left" if column in ("stage", "arm") else "right")
+        for r in review.arms.itertuples():
+            table.add_row(r.stage, r.variant + (" (champion)" if r.champion else ""), f"{r.accounts:,}",
+                          f"{r.cure_rate:.1%}", "–" if r.recovery_rate != r.recovery_rate else f"{r.recovery_rate:.1%}",
+                          f"{r.sent:,}")
+        out.print(table)
+    out.print(f"report: {written['report']}  (Parquet: {', '.join(p.name for k, p in written.items() if k != 'report')})",
+              highlight=False)

@@ -1,0 +1,55 @@
+"""The review's HTML report as a collections manager opens it: from disk, in Debian's Chromium, with no network.
+
+Every chart must render (Plotly draws SVG), no console error may appear, and the
+warnings and findings come first. Screenshots go to ``test-output/screenshots``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from campaigns.review.report import CHART_IDS, write_review
+from campaigns.settings import PROJECT_ROOT
+from tests.test_review import synthetic_review
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
+
+
+def test_the_report_opens_from_disk_and_draws_every_chart(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (`.ci/run` installs it: apt-get install chromium)")
+    report = write_review(synthetic_review(), tmp_path / "review")["report"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        # --no-proxy-server and a route that refuses everything not on disk: the page must not need a network.
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            fetched: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+                       else (fetched.append(route.request.url), route.abort()))
+            page.goto(report.as_uri())
+            page.wait_for_load_state("load")
+            for chart in CHART_IDS:
+                # A drawn bar, line or heatmap, not merely the chart's empty frame.
+                page.wait_for_selector(f"#{chart} svg.main-svg .trace, #{chart} svg.main-svg .hm",
+                                       state="attached", timeout=20_000)
+                assert page.locator(f"#{chart} .point, #{chart} .js-line, #{chart} .hm image").count() > 0, chart
+            assert page.locator("h2").first.inner_text() == "Findings"
+            assert page.locator(".findings li").count() >= 2
+            assert page.locator("#arms tbody tr").count() >= 6
+            assert "holdout" in page.locator("#uplift").inner_text()
+            page.screenshot(path=str(SCREENSHOTS / "review-report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == [], errors
+    assert fetched == [], f"the report tried to fetch {fetched[:3]}"
