@@ -213,3 +213,42 @@ def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tm
         soft_nudge(as_of=AS_OF, now=NOW)
     reset_settings()
     bootstrap.dispose_engines()
+
+
+def test_the_weekly_review_writes_its_files_and_publishes_findings_and_tables(prefect_harness, engine, tmp_path):
+    import asyncio
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from sqlalchemy import insert
+
+    from campaigns.db.models import Payment, Stage
+    from campaigns.review.runs import start_run
+    from flows.review import effectiveness_review
+    from tests.test_review import _assign
+
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW, name="daily")
+    for n in range(12):
+        add_account(engine, f"R{n}", days_past_due=5, customer={"name": "Zelda Secretname"})
+        _assign(engine, run_id, f"R{n}", "holdout" if n % 4 == 0 else "control",
+                status="holdout" if n % 4 == 0 else "sent")
+    with engine.begin() as conn:
+        conn.execute(insert(Payment.__table__), [
+            {"payment_id": f"p{n}", "account_id": f"R{n}", "amount": Decimal("100"), "currency": "USD",
+             "paid_at": NOW + timedelta(days=1), "source": "test"} for n in range(1, 12, 2)])
+    result = effectiveness_review(since=str(AS_OF), until=str(AS_OF), out_dir=str(tmp_path / "review"))
+    assert result["units"] == 12 and (tmp_path / "review" / "report.html").is_file()
+    assert (tmp_path / "review" / "arms.parquet").is_file() and (tmp_path / "review" / "uplift.parquet").is_file()
+    assert any("than the holdout" in f for f in result["findings"])
+
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+                any_=["effectiveness-review", "review-arms", "review-uplift"])))
+
+    found = {a.key: a for a in asyncio.run(artifacts())}
+    assert set(found) == {"effectiveness-review", "review-arms", "review-uplift"}
+    assert "than the holdout" in found["effectiveness-review"].data
+    assert all("Zelda" not in str(a.data) for a in found.values())

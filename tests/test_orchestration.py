@@ -22,7 +22,9 @@ EXPECTED = {
     "thank-you": "thank_you",
     "dispatch": "dispatch",
     "daily-deadline": "daily_deadline",
+    "effectiveness-review": "effectiveness_review",
 }
+NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def test_deployments_are_the_ladder(config):
 def test_every_entrypoint_is_a_flow_with_the_run_parameters(config):
     _, model = config
     for deployment in model.deployments:
-        if deployment.name in ("dispatch", "daily-deadline"):
+        if deployment.name in NOT_STAGES[1:]:
             continue
         flow = load_entrypoint(deployment.entrypoint)
         assert isinstance(flow, Flow)
@@ -63,7 +65,7 @@ def test_daily_runs_every_morning_in_the_lender_zone_without_overlap(config):
     ZoneInfo(schedule.timezone)
     assert schedule.timezone == Settings.model_fields["lender_timezone"].default
     assert daily.concurrency_limit.limit == 1 and daily.concurrency_limit.collision_strategy == "CANCEL_NEW"
-    stage_deployments = [d for d in model.deployments if d.name not in ("daily", "dispatch", "daily-deadline")]
+    stage_deployments = [d for d in model.deployments if d.name not in NOT_STAGES]
     assert all(not d.schedules for d in stage_deployments)  # the daily run covers them
     assert all(d.concurrency_limit.limit == 1 for d in stage_deployments)
 
@@ -86,6 +88,17 @@ def test_the_deadline_check_runs_later_the_same_morning_in_the_same_zone(config)
     assert cutoff.timezone == morning.timezone
     assert int(cutoff.cron.split()[1]) > int(morning.cron.split()[1])
     assert list(inspect.signature(load_entrypoint(deadline.entrypoint).fn).parameters) == ["as_of"]
+
+
+def test_the_review_runs_weekly_in_the_lender_zone_with_its_days_as_parameters(config):
+    _, model = config
+    review = next(d for d in model.deployments if d.name == "effectiveness-review")
+    [schedule] = review.schedules
+    assert schedule.cron == "0 7 * * 1" and schedule.timezone == Settings.model_fields["lender_timezone"].default
+    flow = load_entrypoint(review.entrypoint)
+    assert list(inspect.signature(flow.fn).parameters) == ["since", "until", "out_dir"]
+    properties = flow.parameters.model_dump()["properties"]
+    assert properties["since"]["format"] == properties["until"]["format"] == "date"
 
 
 def test_every_parameter_has_a_type_and_a_description_for_the_run_form(config):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,21 +10,6 @@ import typer
 from rich.table import Table
 
 from campaigns.cli.app import CliError, app, friendly_errors, migrated_services, out
-
-
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise CliError(f"{option} {value!r} is not a day (YYYY-MM-DD)") from None
-
-
-def default_days(today: date, window_days: int) -> tuple[date, date]:
-    """The four weeks of assignments whose attribution window has closed by today."""
-    until = today - timedelta(days=window_days)
-    return until - timedelta(days=27), until
 
 
 @app.command("review")
@@ -43,16 +28,19 @@ def review_command(
     from campaigns.review.effectiveness import run_review
     from campaigns.review.report import write_review
 
+    from campaigns.review.effectiveness import review_days
+
     s = migrated_services()
-    today = datetime.now(s.settings.lender_zone).date()
-    first, last = default_days(today, s.review.attribution_window_days)
-    first, last = _day(since, "--since") or first, _day(until, "--until") or last
-    if since and not until:
-        last = max(first, last)
-    if until and not since:
-        first = last - timedelta(days=27)
-    if last < first:
-        raise CliError(f"--until {last} is before --since {first}")
+    for option, value in (("--since", since), ("--until", until)):
+        try:
+            value and date.fromisoformat(value)
+        except ValueError:
+            raise CliError(f"{option} {value!r} is not a day (YYYY-MM-DD)") from None
+    try:
+        first, last = review_days(since, until, datetime.now(s.settings.lender_zone).date(),
+                                  s.review.attribution_window_days)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     review = run_review(s.engine, first, last, s.review, s.ladder, stages=stage or None)
     written = write_review(review, out_dir)
     for line in review.findings:

@@ -431,6 +431,17 @@ def findings(arms: pd.DataFrame, uplift: pd.DataFrame, srm: pd.DataFrame, units:
     return lines
 
 
+def review_days(since: str | None, until: str | None, today: date, window_days: int) -> tuple[date, date]:
+    """The days reviewed: as given, else the four weeks whose attribution window has closed by today."""
+    last = date.fromisoformat(until) if until else today - timedelta(days=window_days)
+    first = date.fromisoformat(since) if since else last - timedelta(days=27)
+    if since and not until:
+        last = max(first, last)
+    if last < first:
+        raise ValueError(f"until {last} is before since {first}")
+    return first, last
+
+
 def run_review(engine: Engine, since: date, until: date, rules: ReviewRules, ladder: Ladder | None = None,
                stages: Sequence[str] | None = None) -> Review:
     """The review of the assignments made from ``since`` to ``until`` (days, both included)."""

@@ -1,0 +1,36 @@
+"""The weekly effectiveness review: what worked, written to files and shown as Prefect artifacts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from prefect import flow
+from pydantic import WithJsonSchema
+
+from campaigns.bootstrap import ready_services
+from flows.credentials import load_credentials
+from tasks.review_tasks import review_and_publish
+
+ReviewDay = Annotated[
+    str | None,
+    WithJsonSchema({
+        "type": "string", "format": "date",
+        "description": "YYYY-MM-DD. Leave both days empty for the four weeks of assignments whose attribution "
+                       "window has closed.",
+    }),
+]
+OutDir = Annotated[
+    str | None,
+    WithJsonSchema({
+        "type": "string",
+        "description": "Directory for report.html and the Parquet files. Empty: DATA_DIR/review/<since>_<until>.",
+    }),
+]
+
+
+@flow(name="effectiveness_review",
+      description="What works: arms, cure and recovery, uplift against the holdout and the champion, as files "
+                  "and artifacts.")
+def effectiveness_review(since: ReviewDay = None, until: ReviewDay = None, out_dir: OutDir = None) -> dict:
+    ready_services(load_credentials())  # one clear error if the database is missing or behind
+    return review_and_publish(since, until, out_dir)
