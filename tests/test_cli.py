@@ -99,6 +99,10 @@ def test_demo_end_to_end(prefect_harness, engine, tmp_path, monkeypatch):
                      "opted_out", "messages in the outbox", "campaigns outbox"):
         assert expected in result.output
     assert (tmp_path / "demo" / "portfolio.csv").is_file()
+    # It ends by pointing at the review of its day (the report and its Parquet files).
+    assert "what works (simulated payments," in result.output and "campaigns review --since 2026-11-22" in result.output
+    assert (tmp_path / "review" / "demo" / "report.html").is_file()
+    assert (tmp_path / "review" / "demo" / "arms.parquet").is_file()
     with engine.connect() as conn:
         attempts = conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one()
         outbox = conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()

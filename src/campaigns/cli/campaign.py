@@ -179,6 +179,7 @@ def demo_command(
     if now is None:
         _simulate_dispatch(s, day)
     _simulate_customers(s, day, moment)
+    _review_the_day(s, day)
     _print_where(s)
 
 
@@ -211,6 +212,21 @@ def _simulate_customers(s, day: date, moment: datetime) -> None:
               + f", {r.paid_off} account(s) "
               f"paid in full (thanked in the next daily run)"
               + (f"   → campaigns plans show {r.example_plan}" if r.example_plan else ""), highlight=False)
+
+
+def _review_the_day(s, day: date) -> None:
+    """The review of the demo day (the simulated customers paid within hours): the line that says what worked."""
+    from campaigns.review.effectiveness import run_review
+    from campaigns.review.report import write_review
+
+    review = run_review(s.engine, day, day, s.review, s.ladder)
+    written = write_review(review, s.settings.data_dir / "review" / "demo")
+    against_holdout = review.uplift[(review.uplift["metric"] == "cure_rate") & (review.uplift["baseline"] == "holdout")]
+    best = against_holdout.sort_values("uplift", ascending=False).head(1)
+    headline = (f"{best.iloc[0]['stage']}: {best.iloc[0]['finding']}" if not best.empty
+                else (review.findings[0] if review.findings else "no arm to compare"))
+    out.print(f"what works (simulated payments, {len(review.units):,} assigned accounts): {headline}"
+              f"   → {written['report']}  (campaigns review --since {day} --until {day})", highlight=False)
 
 
 def _print_where(s) -> None:

@@ -156,15 +156,34 @@ class DemoResponses:
     example_plan: str | None
 
 
+# The demo's made-up truth: the chance that an account assigned to an arm pays within hours. Nobody
+# reads these to compute anything; the review has to find the differences on its own.
+DEMO_PAY_CHANCE = {
+    "soft_nudge": {"holdout": 0.05, "control": 0.14, "gentle": 0.17, "sms_first": 0.11},
+    "pre_due": {"holdout": 0.02, "control": 0.06},
+}
+
+
+def _payers(rows, day: date, stage: str) -> list:
+    """The assigned accounts that pay in the simulation: a stable draw per account and day against the arm's chance."""
+    from campaigns.contact.strategy import stable_fraction
+
+    chance = DEMO_PAY_CHANCE[stage]
+    draws = stable_fraction([r.account_id for r in rows], f"demo-pays:{day}:{stage}")
+    return [r for r, draw in zip(rows, draws) if draw < chance.get(r.variant, chance["control"])]
+
+
 def simulate_responses(engine: Engine, day: date, moment: datetime, brand, rules, zone, data_dir: Path,
                        every_nth_accepts: int = 8) -> DemoResponses:
     """Some demo customers answer the day's messages (deterministically, so a re-run adds nothing):
 
     every ``every_nth_accepts``-th offer made today is accepted through its signed link
     (the code path of the web page), and a payments file is written and imported: the
-    first instalment of each accepted plan, the amount due of every 6th account nudged
-    today, and the whole balance of every 20th account reminded before its due date
-    (paid in full: thanked in the next daily run).
+    first instalment of each accepted plan, the amount due of some accounts nudged
+    today and the whole balance of some reminded before their due date (paid in full:
+    thanked in the next daily run). Who pays is drawn from a hash of the account, with
+    a chance that depends on the arm it was assigned (``DEMO_PAY_CHANCE``): the holdout
+    pays least, so the demo's review has a real uplift to show.
     """
     import csv
 
@@ -187,15 +206,17 @@ def simulate_responses(engine: Engine, day: date, moment: datetime, brand, rules
     with engine.connect() as conn:
         # Chosen from the day's attempts, not from balances a first run has already lowered: a re-run of the
         # demo writes the same file, and its import finds every payment already recorded.
-        nudged = conn.execute(select(ContactAttempt.account_id, Account.amount_due, Account.currency)
+        nudged = conn.execute(select(ContactAttempt.account_id, ContactAttempt.variant, ContactAttempt.amount_due,
+                                     Account.currency)
                               .join(Account, Account.id == ContactAttempt.account_id)
                               .where(ContactAttempt.as_of == day, ContactAttempt.stage == "soft_nudge",
-                                     ContactAttempt.status == "sent")
+                                     ContactAttempt.variant.is_not(None))
                               .order_by(ContactAttempt.account_id)).all()
-        reminded = conn.execute(select(ContactAttempt.account_id, Account.balance, Account.currency)
+        reminded = conn.execute(select(ContactAttempt.account_id, ContactAttempt.variant, Account.balance,
+                                       Account.currency)
                                 .join(Account, Account.id == ContactAttempt.account_id)
                                 .where(ContactAttempt.as_of == day, ContactAttempt.stage == "pre_due",
-                                       ContactAttempt.status == "sent")
+                                       ContactAttempt.variant.is_not(None))
                                 .order_by(ContactAttempt.account_id)).all()
         plans = conn.execute(select(RepaymentPlan.account_id, RepaymentPlan.schedule, RepaymentPlan.currency)
                              .where(RepaymentPlan.offered_on == day, RepaymentPlan.accepted_via == "link")
@@ -206,9 +227,9 @@ def simulate_responses(engine: Engine, day: date, moment: datetime, brand, rules
     rows = [(f"demo-plan-{p.account_id}-{day:%Y%m%d}", p.account_id, Decimal(p.schedule[0]["amount"]), p.currency)
             for p in plans]
     rows += [(f"demo-due-{r.account_id}-{day:%Y%m%d}", r.account_id, r.amount_due, r.currency)
-             for r in nudged[::6]]
+             for r in _payers(nudged, day, "soft_nudge")]
     rows += [(f"demo-full-{r.account_id}-{day:%Y%m%d}", r.account_id, r.balance, r.currency)
-             for r in reminded[::20]]
+             for r in _payers(reminded, day, "pre_due")]
     rows = [(i, a, earlier.get(i, amount), c) for i, a, amount, c in rows if earlier.get(i, amount) > 0]
     from campaigns.money.currency import in_currency
 
