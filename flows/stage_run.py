@@ -10,28 +10,36 @@ from flows.credentials import load_credentials
 from campaigns.db.models import Stage
 from campaigns.contact.pipeline import StageRun
 from campaigns.progress import track
+from campaigns.contact.adhoc import AdhocCohort
 from tasks.stage_tasks import (
     deliver_chunk,
     enqueue_chunk,
     finish_stage_run,
     plan_cohort_chunks,
+    resolve_adhoc_chunks,
     start_stage_run,
     with_delivery_retries,
 )
 
 
-def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool) -> dict:
+def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool,
+              cohort: AdhocCohort | None = None) -> dict:
+    """One stage for a day: the ladder's cohort, or (ad hoc) the accounts of ``cohort``."""
     # Credentials from Secret blocks first; then one clear error if the database is missing or behind.
     settings = ready_services(load_credentials()).settings
     as_of, now = resolve_clock(as_of, now, settings.lender_zone)
     deliver = with_delivery_retries(deliver_chunk, settings)
-    run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now)
+    # An ad-hoc cohort is resolved before the run starts: a bad one is one error, and no run, nothing sent.
+    chunks = resolve_adhoc_chunks(stage, cohort, as_of) if cohort is not None else None
+    run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now,
+                   adhoc=cohort is not None)
     cohort_size, tallies, previews = 0, [], []
     try:
-        chunks = plan_cohort_chunks(stage, as_of)
+        if chunks is None:
+            chunks = [(bounds, None) for bounds in plan_cohort_chunks(stage, as_of)]
         with track(stage.value, len(chunks)) as progress:  # a bar on the CLI's terminal; silent on a worker
-            for done, bounds in enumerate(chunks, start=1):
-                result = enqueue_chunk(run, bounds, dry_run)
+            for done, (bounds, accounts) in enumerate(chunks, start=1):
+                result = enqueue_chunk(run, bounds, dry_run, accounts)
                 cohort_size += result.cohort_size
                 tallies.append(result.tally.as_dict())
                 previews.extend(result.previews)

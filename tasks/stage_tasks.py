@@ -97,6 +97,7 @@ def start_stage_run(stage: Stage, as_of: date, now: datetime, dry_run: bool) -> 
     run_id = runs.start_run(
         services().engine, stage, as_of, now, started_at=datetime.now(timezone.utc),
         dry_run=dry_run, flow_run_id=str(flow_run.id) if flow_run.id else None,
+        name=flow_run.name if flow_run.id else None,  # the review tells ad-hoc runs apart by it
     )
     get_run_logger().info("stage %s as of %s: run %s", stage.value, as_of, run_id)
     return run_id
@@ -110,12 +111,26 @@ def plan_cohort_chunks(stage: Stage, as_of: date) -> list[ChunkBounds]:
     return chunks
 
 
+@task(name="resolve-adhoc-cohort", tags=["campaigns", "db"], **DB_RETRIES)
+def resolve_adhoc_chunks(stage: Stage, cohort, as_of: date) -> list[tuple[ChunkBounds, list[str]]]:
+    """The ad-hoc cohort's account ids in chunks; a bad cohort fails here, before anything is logged or sent."""
+    from campaigns.contact.adhoc import adhoc_rule, id_chunks, resolve_cohort
+
+    s = services()
+    adhoc_rule(s.ladder.rule(stage))  # a stage that takes no ad-hoc cohort is refused first
+    ids = resolve_cohort(s.engine, cohort, as_of, s.ladder, s.review.adhoc_views)
+    get_run_logger().info("ad-hoc cohort (%s): %d account(s) for %s", cohort.describe(), len(ids), stage.value)
+    return id_chunks(ids, s.settings.chunk_size)
+
+
 @task(name="enqueue-chunk", tags=["campaigns", "db"], **DB_RETRIES)
-def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool) -> pipeline.ChunkResult:
-    """Decide, render and log one chunk (one transaction: a retry redoes it whole or finds it done)."""
+def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool,
+                  accounts: list[str] | None = None) -> pipeline.ChunkResult:
+    """Decide, render and log one chunk (one transaction: a retry redoes it whole or finds it done);
+    for an ad-hoc run, only ``accounts`` of it."""
     s = services()
     step = pipeline.preview_chunk if dry_run else pipeline.enqueue_chunk
-    result = step(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy)
+    result = step(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy, accounts=accounts)
     get_run_logger().info("chunk %s..%s: %d accounts, %s", bounds.after, bounds.upto,
                           result.cohort_size, result.tally.as_dict())
     return result

@@ -22,7 +22,7 @@ def test_help_lists_every_command():
     result = invoke("--help")
     assert result.exit_code == 0
     for command in ("db", "import", "demo", "run", "daily", "dispatch", "outbox", "runs", "worklist", "optout",
-                    "hold", "dispute", "sms", "templates"):
+                    "hold", "dispute", "sms", "templates", "preview", "adhoc", "review"):
         assert command in result.output
 
 
@@ -366,3 +366,47 @@ def test_the_worklist_says_what_was_tried_and_writes_amounts_in_the_currency(eng
     written = pd.read_csv(tmp_path / "w.csv", dtype=str).set_index("account_id")
     assert written.loc["OLD", "amount_due"] == "120.50" and written.loc["NEW", "amount_due"] == "2500"
     assert written.loc["OLD", "tried"].startswith("2026-11-02 plan_offer email sent")
+
+
+def test_preview_and_review_commands(engine, tmp_path):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from sqlalchemy import insert
+
+    from campaigns.db.models import Payment, Stage
+    from campaigns.review.runs import start_run
+    from tests.conftest import AS_OF, NOW
+    from tests.test_review import _assign
+
+    add_account(engine, "A1", days_past_due=20, customer={"name": "Wilma Hidden"})
+    add_account(engine, "A2", days_past_due=20, customer={"email_opt_out": True, "sms_consent": False})
+    ids = tmp_path / "ids.csv"
+    ids.write_text("account_id\nA1\nA2\n")
+    result = invoke("preview", "soft_nudge", "--cohort", ids, "--as-of", AS_OF, "--now", "2026-11-22T15:00:00Z")
+    assert result.exit_code == 0, result.output
+    assert "2 account(s), 2 in the stage's guards" in result.output and "Nothing is written" in result.output
+    assert "Subject:" in result.output and "account A2 · email · suppressed · opted_out" in result.output
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one() == 0
+    bad = runner.invoke(app, ["preview", "thank_you", "--cohort", str(ids)])
+    assert bad.exit_code == 1 and "an ad-hoc cohort runs pre_due, soft_nudge" in bad.output
+    bad = runner.invoke(app, ["preview", "soft_nudge", "--cohort", "segment=late"])
+    assert bad.exit_code == 1 and bad.output.startswith("error: --cohort: unknown segment late")
+
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW, name="daily")
+    _assign(engine, run_id, "A1", "control")
+    _assign(engine, run_id, "A2", "holdout", status="holdout")
+    with engine.begin() as conn:
+        conn.execute(insert(Payment.__table__), {"payment_id": "p1", "account_id": "A1", "amount": Decimal("100"),
+                                                 "currency": "USD", "paid_at": NOW + timedelta(days=1)})
+    out_dir = tmp_path / "review"
+    result = invoke("review", "--since", AS_OF, "--until", AS_OF, "--out", out_dir)
+    assert result.exit_code == 0, result.output
+    assert "`control` cures 100.0 points more than the holdout" in result.output
+    assert (out_dir / "report.html").is_file() and (out_dir / "uplift.parquet").is_file()
+    assert "Wilma" not in result.output + (out_dir / "report.html").read_text()
+    wrong = runner.invoke(app, ["review", "--since", "2026-11-30", "--until", "2026-11-01"])
+    assert wrong.exit_code == 1 and "is before since" in wrong.output
+    wrong = runner.invoke(app, ["review", "--since", "yesterday"])
+    assert wrong.exit_code == 1 and "--since 'yesterday' is not a day" in wrong.output

@@ -252,3 +252,28 @@ def test_the_weekly_review_writes_its_files_and_publishes_findings_and_tables(pr
     assert set(found) == {"effectiveness-review", "review-arms", "review-uplift"}
     assert "than the holdout" in found["effectiveness-review"].data
     assert all("Zelda" not in str(a.data) for a in found.values())
+
+
+def test_an_adhoc_flow_runs_a_file_cohort_under_its_run_name_and_a_bad_one_sends_nothing(prefect_harness, engine,
+                                                                                         tmp_path):
+    from campaigns.contact.adhoc import AdhocCohort, AdhocError
+    from flows.adhoc import adhoc_campaign
+
+    for account, dpd in (("H-20", 20), ("H-30", 30)):
+        add_account(engine, account, days_past_due=dpd)
+    ids = tmp_path / "ids.csv"
+    ids.write_text("account_id\nH-20\nH-30\n")
+    summary = adhoc_campaign(stage="soft_nudge", cohort=AdhocCohort(file=str(ids)), as_of=AS_OF, now=NOW)
+    assert summary["cohort"] == 2 and summary["sent"] == 2 and summary["cohort_source"] == "file ids.csv"
+    with engine.connect() as conn:
+        [name] = conn.execute(select(CampaignRun.name).where(CampaignRun.id == summary["run_id"])).scalars().all()
+        logged = conn.execute(select(func.count()).where(ContactAttempt.run_id == summary["run_id"])).scalar_one()
+    assert name and logged == 2  # the Prefect run's name, which the review's units carry
+    bad = tmp_path / "bad.csv"
+    bad.write_text("account_id\nH-20\nNOPE\n")
+    with engine.connect() as conn:
+        runs_before = conn.execute(select(func.count()).select_from(CampaignRun)).scalar_one()
+    with pytest.raises(AdhocError, match="row\\(s\\) 3, field account_id"):
+        adhoc_campaign(stage="plan_offer", cohort=AdhocCohort(file=str(bad)), as_of=AS_OF, now=NOW)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(CampaignRun)).scalar_one() == runs_before

@@ -23,8 +23,9 @@ EXPECTED = {
     "dispatch": "dispatch",
     "daily-deadline": "daily_deadline",
     "effectiveness-review": "effectiveness_review",
+    "adhoc-campaign": "adhoc_campaign",
 }
-NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review")
+NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "adhoc-campaign")
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +102,26 @@ def test_the_review_runs_weekly_in_the_lender_zone_with_its_days_as_parameters(c
     assert properties["since"]["format"] == properties["until"]["format"] == "date"
 
 
+def test_the_adhoc_deployment_asks_for_a_stage_and_a_validated_cohort_and_previews_by_default(config):
+    _, model = config
+    adhoc = next(d for d in model.deployments if d.name == "adhoc-campaign")
+    assert not adhoc.schedules and adhoc.parameters == {"dry_run": True}  # a person starts it, and sees first
+    schema = load_entrypoint(adhoc.entrypoint).parameters.model_dump()
+    assert schema["required"] == ["stage", "cohort"]
+    assert schema["definitions"]["AdhocStage"]["enum"] == ["pre_due", "soft_nudge", "plan_offer", "escalation"]
+    cohort = schema["definitions"]["AdhocCohort"]
+    assert set(cohort["properties"]) == {"file", "filter", "view"} and cohort["additionalProperties"] is False
+    assert all(len(p["description"]) > 30 for p in cohort["properties"].values())
+
+
 def test_every_parameter_has_a_type_and_a_description_for_the_run_form(config):
     """The UI's "Run" form is built from these schemas: no untyped field, nothing unexplained."""
     _, model = config
     for deployment in model.deployments:
         properties = load_entrypoint(deployment.entrypoint).parameters.model_dump()["properties"]
         for name, prop in properties.items():
+            if "$ref" in prop:  # the ad-hoc stage and cohort: a described model (the test above)
+                continue
             assert prop.get("type") in ("string", "boolean"), (deployment.name, name, prop)
             assert len(prop.get("description", "")) > 30, (deployment.name, name)
         if "as_of" in properties:

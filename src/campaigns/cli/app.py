@@ -88,6 +88,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from pydantic_settings import SettingsError
         from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+        from campaigns.contact.adhoc import AdhocError
         from campaigns.contact.ladder import LadderConfigError
         from campaigns.customers.calls import CallError
         from campaigns.customers.preferences import PreferenceError
@@ -100,13 +101,14 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.money.promises import PromiseError
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
+        from campaigns.review.rules import ReviewConfigError
         from campaigns.settings import ConfigurationError
 
         try:
             return fn(*args, **kwargs)
         except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
                 CallError, ConfigurationError, DatabaseMissing, PaymentError, PlanError, PromiseError, AgencyError,
-                WorklistError, LinkError) as exc:
+                WorklistError, LinkError, AdhocError, ReviewConfigError) as exc:
             say(f"error: {exc}")
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__

@@ -73,6 +73,7 @@ class StageRun:
     stage: Stage
     as_of: date
     now: datetime
+    adhoc: bool = False  # the accounts given replace the stage's day selector (contact.adhoc)
 
     def __post_init__(self):
         if self.now.tzinfo is None:
@@ -352,6 +353,10 @@ def prepare_chunk(
 ) -> tuple[pd.DataFrame, list[PlannedAttempt]]:
     """Read one cohort chunk (only ``accounts`` of it, if given) and decide and render everything for it (no writes)."""
     rule = ladder.rule(run.stage)
+    if run.adhoc:
+        from campaigns.contact.adhoc import adhoc_rule
+
+        rule = adhoc_rule(rule)
     with engine.connect() as conn:
         cohort = select_cohort(conn, rule, run.as_of, bounds, accounts)
         cohort["holds"] = holds_column(conn, cohort["customer_id"].tolist(), run.now)
@@ -378,10 +383,10 @@ def enqueue_chunk(
 
 def preview_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun,
-    bounds: ChunkBounds, policy: PolicyConfig, max_previews: int = 3,
+    bounds: ChunkBounds, policy: PolicyConfig, max_previews: int = 3, accounts: Sequence[str] | None = None,
 ) -> ChunkResult:
     """A dry run of one chunk: what would be logged and sent, writing nothing."""
-    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy)
+    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
     tally = Tally()
     previews = []
     for p in planned:

@@ -19,6 +19,7 @@ class ReviewRules(BaseModel):
     rates_to_reporting: dict[str, float] = Field(default_factory=lambda: {"USD": 1.0})
     message_cost: dict[str, float] = Field(default_factory=dict)
     dpd_buckets: list[int] = Field(default_factory=lambda: [0, 1, 15, 31, 46, 61, 91], min_length=2)
+    adhoc_views: list[str] = Field(default_factory=list, description="views an ad-hoc cohort may name")
 
     @model_validator(mode="after")
     def _sane(self) -> Self:
