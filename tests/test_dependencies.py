@@ -18,7 +18,7 @@ from campaigns.settings import PROJECT_ROOT
 from tests.test_architecture import imported_modules
 
 IMPORT_NAME = {"pyyaml": "yaml", "psycopg": "psycopg", "pydantic-settings": "pydantic_settings",
-               "email-validator": "email_validator", "babel": "babel"}
+               "email-validator": "email_validator", "babel": "babel", "scikit-learn": "sklearn"}
 DECLARED_WITHOUT_IMPORT = {
     "fastapi": "Prefect's server runs on it; declared only to keep it below 0.151 (see the pin's comment)",
     "tzdata": "the IANA zones zoneinfo reads where the system has no tz database",

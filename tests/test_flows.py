@@ -277,3 +277,11 @@ def test_an_adhoc_flow_runs_a_file_cohort_under_its_run_name_and_a_bad_one_sends
         adhoc_campaign(stage="plan_offer", cohort=AdhocCohort(file=str(bad)), as_of=AS_OF, now=NOW)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(CampaignRun)).scalar_one() == runs_before
+
+
+def test_the_weekly_risk_model_says_when_history_is_too_short(prefect_harness, engine):
+    from flows.risk import train_risk_model
+
+    result = train_risk_model(days=90)
+    assert result["status"] == "insufficient" and result["version"] == 1
+    assert "the rule-based segments decide" in result["note"]

@@ -24,8 +24,9 @@ EXPECTED = {
     "daily-deadline": "daily_deadline",
     "effectiveness-review": "effectiveness_review",
     "adhoc-campaign": "adhoc_campaign",
+    "train-risk-model": "train_risk_model",
 }
-NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "adhoc-campaign")
+NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "adhoc-campaign", "train-risk-model")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,15 @@ def test_the_review_runs_weekly_in_the_lender_zone_with_its_days_as_parameters(c
     assert properties["since"]["format"] == properties["until"]["format"] == "date"
 
 
+def test_the_risk_model_trains_weekly_before_the_review(config):
+    _, model = config
+    training = next(d for d in model.deployments if d.name == "train-risk-model")
+    [schedule] = training.schedules
+    assert schedule.cron == "0 6 * * 0" and schedule.timezone == Settings.model_fields["lender_timezone"].default
+    days = load_entrypoint(training.entrypoint).parameters.model_dump()["properties"]["days"]
+    assert (days["type"], days["default"], days["minimum"]) == ("integer", 180, 28)
+
+
 def test_the_adhoc_deployment_asks_for_a_stage_and_a_validated_cohort_and_previews_by_default(config):
     _, model = config
     adhoc = next(d for d in model.deployments if d.name == "adhoc-campaign")
@@ -122,7 +132,7 @@ def test_every_parameter_has_a_type_and_a_description_for_the_run_form(config):
         for name, prop in properties.items():
             if "$ref" in prop:  # the ad-hoc stage and cohort: a described model (the test above)
                 continue
-            assert prop.get("type") in ("string", "boolean"), (deployment.name, name, prop)
+            assert prop.get("type") in ("string", "boolean", "integer"), (deployment.name, name, prop)
             assert len(prop.get("description", "")) > 30, (deployment.name, name)
         if "as_of" in properties:
             assert properties["as_of"]["format"] == "date"

@@ -86,18 +86,22 @@ def worklist_command(
         return
     from campaigns.contact.render import format_money
     from campaigns.customers.worklist import export_worklist, open_worklist
+    from campaigns.risk.model import latest_ready
 
     s = migrated_services()
-    frame = open_worklist(s.engine)
+    frame = open_worklist(s.engine, latest_ready(s.engine), s.review)
     if csv:
         out.print(f"{export_worklist(frame, csv)} open worklist item(s) written to {csv}", highlight=False)
         return
     table = Table(title=f"{len(frame)} open worklist item(s), highest priority first", title_justify="left")
-    for column in ("priority", "account", "days past due", "amount due", "reason", "tried"):
+    scored = frame["pay_chance"].notna().any()
+    for column in ("priority", "account", "days past due", "amount due", "reason",
+                   *(("pays on its own (why)",) if scored else ()), "tried"):
         table.add_column(column)
     for r in frame.head(limit).itertuples(index=False):
+        chance = (f"{r.pay_chance:.0%} ({r.pay_reasons})",) if scored else ()
         table.add_row(f"{r.priority:.0f}", r.account_id, str(r.days_past_due),
-                      format_money(r.amount_due, r.currency, "en-US"), r.reason,
+                      format_money(r.amount_due, r.currency, "en-US"), r.reason, *chance,
                       r.tried + (f"; plans: {r.plans}" if r.plans else "") + (f"; promises: {r.promises}" if r.promises else ""))
     out.print(table)
 
@@ -110,9 +114,10 @@ def worklist_export_command(
     """Write the open worklist for agents, prioritised. CSV cells that would run as spreadsheet formulas are
     neutralised (a leading ')."""
     from campaigns.customers.worklist import export_worklist, open_worklist
+    from campaigns.risk.model import latest_ready
 
     s = migrated_services()
-    n = export_worklist(open_worklist(s.engine), out_path)
+    n = export_worklist(open_worklist(s.engine, latest_ready(s.engine), s.review), out_path)
     out.print(f"{n} open worklist item(s) written to {out_path}", highlight=False)
 
 

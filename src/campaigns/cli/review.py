@@ -57,3 +57,42 @@ def review_command(
         out.print(table)
     out.print(f"report: {written['report']}  (Parquet: {', '.join(p.name for k, p in written.items() if k != 'report')})",
               highlight=False)
+
+
+risk_app = typer.Typer(help="The risk model: train the next version, see what it is.", no_args_is_help=True)
+app.add_typer(risk_app, name="risk")
+
+
+@risk_app.command("train")
+@friendly_errors
+def risk_train_command(
+    days: Annotated[int, typer.Option(min=28, max=730, help="Days of assignments to learn from.")] = 180,
+) -> None:
+    """Train the next risk model version from the outcome log (the train_risk_model flow)."""
+    from flows.risk import train_risk_model
+
+    migrated_services()
+    result = train_risk_model(days=days)
+    out.print(f"risk model v{result['version']}: {result['status']} — {result['note']}", highlight=False)
+
+
+@risk_app.command("show")
+@friendly_errors
+def risk_show_command() -> None:
+    """The stored risk model versions, newest first: window, metrics, calibration and what drives the score."""
+    from campaigns.risk.model import history
+
+    s = migrated_services()
+    versions = history(s.engine)
+    if not versions:
+        out.print("no risk model yet: `campaigns risk train` (or the train-risk-model deployment, weekly)")
+        return
+    table = Table(title="risk models (the newest ready one orders the worklist)", title_justify="left")
+    for column in ("version", "trained", "window", "status", "accounts", "cured", "AUC", "Brier"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(str(v["version"]), f"{v['trained_at']:%Y-%m-%d %H:%M}", v["window"], v["status"],
+                      f"{v['units']:,}", f"{v['cured']:,}", "–" if v["auc"] is None else f"{v['auc']:.3f}",
+                      "–" if v["brier"] is None else f"{v['brier']:.3f}")
+    out.print(table)
+    out.print(f"v{versions[0]['version']}: {versions[0]['note']}", highlight=False)

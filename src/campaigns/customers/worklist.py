@@ -8,7 +8,12 @@ days past due           up to 30: linear up to 180 days
 broken plans, promises  10 each, up to 20: they said yes and could not keep it
 never reached           10 when no message was delivered or sent
 agents' no-answers      minus 5 each, down to minus 15: try the others first
+risk (when a model is   up to 10: 10 × (1 − the chance of paying on its own),
+ready)                  from the latest ``train_risk_model`` version
 ======================  ======================================================
+
+With no ready risk model (too little history), the risk line is left out and
+``pay_chance`` is empty: the rules above decide.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from campaigns.policy import PolicyConfig
 OUTCOMES = {"reached": "connected", "no_answer": "no_answer", "promise": "connected", "dispute": "connected",
             "wrong_number": "wrong_number", "refused": "connected", "paid": "connected"}
 EXPORT_COLUMNS = ["priority", "account_id", "reason", "days_past_due", "amount_due", "balance", "currency", "name",
-                  "phone", "timezone", "locale", "tried", "plans", "promises", "last_outcome", "item_id"]
+                  "phone", "timezone", "locale", "tried", "plans", "promises", "last_outcome", "pay_chance",
+                  "pay_reasons", "item_id"]
 
 
 class WorklistError(ValueError):
@@ -54,7 +60,10 @@ def prioritise(frame: pd.DataFrame) -> pd.DataFrame:
     broken = (frame["broken_plans"] + frame["broken_promises"]).clip(upper=2) * 10
     unreached = (~frame["reached"]).astype(int) * 10
     no_answers = -(frame["no_answers"].clip(upper=3) * 5)
-    out = frame.assign(priority=(40 * rank + 30 * days + broken + unreached + no_answers).round(1))
+    risk = 0
+    if "pay_chance" in frame.columns:
+        risk = (10 * (1 - pd.to_numeric(frame["pay_chance"], errors="coerce"))).fillna(0)
+    out = frame.assign(priority=(40 * rank + 30 * days + broken + unreached + no_answers + risk).round(1))
     return out.sort_values(["priority", "days_past_due", "account_id"], ascending=[False, False, True],
                            ignore_index=True)
 
@@ -63,8 +72,9 @@ def _reached(tried: dict) -> bool:
     return any(str(r.get("outcome", "")).startswith(("sent", "delivered")) for r in (tried or {}).get("recent", []))
 
 
-def open_worklist(engine: Engine) -> pd.DataFrame:
-    """Open items with what agents need, prioritised (``EXPORT_COLUMNS`` plus the scoring inputs)."""
+def open_worklist(engine: Engine, risk: dict | None = None, rules=None, now: datetime | None = None) -> pd.DataFrame:
+    """Open items with what agents need, prioritised (``EXPORT_COLUMNS`` plus the scoring inputs); with a ready
+    risk model (``risk``, and the review ``rules`` for currencies), each item's chance of paying and why."""
     w, a, c = AgentWorklistItem, Account, Customer
     stmt = (select(w.id.label("item_id"), w.account_id, w.reason, w.days_past_due, a.amount_due, a.balance, a.currency,
                    w.tried, w.outcome.label("last_outcome"), c.name, c.phone, c.timezone, c.locale)
@@ -77,6 +87,12 @@ def open_worklist(engine: Engine) -> pd.DataFrame:
         ids = frame["account_id"].tolist()
         plans, promises = plan_history(conn, ids), promise_history(conn, ids)
         no_answers = _no_answers(conn, ids)
+        frame["pay_chance"], frame["pay_reasons"] = float("nan"), ""
+        if risk is not None and rules is not None and not frame.empty:
+            from campaigns.risk.model import account_features, score
+
+            scored = score(risk, account_features(conn, frame, rules, now or datetime.now().astimezone(), "escalation"))
+            frame["pay_chance"], frame["pay_reasons"] = scored["pay_chance"].round(3), scored["pay_reasons"]
     frame["broken_plans"] = [sum(p["status"] == "broken" for p in plans.get(i, [])) for i in ids]
     frame["broken_promises"] = [sum(p["status"] == "broken" for p in promises.get(i, [])) for i in ids]
     frame["reached"] = [_reached(t) for t in frame["tried"]]

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -391,3 +392,22 @@ class AgentWorklistItem(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(24), doc="the agent's last outcome")
     outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RiskModel(Base):
+    """A trained risk model: its window, metrics and parameters as JSON (scored with numpy, never unpickled)."""
+
+    __tablename__ = "risk_models"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), doc="ready, or insufficient (too little history: not used)")
+    units: Mapped[int] = mapped_column(Integer)
+    cured: Mapped[int] = mapped_column(Integer)
+    auc: Mapped[float | None] = mapped_column(Float, doc="on the latest quarter of the window, held out")
+    brier: Mapped[float | None] = mapped_column(Float)
+    calibration: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, doc="per decile: predicted, observed")
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="scaler, categories, coefficients")
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""Risk scores: who is likely to pay without more help (see model.py)."""
