@@ -17,7 +17,7 @@ def train_and_publish(days: int) -> dict:
     s = services()
     now = datetime.now(timezone.utc)
     units, window = training_units(s.engine, s.review, now.astimezone(s.settings.lender_zone).date(), days)
-    model = train_and_store(s.engine, units, window, now)
+    model = train_and_store(s.engine, units, window, now, s.review)
     create_markdown_artifact(
         key="risk-model",
         markdown=f"# Risk model v{model.version}: {model.status}\n\nTrained on assignments {window[0]} to "

@@ -168,3 +168,25 @@ def test_segments_are_read_from_the_contact_log_and_the_payments(engine):
     segments = dict(zip(frame["account_id"], frame["segment"]))
     assert segments == {"NEW": "first_time_debtor", "PAYER": "on_time_payer", "LATE": "occasional_late",
                         "CHRONIC": "chronic_late"}
+
+
+def test_an_arm_with_a_send_hour_is_deferred_to_that_hour_in_the_customers_day_and_released_then(engine):
+    from datetime import datetime, timezone
+
+    from campaigns.db.models import ContactAttempt
+    from campaigns.delivery.deliver import deliver_queued
+    from tests.fakes import FakeGateway
+    from tests.test_pipeline import POLICY, run_stage
+
+    ladder = _ladder().model_copy(update={"experiment": Experiment(
+        name="late", arms=[{"name": "afternoon", "share": 1.0, "send_hour": 14}])})
+    add_account(engine, "NY", days_past_due=5)  # America/New_York; NOW is 09:00 there
+    gateway = FakeGateway()
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway})
+    with engine.connect() as conn:
+        row = conn.execute(select(ContactAttempt.__table__).where(ContactAttempt.account_id == "NY")).one()
+    assert (row.status, row.reason) == ("deferred", "send_hour") and gateway.sent == []
+    assert row.release_after == datetime(2026, 11, 22, 19, 0, tzinfo=timezone.utc)  # 14:00 New York
+    assert row.policy_trace[0]["send_hour"] == 14 and row.policy_trace[-1]["reason"] == "send_hour"
+    deliver_queued(engine, {"email": gateway}, now=row.release_after, policy=POLICY, include_queued=False)
+    assert [m.account_id for m in gateway.sent] == ["NY"]

@@ -95,3 +95,43 @@ def test_the_open_worklist_is_scored_by_the_ready_model_with_reasons(engine):
     assert frame.loc["PAYER", "pay_chance"] > frame.loc["SILENT", "pay_chance"]
     assert "recent payments +" in frame.loc["PAYER", "pay_reasons"]
     assert list(frame.index) == ["SILENT", "PAYER"]  # less likely to pay on its own: called first
+
+
+def test_by_config_a_ready_model_chooses_the_tone_of_those_unlikely_to_pay_and_the_trace_says_so(engine):
+    from sqlalchemy import select
+
+    from campaigns.contact.ladder import Experiment, RiskTone, SegmentRules
+    from campaigns.contact.pipeline import StageRun, add_risk_scores
+    from campaigns.contact.strategy import choose_tone
+    from campaigns.db.models import ContactAttempt, Stage
+    from campaigns.review.rules import ReviewRules
+    from tests.conftest import AS_OF
+    from tests.factories import add_account
+    from tests.test_pipeline import run_stage
+
+    rules = SegmentRules(tone={"on_time_payer": "warm"}, risk_tone=RiskTone(below_pay_chance=0.3, tone="gentle"))
+    arms = Experiment(name="e", arms=[{"name": "control", "share": 0.5}, {"name": "firm", "share": 0.5, "tone": "x"}])
+    tones = choose_tone(pd.Series(["on_time_payer"] * 4), pd.Series([False, False, True, False]),
+                        np.array(["control", "control", "control", "firm"], dtype=object), arms, rules,
+                        pd.Series([0.1, 0.9, 0.9, 0.1]))
+    assert list(tones) == ["gentle", "warm", "gentle", "x"]  # risk, segment, vulnerable, arm
+
+    train_and_store(engine, outcomes(), (date(2026, 5, 1), date(2026, 11, 1)), NOW, ReviewRules())
+    add_account(engine, "LATE", days_past_due=58)
+    from campaigns import bootstrap
+
+    s = bootstrap.services()
+    ladder = s.ladder.model_copy(update={"segments": rules})
+    run = StageRun(run_id="r", stage=Stage.soft_nudge, as_of=AS_OF, now=NOW)
+    with engine.connect() as conn:
+        cohort = add_risk_scores(conn, pd.DataFrame({"account_id": ["LATE"], "days_past_due": [58],
+                                                     "amount_due": [100.0], "currency": ["USD"],
+                                                     "segment": ["chronic_late"]}), run)
+    assert cohort["pay_chance"][0] < 0.3 and "days past due -" in cohort["pay_reasons"][0]
+    add_account(engine, "NUDGE", days_past_due=12)
+    run_stage(engine, ladder, Stage.soft_nudge, {})
+    with engine.connect() as conn:
+        tone, trace = conn.execute(select(ContactAttempt.tone, ContactAttempt.policy_trace)
+                                   .where(ContactAttempt.account_id == "NUDGE")).one()
+    assert "pay_chance" in trace[0] and trace[0]["pay_reasons"]
+    assert tone == ("gentle" if trace[0]["pay_chance"] < 0.3 else None)

@@ -95,6 +95,9 @@ class Arm(BaseModel):
                              description="template variant for this arm; None: the segment's tone")
     channels: list[Channel] | None = Field(default=None, min_length=1,
                                            description="channel order for this arm; None: the segment's or stage's")
+    send_hour: int | None = Field(default=None, ge=8, le=20,
+                                  description="not before this hour, the customer's local time (the contact window "
+                                              "still applies); None: as soon as allowed")
 
     @field_validator("name", "tone")
     @classmethod
@@ -161,6 +164,14 @@ class Experiment(BaseModel):
 SEGMENTS = ("first_time_debtor", "on_time_payer", "occasional_late", "chronic_late")
 
 
+class RiskTone(BaseModel):
+    """With a ready risk model: accounts unlikely to pay on their own get this tone (unless their arm sets one)."""
+
+    model_config = ConfigDict(extra="forbid")
+    below_pay_chance: float = Field(gt=0.0, lt=1.0, description="a predicted chance of paying below this")
+    tone: str = Field(min_length=1, max_length=32, description="the template variant they get")
+
+
 class SegmentRules(BaseModel):
     """How accounts are segmented from their history, and what each segment changes (README, "Segments")."""
 
@@ -172,6 +183,7 @@ class SegmentRules(BaseModel):
     long_tenure_days: int = Field(default=730, ge=1, description="accounts this old are long-tenure")
     tone: dict[str, str | None] = Field(default_factory=dict, description="segment -> template variant")
     channels: dict[str, list[Channel]] = Field(default_factory=dict, description="segment -> channel order")
+    risk_tone: RiskTone | None = Field(default=None, description="tone by the risk model's score, when one is ready")
 
     @model_validator(mode="after")
     def _known(self) -> Self:

@@ -23,7 +23,8 @@ from campaigns.contact.ladder import Ladder, StageRule
 from campaigns.contact.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
 from campaigns.money.links import LinkError, make_token, offer_expiry, offer_key
 from campaigns.money.plans import PlanOption, offer_options
-from campaigns.policy import DEFER, SUPPRESS, PolicyConfig, evaluate_release
+from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
+from campaigns.policy.release import plausible_zone_column
 from campaigns.policy.content import mentions_litigation
 from campaigns.policy.inputs import contact_history, holds_column
 from campaigns.contact.render import (
@@ -40,7 +41,7 @@ from campaigns.contact.sms_length import sms_length
 from campaigns.money.offers import plan_history, store_offers
 from campaigns.money.promises import promise_history
 from campaigns.contact.segments import add_segments
-from campaigns.contact.strategy import PENDING, decide_contacts
+from campaigns.contact.strategy import PENDING, SEND_HOUR, decide_contacts, send_hour_release
 
 SMS_OPT_OUT_KEYWORD = {"zh-CN": "TD"}  # China's carriers use 回复TD退订
 DEFAULT_SMS_OPT_OUT_KEYWORD = "STOP"
@@ -259,8 +260,12 @@ def compose_attempts(
         )
         # Why this account got this arm, tone and channel: the strategy's part of the decision trace.
         strategy = {"at": run.now.isoformat(), "check": "strategy", "segment": segment,
-                    "why": getattr(row, "segment_why", None), "experiment": decision.experiment,
-                    "arm": decision.variant, "tone": decision.tone, "channels": decision.channels.split(",")}
+                    "why": getattr(row, "segment_why", None),
+                    **({"pay_chance": round(float(row.pay_chance), 3), "pay_reasons": row.pay_reasons}
+                       if getattr(row, "pay_chance", None) is not None and not pd.isna(row.pay_chance) else {}),
+                    "experiment": decision.experiment,
+                    "arm": decision.variant, "tone": decision.tone, "channels": decision.channels.split(","),
+                    **({"send_hour": int(decision.send_hour)} if decision.send_hour is not None else {})}
         if decision.status != PENDING:
             row_ = attempt_row(status=decision.status, reason=decision.reason, **common)
             row_["policy_trace"] = ([strategy] if assigned else []) + [
@@ -338,13 +343,31 @@ def apply_release_policy(
     frame["created_at"] = run.now
     history = contact_history(conn, frame["account_id"].tolist(), run.now)
     decided = evaluate_release(frame, history, run.now, policy, check="enqueue")
-    for p, d in zip(pending, decided.itertuples(index=False)):
+    zones = plausible_zone_column(frame)
+    for p, d, zone_set in zip(pending, decided.itertuples(index=False), zones):
         p.row["policy_trace"] = (p.row.get("policy_trace") or []) + [d.trace]
-        if d.decision == DEFER:
+        hour = next((t.get("send_hour") for t in p.row["policy_trace"] if t.get("check") == "strategy"), None)
+        later = send_hour_release(zone_set, run.now, hour) if hour is not None and d.decision == RELEASE else None
+        if later is not None:  # the arm sends later in the customer's day; the dispatcher re-checks everything then
+            p.row.update(status=AttemptStatus.deferred.value, reason=SEND_HOUR, release_after=later)
+            p.row["policy_trace"][-1] = {**d.trace, "decision": DEFER, "reason": SEND_HOUR,
+                                         "release_after": later.isoformat()}
+        elif d.decision == DEFER:
             p.row.update(status=AttemptStatus.deferred.value, reason=d.reason, release_after=d.release_after)
         elif d.decision == SUPPRESS:
             p.row.update(status=AttemptStatus.suppressed.value, reason=d.reason)
             p.message = None
+
+
+def add_risk_scores(conn, cohort: pd.DataFrame, run: StageRun) -> pd.DataFrame:
+    """The cohort with ``pay_chance`` and ``pay_reasons`` from the newest ready risk model (none: left as is)."""
+    from campaigns.risk.model import account_features, latest_ready, score
+
+    model = latest_ready(conn)
+    if model is None or "rates" not in model:
+        return cohort
+    scored = score(model, account_features(conn, cohort, model, run.now, run.stage.value))
+    return cohort.assign(pay_chance=scored["pay_chance"].to_numpy(), pay_reasons=scored["pay_reasons"].to_numpy())
 
 
 def prepare_chunk(
@@ -361,6 +384,8 @@ def prepare_chunk(
         cohort = select_cohort(conn, rule, run.as_of, bounds, accounts)
         cohort["holds"] = holds_column(conn, cohort["customer_id"].tolist(), run.now)
         cohort = add_segments(conn, cohort, run.as_of, ladder.segments)
+        if ladder.segments.risk_tone is not None and not cohort.empty:
+            cohort = add_risk_scores(conn, cohort, run)
     decisions = decide_contacts(cohort, rule, ladder.experiment_for(run.stage, run.as_of), ladder.segments)
     tried = _attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
     planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried, policy.sms_max_segments)

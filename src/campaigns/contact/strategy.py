@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,9 @@ from campaigns.db.models import AttemptStatus, Channel
 from campaigns.contact.ladder import HOLDOUT, Arm, Experiment, SegmentRules, StageRule
 from campaigns.policy import account_suppression, channel_suppression
 
-DECISION_COLUMNS = ["account_id", "channel", "status", "reason", "variant", "experiment", "tone", "channels"]
+DECISION_COLUMNS = ["account_id", "channel", "status", "reason", "variant", "experiment", "tone", "channels",
+                    "send_hour"]
+SEND_HOUR = "send_hour"  # the deferral reason of an arm that sends later in the customer's day
 PENDING = "pending"  # to be rendered and queued
 GENTLE_TONE = "gentle"  # vulnerable customers get the gentle templates, whatever their arm or segment
 
@@ -47,15 +51,22 @@ def assign_holdout(account_ids: Sequence[str], experiment: Experiment) -> np.nda
 
 
 def choose_tone(segments: pd.Series, vulnerable: pd.Series, variants: np.ndarray, experiment: Experiment,
-                rules: SegmentRules) -> np.ndarray:
-    """The template variant of each account: gentle when vulnerable, else the arm's tone, else the segment's."""
+                rules: SegmentRules, pay_chance: pd.Series | None = None) -> np.ndarray:
+    """The template variant of each account: gentle when vulnerable, else the arm's tone, else the risk tone
+    (a ready model scores it below ``risk_tone.below_pay_chance``), else the segment's."""
     arm_tone = {a.name: a.tone for a in experiment.arms}
+    chances = pay_chance if pay_chance is not None else [None] * len(variants)
+    risky = rules.risk_tone
     tones = []
-    for segment, vulnerable_, variant in zip(segments, vulnerable, variants):
+    for segment, vulnerable_, variant, chance in zip(segments, vulnerable, variants, chances):
         if vulnerable_:
             tones.append(GENTLE_TONE)
+        elif arm_tone.get(variant):
+            tones.append(arm_tone[variant])
+        elif risky is not None and chance is not None and not pd.isna(chance) and chance < risky.below_pay_chance:
+            tones.append(risky.tone)
         else:
-            tones.append(arm_tone.get(variant) or rules.tone.get(segment))
+            tones.append(rules.tone.get(segment))
     return np.asarray(tones, dtype=object)
 
 
@@ -91,7 +102,8 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
     segments = cohort["segment"] if "segment" in cohort.columns else pd.Series([None] * len(ids))
     vulnerable = cohort["vulnerable"].fillna(False).astype(bool) if "vulnerable" in cohort.columns \
         else pd.Series([False] * len(ids))
-    tones = choose_tone(segments, vulnerable, arms, experiment, rules)
+    tones = choose_tone(segments, vulnerable, arms, experiment, rules,
+                        cohort["pay_chance"] if "pay_chance" in cohort.columns else None)
     account_reason = account_suppression(cohort).to_numpy(dtype=object)
     blocked = np.array([r is not None for r in account_reason])
     orders = [channel_order(rule, seg, experiment.arm(arm), rules) for seg, arm in zip(segments, arms)]
@@ -105,7 +117,7 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
             "status": AttemptStatus.suppressed.value,
             "reason": account_reason[blocked],
             "variant": None, "experiment": None, "tone": None,
-            "channels": [",".join(c.value for c in o) for o, b in zip(orders, blocked) if b],
+            "channels": [",".join(c.value for c in o) for o, b in zip(orders, blocked) if b], "send_hour": None,
         }))
     for order in dict.fromkeys(orders):
         group = np.array([o == order for o in orders]) & ~blocked
@@ -122,7 +134,7 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
                 frames.append(pd.DataFrame({
                     "account_id": account_ids[group][skipped], "channel": channel.value,
                     "status": AttemptStatus.suppressed.value, "reason": channel_reasons[skipped, position],
-                    "variant": None, "experiment": None, "tone": None, "channels": names,
+                    "variant": None, "experiment": None, "tone": None, "channels": names, "send_hour": None,
                 }))
             picked = chosen == position
             if picked.any():
@@ -132,10 +144,23 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
                     "status": np.where(held, AttemptStatus.holdout.value, PENDING), "reason": None,
                     "variant": np.where(held, HOLDOUT, arms[group][picked]), "experiment": experiment.name,
                     "tone": tones[group][picked], "channels": names,
+                    "send_hour": [None if h else (experiment.arm(v).send_hour if experiment.arm(v) else None)
+                                  for h, v in zip(held, arms[group][picked])],
                 }))
     decisions = pd.concat(frames, ignore_index=True)[DECISION_COLUMNS].astype(object)
     return decisions.where(decisions.notna(), None)  # no NaN for an absent arm, tone or reason
 
 
-__all__ = ["Channel", "GENTLE_TONE", "PENDING", "assign_holdout", "assign_variant", "channel_order", "choose_tone",
+def send_hour_release(zones: Sequence[str], now: datetime, hour: int) -> datetime | None:
+    """When an arm's send hour has come in every plausible zone of the customer (None: it has, send now)."""
+    latest = None
+    for name in zones:
+        local = now.astimezone(ZoneInfo(name))
+        if local.hour < hour:
+            at = local.replace(hour=hour, minute=0, second=0, microsecond=0).astimezone(timezone.utc)
+            latest = at if latest is None or at > latest else latest
+    return latest
+
+
+__all__ = ["Channel", "GENTLE_TONE", "PENDING", "SEND_HOUR", "send_hour_release", "assign_holdout", "assign_variant", "channel_order", "choose_tone",
            "decide_contacts", "stable_fraction"]

@@ -27,7 +27,8 @@ MESSAGE_CHANNELS = {"email", "sms", "push"}
 HISTORY_COLUMNS = ["account_id", "channel", "at", "outcome"]
 
 
-def _zones(frame: pd.DataFrame) -> list[tuple[str, ...]]:
+def plausible_zone_column(frame: pd.DataFrame) -> list[tuple[str, ...]]:
+    """The customer's plausible zones per row (from timezone, phone and country)."""
     get = lambda col: frame[col] if col in frame else pd.Series([None] * len(frame), index=frame.index)  # noqa: E731
     return [
         plausible_zones(z if isinstance(z, str) else None, p if isinstance(p, str) else None,
@@ -67,7 +68,7 @@ def evaluate_release(
         reason[rows] = merged
     decision[~pd.isna(reason)] = SUPPRESS
 
-    zones = _zones(frame)
+    zones = plausible_zone_column(frame)
     countries = frame["country"] if "country" in frame else pd.Series([None] * n, index=frame.index)
     profiles = [config.for_country(c if isinstance(c, str) else None) for c in countries]
     created = frame["created_at"].tolist() if "created_at" in frame else [now] * n

@@ -101,7 +101,7 @@ def _calibration(predicted: np.ndarray, observed: np.ndarray, bins: int = 10) ->
     return table
 
 
-def train(units: pd.DataFrame, version: int) -> TrainedModel:
+def train(units: pd.DataFrame, version: int, rules=None) -> TrainedModel:
     """Fit on the earlier three quarters of the units (by assignment time), evaluate on the latest quarter,
     then refit on all of them for use."""
     from sklearn.linear_model import LogisticRegression
@@ -132,6 +132,8 @@ def train(units: pd.DataFrame, version: int) -> TrainedModel:
     auc = float(roc_auc_score(held_y, predicted)) if 0 < held_y.sum() < len(held_y) else math.nan
     brier = float(brier_score_loss(held_y, predicted))
     final = fit(x_all, y_all)
+    if rules is not None:  # how amounts were converted and payments counted, so a score reads accounts alike
+        final.update(rates=dict(rules.rates_to_reporting), pre_period_days=rules.pre_period_days)
     top = sorted(zip(final["names"], final["coef"]), key=lambda t: -abs(t[1]))[:5]
     note = (f"AUC {auc:.3f} and Brier {brier:.3f} on the latest {len(held_y):,} assignments, held out; "
             "strongest: " + ", ".join(f"{name} ({coef:+.2f})" for name, coef in top))
@@ -139,11 +141,12 @@ def train(units: pd.DataFrame, version: int) -> TrainedModel:
                         _calibration(predicted, held_y.astype(float)), final, note)
 
 
-def train_and_store(engine: Engine, units: pd.DataFrame, window: tuple[date, date], now: datetime) -> TrainedModel:
+def train_and_store(engine: Engine, units: pd.DataFrame, window: tuple[date, date], now: datetime,
+                    rules=None) -> TrainedModel:
     """Train the next version from ``units`` and store it (an insufficient one too, so the history shows why)."""
     with engine.begin() as conn:
         version = (conn.execute(select(func.max(RiskModel.version))).scalar_one() or 0) + 1
-        model = train(units, version)
+        model = train(units, version, rules)
         conn.execute(insert(RiskModel.__table__), {
             "version": model.version, "trained_at": now, "window_start": window[0], "window_end": window[1],
             "status": model.status, "units": model.units, "cured": model.cured, "auc": model.auc,
@@ -165,8 +168,9 @@ def training_units(engine: Engine, rules, today: date, days: int = 180):
 
 
 def account_features(conn, frame: pd.DataFrame, rules, now: datetime, stage: str) -> pd.DataFrame:
-    """The model's inputs for accounts today (account_id, days_past_due, amount_due, currency): payments in the
-    pre-period before ``now`` and the segment of each account's latest assignment."""
+    """The model's inputs for accounts today (account_id, days_past_due, amount_due, currency; ``segment`` if
+    known, else that of each account's latest assignment) and payments in the pre-period before ``now``.
+    ``rules`` gives ``rates_to_reporting`` and ``pre_period_days`` (the review's, or the model's own)."""
     from datetime import timedelta
 
     from campaigns.db.engine import in_batches
@@ -175,31 +179,40 @@ def account_features(conn, frame: pd.DataFrame, rules, now: datetime, stage: str
     ids = frame["account_id"].tolist()
     paid: dict[str, float] = {}
     segment: dict[str, str] = {}
-    since = now - timedelta(days=rules.pre_period_days)
+    rates = rules["rates"] if isinstance(rules, dict) else rules.rates_to_reporting
+    pre_days = rules["pre_period_days"] if isinstance(rules, dict) else rules.pre_period_days
+    since = now - timedelta(days=pre_days)
     a = ContactAttempt
     for part in in_batches(ids):
         paid.update((i, float(v or 0)) for i, v in conn.execute(
             select(Payment.account_id, func.sum(Payment.amount)).where(
                 Payment.account_id.in_(part), Payment.paid_at >= since, Payment.paid_at < now)
             .group_by(Payment.account_id)))
-        for account_id, seg in conn.execute(
-                select(a.account_id, a.segment).where(a.account_id.in_(part), a.variant.is_not(None))
-                .order_by(a.account_id, a.created_at)):
-            segment[account_id] = seg  # the latest wins
-    rate = frame["currency"].map(rules.rates_to_reporting).astype(float).fillna(0.0)
+        if "segment" not in frame.columns:
+            for account_id, seg in conn.execute(
+                    select(a.account_id, a.segment).where(a.account_id.in_(part), a.variant.is_not(None))
+                    .order_by(a.account_id, a.created_at)):
+                segment[account_id] = seg  # the latest wins
+    rate = frame["currency"].map(rates).astype(float).fillna(0.0)
     return features(pd.DataFrame({
         "days_past_due": frame["days_past_due"],
         "amount_due_reporting": pd.to_numeric(frame["amount_due"], errors="coerce").astype(float) * rate,
         "paid_before_reporting": [paid.get(i, 0.0) for i in ids] * rate,
-        "stage": stage, "segment": [segment.get(i) for i in ids],
+        "stage": stage,
+        "segment": frame["segment"].tolist() if "segment" in frame.columns else [segment.get(i) for i in ids],
     }, index=frame.index))
 
 
-def latest_ready(engine: Engine) -> dict | None:
-    """The newest usable model's parameters (with its version), or None: the rules decide."""
-    with engine.connect() as conn:
-        row = conn.execute(select(RiskModel.version, RiskModel.params).where(RiskModel.status == "ready")
-                           .order_by(RiskModel.version.desc()).limit(1)).first()
+def latest_ready(bind) -> dict | None:
+    """The newest usable model's parameters (with its version), or None: the rules decide. ``bind``: an
+    engine, or a connection already open (a stage chunk's)."""
+    stmt = (select(RiskModel.version, RiskModel.params).where(RiskModel.status == "ready")
+            .order_by(RiskModel.version.desc()).limit(1))
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            row = conn.execute(stmt).first()
+    else:
+        row = bind.execute(stmt).first()
     return None if row is None else {**row.params, "version": row.version}
 
 
