@@ -37,11 +37,12 @@ from campaigns.contact.ladder import load_ladder
 from campaigns.db.engine import make_engine
 from campaigns.review.effectiveness import load_assignments, load_outcomes, review_units
 from campaigns.review.report import write_review
-from campaigns.review.rules import ReviewRules
+from campaigns.review.rules import load_review_rules
 from campaigns.settings import PROJECT_ROOT
 
 engine = make_engine(sys.argv[1])
-rules, ladder = ReviewRules(), load_ladder(PROJECT_ROOT / "config" / "ladder.yaml")
+rules = load_review_rules(PROJECT_ROOT / "config" / "review.yaml")
+ladder = load_ladder(PROJECT_ROOT / "config" / "ladder.yaml")
 since, until = date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
 t0 = time.perf_counter()
 units = load_assignments(engine, since, until)
@@ -92,7 +93,7 @@ def populate(url: str, accounts: int, attempts: int, payments: int) -> None:
             for n in range(attempts):
                 day = n % DAYS
                 account = f"A{(n * 7919) % accounts:08d}"
-                stage = stages[n % 3]
+                stage = stages[n % len(stages)]
                 draw = rng.random()
                 assigned = draw > 0.1
                 # nudge-2026q4's shares among the assigned: holdout 10%, then 45/22.5/22.5% of the rest.

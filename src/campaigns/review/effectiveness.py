@@ -94,27 +94,44 @@ def _seconds(values: pd.Series) -> np.ndarray:
     return (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
 
 
+LOW_CARDINALITY = ["stage", "experiment", "variant", "segment", "channel", "template", "tone", "status", "currency",
+                   "run_name"]
+READ_CHUNK = 100_000
+
+
 def load_assignments(engine: Engine, since: date, until: date, stages: Sequence[str] | None = None) -> pd.DataFrame:
-    """Every assigned attempt in the days, first per (stage, experiment, account): the units of the review."""
+    """Every account's first assignment per stage and experiment in the days: the units of the review.
+
+    The first is found in SQL (the lowest attempt id of each account, stage and
+    experiment: ids grow with time), and the rows are streamed in chunks, so a
+    log of millions of attempts is never held whole in memory.
+    """
     a, r = ContactAttempt, CampaignRun
+    window = [a.variant.is_not(None), a.experiment.is_not(None), a.as_of >= since, a.as_of <= until]
+    if stages:
+        window.append(a.stage.in_(list(stages)))
+    live = select(r.id).where(r.dry_run == false())
+    first = (select(func.min(a.id).label("id")).where(*window, a.run_id.in_(live))
+             .group_by(a.stage, a.experiment, a.account_id).subquery())
     stmt = (
         select(a.id.label("attempt_id"), a.account_id, a.customer_id, a.stage, a.experiment, a.variant, a.segment,
                a.channel, a.template, a.tone, a.status, a.as_of, a.created_at.label("assigned_at"), a.amount_due,
                a.days_past_due, Account.currency, r.name.label("run_name"))
+        .join(first, first.c.id == a.id)
         .join(Account, Account.id == a.account_id)
         .join(r, r.id == a.run_id)
-        .where(a.variant.is_not(None), a.experiment.is_not(None), a.as_of >= since, a.as_of <= until,
-               r.dry_run == false())
     )
-    if stages:
-        stmt = stmt.where(a.stage.in_(list(stages)))
-    with engine.connect() as conn:
-        frame = pd.read_sql(stmt, conn)
-    frame = frame.sort_values(["assigned_at", "attempt_id"], kind="stable")
-    frame = frame.drop_duplicates(UNIT_KEYS, keep="first").reset_index(drop=True)
-    frame["amount_due"] = pd.to_numeric(frame["amount_due"], errors="coerce").astype("float64")
-    frame["assigned_at"] = pd.to_datetime(frame["assigned_at"], utc=True)
-    return frame
+    parts = []
+    with engine.connect().execution_options(stream_results=True) as conn:
+        for part in pd.read_sql(stmt, conn, chunksize=READ_CHUNK):
+            part["amount_due"] = pd.to_numeric(part["amount_due"], errors="coerce").astype("float64")
+            part["assigned_at"] = pd.to_datetime(part["assigned_at"], utc=True)
+            parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["attempt_id", "account_id", "customer_id", *LOW_CARDINALITY, "as_of",
+                                     "assigned_at", "amount_due", "days_past_due"])
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.sort_values(["assigned_at", "attempt_id"], kind="stable", ignore_index=True)
 
 
 def _read(engine: Engine, stmt) -> pd.DataFrame:
