@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, WithJsonSchema
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 
 def _require_offset(value: datetime | None) -> datetime | None:
@@ -45,4 +45,29 @@ DryRun = Annotated[
         "description": "Preview only: decide and render, but log and send nothing (the artifact shows what would "
                        "be sent).",
     }),
+]
+
+# The effectiveness review's days and where its files go.
+ReviewDay = Annotated[
+    str | None,
+    WithJsonSchema({
+        "type": "string", "format": "date",
+        "description": "YYYY-MM-DD. Leave both days empty for the four weeks of assignments whose attribution "
+                       "window has closed.",
+    }),
+]
+OutDir = Annotated[
+    str | None,
+    WithJsonSchema({
+        "type": "string",
+        "description": "Directory for report.html and the Parquet files. Empty: DATA_DIR/review/<since>_<until>.",
+    }),
+]
+
+# How much history the risk model learns from.
+TrainingDays = Annotated[
+    int,
+    Field(ge=28, le=730),
+    WithJsonSchema({"type": "integer", "minimum": 28, "maximum": 730,
+                    "description": "How many days of assignments (whose attribution window has closed) to learn from."}),
 ]

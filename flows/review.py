@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from prefect import flow
-from pydantic import WithJsonSchema
 
 from campaigns.bootstrap import ready_services
 from flows.credentials import load_credentials
+from flows.parameters import OutDir, ReviewDay
 from tasks.review_tasks import review_and_publish
-
-ReviewDay = Annotated[
-    str | None,
-    WithJsonSchema({
-        "type": "string", "format": "date",
-        "description": "YYYY-MM-DD. Leave both days empty for the four weeks of assignments whose attribution "
-                       "window has closed.",
-    }),
-]
-OutDir = Annotated[
-    str | None,
-    WithJsonSchema({
-        "type": "string",
-        "description": "Directory for report.html and the Parquet files. Empty: DATA_DIR/review/<since>_<until>.",
-    }),
-]
-
 
 @flow(name="effectiveness_review",
       description="What works: arms, cure and recovery, uplift against the holdout and the champion, as files "
