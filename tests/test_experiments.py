@@ -141,9 +141,11 @@ def test_segments_on_hand_made_histories():
 
 
 def _past_nudge(engine, run_id: str, account_id: str, day: date, n: int) -> None:
+    at = NOW - (AS_OF - day)  # when it was sent: that day (caps count what was sent lately)
     row = attempt_row(run_id=run_id, account_id=account_id, customer_id=f"C-{account_id}", stage="soft_nudge",
-                      cycle=f"old-{n}", as_of=day, channel="email", status="sent", now=NOW, variant="control",
+                      cycle=f"old-{n}", as_of=day, channel="email", status="sent", now=at, variant="control",
                       experiment="old")
+    row["sent_at"] = at
     with engine.begin() as conn:
         conn.execute(insert(ContactAttempt.__table__), row)
 
@@ -190,3 +192,28 @@ def test_an_arm_with_a_send_hour_is_deferred_to_that_hour_in_the_customers_day_a
     assert row.policy_trace[0]["send_hour"] == 14 and row.policy_trace[-1]["reason"] == "send_hour"
     deliver_queued(engine, {"email": gateway}, now=row.release_after, policy=POLICY, include_queued=False)
     assert [m.account_id for m in gateway.sent] == ["NY"]
+
+
+def test_a_chronic_late_payer_gets_the_direct_templates_and_its_trace_says_why(engine):
+    from campaigns.review.runs import start_run
+    from tests.fakes import FakeGateway
+    from tests.test_pipeline import run_stage
+
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
+    add_account(engine, "CHRONIC", days_past_due=5)
+    add_account(engine, "NEW", days_past_due=5)
+    for n, months_ago in enumerate((1, 3, 5)):
+        _past_nudge(engine, run_id, "CHRONIC", AS_OF - timedelta(days=30 * months_ago + 8), n)
+    ladder = _ladder(segments={"tone": {"chronic_late": "direct"}})
+    gateway = FakeGateway()
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway})
+    with engine.connect() as conn:
+        rows = {r.account_id: r for r in conn.execute(
+            select(ContactAttempt.account_id, ContactAttempt.template, ContactAttempt.tone,
+                   ContactAttempt.segment, ContactAttempt.policy_trace).where(ContactAttempt.as_of == AS_OF))}
+    assert (rows["CHRONIC"].template, rows["CHRONIC"].tone) == ("soft_nudge/email.en-US.direct.j2", "direct")
+    assert rows["CHRONIC"].segment == "chronic_late"
+    assert rows["CHRONIC"].policy_trace[0]["why"].startswith("chronic_late: 3 late episode(s)")
+    assert (rows["NEW"].template, rows["NEW"].tone) == ("soft_nudge/email.en-US.j2", None)
+    direct = next(m for m in gateway.sent if m.account_id == "CHRONIC")
+    assert "overdue" in direct.subject
