@@ -160,7 +160,7 @@ def test_templates_check_command(tmp_path, monkeypatch):
     from campaigns.settings import reset_settings
     from tests.test_render import copy_templates
 
-    assert invoke("templates", "check").output.strip().endswith("36 template(s) checked, 0 problem(s)")
+    assert invoke("templates", "check").output.strip().endswith("40 template(s) checked, 0 problem(s)")
     root = copy_templates(tmp_path)
     (root / "pre_due" / "sms.en-US.j2").write_text("{% block text %}{{ amount }}{% endblock %}")
     monkeypatch.setenv("CAMPAIGNS_TEMPLATES_DIR", str(root))
