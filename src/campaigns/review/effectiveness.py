@@ -42,10 +42,13 @@ from campaigns.db.models import (
 )
 from campaigns.review.rules import ReviewRules
 from campaigns.review.stats import (
+    Z95,
     Effect,
     cuped_uplift,
     needed_per_arm,
     proportion_uplift,
+    ratio_of_sums,
+    ratio_uplift,
     sample_ratio,
     wilson,
 )
@@ -268,15 +271,13 @@ def summarise(units: pd.DataFrame, by: list[str], rules: ReviewRules) -> pd.Data
 
 def _recovery_interval(group: pd.DataFrame) -> tuple[float, float]:
     """The 95% interval of a group's recovery rate (a ratio of sums), by the delta method."""
-    from campaigns.review.stats import Z95
-
     known = group[group["rate"].notna()]
-    due, recovered = known["amount_due_reporting"].to_numpy(float), known["recovered_reporting"].to_numpy(float)
-    if len(known) < 2 or due.sum() <= 0:
+    ratio, variance = ratio_of_sums(known["recovered_reporting"].to_numpy(float),
+                                    known["amount_due_reporting"].to_numpy(float))
+    if math.isnan(variance):
         return (math.nan, math.nan)
-    ratio = recovered.sum() / due.sum()
-    se = float(np.std((recovered - ratio * due) / due.mean(), ddof=1) / math.sqrt(len(known)))
-    return (max(0.0, ratio - Z95 * se), min(1.0, ratio + Z95 * se))
+    half = Z95 * math.sqrt(variance)
+    return (max(0.0, ratio - half), min(1.0, ratio + half))
 
 
 def _champions(ladder: Ladder | None) -> dict[str, str]:
@@ -318,21 +319,6 @@ def describe(effect: Effect, variant: str, baseline: str, metric: str) -> str:
     if not math.isnan(effect.ci_low) and not effect.significant:
         sentence += " (not distinguishable from no difference)"
     return sentence
-
-
-def ratio_uplift(r1: np.ndarray, d1: np.ndarray, r0: np.ndarray, d0: np.ndarray) -> Effect:
-    """The difference of two ratios of sums (recovered over due), with a delta-method normal interval."""
-    from campaigns.review.stats import Z95
-
-    n1, n0 = len(r1), len(r0)
-    if n1 < 2 or n0 < 2 or d1.sum() <= 0 or d0.sum() <= 0:
-        return Effect(math.nan, math.nan, math.nan, math.nan, math.nan, n1, n0)
-    ratio1, ratio0 = r1.sum() / d1.sum(), r0.sum() / d0.sum()
-    z1 = (r1 - ratio1 * d1) / d1.mean()
-    z0 = (r0 - ratio0 * d0) / d0.mean()
-    se = math.sqrt(np.var(z1, ddof=1) / n1 + np.var(z0, ddof=1) / n0)
-    d = ratio1 - ratio0
-    return Effect(float(ratio0), float(ratio1), float(d), float(d - Z95 * se), float(d + Z95 * se), n1, n0)
 
 
 def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRules) -> pd.DataFrame:

@@ -5,8 +5,9 @@ Methods (the README states them too):
 - the uplift of a cure rate (a difference of two proportions) has Newcombe's
   hybrid score interval (his method 10, built from the two Wilson intervals),
   which keeps its 95% coverage with small arms and rates near 0;
-- recovery rates (a fraction per account) and CUPED-adjusted uplifts are
-  differences of means with Welch's normal interval;
+- a recovery rate is a ratio of sums (recovered over due), with a delta-method
+  normal interval, and so is the difference of two;
+- CUPED-adjusted uplifts are differences of means with Welch's normal interval;
 - CUPED (Deng et al., 2013) removes from each account's outcome the part its
   pre-assignment payments predict, with one θ pooled over both arms: same
   expectation, smaller variance, so a narrower interval;
@@ -79,6 +80,26 @@ def mean_uplift(y1: np.ndarray, y0: np.ndarray) -> Effect:
     se = math.sqrt(np.var(y1, ddof=1) / n1 + np.var(y0, ddof=1) / n0)
     d = m1 - m0
     return Effect(m0, m1, d, d - Z95 * se, d + Z95 * se, n1, n0)
+
+
+def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
+    """sum(numerator) / sum(denominator), and the variance of that ratio by the delta method (each unit's
+    linearised value (n - R d) / mean(d)); nan variance with fewer than two units or nothing in the denominator."""
+    n = len(numerator)
+    if n < 2 or denominator.sum() <= 0:
+        return (math.nan, math.nan)
+    ratio = float(numerator.sum() / denominator.sum())
+    linear = (numerator - ratio * denominator) / denominator.mean()
+    return ratio, float(np.var(linear, ddof=1) / n)
+
+
+def ratio_uplift(r1: np.ndarray, d1: np.ndarray, r0: np.ndarray, d0: np.ndarray) -> Effect:
+    """The difference of two ratios of sums (recovered over due), with a delta-method normal interval."""
+    (ratio1, var1), (ratio0, var0) = ratio_of_sums(r1, d1), ratio_of_sums(r0, d0)
+    if math.isnan(var1) or math.isnan(var0):
+        return Effect(math.nan, math.nan, math.nan, math.nan, math.nan, len(r1), len(r0))
+    d, se = ratio1 - ratio0, math.sqrt(var1 + var0)
+    return Effect(ratio0, ratio1, d, d - Z95 * se, d + Z95 * se, len(r1), len(r0))
 
 
 def cuped_uplift(y1: np.ndarray, x1: np.ndarray, y0: np.ndarray, x0: np.ndarray) -> Effect:
