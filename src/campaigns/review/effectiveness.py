@@ -97,8 +97,6 @@ def _seconds(values: pd.Series) -> np.ndarray:
     return (times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
 
 
-LOW_CARDINALITY = ["stage", "experiment", "variant", "segment", "channel", "template", "tone", "status", "currency",
-                   "run_name"]
 READ_CHUNK = 100_000
 
 
@@ -131,8 +129,7 @@ def load_assignments(engine: Engine, since: date, until: date, stages: Sequence[
             part["assigned_at"] = pd.to_datetime(part["assigned_at"], utc=True)
             parts.append(part)
     if not parts:
-        return pd.DataFrame(columns=["attempt_id", "account_id", "customer_id", *LOW_CARDINALITY, "as_of",
-                                     "assigned_at", "amount_due", "days_past_due"])
+        return pd.DataFrame(columns=[c.name for c in stmt.selected_columns])
     frame = pd.concat(parts, ignore_index=True)
     return frame.sort_values(["assigned_at", "attempt_id"], kind="stable", ignore_index=True)
 
