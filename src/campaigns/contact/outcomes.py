@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from campaigns.db.engine import insert_ignoring_conflicts
+from campaigns.db.bulk import copy_rows, insert_ignoring_conflicts
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage, Stage
 
 TERMINAL = ("sent", "suppressed", "holdout", "failed", "unknown")  # deferred and queued are on their way
@@ -96,7 +95,7 @@ def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt]) -> Tal
         if p.row["status"] in (AttemptStatus.queued.value, AttemptStatus.deferred.value) and p.message is not None:
             messages.append({"attempt_id": attempt_id, **p.message})
     if messages:
-        conn.execute(insert(RenderedMessage.__table__), messages)
+        copy_rows(conn, RenderedMessage.__table__, messages)
     return tally
 
 

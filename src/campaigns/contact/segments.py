@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.ladder import SegmentRules
-from campaigns.db.engine import in_batches
+from campaigns.db.engine import among, in_batches
 from campaigns.db.models import Account, ContactAttempt, Payment, Stage
 
 PAST_DUE_STAGES = (Stage.soft_nudge.value, Stage.plan_offer.value, Stage.escalation.value)
@@ -41,16 +41,16 @@ def segment_inputs(conn: Connection, cohort: pd.DataFrame, as_of: date, rules: S
     due = dict(zip(ids, cohort["due_date"]))
     for part in in_batches(ids):
         payments.update(conn.execute(
-            select(Payment.account_id, func.count()).where(Payment.account_id.in_(part), Payment.paid_at < start_of_day)
+            select(Payment.account_id, func.count()).where(among(conn, Payment.account_id, part), Payment.paid_at < start_of_day)
             .group_by(Payment.account_id)).all())
         a = ContactAttempt
         for account_id, day in conn.execute(
                 select(a.account_id, a.as_of).distinct()
-                .where(a.account_id.in_(part), a.stage.in_(PAST_DUE_STAGES), a.as_of >= since, a.as_of < as_of,
+                .where(among(conn, a.account_id, part), a.stage.in_(PAST_DUE_STAGES), a.as_of >= since, a.as_of < as_of,
                        a.variant.is_not(None))):
             if day < due[account_id]:  # an earlier statement's lateness, not this one's
                 episodes.setdefault(account_id, set()).add((day.year, day.month))
-        created.update(conn.execute(select(Account.id, Account.created_at).where(Account.id.in_(part))).all())
+        created.update(conn.execute(select(Account.id, Account.created_at).where(among(conn, Account.id, part))).all())
     return pd.DataFrame({
         "account_id": ids,
         "payments_before": [payments.get(i, 0) for i in ids],

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import Engine, Table, any_, bindparam, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
@@ -129,6 +129,19 @@ def require_current_schema(engine: Engine) -> None:
 IN_BATCH = 1000  # ids per IN (...) list: far below every backend's limit on bound parameters
 
 
+def among(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN (values)`` for a batch of ids; on PostgreSQL ``column = ANY(:array)``, one parameter.
+
+    An expanded IN list is new SQL text for every batch size, which psycopg parses
+    and converts in Python each time (a quarter of a stage's CPU in issue 12's
+    profile); the array form is one short statement, whatever the count.
+    """
+    values = list(values)
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
 def in_batches(values: Sequence[Any], size: int = IN_BATCH) -> Iterator[list[Any]]:
     """``values`` in consecutive lists of at most ``size``, for ``column.in_(...)`` over many ids."""
     items = list(values)
@@ -170,18 +183,3 @@ def upsert(
               for c in columns},
     )
     conn.execute(stmt, list(rows))
-
-
-def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str):
-    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, key: the rows that were new."""
-    if not rows:
-        return []
-    dialect = conn.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c.id, table.c[key])
-    )
-    # executemany with RETURNING is supported on both backends ("insertmanyvalues").
-    return conn.execute(stmt, list(rows)).all()

@@ -51,7 +51,8 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.channels.codes import PERMANENT_CODES
 from campaigns.customers.preferences import record_opt_outs, record_unusable_channel
-from campaigns.db.engine import insert_ignoring_conflicts
+from campaigns.db.bulk import insert_ignoring_conflicts
+from campaigns.db.engine import among
 from campaigns.db.models import AttemptStatus, ContactAttempt, Customer, ProviderEvent, ProviderEventProblem
 
 KNOWN = ("processed", "delivered", "deferred", "bounce", "dropped", "open", "click", "spamreport",
@@ -364,7 +365,7 @@ def settle_from_events(conn: Connection, attempt_ids: Sequence[int], now: dateti
         ids = list(attempt_ids[i:i + 500])
         events = conn.execute(
             select(e.attempt_id, e.event, e.detail, e.message_id)
-            .where(e.attempt_id.in_(ids), e.event.in_(list(MOVES)))
+            .where(among(conn, e.attempt_id, ids), e.event.in_(list(MOVES)))
             .order_by(e.occurred_at, e.id)
         ).all()
         if not events:

@@ -23,7 +23,8 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.outcomes import suppress_pending
-from campaigns.db.engine import in_batches, insert_ignoring_conflicts
+from campaigns.db.bulk import insert_ignoring_conflicts
+from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, AgentWorklistItem, PlanInstalment, RepaymentPlan
 from campaigns.money.currency import in_currency
 from campaigns.money.links import LinkError, PlanLink, parse_token, verify

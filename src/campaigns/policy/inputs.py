@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import case, exists, func, or_, select
 from sqlalchemy.engine import Connection
 
-from campaigns.db.engine import in_batches
+from campaigns.db.engine import among, in_batches
 from campaigns.db.models import Account, AttemptStatus, ContactAttempt, Customer, Dispute, Hold
 from campaigns.policy.release import HISTORY_COLUMNS
 
@@ -28,7 +28,7 @@ def open_holds(conn: Connection, customer_ids: Sequence[str], now: datetime) -> 
     for part in in_batches(ids):
         rows = conn.execute(
             select(Hold.customer_id, Hold.kind).where(
-                Hold.customer_id.in_(part), Hold.cleared_at.is_(None),
+                among(conn, Hold.customer_id, part), Hold.cleared_at.is_(None),
                 Hold.opened_at <= now, or_(Hold.ends_at.is_(None), Hold.ends_at > now),
             )
         )
@@ -52,13 +52,17 @@ def contact_history(
     ids = list(dict.fromkeys(account_ids))
     frames = []
     for part in in_batches(ids):
-        stmt = select(a.account_id, a.channel, func.coalesce(a.sent_at, a.updated_at).label("at"), a.outcome).where(
-            a.account_id.in_(part), a.status.in_(COUNTED),
-            func.coalesce(a.sent_at, a.updated_at) >= now - LOOKBACK,
+        # The status is filtered here, not in SQL: given a status condition, PostgreSQL combined the
+        # low-selectivity status index with the account index, and on a contact log growing by a million
+        # rows a day (statistics lagging) that took 0.7 s a chunk instead of milliseconds.
+        stmt = select(a.account_id, a.channel, func.coalesce(a.sent_at, a.updated_at).label("at"), a.outcome,
+                      a.status).where(
+            among(conn, a.account_id, part), func.coalesce(a.sent_at, a.updated_at) >= now - LOOKBACK,
         )
         if exclude_attempts:
-            stmt = stmt.where(a.id.not_in(list(exclude_attempts)))
-        frames.append(pd.DataFrame(conn.execute(stmt).all(), columns=HISTORY_COLUMNS))
+            stmt = stmt.where(~among(conn, a.id, exclude_attempts))
+        rows = [r[:-1] for r in conn.execute(stmt) if r[-1] in COUNTED]
+        frames.append(pd.DataFrame(rows, columns=HISTORY_COLUMNS))
     history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=HISTORY_COLUMNS)
     if not history.empty:
         # SQLite hands back naive UTC for coalesce(); make every timestamp aware.
@@ -91,7 +95,7 @@ def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime) -
                open_dispute.label("has_open_dispute"), (a.stage == "thank_you").label("after_payment"))
         .join(Account, Account.id == a.account_id)
         .join(Customer, Customer.id == Account.customer_id)
-        .where(a.id.in_(list(attempt_ids)))
+        .where(among(conn, a.id, attempt_ids))
         .order_by(a.id)
     )
     frame = pd.DataFrame(conn.execute(stmt).all(), columns=RELEASE_COLUMNS)

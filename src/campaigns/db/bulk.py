@@ -1,0 +1,131 @@
+"""Bulk writes on the hot path: COPY on PostgreSQL, executemany on SQLite.
+
+A stage logs one attempt and usually one message per account. As one multi-row
+``INSERT ... VALUES`` of thousands of placeholders, PostgreSQL spent a quarter of
+the stage's CPU in psycopg re-parsing that SQL text on every chunk (issue 12's
+profile). COPY streams the rows instead; where a conflict must be skipped
+(idempotency keys), the rows are copied into a temporary table first and moved
+with one short ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, so a re-run still
+writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Column, MetaData, Table, bindparam, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+COPY_FROM = 20  # fewer rows than this: a plain INSERT is as quick and needs no temporary table
+
+
+def _uses_copy(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
+    return conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM
+
+
+def _column_list(table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
+    columns = list(rows[0])
+    unknown = [c for c in columns if c not in table.c]
+    if unknown:
+        raise ValueError(f"{table.name} has no column(s) {', '.join(unknown)}")
+    return columns
+
+
+def _column_sql(columns: list[str]) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _copy_values(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]):
+    """Each row's values in ``columns`` order, through the columns' own bind processing (so COPY stores
+    what an INSERT would: JSON serialised, None as JSON null, naive datetimes refused, money as Decimal)."""
+    processors = [(i, p) for i, c in enumerate(columns)
+                  if (p := table.c[c].type.bind_processor(conn.dialect)) is not None]
+    for row in rows:
+        values = [row.get(c) for c in columns]
+        for i, process in processors:
+            values[i] = process(values[i])
+        yield values
+
+
+def _copy(conn: Connection, target: str, columns: list[str], values) -> None:
+    """COPY ``values`` into ``target`` inside the connection's current transaction."""
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {target} ({_column_sql(columns)}) FROM STDIN") as copy:
+        for row in values:
+            copy.write_row(row)
+
+
+def copy_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``rows`` (all with the same keys): COPY on PostgreSQL, executemany elsewhere."""
+    if not rows:
+        return
+    if not _uses_copy(conn, rows):
+        conn.execute(insert(table), list(rows))
+        return
+    columns = _column_list(table, rows)
+    _copy(conn, f'"{table.name}"', columns, _copy_values(conn, table, columns, rows))
+
+
+def _staging_table(conn: Connection, table: Table, columns: list[str]) -> str:
+    """A session-local empty table with ``columns`` of ``table`` (created once per connection, emptied at commit)."""
+    digest = hashlib.sha1(",".join(columns).encode()).hexdigest()[:8]
+    name = f"_copy_{table.name}_{digest}"
+    quoted = _column_sql(columns)
+    driver = conn.connection.driver_connection
+    # No constraints are copied (CREATE ... AS ... WITH NO DATA), so the rows land as given and the
+    # real table's keys decide; ON COMMIT DELETE ROWS keeps it empty between transactions.
+    driver.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS "{name}" ON COMMIT DELETE ROWS AS '
+                   f'SELECT {quoted} FROM "{table.name}" WITH NO DATA')
+    driver.execute(f'TRUNCATE "{name}"')  # a second call in the same transaction starts empty
+    return name
+
+
+def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str):
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, key: the rows that were new.
+
+    On PostgreSQL a batch goes through COPY into a staging table and one
+    ``INSERT ... SELECT``; a key repeated inside the batch is written once.
+    """
+    if not rows:
+        return []
+    if not _uses_copy(conn, rows):
+        insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert_(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id, table.c[key])
+        # executemany with RETURNING is supported on both backends ("insertmanyvalues").
+        return conn.execute(stmt, list(rows)).all()
+    columns = _column_list(table, rows)
+    staging = _staging_table(conn, table, columns)
+    _copy(conn, f'"{staging}"', columns, _copy_values(conn, table, columns, rows))
+    quoted = _column_sql(columns)
+    driver = conn.connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{staging}" '
+                       f'ON CONFLICT ("{key}") DO NOTHING RETURNING id, "{key}"')
+        return cursor.fetchall()
+
+
+def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id",
+                where: Sequence[Any] = (), values: dict[str, Any] | None = None) -> None:
+    """UPDATE ``table`` row by row from ``rows`` (each: ``key`` and the new column values, the same keys in
+    every row), only where ``where`` still holds; ``values`` are set on every row alike.
+
+    On PostgreSQL the rows are copied into a staging table and applied by one
+    ``UPDATE ... FROM``; elsewhere (and for a few rows) an executemany.
+    """
+    if not rows:
+        return
+    columns = _column_list(table, rows)
+    changed = [c for c in columns if c != key]
+    if not _uses_copy(conn, rows):
+        stmt = (update(table).where(table.c[key] == bindparam("_key"), *where)
+                .values({**{c: bindparam(f"_new_{c}") for c in changed}, **(values or {})}))
+        conn.execute(stmt, [{"_key": r[key], **{f"_new_{c}": r[c] for c in changed}} for r in rows])
+        return
+    staging_name = _staging_table(conn, table, columns)
+    staging = Table(staging_name, MetaData(), *(Column(c, table.c[c].type) for c in columns))
+    _copy(conn, f'"{staging_name}"', columns, _copy_values(conn, table, columns, rows))
+    conn.execute(update(table).where(table.c[key] == staging.c[key], *where)
+                 .values({**{c: staging.c[c] for c in changed}, **(values or {})}))
