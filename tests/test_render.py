@@ -159,3 +159,30 @@ def test_required_content_check_names_what_is_missing():
         check_required_content(content, MessageFacts(amount="$5", due_date="May 1", pay_url="https://p", opt_out="STOP"))
     assert info.value.reason == "content_incomplete"
     assert "due date, how to pay, opt-out" in info.value.detail
+
+
+MONEY_PAIRS = [("USD", "en-US"), ("CNY", "zh-CN"), ("EUR", "fr-FR"), ("EUR", "de-DE"), ("INR", "en-IN"),
+               ("JPY", "ja-JP"), ("KWD", "ar-KW"), ("BRL", "pt-BR"), ("CHF", "de-CH"), ("USD", "es-MX"),
+               ("GBP", None), ("MXN", "xx-YY")]
+
+
+@pytest.mark.parametrize("currency, locale", MONEY_PAIRS)
+def test_money_is_written_exactly_as_babel_writes_it(currency, locale):
+    """The fast money format (issue 12) never differs from Babel: rounding ties, every grouping size, negative
+    amounts and floats (left to Babel), locales that group in lakhs (en-IN falls back)."""
+    from hypothesis import given, settings as hsettings
+    from hypothesis import strategies as st
+    from babel.numbers import format_currency
+
+    from campaigns.contact.render import babel_locale, format_money
+
+    amounts = st.one_of(st.decimals(min_value=-10**12, max_value=10**12, places=3, allow_nan=False),
+                        st.integers(min_value=0, max_value=10**13),
+                        st.decimals(min_value=0, max_value=10**4, places=4, allow_nan=False))
+
+    @hsettings(max_examples=300, deadline=None)
+    @given(amounts)
+    def same_as_babel(amount):
+        assert format_money(amount, currency, locale) == format_currency(amount, currency, locale=babel_locale(locale))
+
+    same_as_babel()
