@@ -339,7 +339,8 @@ def apply_release_policy(
     frame = pd.DataFrame({"account_id": [p.row["account_id"] for p in pending],
                           "channel": [p.row["channel"] for p in pending]})
     frame = frame.merge(cohort.drop(columns=["channel"], errors="ignore"), on="account_id", how="left")
-    frame["holds"] = holds_column(conn, frame["customer_id"].tolist(), run.now)
+    if "holds" not in frame:  # prepare_chunk read them with the cohort, moments ago
+        frame["holds"] = holds_column(conn, frame["customer_id"].tolist(), run.now)
     frame["created_at"] = run.now
     history = contact_history(conn, frame["account_id"].tolist(), run.now)
     decided = evaluate_release(frame, history, run.now, policy, check="enqueue")

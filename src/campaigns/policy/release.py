@@ -29,7 +29,8 @@ HISTORY_COLUMNS = ["account_id", "channel", "at", "outcome"]
 
 def plausible_zone_column(frame: pd.DataFrame) -> list[tuple[str, ...]]:
     """The customer's plausible zones per row (from timezone, phone and country)."""
-    get = lambda col: frame[col] if col in frame else pd.Series([None] * len(frame), index=frame.index)  # noqa: E731
+    # .tolist(): one conversion per column; iterating a pandas string column yields element by element
+    get = lambda col: frame[col].tolist() if col in frame else [None] * len(frame)  # noqa: E731
     return [
         plausible_zones(z if isinstance(z, str) else None, p if isinstance(p, str) else None,
                         c if isinstance(c, str) else None)
@@ -70,7 +71,7 @@ def evaluate_release(
 
     zones = plausible_zone_column(frame)
     countries = frame["country"] if "country" in frame else pd.Series([None] * n, index=frame.index)
-    profiles = [config.for_country(c if isinstance(c, str) else None) for c in countries]
+    profiles = [config.for_country(c if isinstance(c, str) else None) for c in countries.tolist()]
     created = frame["created_at"].tolist() if "created_at" in frame else [now] * n
     max_defer = timedelta(hours=config.max_defer_hours)
 
@@ -157,9 +158,10 @@ def _apply_caps(frame, history, now, config, profiles, channels, decision, reaso
         connected_quiet = counts.count(account_ids, quiet_days, until, connected)
         connected_today = counts.count(account_ids, day, until, connected)
 
+    accounts = account_ids.tolist()  # the loop reads them one by one: plain strings, not a pandas lookup each
     for k, i in enumerate(candidates):
         profile = profiles[i]
-        account, channel = account_ids[k], sub_channels[k]
+        account, channel = accounts[k], sub_channels[k]
         earlier_same_channel = released_per_channel.get((account, channel), 0)
         if channel == "call":
             used = {"calls_7d": int(calls_week[k] + earlier_same_channel),
