@@ -102,16 +102,21 @@ class LimitedOnce(FakeGateway):
         return f"fake-{message.attempt_id}"
 
 
-def test_a_short_retry_after_is_waited_out_and_the_throttle_sees_each_group(engine, ladder_file):
-    for n in range(5):
-        add_account(engine, f"A{n}", days_past_due=3)
+def enqueue_soft_nudge(engine, ladder_file, accounts: int) -> None:
+    """``accounts`` accounts 3 days past due, logged and queued by a soft_nudge run (not yet delivered)."""
     from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 
+    for n in range(accounts):
+        add_account(engine, f"A{n}", days_past_due=3)
     ladder = load_ladder(ladder_file)
     run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW), stage=Stage.soft_nudge,
                    as_of=AS_OF, now=NOW)
     for bounds in plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 10):
         enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY)
+
+
+def test_a_short_retry_after_is_waited_out_and_the_throttle_sees_each_group(engine, ladder_file):
+    enqueue_soft_nudge(engine, ladder_file, 5)
     slept, throttled = [], []
     gateway = LimitedOnce()
     gateway.provider = "sendgrid"
@@ -120,6 +125,19 @@ def test_a_short_retry_after_is_waited_out_and_the_throttle_sees_each_group(engi
                            pause=PausePolicy(max_wait_seconds=5, sleep=slept.append))
     assert tally.total("sent") == 5 and slept == [2.0]
     assert throttled == [("sendgrid", 2), ("sendgrid", 2), ("sendgrid", 1)]
+
+
+def test_a_batch_gateway_takes_its_rate_limit_slots_a_claim_at_a_time(engine, ladder_file):
+    """The outbox takes a whole batch in one group, but a provider's rate limit holds only ``claim_size``
+    slots (tasks.stage_tasks.ensure_provider_limits): the throttle is asked for at most that many at once."""
+    from campaigns.channels import OutboxGateway
+
+    enqueue_soft_nudge(engine, ladder_file, 7)
+    throttled = []
+    tally = deliver_queued(engine, {"email": OutboxGateway(engine)}, now=NOW, policy=POLICY, claim_size=3,
+                           throttle=lambda provider, n: throttled.append((provider, n)))
+    assert tally.total("sent") == 7
+    assert throttled == [("outbox", 3), ("outbox", 3), ("outbox", 1)]
 
 
 def test_an_opt_out_we_hold_survives_a_re_import_that_says_false(engine, tmp_path):

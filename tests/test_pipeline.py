@@ -158,6 +158,39 @@ def test_the_outbox_channel_stores_each_message_once(engine, ladder):
     assert all("https://pay.example.com/" in text for _, _, text in stored)
 
 
+class PickyBatchGateway(FakeGateway):
+    """Takes a group in one call, unless one message of it is refused: then the whole call raises."""
+
+    provider = "picky"
+
+    def __init__(self, refuse: str):
+        super().__init__()
+        self.refuse, self.group_calls = refuse, []
+
+    def send_many(self, messages, now):
+        self.group_calls.append(len(messages))
+        if any(m.account_id == self.refuse for m in messages):
+            raise PermanentDeliveryError("invalid_address", "refused by the fake")
+        return [self.send(m, now) for m in messages]
+
+    def send(self, message, now):
+        if message.account_id == self.refuse:
+            raise PermanentDeliveryError("invalid_address", "refused by the fake")
+        return super().send(message, now)
+
+
+def test_a_batch_gateway_takes_a_group_and_a_bad_message_costs_only_itself(engine, ladder):
+    for n in range(12):
+        add_account(engine, f"A{n:02d}", days_past_due=3)
+    gateway = PickyBatchGateway(refuse="A05")
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway}, chunk_size=100)
+    by_account = {a.account_id: (a.status, a.reason) for a in attempts(engine) if a.status != "holdout"}
+    assert by_account.pop("A05") == ("failed", "invalid_address")
+    assert set(by_account.values()) == {("sent", None)} and len(by_account) >= 9
+    assert gateway.group_calls == [len(by_account) + 1]  # one call for the group, then one by one
+    assert sorted(m.account_id for m in gateway.sent) == sorted(by_account)
+
+
 def test_escalation_puts_accounts_on_the_worklist_with_what_was_tried(engine, ladder):
     add_account(engine, "OLD", days_past_due=46)
     outbox = OutboxGateway(engine)

@@ -77,3 +77,15 @@ class DeliveryGateway(Protocol):
     def send(self, message: OutgoingMessage, now: datetime) -> str:
         """Hand one message to the provider; return its message id."""
         ...
+
+
+class BatchDeliveryGateway(DeliveryGateway, Protocol):
+    """A gateway that takes a group in one call, all or nothing (the outbox: one transaction).
+
+    The deliverer hands it each claimed group at once; when the call raises, the
+    group is sent again one message at a time, so a bad message costs only itself.
+    """
+
+    def send_many(self, messages: list[OutgoingMessage], now: datetime) -> list[str]:
+        """Hand ``messages`` over together; return their message ids in the same order."""
+        ...

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 
 from campaigns.channels.base import (
     DeliveryGateway,
@@ -32,6 +32,8 @@ from campaigns.channels.base import (
 from campaigns.contact.cohorts import ChunkBounds, due_condition
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
 from campaigns.customers.preferences import record_unusable_channel
+from campaigns.db.bulk import update_rows
+from campaigns.db.engine import among
 from campaigns.contact.outcomes import Tally
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, release_frame
@@ -76,28 +78,16 @@ def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str
             released.append((row.attempt_id, trace))
             continue
         status = AttemptStatus.deferred.value if d.decision == DEFER else AttemptStatus.suppressed.value
-        updates.append({"attempt_id": row.attempt_id, "new_status": status, "new_reason": d.reason,
-                        "new_release_after": d.release_after if d.decision == DEFER else None,
-                        "new_trace": trace, "new_run": run_id if d.decision == SUPPRESS else None})
+        updates.append({"id": row.attempt_id, "status": status, "reason": d.reason,
+                        "release_after": d.release_after if d.decision == DEFER else None,
+                        "policy_trace": trace, "delivered_by_run_id": run_id if d.decision == SUPPRESS else None})
         tally.add(status, d.reason)
     with engine.begin() as conn:
-        if updates:
-            conn.execute(
-                update(table)
-                .where(table.c.id == bindparam("attempt_id"),
-                       # (no IN here: expanding parameters cannot be used with executemany)
-                       or_(table.c.status == AttemptStatus.queued.value,
-                           table.c.status == AttemptStatus.deferred.value))
-                .values(status=bindparam("new_status"), reason=bindparam("new_reason"),
-                        release_after=bindparam("new_release_after"), policy_trace=bindparam("new_trace"),
-                        delivered_by_run_id=bindparam("new_run"), updated_at=now),
-                updates,
-            )
-        if released:
-            conn.execute(
-                update(table).where(table.c.id == bindparam("attempt_id")).values(policy_trace=bindparam("new_trace")),
-                [{"attempt_id": i, "new_trace": t} for i, t in released],
-            )
+        # (or_, not IN: an expanding IN cannot be used with executemany)
+        update_rows(conn, table, updates, where=[or_(table.c.status == AttemptStatus.queued.value,
+                                                     table.c.status == AttemptStatus.deferred.value)],
+                    values={"updated_at": now})
+        update_rows(conn, table, [{"id": i, "policy_trace": t} for i, t in released])
     return [i for i, _ in released]
 
 
@@ -106,7 +96,7 @@ def _claim(engine: Engine, ids: list[int], now: datetime, claimed_at: datetime) 
     with engine.begin() as conn:
         return list(conn.execute(
             update(table)
-            .where(and_(table.c.id.in_(ids),
+            .where(and_(among(conn, table.c.id, ids),
                         table.c.status.in_([AttemptStatus.queued.value, AttemptStatus.deferred.value])))
             .values(status=AttemptStatus.sending.value, updated_at=now, claimed_at=claimed_at)
             .returning(table.c.id)
@@ -119,10 +109,10 @@ def _messages(engine: Engine, ids: list[int]) -> list[OutgoingMessage]:
         select(attempt.id, attempt.account_id, attempt.channel, attempt.stage, message.recipient,
                message.subject, message.body_text, message.body_html, message.payload)
         .join(message, message.attempt_id == attempt.id)
-        .where(attempt.id.in_(ids))
         .order_by(attempt.id)
     )
     with engine.connect() as conn:
+        stmt = stmt.where(among(conn, attempt.id, ids))
         return [
             OutgoingMessage(attempt_id=r.id, account_id=r.account_id, channel=r.channel, stage=r.stage,
                             recipient=r.recipient, subject=r.subject, text=r.body_text,
@@ -137,14 +127,9 @@ def _finish(engine: Engine, outcomes: list[dict], now: datetime) -> None:
         return
     table = ContactAttempt.__table__
     columns = ("status", "reason", "detail", "sent_at", "provider_message_id", "delivered_by_run_id")
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("attempt_id"), table.c.status == AttemptStatus.sending.value)
-        .values(updated_at=now, **{c: bindparam(f"new_{c}") for c in columns})
-    )
     with engine.begin() as conn:
-        conn.execute(stmt, [{"attempt_id": o["attempt_id"], **{f"new_{c}": o.get(c) for c in columns}}
-                            for o in outcomes])
+        update_rows(conn, table, [{"id": o["attempt_id"], **{c: o.get(c) for c in columns}} for o in outcomes],
+                    where=[table.c.status == AttemptStatus.sending.value], values={"updated_at": now})
         settle_from_events(conn, [o["attempt_id"] for o in outcomes], now)
         unusable: dict[tuple[str, str], list[int]] = {}
         for o in outcomes:
@@ -179,7 +164,7 @@ def deliver_queued(
     bounds: ChunkBounds | None = None,
     include_queued: bool = True,
     queued_before: datetime | None = None,
-    batch_size: int = 200,
+    batch_size: int = 1000,
     claim_size: int = 50,
     clock: Callable[[], datetime] = wall_clock,
     throttle: Callable[[str, int], None] | None = None,
@@ -219,13 +204,28 @@ def deliver_queued(
             history = contact_history(conn, frame["account_id"].tolist(), now, exclude_attempts=ids)
         decided = evaluate_release(frame, history, now, policy)
         cleared = _record_decisions(engine, frame, decided, now, run_id, tally)
-        for start in range(0, len(cleared), claim_size):
-            claimed = _claim(engine, cleared[start:start + claim_size], now, clock())
-            messages = _messages(engine, claimed)
+        channel_of = dict(zip(frame["attempt_id"], frame["channel"]))
+        for group in _claim_groups(cleared, channel_of, gateways, claim_size, throttled=throttle is not None):
             if throttle is not None:
-                for provider, n in Counter(provider_of(gateways.get(m.channel), m.channel) for m in messages).items():
+                # Slots are taken before the claim, so a claim never waits on a rate limit: meanwhile another
+                # deliverer (a second run of the same day) claims what this one has not reached.
+                for provider, n in Counter(provider_of(gateways.get(channel_of[i]), channel_of[i])
+                                           for i in group).items():
                     throttle(provider, n)
-            _send_claimed(engine, gateways, messages, now, run_id, tally, pause)
+            claimed = _claim(engine, group, now, clock())
+            _send_claimed(engine, gateways, _messages(engine, claimed), now, run_id, tally, pause)
+
+
+def _claim_groups(ids: list[int], channel_of: Mapping[int, str], gateways: Mapping[str, DeliveryGateway],
+                  claim_size: int, throttled: bool = False) -> list[list[int]]:
+    """How the cleared attempts are claimed: a claim lives at most ``claim_size`` provider timeouts, but a
+    gateway that stores a group in one transaction (the outbox) has none to wait out, so its attempts are
+    claimed together, one group for the batch, unless a rate limit holds them (its bucket holds
+    ``claim_size`` slots: ``tasks.stage_tasks.ensure_provider_limits``)."""
+    together = [] if throttled else [i for i in ids if hasattr(gateways.get(channel_of[i]), "send_many")]
+    taken = set(together)
+    alone = [i for i in ids if i not in taken]
+    return ([together] if together else []) + [alone[i:i + claim_size] for i in range(0, len(alone), claim_size)]
 
 
 def provider_of(gateway: DeliveryGateway | None, channel: str) -> str:
@@ -233,9 +233,33 @@ def provider_of(gateway: DeliveryGateway | None, channel: str) -> str:
     return getattr(gateway, "provider", None) or channel
 
 
+def _send_in_groups(gateways: Mapping[str, DeliveryGateway], messages: list[OutgoingMessage], now: datetime,
+                    run_id: str | None, tally: Tally) -> tuple[list[dict], list[OutgoingMessage]]:
+    """Hand each batch gateway its part of the claimed group in one call; return the outcomes and what is
+    left to send one at a time (other gateways' messages, and a group whose call failed: one by one, a
+    bad message then costs only itself)."""
+    outcomes: list[dict] = []
+    groups: dict[str, list[OutgoingMessage]] = {}
+    for message in messages:
+        if hasattr(gateways.get(message.channel), "send_many"):
+            groups.setdefault(message.channel, []).append(message)
+    done: set[int] = set()
+    for channel, group in groups.items():
+        try:
+            provider_ids = gateways[channel].send_many(group, now)
+        except Exception:  # noqa: BLE001 - the one-at-a-time path below classifies each message's error
+            continue
+        for message, provider_id in zip(group, provider_ids):
+            outcomes.append({"attempt_id": message.attempt_id, "delivered_by_run_id": run_id, "channel": channel,
+                             "status": AttemptStatus.sent.value, "sent_at": now, "provider_message_id": provider_id})
+            tally.add("sent")
+            done.add(message.attempt_id)
+    return outcomes, [m for m in messages if m.attempt_id not in done]
+
+
 def _send_claimed(engine: Engine, gateways: Mapping[str, DeliveryGateway], messages: list[OutgoingMessage],
                   now: datetime, run_id: str | None, tally: Tally, pause: PausePolicy) -> None:
-    outcomes: list[dict] = []
+    outcomes, messages = _send_in_groups(gateways, messages, now, run_id, tally)
     for position, message in enumerate(messages):
         gateway = gateways.get(message.channel)
         outcome = {"attempt_id": message.attempt_id, "delivered_by_run_id": run_id, "channel": message.channel}
