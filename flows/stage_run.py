@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import date, datetime
 
 from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
 from flows.credentials import load_credentials
+from flows.runners import chunk_workers
 from campaigns.db.models import Stage
 from campaigns.contact.pipeline import StageRun
 from campaigns.progress import track
@@ -34,21 +36,49 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
     run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now,
                    adhoc=cohort is not None)
     cohort_size, tallies, previews = 0, [], []
+    failure: BaseException | None = None
     try:
         if chunks is None:
             chunks = [(bounds, None) for bounds in plan_cohort_chunks(stage, as_of)]
+        # Chunks run side by side on the flow's task runner (flows.runners), a window of them at a time so
+        # the pool always has work; each chunk's delivery is submitted as soon as its log is written.
+        window = 2 * chunk_workers(settings)
+        waiting, in_flight, delivering = deque(chunks), deque(), []
+
+        def submit_more() -> None:
+            while waiting and len(in_flight) < window:
+                bounds, accounts = waiting.popleft()
+                in_flight.append((enqueue_chunk.submit(run, bounds, dry_run, accounts), bounds))
+
         with track(stage.value, len(chunks)) as progress:  # a bar on the CLI's terminal; silent on a worker
-            for done, (bounds, accounts) in enumerate(chunks, start=1):
-                result = enqueue_chunk(run, bounds, dry_run, accounts)
-                cohort_size += result.cohort_size
-                tallies.append(result.tally.as_dict())
-                previews.extend(result.previews)
-                if not dry_run:
-                    deliver(run, bounds)
+            submit_more()
+            done = 0
+            while in_flight:
+                logged, bounds = in_flight.popleft()
+                # A chunk that fails (after its retries) costs that chunk: the others still finish, and the
+                # run is then recorded as failed with everything they did.
+                try:
+                    result = logged.result()
+                    cohort_size += result.cohort_size
+                    tallies.append(result.tally.as_dict())
+                    previews.extend(result.previews)
+                    if not dry_run:
+                        delivering.append(deliver.submit(run, bounds))
+                except Exception as exc:  # noqa: BLE001 - raised below, once every chunk has settled
+                    failure = failure or exc
+                submit_more()
+                done += 1
                 progress.update(done, f"{cohort_size:,} accounts")
-    except BaseException:
+            for delivered in delivering:
+                try:
+                    delivered.result()
+                except Exception as exc:  # noqa: BLE001
+                    failure = failure or exc
+    except BaseException as exc:
+        failure = exc
+    if failure is not None:
         finish_stage_run(run, cohort_size, tallies, dry_run, status="failed")
-        raise
+        raise failure
     summary = finish_stage_run(run, cohort_size, tallies, dry_run)
     if dry_run:
         summary["previews"] = previews[:3]

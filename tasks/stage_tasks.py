@@ -123,7 +123,9 @@ def resolve_adhoc_chunks(stage: Stage, cohort, as_of: date) -> list[tuple[ChunkB
     return id_chunks(ids, s.settings.chunk_size)
 
 
-@task(name="enqueue-chunk", tags=["campaigns", "db"], **DB_RETRIES)
+# No tags on the chunk tasks but `provider`: Prefect asks its API for tag concurrency slots before every
+# tagged task run (issue 12's profile: most of the orchestration time), and only `provider` is capped.
+@task(name="enqueue-chunk", **DB_RETRIES)
 def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool,
                   accounts: list[str] | None = None) -> pipeline.ChunkResult:
     """Decide, render and log one chunk (one transaction: a retry redoes it whole or finds it done);
@@ -138,7 +140,7 @@ def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool,
 
 @task(
     name="deliver-chunk",
-    tags=["campaigns", "provider"],
+    tags=["provider"],
     **PROVIDER_RETRIES,
 )
 def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds) -> dict[str, int]:

@@ -1,0 +1,368 @@
+"""One stage over N accounts through the real Prefect flow, beside its floor and the naive design (issue 12).
+
+    .venv/bin/python bench/scale.py --accounts 100000 [--database-url postgresql+psycopg://postgres@127.0.0.1/test]
+        [--chunk-size 2000] [--task-runner threads|processes|dask] [--workers 2] [--naive-sample 2000]
+
+On PostgreSQL the benchmark works in databases of its own on the given server
+(``campaigns_scale`` and ``campaigns_scale_naive``, dropped and created afresh);
+on SQLite in files under a temporary directory. Then:
+
+1. N accounts (and their customers), all due yesterday, so all of them are in
+   soft_nudge's cohort, written with COPY (not through the importer);
+2. the ``soft_nudge`` flow, in a child process: cohort, policy, strategy, render,
+   attempts, outbox delivery, run record, artifact. It reports to a Prefect server
+   of the benchmark's own on PostgreSQL (as ops run it; the given server, else
+   ``--prefect-server-on``, the local one by default). The peak RSS of the flow's process tree
+   and the server's is sampled (PostgreSQL's own processes are not counted), and
+   the CPU seconds of each, PostgreSQL's included;
+3. the floor: the same rows read in one pass, rendered with the same templates on
+   every core, written with COPY; no policy, no framework;
+4. the naive design: one Prefect task per account, on a sample in its own database.
+
+The last line is JSON. Run by hand; numbers go in the issue note, never in test asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import create_engine, make_url, text
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))  # flows/ and tasks/ live at the project's root
+
+AS_OF = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 15, tzinfo=timezone.utc)  # 10:00 in New York: inside every US contact window
+ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
+
+
+# --- the portfolio --------------------------------------------------------------------------------
+
+
+def fresh_database(url: str | None, name: str, workdir: Path) -> str:
+    """A new empty database for this benchmark: a file under ``workdir``, or ``name`` on the given server."""
+    if not url or url.startswith("sqlite"):
+        (workdir / (name + ".db")).unlink(missing_ok=True)
+        return f"sqlite:///{workdir / (name + '.db')}"
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def generate(url: str, accounts: int, piece: int = 50_000) -> float:
+    """``accounts`` accounts due yesterday, each with its own customer, written in pieces with COPY."""
+    from campaigns.db.bulk import copy_rows
+    from campaigns.db.engine import make_engine, upgrade_database
+    from campaigns.db.models import Account, Customer
+
+    engine = make_engine(url)
+    upgrade_database(engine)
+    started = time.perf_counter()
+    for start in range(0, accounts, piece):
+        customers, rows = [], []
+        for n in range(start, min(start + piece, accounts)):
+            zh = n % 10 == 0
+            customers.append({
+                "id": f"C{n:08d}", "name": f"Customer {n}", "email": f"c{n}@example.com",
+                "phone": f"+1212555{n % 10_000:04d}", "locale": "zh-CN" if zh else "en-US",
+                "timezone": ZONES[n % len(ZONES)], "country": "US", "email_opt_out": False,
+                "sms_opt_out": False, "sms_consent": n % 3 == 0, "created_at": NOW, "updated_at": NOW})
+            balance = Decimal(200 + (n * 7919) % 4800)
+            rows.append({
+                "id": f"A{n:08d}", "customer_id": f"C{n:08d}", "currency": "CNY" if zh else "USD",
+                "balance": balance, "amount_due": (balance / 8).quantize(Decimal("0.01")),
+                "due_date": AS_OF - timedelta(days=1), "status": "open", "product": "card", "cease_contact": False,
+                "created_at": NOW, "updated_at": NOW})
+        with engine.begin() as conn:
+            copy_rows(conn, Customer.__table__, customers)
+            copy_rows(conn, Account.__table__, rows)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+# --- the measured runs, each in a child process -----------------------------------------------------
+
+
+def start_prefect_server(url: str, workdir: Path, port: int = 4299) -> subprocess.Popen:
+    """A long-lived Prefect server on PostgreSQL (its own database), as ops run it (README, Scaling out).
+
+    Prefect's temporary server keeps its state in SQLite; under a stage's stream of
+    task runs it answered "database is locked" and once left a run waiting on it.
+    """
+    import httpx
+
+    from operations.server import ensure_server_database
+
+    parsed = make_url(url)
+    prefect_url = parsed.set(drivername="postgresql+asyncpg", database="campaigns_scale_prefect")
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "campaigns_scale_prefect" WITH (FORCE)'))
+    admin.dispose()
+    ensure_server_database(prefect_url.render_as_string(hide_password=False))
+    (workdir / "server").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({"PREFECT_HOME": str(workdir / "server"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_API_DATABASE_CONNECTION_URL": prefect_url.render_as_string(hide_password=False),
+                "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
+                "PREFECT_LOGGING_LEVEL": "WARNING"})
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    server.kill()
+    raise SystemExit("the benchmark's Prefect server did not start")
+
+
+def child_env(url: str, workdir: Path, args, api_url: str | None = None) -> dict[str, str]:
+    for folder in ("data", "prefect"):
+        (workdir / folder).mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGNS_", "PREFECT_"))}
+    env.update({
+        "CAMPAIGNS_DATABASE_URL": url, "CAMPAIGNS_DATA_DIR": str(workdir / "data"),
+        "CAMPAIGNS_CHUNK_SIZE": str(args.chunk_size), "CAMPAIGNS_TASK_RUNNER": args.task_runner,
+        "CAMPAIGNS_CHUNK_WORKERS": str(args.workers), "CAMPAIGNS_LENDER_TIMEZONE": "America/New_York",
+        "PREFECT_HOME": str(workdir / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PYTHONPATH": str(PROJECT),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    })
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def _role(process) -> str:
+    command = " ".join(process.cmdline())
+    if "uvicorn" in command or "prefect.server" in command or "server start" in command:
+        return "prefect_server"
+    if "--child" in command:
+        return "flow"
+    return "workers"  # process pool or Dask workers, and their helpers
+
+
+def run_child(mode: str, env: dict[str, str], *extra: str, server: subprocess.Popen | None = None
+              ) -> tuple[dict, float, dict[str, float]]:
+    """Run ``bench/scale.py --child MODE`` and sample its whole process tree: (its JSON, peak RSS in MB, CPU
+    seconds by role, PostgreSQL's own processes included as ``postgres``)."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, __file__, "--child", mode, *extra], env=env, stdout=subprocess.PIPE,
+                            text=True, cwd=PROJECT)
+    peak = 0
+    cpu: dict[int, tuple[str, float]] = {}
+    postgres_before = {p.pid: sum(p.cpu_times()[:2]) for p in psutil.process_iter(["name"])
+                       if p.info["name"] == "postgres"}
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        roots = [psutil.Process(proc.pid)] + ([psutil.Process(server.pid)] if server else [])
+        while not stop.is_set():
+            try:
+                tree = [p for root in roots for p in (root, *root.children(recursive=True))]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                for p in tree:
+                    cpu[p.pid] = (_role(p), sum(p.cpu_times()[:2]))
+                for p in psutil.process_iter(["name"]):
+                    if p.info["name"] == "postgres":
+                        cpu[p.pid] = ("postgres", sum(p.cpu_times()[:2]) - postgres_before.get(p.pid, 0.0))
+            except psutil.Error:
+                pass
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"{mode} run failed (exit {proc.returncode})")
+    by_role: dict[str, float] = {}
+    for role, seconds in cpu.values():
+        by_role[role] = round(by_role.get(role, 0.0) + seconds, 1)
+    return json.loads(out.strip().splitlines()[-1]), peak / 2**20, by_role
+
+
+def child_stage() -> dict:
+    """The soft_nudge flow for AS_OF, timed around the flow call (imports and Prefect's start excluded)."""
+    from prefect.client.orchestration import get_client
+
+    from flows.stages import soft_nudge
+
+    with get_client(sync_client=True) as client:  # Prefect's own start (its server, its database) is not timed
+        client.hello()
+    started = time.perf_counter()
+    summary = soft_nudge(as_of=AS_OF, now=NOW)
+    return {"wall_s": time.perf_counter() - started, "summary": {k: v for k, v in summary.items()
+                                                                 if isinstance(v, (int, float, str))}}
+
+
+def _render_piece(rows: list[dict]) -> list[tuple]:
+    """The floor's renderer (one process of the pool): the stage's templates and context, nothing else."""
+    from types import SimpleNamespace
+
+    from campaigns.bootstrap import services
+    from campaigns.contact.pipeline import StageRun, message_context
+    from campaigns.db.models import Stage
+
+    s = services()
+    rule = s.ladder.rule(Stage.soft_nudge)
+    run = StageRun("floor", Stage.soft_nudge, AS_OF, NOW)
+    out = []
+    for row in rows:
+        row = SimpleNamespace(**row)
+        name = s.templates.resolve("soft_nudge", "email", row.locale, None)
+        context, _ = message_context(row, "email", rule, run, s.brand)
+        content = s.templates.render(name, "email", context)
+        out.append((row.account_id, content.subject, content.text, content.html))
+    return out
+
+
+def child_floor(piece: int = 5_000) -> dict:
+    """Read every cohort row in one pass, render on every core, COPY the messages into a scratch table."""
+    from campaigns.bootstrap import services
+    from campaigns.contact.cohorts import ChunkBounds, select_cohort
+    from campaigns.db.models import Stage
+
+    s = services()
+    started = time.perf_counter()
+    with s.engine.connect() as conn:
+        cohort = select_cohort(conn, s.ladder.rule(Stage.soft_nudge), AS_OF, ChunkBounds(None, "\uffff"))
+    rows = cohort.to_dict("records")
+    del cohort
+    read_s = time.perf_counter() - started
+    rendered = 0
+    with s.engine.begin() as conn, ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        sqlite_ = conn.dialect.name == "sqlite"
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE floor_messages (account_id VARCHAR(64), subject TEXT, "
+                             "body_text TEXT, body_html TEXT)")
+        for messages in pool.map(_render_piece, [rows[i:i + piece] for i in range(0, len(rows), piece)]):
+            rendered += len(messages)
+            if sqlite_:
+                conn.connection.driver_connection.executemany(
+                    "INSERT INTO floor_messages VALUES (?, ?, ?, ?)", messages)
+            else:
+                with conn.connection.driver_connection.cursor().copy(
+                        "COPY floor_messages (account_id, subject, body_text, body_html) FROM STDIN") as copy:
+                    for message in messages:
+                        copy.write_row(message)
+    return {"wall_s": time.perf_counter() - started, "read_s": read_s, "rendered": rendered}
+
+
+def child_naive() -> dict:
+    """One Prefect task per account (decide, render, log, deliver), as a design that maps accounts to tasks would."""
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+
+    from campaigns.bootstrap import services
+    from campaigns.contact.cohorts import ChunkBounds
+    from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
+    from campaigns.db.models import Stage
+    from campaigns.delivery.deliver import deliver_queued
+    from campaigns.review.runs import start_run
+
+    s = services()
+
+    @task(cache_policy=NO_CACHE)
+    def one_account(run: StageRun, bounds: ChunkBounds) -> int:
+        result = enqueue_chunk(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy)
+        deliver_queued(s.engine, s.gateways, stage=run.stage.value, as_of=AS_OF, now=NOW, policy=s.policy,
+                       run_id=run.run_id, bounds=bounds)
+        return result.cohort_size
+
+    @flow
+    def naive_stage() -> int:
+        run = StageRun(start_run(s.engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW), Stage.soft_nudge, AS_OF, NOW)
+        single = plan_stage_chunks(s.engine, s.ladder, Stage.soft_nudge, AS_OF, 1)
+        return sum(one_account(run, bounds) for bounds in single)  # one task run after another
+
+    started = time.perf_counter()
+    accounts = naive_stage()
+    return {"wall_s": time.perf_counter() - started, "accounts": accounts}
+
+
+# --- the whole benchmark ----------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--database-url", help="a PostgreSQL server (its own databases are made); default SQLite")
+    parser.add_argument("--chunk-size", type=int, default=int(os.environ.get("CAMPAIGNS_CHUNK_SIZE", 5000)))
+    parser.add_argument("--task-runner", default="threads", choices=("threads", "processes", "dask"))
+    parser.add_argument("--workers", type=int, default=0, help="chunk tasks at once; 0 = one per core")
+    parser.add_argument("--naive-sample", type=int, default=2_000)
+    parser.add_argument("--prefect-server-on", metavar="URL",
+                        default=os.environ.get("SCALE_PREFECT_SERVER_ON", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+                        help="a PostgreSQL server for the benchmark's own Prefect server (default: the local one); "
+                             "'none': Prefect's temporary server")
+    parser.add_argument("--stage-only", action="store_true", help="skip the floor and the naive sample")
+    parser.add_argument("--child", choices=("stage", "floor", "naive"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps({"stage": child_stage, "floor": child_floor, "naive": child_naive}[args.child]()))
+        return
+
+    workdir = Path(tempfile.mkdtemp(prefix="scale-"))
+    url = fresh_database(args.database_url, "campaigns_scale", workdir)
+    database = make_url(url).get_backend_name()
+    generated_s = generate(url, args.accounts)
+    print(f"generated {args.accounts:,} accounts in {generated_s:.1f}s ({database})", file=sys.stderr)
+
+    prefect_on = args.database_url if database == "postgresql" else args.prefect_server_on
+    server = start_prefect_server(prefect_on, workdir) if prefect_on and prefect_on != "none" else None
+    api_url = "http://127.0.0.1:4299/api" if server else None
+    try:
+        stage, peak_mb, stage_cpu = run_child("stage", child_env(url, workdir / "stage", args, api_url), server=server)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+    print(f"stage: {stage['summary']} in {stage['wall_s']:.1f}s, peak RSS {peak_mb:.0f} MB", file=sys.stderr)
+    if args.stage_only:
+        print(json.dumps({"accounts": args.accounts, "database": database, "wall_s": round(stage["wall_s"], 2),
+                          "accounts_per_s": round(args.accounts / stage["wall_s"]), "peak_rss_mb": round(peak_mb),
+                          "cpu_s": stage_cpu, "task_runner": args.task_runner}))
+        return
+    floor, floor_peak_mb, _ = run_child("floor", child_env(url, workdir / "floor", args))
+    print(f"floor: {floor['rendered']:,} rendered in {floor['wall_s']:.1f}s (read {floor['read_s']:.1f}s)",
+          file=sys.stderr)
+    naive_url = fresh_database(args.database_url, "campaigns_scale_naive", workdir)
+    generate(naive_url, args.naive_sample)
+    naive, _, _ = run_child("naive", child_env(naive_url, workdir / "naive", args))
+    naive_rate = naive["accounts"] / naive["wall_s"]
+    rate = args.accounts / stage["wall_s"]
+    print(json.dumps({
+        "accounts": args.accounts, "database": database, "wall_s": round(stage["wall_s"], 2),
+        "accounts_per_s": round(rate), "floor_s": round(floor["wall_s"], 2),
+        "ratio_to_floor": round(stage["wall_s"] / floor["wall_s"], 2), "naive_accounts_per_s": round(naive_rate),
+        "ratio_to_naive": round(rate / naive_rate, 1), "peak_rss_mb": round(peak_mb),
+        "floor_peak_rss_mb": round(floor_peak_mb), "cpu_s": stage_cpu, "chunk_size": args.chunk_size, "task_runner": args.task_runner,
+        "workers": args.workers or os.cpu_count(), "cores": os.cpu_count(), "generate_s": round(generated_s, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }))
+
+
+if __name__ == "__main__":
+    main()
