@@ -22,32 +22,47 @@ def _seconds(values) -> np.ndarray:
     return ((stamps - EPOCH) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
 
 
-class History:
-    """Past contacts: one row per contact with ``account_id``, ``at`` (aware UTC) and optional columns."""
+def seconds_of(moments) -> np.ndarray:
+    """``_seconds`` for a sequence of aware datetimes (the candidates' window starts)."""
+    return _seconds(moments)
 
-    def __init__(self, frame: pd.DataFrame, accounts: pd.Index):
-        self.accounts = accounts  # every account id of the candidates and the history, once
-        # Integer codes by one vectorised hash lookup per column, not a Python dict lookup per row
-        self.history_codes = accounts.get_indexer(frame["account_id"].astype(str)) if len(frame) else \
-            np.zeros(0, dtype=np.int64)
+
+def _ids(values) -> np.ndarray:
+    values = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    return np.array([v if type(v) is str else str(v) for v in values.tolist()], dtype=object)
+
+
+class History:
+    """Past contacts of a batch of candidate rows: ``account_id``, ``at`` (aware UTC) and optional columns.
+
+    Accounts are integer codes from one factorisation of the candidates' and the
+    history's ids together; counts take the candidates' rows and their windows in
+    whole epoch seconds.
+    """
+
+    def __init__(self, frame: pd.DataFrame, account_ids) -> None:
+        candidates = _ids(account_ids)
+        past = _ids(frame["account_id"]) if len(frame) else np.zeros(0, dtype=object)
+        codes, _ = pd.factorize(np.concatenate([candidates, past]))
+        self.candidate_codes = codes[:len(candidates)].astype(np.int64)
+        self.history_codes = codes[len(candidates):].astype(np.int64)
         self.history_seconds = _seconds(frame["at"]) if len(frame) else np.zeros(0, dtype=np.int64)
 
-    def count(
-        self, account_ids: pd.Series, since: pd.Series, until: pd.Series, mask: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Per candidate row: history rows of that account with ``since <= at <= until`` (and ``mask``)."""
+    def count(self, rows: np.ndarray, since: np.ndarray, until: np.ndarray, mask: np.ndarray | None = None
+              ) -> np.ndarray:
+        """Per candidate row in ``rows``: history rows of its account with ``since <= at <= until`` (epoch
+        seconds, one per row in ``rows``), among those ``mask`` keeps."""
         codes, seconds = self.history_codes, self.history_seconds
         if mask is not None:
             codes, seconds = codes[mask], seconds[mask]
-        if len(codes) == 0 or len(account_ids) == 0:
-            return np.zeros(len(account_ids), dtype=np.int64)
-        keys = np.sort(codes.astype(np.int64) * SHIFT + seconds)
-        wanted = self.accounts.get_indexer(account_ids.astype(str)).astype(np.int64) * SHIFT
-        low = np.searchsorted(keys, wanted + _seconds(since), side="left")
-        high = np.searchsorted(keys, wanted + _seconds(until), side="right")
+        if len(codes) == 0 or len(rows) == 0:
+            return np.zeros(len(rows), dtype=np.int64)
+        keys = np.sort(codes * SHIFT + seconds)
+        wanted = self.candidate_codes[rows] * SHIFT
+        low = np.searchsorted(keys, wanted + since, side="left")
+        high = np.searchsorted(keys, wanted + until, side="right")
         return (high - low).astype(np.int64)
 
 
-def build_history(history: pd.DataFrame, account_ids: pd.Series) -> History:
-    ids = pd.unique(pd.concat([account_ids.astype(str), history.get("account_id", pd.Series(dtype=str)).astype(str)]))
-    return History(history.reset_index(drop=True), pd.Index(ids))
+def build_history(history: pd.DataFrame, account_ids) -> History:
+    return History(history.reset_index(drop=True), account_ids)

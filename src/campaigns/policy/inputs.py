@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import case, exists, func, or_, select
@@ -78,8 +79,9 @@ RELEASE_COLUMNS = [
 ]
 
 
-def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime) -> pd.DataFrame:
-    """Fresh account and customer state for attempts about to be released, in attempt order."""
+def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime, due: Any = None) -> pd.DataFrame:
+    """Fresh account and customer state for attempts about to be released, in attempt order (only those
+    still ``due``, a condition on ``contact_attempts``, when given)."""
     a = ContactAttempt
     open_dispute = exists().where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None)).correlate(Account)
     stmt = (
@@ -98,6 +100,8 @@ def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime) -
         .where(among(conn, a.id, attempt_ids))
         .order_by(a.id)
     )
+    if due is not None:
+        stmt = stmt.where(due)
     frame = pd.DataFrame(conn.execute(stmt).all(), columns=RELEASE_COLUMNS)
     frame["holds"] = holds_column(conn, frame["customer_id"].tolist(), now)
     return frame

@@ -10,12 +10,13 @@ personal data) that is stored with the attempt.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from campaigns.policy.caps import build_history
+from campaigns.policy.caps import build_history, seconds_of
 from campaigns.policy.profiles import PolicyConfig
 from campaigns.policy.rules import account_suppression, channel_suppression
 from campaigns.policy.window import blocked_reason, local_day_start, next_allowed
@@ -31,11 +32,19 @@ def plausible_zone_column(frame: pd.DataFrame) -> list[tuple[str, ...]]:
     """The customer's plausible zones per row (from timezone, phone and country)."""
     # .tolist(): one conversion per column; iterating a pandas string column yields element by element
     get = lambda col: frame[col].tolist() if col in frame else [None] * len(frame)  # noqa: E731
-    return [
-        plausible_zones(z if isinstance(z, str) else None, p if isinstance(p, str) else None,
-                        c if isinstance(c, str) else None)
-        for z, p, c in zip(get("timezone"), get("phone"), get("country"))
-    ]
+    return [_zones_of(z if isinstance(z, str) else None, p if isinstance(p, str) else None,
+                      c if isinstance(c, str) else None)
+            for z, p, c in zip(get("timezone"), get("phone"), get("country"))]
+
+
+@lru_cache(maxsize=131072)
+def _zones_of(stated: str | None, phone: str | None, country: str | None) -> tuple[str, ...]:
+    # A household, a shared office line, the same customer on several attempts: the same three values recur.
+    return plausible_zones(stated, phone, country)
+
+
+def _text(values) -> list[str | None]:
+    return [v if isinstance(v, str) else None for v in values]
 
 
 def evaluate_release(
@@ -53,12 +62,13 @@ def evaluate_release(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     n = len(frame)
+    if n == 0:
+        return pd.DataFrame({"decision": [], "reason": [], "release_after": [], "trace": []}, index=frame.index)
     decision = np.full(n, RELEASE, dtype=object)
     reason = np.full(n, None, dtype=object)
     release_after = np.full(n, None, dtype=object)
-    traces = [{"at": now.isoformat(), "check": check} for _ in range(n)]
-    if n == 0:
-        return pd.DataFrame({"decision": [], "reason": [], "release_after": [], "trace": []}, index=frame.index)
+    at = now.isoformat()
+    traces = [{"at": at, "check": check} for _ in range(n)]
 
     channels = frame["channel"].astype(str).to_numpy()
     account_reason = account_suppression(frame).to_numpy(dtype=object)
@@ -70,114 +80,158 @@ def evaluate_release(
     decision[~pd.isna(reason)] = SUPPRESS
 
     zones = plausible_zone_column(frame)
-    countries = frame["country"] if "country" in frame else pd.Series([None] * n, index=frame.index)
-    profiles = [config.for_country(c if isinstance(c, str) else None) for c in countries.tolist()]
-    created = frame["created_at"].tolist() if "created_at" in frame else [now] * n
-    max_defer = timedelta(hours=config.max_defer_hours)
+    countries = _text(frame["country"].tolist()) if "country" in frame else [None] * n
+    by_country = {c: config.for_country(c) for c in set(countries)}
+    profiles = [by_country[c] for c in countries]
+    # Each row's jurisdiction as a small integer, for the caps' limits as arrays.
+    jurisdictions = list(config.jurisdictions.values())
+    position = {id(j): k for k, j in enumerate(jurisdictions)}
+    profile_index = np.array([position.get(id(p), -1) for p in profiles], dtype=np.int64)
+    if (profile_index < 0).any():  # a profile outside the configured ones (a default): keep it too
+        jurisdictions += [p for p in dict.fromkeys(profiles) if id(p) not in position]
+        position = {id(j): k for k, j in enumerate(jurisdictions)}
+        profile_index = np.array([position[id(p)] for p in profiles], dtype=np.int64)
+    # Each row may wait until max(created_at + max_defer, now): as integers, one array operation.
+    now_ns = pd.Timestamp(now).as_unit("ns").value
+    created_ns = (pd.to_datetime(frame["created_at"], utc=True).dt.as_unit("ns").array.asi8 if "created_at" in frame
+                  else np.full(n, now_ns, dtype=np.int64))
+    deadline_ns = np.maximum(created_ns + pd.Timedelta(hours=config.max_defer_hours).value, now_ns)
 
     day_start = np.full(n, None, dtype=object)
     week_start = np.full(n, None, dtype=object)
     groups: dict[tuple, list[int]] = {}
-    for i in range(n):
-        if decision[i] != RELEASE:
-            continue
-        traces[i]["jurisdiction"] = profiles[i].code
-        traces[i]["zones"] = list(zones[i])
+    zone_lists: dict[tuple[str, ...], list[str]] = {}
+    for i in np.flatnonzero(decision == RELEASE).tolist():
+        zone_set, profile = zones[i], profiles[i]
+        trace = traces[i]
+        trace["jurisdiction"] = profile.code
+        trace["zones"] = zone_lists.get(zone_set) or zone_lists.setdefault(zone_set, list(zone_set))
         if channels[i] in UNTIMED_CHANNELS:
             continue
-        if not zones[i]:
+        if not zone_set:
             decision[i], reason[i] = SUPPRESS, "unknown_timezone"
             continue
         kind = "call" if channels[i] == "call" else "message"
-        groups.setdefault((zones[i], profiles[i].code, kind), []).append(i)
+        groups.setdefault((zone_set, profile.code, kind), []).append(i)
 
     for (zone_set, code, kind), members in groups.items():
         profile = config.jurisdictions[code]
         blocked = blocked_reason(zone_set, now, profile, kind)
         local_times = [now.astimezone(ZoneInfo(z)).strftime("%a %H:%M") for z in zone_set]
         starts = (local_day_start(zone_set, now), local_day_start(zone_set, now, days_back=6))
-        when = None
-        if blocked is not None:
-            # One search per group, as far as the latest deadline in it; each row then checks its own.
-            latest = max(max(created[i] + max_defer, now) for i in members)
-            when = next_allowed(zone_set, now, profile, kind, latest - now)
         for i in members:
             traces[i]["local_times"] = local_times
-            day_start[i], week_start[i] = starts
-            if blocked is None:
-                continue
-            if when is None or when > max(created[i] + max_defer, now):
-                decision[i], reason[i] = SUPPRESS, "expired"
-            else:
-                decision[i], reason[i], release_after[i] = DEFER, blocked, when
+        day_start[members] = starts[0]
+        week_start[members] = starts[1]
+        if blocked is None:
+            continue
+        # One search per group, as far as the latest deadline in it; each row then checks its own.
+        latest = int(deadline_ns[members].max())
+        when = next_allowed(zone_set, now, profile, kind, timedelta(microseconds=(latest - now_ns) // 1000))
+        late = (np.ones(len(members), dtype=bool) if when is None
+                else deadline_ns[members] < pd.Timestamp(when).as_unit("ns").value)
+        expired, waiting = [i for i, x in zip(members, late.tolist()) if x], \
+            [i for i, x in zip(members, late.tolist()) if not x]
+        decision[expired], reason[expired] = SUPPRESS, "expired"
+        decision[waiting], reason[waiting] = DEFER, blocked
+        release_after[waiting] = when
 
-    _apply_caps(frame, history, now, config, profiles, channels, decision, reason, day_start, week_start, traces)
-    for i in range(n):
-        traces[i]["decision"] = decision[i]
-        if reason[i] is not None:
-            traces[i]["reason"] = reason[i]
-        if release_after[i] is not None:
-            traces[i]["release_after"] = release_after[i].isoformat()
+    _apply_caps(frame, history, now, jurisdictions, profile_index, channels, decision, reason, day_start, week_start,
+                traces)
+    iso: dict[datetime, str] = {}
+    for i, (trace, d, r, later) in enumerate(zip(traces, decision.tolist(), reason.tolist(), release_after.tolist())):
+        trace["decision"] = d
+        if r is not None:
+            trace["reason"] = r
+        if later is not None:
+            trace["release_after"] = iso.get(later) or iso.setdefault(later, later.isoformat())
     return pd.DataFrame(
         {"decision": decision, "reason": reason, "release_after": release_after, "trace": traces}, index=frame.index
     )
 
 
-def _apply_caps(frame, history, now, config, profiles, channels, decision, reason, day_start, week_start, traces):
-    """Frequency caps across channels and runs, counted in the customer's local days."""
+def _apply_caps(frame, history, now, jurisdictions, profile_index, channels, decision, reason, day_start, week_start,
+                traces):
+    """Frequency caps across channels and runs, counted in the customer's local days.
+
+    Rows of the same account are decided in order, the earlier ones released using
+    the caps up first: in rounds, the r-th candidate row of every account together.
+    """
     candidates = np.flatnonzero((decision == RELEASE) & np.isin(channels, list(MESSAGE_CHANNELS | {"call"})))
     if len(candidates) == 0:
         return
     history = history if history is not None and not history.empty else pd.DataFrame(columns=HISTORY_COLUMNS)
-    sub = frame.iloc[candidates]
-    account_ids = sub["account_id"].astype(str).reset_index(drop=True)
+    account_ids = frame["account_id"].to_numpy(dtype=object)[candidates]
     counts = build_history(history, account_ids)
-    until = pd.Series([now] * len(candidates))
-    day = pd.Series(day_start[candidates])
-    week = pd.Series(week_start[candidates])
+    every = np.arange(len(candidates))
+    until = np.full(len(candidates), seconds_of([now])[0], dtype=np.int64)
+    day = seconds_of(day_start[candidates])
+    week = seconds_of(week_start[candidates])
     hist_channels = history["channel"].astype(str).to_numpy() if len(history) else np.array([], dtype=object)
     is_message = np.isin(hist_channels, list(MESSAGE_CHANNELS))
     is_call = hist_channels == "call"
     connected = is_call & (history["outcome"].astype(str).to_numpy() == "connected") if len(history) else is_call
     sub_channels = channels[candidates]
+    sub_profile = profile_index[candidates]
 
-    day_total = counts.count(account_ids, day, until, is_message)
+    day_total = counts.count(every, day, until, is_message)
     per_channel = np.zeros(len(candidates), dtype=np.int64)
     for channel in pd.unique(sub_channels):
-        rows = sub_channels == channel
-        per_channel[rows] = counts.count(account_ids[rows].reset_index(drop=True), week[rows].reset_index(drop=True),
-                                         until[rows].reset_index(drop=True), hist_channels == channel)
-    # Rows of the same account released earlier in this batch use the caps up first.
-    released_messages: dict[str, int] = {}
-    released_per_channel: dict[tuple[str, str], int] = {}
+        rows = np.flatnonzero(sub_channels == channel)
+        per_channel[rows] = counts.count(rows, week[rows], until[rows], hist_channels == channel)
+    is_call_row = sub_channels == "call"
+    calls_week = connected_quiet = connected_today = np.zeros(len(candidates), dtype=np.int64)
+    if is_call_row.any():
+        calls_week = counts.count(every, week, until, is_call)
+        quiet_days = seconds_of([now - timedelta(days=jurisdictions[k].quiet_days_after_conversation)
+                                 for k in sub_profile.tolist()])
+        connected_quiet = counts.count(every, quiet_days, until, connected)
+        connected_today = counts.count(every, day, until, connected)
 
-    calls_week = connected_quiet = connected_today = None
-    if (sub_channels == "call").any():
-        calls_week = counts.count(account_ids, week, until, is_call)
-        quiet_days = pd.Series([now - timedelta(days=profiles[i].quiet_days_after_conversation) for i in candidates])
-        connected_quiet = counts.count(account_ids, quiet_days, until, connected)
-        connected_today = counts.count(account_ids, day, until, connected)
+    def limit(attr: str) -> np.ndarray:  # -1: no limit
+        values = [getattr(j, attr) for j in jurisdictions]
+        return np.array([-1 if v is None else v for v in values], dtype=np.int64)[sub_profile]
 
-    accounts = account_ids.tolist()  # the loop reads them one by one: plain strings, not a pandas lookup each
-    for k, i in enumerate(candidates):
-        profile = profiles[i]
-        account, channel = accounts[k], sub_channels[k]
-        earlier_same_channel = released_per_channel.get((account, channel), 0)
-        if channel == "call":
-            used = {"calls_7d": int(calls_week[k] + earlier_same_channel),
-                    "connected_recently": int(connected_quiet[k]), "connected_today": int(connected_today[k])}
-            capped = (used["calls_7d"] >= profile.max_call_attempts_7d or used["connected_recently"] > 0
-                      or (profile.max_connected_calls_per_day is not None
-                          and used["connected_today"] >= profile.max_connected_calls_per_day))
-        else:
-            used = {"messages_today": int(day_total[k] + released_messages.get(account, 0)),
-                    "channel_7d": int(per_channel[k] + earlier_same_channel)}
-            capped = (used["messages_today"] >= profile.max_messages_per_day
-                      or used["channel_7d"] >= profile.max_per_channel_7d)
-        traces[i]["counts"] = used
-        if capped:
-            decision[i], reason[i] = SUPPRESS, "frequency_cap"
-            continue
-        released_per_channel[(account, channel)] = earlier_same_channel + 1
-        if channel != "call":
-            released_messages[account] = released_messages.get(account, 0) + 1
+    max_today, max_channel, max_calls = limit("max_messages_per_day"), limit("max_per_channel_7d"), \
+        limit("max_call_attempts_7d")
+    max_connected = limit("max_connected_calls_per_day")
+
+    # The account of each row, the (account, channel) pair, and the row's place among its account's rows.
+    account_code = counts.candidate_codes
+    pair_code = pd.MultiIndex.from_arrays([account_code, sub_channels]).codes
+    pair_code = pair_code[0].astype(np.int64) * (int(pair_code[1].max()) + 1) + pair_code[1]
+    order = np.argsort(account_code, kind="stable")
+    first = np.r_[True, account_code[order][1:] != account_code[order][:-1]]
+    starts = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts
+
+    released_messages = np.zeros(int(account_code.max()) + 1, dtype=np.int64)
+    released_pairs = np.zeros(int(pair_code.max()) + 1, dtype=np.int64)
+    used_today = np.zeros(len(candidates), dtype=np.int64)
+    used_channel = np.zeros(len(candidates), dtype=np.int64)
+    capped = np.zeros(len(candidates), dtype=bool)
+    for r in range(int(rank.max()) + 1):
+        rows = np.flatnonzero(rank == r)
+        earlier_same_channel = released_pairs[pair_code[rows]]
+        used_channel[rows] = np.where(is_call_row[rows], calls_week[rows], per_channel[rows]) + earlier_same_channel
+        used_today[rows] = day_total[rows] + released_messages[account_code[rows]]
+        call = is_call_row[rows]
+        capped[rows] = np.where(
+            call,
+            (used_channel[rows] >= max_calls[rows]) | (connected_quiet[rows] > 0)
+            | ((max_connected[rows] >= 0) & (connected_today[rows] >= max_connected[rows])),
+            (used_today[rows] >= max_today[rows]) | (used_channel[rows] >= max_channel[rows]),
+        )
+        released = rows[~capped[rows]]
+        np.add.at(released_pairs, pair_code[released], 1)
+        np.add.at(released_messages, account_code[released[~is_call_row[released]]], 1)
+
+    for k, (i, call, today, channel_7d, quiet, connected_now) in enumerate(zip(
+            candidates.tolist(), is_call_row.tolist(), used_today.tolist(), used_channel.tolist(),
+            connected_quiet.tolist(), connected_today.tolist())):
+        traces[i]["counts"] = ({"calls_7d": channel_7d, "connected_recently": quiet, "connected_today": connected_now}
+                               if call else {"messages_today": today, "channel_7d": channel_7d})
+    hit = candidates[capped]
+    decision[hit] = SUPPRESS
+    reason[hit] = "frequency_cap"
