@@ -63,7 +63,7 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
                     tallies.append(result.tally.as_dict())
                     previews.extend(result.previews)
                     if not dry_run:
-                        delivering.append(deliver.submit(run, bounds))
+                        delivering.append(deliver.submit(run, bounds, result.queued_ids))
                 except Exception as exc:  # noqa: BLE001 - raised below, once every chunk has settled
                     failure = failure or exc
                 submit_more()

@@ -143,14 +143,15 @@ def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool,
     tags=["provider"],
     **PROVIDER_RETRIES,
 )
-def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds) -> dict[str, int]:
-    """Send what the chunk queued. A transient provider error re-queues the rest and retries the task."""
+def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds, attempt_ids: list[int] | None = None) -> dict[str, int]:
+    """Send what the chunk queued (``attempt_ids``, as its log returned them; None: whatever is due in its
+    bounds). A transient provider error re-queues the rest and retries the task."""
     s = services()
     logger = get_run_logger()
     try:
         tally = deliver_queued(s.engine, s.gateways, stage=run.stage.value, as_of=run.as_of,
                                now=run.now, policy=s.policy, run_id=run.run_id, bounds=bounds,
-                               throttle=provider_throttle(s.settings))
+                               throttle=provider_throttle(s.settings), attempt_ids=attempt_ids)
     except DeliveryInterrupted as exc:
         logger.warning("delivery interrupted after %s; retrying the rest", exc.tally.as_dict())
         raise

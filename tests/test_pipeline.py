@@ -158,37 +158,84 @@ def test_the_outbox_channel_stores_each_message_once(engine, ladder):
     assert all("https://pay.example.com/" in text for _, _, text in stored)
 
 
-class PickyBatchGateway(FakeGateway):
-    """Takes a group in one call, unless one message of it is refused: then the whole call raises."""
+class PickyOutbox(OutboxGateway):
+    """The outbox, but one account's message breaks it: storing a group with it fails (after the group's rows
+    went in: they must be rolled back), and sending that message alone is refused."""
 
-    provider = "picky"
+    def __init__(self, engine, refuse: str):
+        super().__init__(engine)
+        self.refuse, self.stored_groups, self.sent_alone = refuse, [], []
 
-    def __init__(self, refuse: str):
-        super().__init__()
-        self.refuse, self.group_calls = refuse, []
-
-    def send_many(self, messages, now):
-        self.group_calls.append(len(messages))
-        if any(m.account_id == self.refuse for m in messages):
-            raise PermanentDeliveryError("invalid_address", "refused by the fake")
-        return [self.send(m, now) for m in messages]
+    def store(self, conn, attempt_ids, now):
+        self.stored_groups.append(len(attempt_ids))
+        super().store(conn, attempt_ids, now)
+        if self._refused(conn, attempt_ids):
+            raise RuntimeError("the outbox refused the group")
 
     def send(self, message, now):
+        self.sent_alone.append(message.account_id)
         if message.account_id == self.refuse:
             raise PermanentDeliveryError("invalid_address", "refused by the fake")
         return super().send(message, now)
 
+    def _refused(self, conn, attempt_ids) -> bool:
+        from campaigns.db.engine import among
 
-def test_a_batch_gateway_takes_a_group_and_a_bad_message_costs_only_itself(engine, ladder):
+        return self.refuse in conn.execute(select(ContactAttempt.account_id).where(
+            among(conn, ContactAttempt.id, attempt_ids))).scalars().all()
+
+
+def test_a_channel_of_our_own_database_stores_a_group_at_once_and_a_bad_message_costs_only_itself(engine, ladder):
+    """The outbox stores a released group in the transaction that marks it sent; when that fails the group is
+    rolled back whole (nothing stored, nothing marked) and sent one by one, so the bad message costs itself."""
     for n in range(12):
         add_account(engine, f"A{n:02d}", days_past_due=3)
-    gateway = PickyBatchGateway(refuse="A05")
-    run_stage(engine, ladder, Stage.soft_nudge, {"email": gateway}, chunk_size=100)
-    by_account = {a.account_id: (a.status, a.reason) for a in attempts(engine) if a.status != "holdout"}
-    assert by_account.pop("A05") == ("failed", "invalid_address")
-    assert set(by_account.values()) == {("sent", None)} and len(by_account) >= 9
-    assert gateway.group_calls == [len(by_account) + 1]  # one call for the group, then one by one
-    assert sorted(m.account_id for m in gateway.sent) == sorted(by_account)
+    outbox = PickyOutbox(engine, refuse="A05")
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": outbox}, chunk_size=100)
+    by_account = {a.account_id: (a.status, a.reason, a.provider_message_id) for a in attempts(engine)
+                  if a.status != "holdout"}
+    assert by_account.pop("A05")[:2] == ("failed", "invalid_address")
+    assert {status for status, _, _ in by_account.values()} == {"sent"} and len(by_account) >= 9
+    assert outbox.stored_groups == [len(by_account) + 1]  # one group, then one by one
+    assert sorted(outbox.sent_alone) == sorted([*by_account, "A05"])
+    with engine.connect() as conn:
+        stored = conn.execute(select(OutboxMessage.attempt_id)).scalars().all()
+    assert len(stored) == len(set(stored)) == len(by_account)
+    assert all(pid.startswith("outbox-") for _, _, pid in by_account.values())
+
+
+def test_the_outbox_marks_a_group_sent_and_stores_it_in_one_transaction(engine, ladder):
+    """No claim, no per-message commit: a released group is one transaction, its bodies copied in the database."""
+    from sqlalchemy import event
+
+    for n in range(30):
+        add_account(engine, f"A{n:02d}", days_past_due=3)
+    run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW), stage=Stage.soft_nudge,
+                   as_of=AS_OF, now=NOW)
+    [bounds] = plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 100)
+    enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY)
+    commits = []
+
+    def committed(conn):
+        commits.append(1)
+
+    event.listen(engine, "commit", committed)
+    try:
+        tally = deliver_queued(engine, {"email": OutboxGateway(engine)}, stage="soft_nudge", as_of=AS_OF, now=NOW,
+                               policy=POLICY, run_id=run.run_id, bounds=bounds)
+    finally:
+        event.remove(engine, "commit", committed)
+    sent = [a for a in attempts(engine) if a.status == "sent"]
+    assert tally.total("sent") == len(sent) >= 25
+    assert len(commits) <= 2  # the deferrals and suppressions, then the group
+    assert not [a for a in attempts(engine) if a.status == "sending"]
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(OutboxMessage.attempt_id, OutboxMessage.body_text)).all())
+        rendered = dict(conn.execute(select(RenderedMessage.attempt_id, RenderedMessage.body_text)).all())
+    assert sorted(stored) == sorted(a.id for a in sent)
+    assert all(stored[i] == rendered[i] for i in stored)  # copied inside the database, as rendered
+    assert all(a.provider_message_id == f"outbox-{a.id}" and a.policy_trace[-1]["check"] == "release"
+               and a.delivered_by_run_id == run.run_id for a in sent)
 
 
 def test_escalation_puts_accounts_on_the_worklist_with_what_was_tried(engine, ladder):

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
+from sqlalchemy.engine import Connection
 
 from campaigns.channels.base import OutgoingMessage
-from campaigns.db.models import AgentWorklistItem
+from campaigns.db.bulk import insert_ignoring_conflicts
+from campaigns.db.engine import among
+from campaigns.db.models import AgentWorklistItem, ContactAttempt, RenderedMessage
 
 
 def describe_tried(tried: dict | None) -> str:
@@ -33,26 +36,36 @@ class AgentWorklistGateway:
     def __init__(self, engine: Engine):
         self.engine = engine
 
+    def message_id(self, attempt_id: int) -> str:
+        return f"worklist-{attempt_id}"
+
     def send(self, message: OutgoingMessage, now: datetime) -> str:
-        table = AgentWorklistItem.__table__
-        payload = message.payload
         with self.engine.begin() as conn:
-            existing = conn.execute(
-                select(table.c.id).where(table.c.attempt_id == message.attempt_id)
-            ).scalar_one_or_none()
-            if existing is None:
-                existing = conn.execute(
-                    insert(table).returning(table.c.id),
-                    {
-                        "attempt_id": message.attempt_id,
-                        "account_id": message.account_id,
-                        "reason": payload["reason"],
-                        "days_past_due": payload["days_past_due"],
-                        "amount_due": Decimal(payload["amount_due"]),
-                        "currency": payload["currency"],
-                        "tried": payload["tried"],
-                        "status": "open",
-                        "created_at": now,
-                    },
-                ).scalar_one()
-        return f"worklist-{existing}"
+            self._insert(conn, [message], now)
+        return self.message_id(message.attempt_id)
+
+    def store(self, conn: Connection, attempt_ids: list[int], now: datetime) -> None:
+        """Put the group's accounts on the worklist in the deliverer's transaction (one insert for the group)."""
+        attempt, rendered = ContactAttempt.__table__, RenderedMessage.__table__
+        rows = conn.execute(
+            select(attempt.c.id, attempt.c.account_id, rendered.c.payload)
+            .join(rendered, rendered.c.attempt_id == attempt.c.id)
+            .where(among(conn, attempt.c.id, attempt_ids))
+        ).all()
+        self._insert(conn, [OutgoingMessage(attempt_id=r.id, account_id=r.account_id, channel="agent",
+                                            stage="escalation", recipient=None, subject=None, text="",
+                                            html=None, payload=r.payload or {}) for r in rows], now)
+
+    def _insert(self, conn: Connection, messages: list[OutgoingMessage], now: datetime) -> None:
+        # The unique attempt_id makes a second item impossible: a repeat adds nothing.
+        insert_ignoring_conflicts(conn, AgentWorklistItem.__table__, [{
+            "attempt_id": m.attempt_id,
+            "account_id": m.account_id,
+            "reason": m.payload["reason"],
+            "days_past_due": m.payload["days_past_due"],
+            "amount_due": Decimal(m.payload["amount_due"]),
+            "currency": m.payload["currency"],
+            "tried": m.payload["tried"],
+            "status": "open",
+            "created_at": now,
+        } for m in messages], key="attempt_id")

@@ -79,13 +79,22 @@ class DeliveryGateway(Protocol):
         ...
 
 
-class BatchDeliveryGateway(DeliveryGateway, Protocol):
-    """A gateway that takes a group in one call, all or nothing (the outbox: one transaction).
+class StoringGateway(DeliveryGateway, Protocol):
+    """A channel that is a table of our own database (the outbox, the agents' worklist).
 
-    The deliverer hands it each claimed group at once; when the call raises, the
-    group is sent again one message at a time, so a bad message costs only itself.
+    The deliverer has it store a whole group inside the transaction that marks the
+    attempts sent: a message is stored and logged as sent together, or not at all,
+    so there is no claim to leave behind and no second copy after a crash. ``send``
+    remains for one message at a time (a group whose store failed is sent that way,
+    so a bad message costs only itself).
     """
 
-    def send_many(self, messages: list[OutgoingMessage], now: datetime) -> list[str]:
-        """Hand ``messages`` over together; return their message ids in the same order."""
+    engine: Any  # the database it stores in: only the deliverer's own is stored in its transaction
+
+    def message_id(self, attempt_id: int) -> str:
+        """The message id a stored attempt is logged with (known before it is stored)."""
+        ...
+
+    def store(self, conn: Any, attempt_ids: list[int], now: datetime) -> None:
+        """Store the rendered messages of ``attempt_ids`` in ``conn``'s transaction; a repeat stores nothing."""
         ...

@@ -8,35 +8,46 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, select
-
-from campaigns.db.bulk import insert_ignoring_conflicts
+from sqlalchemy import Engine, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from campaigns.channels.base import OutgoingMessage
-from campaigns.db.models import OutboxMessage
+from campaigns.db.bulk import insert_ignoring_conflicts
+from campaigns.db.engine import among
+from campaigns.db.models import ContactAttempt, OutboxMessage, RenderedMessage
+from campaigns.db.types import UTCDateTime
 
 
 class OutboxGateway:
     provider = "outbox"
-    idempotent = True  # one row per attempt_id (UNIQUE)
+    idempotent = True  # one stored message per attempt_id
 
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def send(self, message: OutgoingMessage, now: datetime) -> str:
-        return self.send_many([message], now)[0]
+    def message_id(self, attempt_id: int) -> str:
+        return f"outbox-{attempt_id}"
 
-    def send_many(self, messages: list[OutgoingMessage], now: datetime) -> list[str]:
-        """Store a claimed group in one transaction (COPY on PostgreSQL): a group, not a message, per commit."""
-        table = OutboxMessage.__table__
-        rows = [{"attempt_id": m.attempt_id, "channel": m.channel, "recipient": m.recipient, "subject": m.subject,
-                 "body_text": m.text, "body_html": m.html, "accepted_at": now} for m in messages]
+    def send(self, message: OutgoingMessage, now: datetime) -> str:
+        row = {"attempt_id": message.attempt_id, "channel": message.channel, "recipient": message.recipient,
+               "subject": message.subject, "body_text": message.text, "body_html": message.html, "accepted_at": now}
         with self.engine.begin() as conn:
-            # The unique attempt_id makes a second copy impossible: a repeat returns the first one's id.
-            stored = {attempt_id: row_id for row_id, attempt_id in
-                      insert_ignoring_conflicts(conn, table, rows, key="attempt_id")}
-            repeats = [m.attempt_id for m in messages if m.attempt_id not in stored]
-            if repeats:
-                stored.update((attempt_id, row_id) for row_id, attempt_id in conn.execute(
-                    select(table.c.id, table.c.attempt_id).where(table.c.attempt_id.in_(repeats))))
-        return [f"outbox-{stored[m.attempt_id]}" for m in messages]
+            # The unique attempt_id makes a second copy impossible: a repeat stores nothing.
+            insert_ignoring_conflicts(conn, OutboxMessage.__table__, [row], key="attempt_id")
+        return self.message_id(message.attempt_id)
+
+    def store(self, conn: Connection, attempt_ids: list[int], now: datetime) -> None:
+        """Copy the rendered messages into the outbox inside the database, one statement for the group (the
+        bodies never travel through Python again)."""
+        outbox, message, attempt = OutboxMessage.__table__, RenderedMessage.__table__, ContactAttempt.__table__
+        rendered = (
+            select(attempt.c.id, attempt.c.channel, message.c.recipient, message.c.subject, message.c.body_text,
+                   message.c.body_html, literal(now, UTCDateTime()))
+            .join(message, message.c.attempt_id == attempt.c.id)
+            .where(among(conn, attempt.c.id, attempt_ids))
+        )
+        insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert_(outbox).from_select(
+            ["attempt_id", "channel", "recipient", "subject", "body_text", "body_html", "accepted_at"], rendered,
+        ).on_conflict_do_nothing(index_elements=["attempt_id"]))

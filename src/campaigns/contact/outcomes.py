@@ -68,17 +68,19 @@ class Tally:
         return dict(sorted(self.counts.items()))
 
 
-def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt]) -> Tally:
+def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt]) -> tuple[Tally, list[int]]:
     """Write the attempts whose keys are free; store the message of each new queued one.
 
     Returns what was newly logged, by status and reason, plus ``already_recorded``
-    for keys an earlier run (or try) had taken. Call inside one transaction so a
-    chunk is logged whole or not at all.
+    for keys an earlier run (or try) had taken, and the ids of the new queued
+    attempts (what delivery takes next). Call inside one transaction so a chunk is
+    logged whole or not at all.
     """
     planned = list(planned)
     tally = Tally()
+    queued: list[int] = []
     if not planned:
-        return tally
+        return tally, queued
     table = ContactAttempt.__table__
     created = insert_ignoring_conflicts(conn, table, [p.row for p in planned], key="idempotency_key")
     new_ids = {key: attempt_id for attempt_id, key in created}
@@ -90,13 +92,14 @@ def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt]) -> Tal
             continue
         if p.row["status"] == AttemptStatus.queued.value:
             tally.add("queued")
+            queued.append(attempt_id)
         else:
             tally.add(p.row["status"], p.row.get("reason"))
         if p.row["status"] in (AttemptStatus.queued.value, AttemptStatus.deferred.value) and p.message is not None:
             messages.append({"attempt_id": attempt_id, **p.message})
     if messages:
         copy_rows(conn, RenderedMessage.__table__, messages)
-    return tally
+    return tally, queued
 
 
 def attempt_row(

@@ -86,6 +86,9 @@ class ChunkResult:
     cohort_size: int
     tally: Tally
     previews: list[dict[str, Any]]
+    # The chunk's new queued attempts, for its delivery to take without searching; None: search the chunk's
+    # bounds (some keys were taken already, so an earlier run may have left queued attempts there).
+    queued_ids: list[int] | None = None
 
 
 def plan_stage_chunks(engine: Engine, ladder: Ladder, stage: Stage, as_of: date, chunk_size: int) -> list[ChunkBounds]:
@@ -402,9 +405,10 @@ def enqueue_chunk(
     """Log every decision of one chunk in one transaction (idempotent)."""
     cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
     with engine.begin() as conn:
-        tally = enqueue_attempts(conn, planned)
+        tally, queued = enqueue_attempts(conn, planned)
         store_offers(conn, [p.offer for p in planned if p.offer and p.message is not None], run.as_of)
-    return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[])
+    return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[],
+                       queued_ids=None if tally.total("already_recorded") else queued)
 
 
 def preview_chunk(

@@ -108,24 +108,45 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id",
-                where: Sequence[Any] = (), values: dict[str, Any] | None = None) -> None:
+                where: Sequence[Any] = (), values: dict[str, Any] | None = None, returning: bool = False) -> list[Any]:
     """UPDATE ``table`` row by row from ``rows`` (each: ``key`` and the new column values, the same keys in
-    every row), only where ``where`` still holds; ``values`` are set on every row alike.
+    every row), only where ``where`` still holds; ``values`` are set on every row alike. With ``returning``,
+    the keys of the rows that were updated (where ``where`` held), else ``[]``.
 
-    On PostgreSQL the rows are copied into a staging table and applied by one
-    ``UPDATE ... FROM``; elsewhere (and for a few rows) an executemany.
+    The rows go into a staging table (COPY on PostgreSQL, executemany on SQLite) and are
+    applied by one ``UPDATE ... FROM``; a few rows without ``returning`` are an executemany.
     """
     if not rows:
-        return
+        return []
     columns = _column_list(table, rows)
     changed = [c for c in columns if c != key]
-    if not _uses_copy(conn, rows):
+    if not returning and not _uses_copy(conn, rows):
         stmt = (update(table).where(table.c[key] == bindparam("_key"), *where)
                 .values({**{c: bindparam(f"_new_{c}") for c in changed}, **(values or {})}))
         conn.execute(stmt, [{"_key": r[key], **{f"_new_{c}": r[c] for c in changed}} for r in rows])
-        return
-    staging_name = _staging_table(conn, table, columns)
-    staging = Table(staging_name, MetaData(), *(Column(c, table.c[c].type) for c in columns))
-    _copy(conn, f'"{staging_name}"', columns, _copy_values(conn, table, columns, rows))
-    conn.execute(update(table).where(table.c[key] == staging.c[key], *where)
-                 .values({**{c: staging.c[c] for c in changed}, **(values or {})}))
+        return []
+    staging = _filled_staging(conn, table, columns, rows)
+    stmt = (update(table).where(table.c[key] == staging.c[key], *where)
+            .values({**{c: staging.c[c] for c in changed}, **(values or {})}))
+    if not returning:
+        conn.execute(stmt)
+        return []
+    return list(conn.execute(stmt.returning(table.c[key])).scalars())
+
+
+def _filled_staging(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> Table:
+    """A session-local staging table holding ``rows`` (``columns`` of ``table``), for an ``UPDATE ... FROM``."""
+    if conn.dialect.name == "postgresql":
+        name = _staging_table(conn, table, columns)
+        _copy(conn, f'"{name}"', columns, _copy_values(conn, table, columns, rows))
+    else:
+        # SQLite (3.33+ for UPDATE ... FROM, 3.35+ for RETURNING): a TEMP table of this connection
+        name = f"_stage_{table.name}_{hashlib.sha1(','.join(columns).encode()).hexdigest()[:8]}"
+        quoted = _column_sql(columns)
+        # Columns without a declared type take values as bound (no affinity turns '12.30' into 12.3).
+        conn.exec_driver_sql(f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ({quoted})')
+        conn.exec_driver_sql(f'DELETE FROM "{name}"')
+    staging = Table(name, MetaData(), *(Column(c, table.c[c].type) for c in columns))
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(staging), [{c: r.get(c) for c in columns} for r in rows])
+    return staging

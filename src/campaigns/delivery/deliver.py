@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -26,6 +26,7 @@ from sqlalchemy import Engine, and_, or_, select, update
 from campaigns.channels.base import (
     DeliveryGateway,
     OutgoingMessage,
+    StoringGateway,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
@@ -68,39 +69,65 @@ def _due_ids(
         return list(conn.execute(stmt.order_by(attempt.id).limit(limit)).scalars())
 
 
-def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str | None, tally: Tally) -> list[int]:
-    """Write deferrals and suppressions (with their traces); return the ids cleared for release."""
+def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str | None,
+                      tally: Tally) -> list[tuple[int, str, list]]:
+    """Write deferrals and suppressions (with their traces); return (id, channel, trace) of those cleared for
+    release, whose trace is written when they are claimed."""
     table = ContactAttempt.__table__
     released, updates = [], []
     for row, d in zip(frame.itertuples(index=False), decided.itertuples(index=False)):
         trace = list(row.policy_trace or []) + [d.trace]
         if d.decision == RELEASE:
-            released.append((row.attempt_id, trace))
+            released.append((row.attempt_id, row.channel, trace))
             continue
         status = AttemptStatus.deferred.value if d.decision == DEFER else AttemptStatus.suppressed.value
         updates.append({"id": row.attempt_id, "status": status, "reason": d.reason,
                         "release_after": d.release_after if d.decision == DEFER else None,
                         "policy_trace": trace, "delivered_by_run_id": run_id if d.decision == SUPPRESS else None})
         tally.add(status, d.reason)
-    with engine.begin() as conn:
-        # (or_, not IN: an expanding IN cannot be used with executemany)
-        update_rows(conn, table, updates, where=[or_(table.c.status == AttemptStatus.queued.value,
-                                                     table.c.status == AttemptStatus.deferred.value)],
-                    values={"updated_at": now})
-        update_rows(conn, table, [{"id": i, "policy_trace": t} for i, t in released])
-    return [i for i, _ in released]
+    if updates:
+        with engine.begin() as conn:
+            update_rows(conn, table, updates, where=[_still_due(table)], values={"updated_at": now})
+    return released
 
 
-def _claim(engine: Engine, ids: list[int], now: datetime, claimed_at: datetime) -> list[int]:
+def _still_due(table):
+    # (or_, not IN: an expanding IN cannot be used with executemany)
+    return or_(table.c.status == AttemptStatus.queued.value, table.c.status == AttemptStatus.deferred.value)
+
+
+def _claim(engine: Engine, group: list[tuple[int, str, list]], now: datetime, claimed_at: datetime) -> list[int]:
+    """``queued``/``deferred`` → ``sending``, with the release decision's trace, committed before any send;
+    returns the ids this deliverer took (another may have taken some first)."""
     table = ContactAttempt.__table__
     with engine.begin() as conn:
-        return list(conn.execute(
-            update(table)
-            .where(and_(among(conn, table.c.id, ids),
-                        table.c.status.in_([AttemptStatus.queued.value, AttemptStatus.deferred.value])))
-            .values(status=AttemptStatus.sending.value, updated_at=now, claimed_at=claimed_at)
-            .returning(table.c.id)
-        ).scalars())
+        return update_rows(conn, table, [{"id": i, "policy_trace": trace} for i, _, trace in group],
+                           where=[_still_due(table)], returning=True,
+                           values={"status": AttemptStatus.sending.value, "updated_at": now, "claimed_at": claimed_at})
+
+
+def _store_sent(engine: Engine, gateway: StoringGateway, group: list[tuple[int, str, list]], now: datetime,
+                run_id: str | None, claimed_at: datetime) -> int:
+    """One transaction for a group on a channel of our own database: the attempts still due are marked sent
+    (with their trace and message id) and their messages stored together; returns how many."""
+    table = ContactAttempt.__table__
+    with engine.begin() as conn:
+        taken = update_rows(
+            conn, table,
+            [{"id": i, "policy_trace": trace, "provider_message_id": gateway.message_id(i)} for i, _, trace in group],
+            where=[_still_due(table)], returning=True,
+            values={"status": AttemptStatus.sent.value, "sent_at": now, "updated_at": now, "claimed_at": claimed_at,
+                    "delivered_by_run_id": run_id})
+        if taken:
+            gateway.store(conn, taken, now)
+    return len(taken)
+
+
+def stores_in(gateway: DeliveryGateway | None, engine: Engine) -> bool:
+    """Whether ``gateway`` is a table of this very database (``StoringGateway``), so a group is stored and
+    logged in one transaction."""
+    return (gateway is not None and hasattr(gateway, "store") and hasattr(gateway, "message_id")
+            and getattr(gateway, "engine", None) is engine)
 
 
 def _messages(engine: Engine, ids: list[int]) -> list[OutgoingMessage]:
@@ -169,8 +196,10 @@ def deliver_queued(
     clock: Callable[[], datetime] = wall_clock,
     throttle: Callable[[str, int], None] | None = None,
     pause: PausePolicy = PausePolicy(),
+    attempt_ids: Sequence[int] | None = None,
 ) -> Tally:
-    """Release and send the due attempts of ``stage`` on ``as_of`` (within ``bounds``); return the tally.
+    """Release and send the due attempts of ``stage`` on ``as_of`` (within ``bounds``), or of ``attempt_ids``
+    (a chunk's own, just logged: no search for them); return the tally.
 
     Due means queued, or deferred with its release time reached. With
     ``include_queued=False`` (the dispatcher) only deferred attempts are taken,
@@ -181,7 +210,9 @@ def deliver_queued(
     (``clock``), and committed before any of them is sent; their outcomes are
     written together after. A crash in between leaves them ``sending`` (for
     ``recover_interrupted``), never ``queued`` (to send again). A claim therefore
-    lives at most ``claim_size`` provider timeouts.
+    lives at most ``claim_size`` provider timeouts. A channel that is a table of this
+    database (``StoringGateway``: the outbox, the worklist) needs no claim: a group
+    is marked sent and stored in one transaction, all of it or none.
 
     Before a claimed group is sent, ``throttle(provider, n)`` may block to keep
     the whole deployment under a provider's rate limit (the Prefect tasks pass a
@@ -195,37 +226,52 @@ def deliver_queued(
     done so far; the untried rows are back in the queue for the retry.
     """
     tally = Tally()
+    waiting = list(attempt_ids) if attempt_ids is not None else None
+    due = due_condition(now, include_queued, queued_before)
     while True:
-        ids = _due_ids(engine, stage, as_of, bounds, now, batch_size, include_queued, queued_before)
+        if waiting is None:
+            ids = _due_ids(engine, stage, as_of, bounds, now, batch_size, include_queued, queued_before)
+        else:
+            ids, waiting = waiting[:batch_size], waiting[batch_size:]
         if not ids:
             return tally
         with engine.connect() as conn:
-            frame = release_frame(conn, ids, now)
+            frame = release_frame(conn, ids, now, due=due)
+            if frame.empty:  # given ids that another deliverer (or a payment) settled meanwhile
+                continue
             history = contact_history(conn, frame["account_id"].tolist(), now, exclude_attempts=ids)
         decided = evaluate_release(frame, history, now, policy)
-        cleared = _record_decisions(engine, frame, decided, now, run_id, tally)
-        channel_of = dict(zip(frame["attempt_id"], frame["channel"]))
-        for group in _claim_groups(cleared, channel_of, gateways, claim_size, throttled=throttle is not None):
+        released = _record_decisions(engine, frame, decided, now, run_id, tally)
+        for channel, group in _claim_groups(released, gateways, engine, claim_size, throttled=throttle is not None):
+            gateway = gateways.get(channel)
             if throttle is not None:
                 # Slots are taken before the claim, so a claim never waits on a rate limit: meanwhile another
                 # deliverer (a second run of the same day) claims what this one has not reached.
-                for provider, n in Counter(provider_of(gateways.get(channel_of[i]), channel_of[i])
-                                           for i in group).items():
-                    throttle(provider, n)
+                throttle(provider_of(gateway, channel), len(group))
+            if stores_in(gateway, engine):
+                try:
+                    tally.add("sent", n=_store_sent(engine, gateway, group, now, run_id, clock()))
+                    continue
+                except Exception:  # noqa: BLE001 - rolled back whole; one by one below, a bad message costs itself
+                    pass
             claimed = _claim(engine, group, now, clock())
             _send_claimed(engine, gateways, _messages(engine, claimed), now, run_id, tally, pause)
 
 
-def _claim_groups(ids: list[int], channel_of: Mapping[int, str], gateways: Mapping[str, DeliveryGateway],
-                  claim_size: int, throttled: bool = False) -> list[list[int]]:
-    """How the cleared attempts are claimed: a claim lives at most ``claim_size`` provider timeouts, but a
-    gateway that stores a group in one transaction (the outbox) has none to wait out, so its attempts are
-    claimed together, one group for the batch, unless a rate limit holds them (its bucket holds
-    ``claim_size`` slots: ``tasks.stage_tasks.ensure_provider_limits``)."""
-    together = [] if throttled else [i for i in ids if hasattr(gateways.get(channel_of[i]), "send_many")]
-    taken = set(together)
-    alone = [i for i in ids if i not in taken]
-    return ([together] if together else []) + [alone[i:i + claim_size] for i in range(0, len(alone), claim_size)]
+def _claim_groups(released: list[tuple[int, str, list]], gateways: Mapping[str, DeliveryGateway], engine: Engine,
+                  claim_size: int, throttled: bool = False) -> list[tuple[str, list[tuple[int, str, list]]]]:
+    """The released attempts in the groups they are claimed in, one channel each: a claim lives at most
+    ``claim_size`` provider timeouts, but a channel stored in this database has none to wait out, so its
+    attempts go in one group for the batch, unless a rate limit holds them (its bucket holds ``claim_size``
+    slots: ``tasks.stage_tasks.ensure_provider_limits``)."""
+    by_channel: dict[str, list[tuple[int, str, list]]] = {}
+    for item in released:
+        by_channel.setdefault(item[1], []).append(item)
+    groups = []
+    for channel, items in by_channel.items():
+        size = len(items) if stores_in(gateways.get(channel), engine) and not throttled else claim_size
+        groups.extend((channel, items[i:i + size]) for i in range(0, len(items), size))
+    return groups
 
 
 def provider_of(gateway: DeliveryGateway | None, channel: str) -> str:
@@ -233,33 +279,9 @@ def provider_of(gateway: DeliveryGateway | None, channel: str) -> str:
     return getattr(gateway, "provider", None) or channel
 
 
-def _send_in_groups(gateways: Mapping[str, DeliveryGateway], messages: list[OutgoingMessage], now: datetime,
-                    run_id: str | None, tally: Tally) -> tuple[list[dict], list[OutgoingMessage]]:
-    """Hand each batch gateway its part of the claimed group in one call; return the outcomes and what is
-    left to send one at a time (other gateways' messages, and a group whose call failed: one by one, a
-    bad message then costs only itself)."""
-    outcomes: list[dict] = []
-    groups: dict[str, list[OutgoingMessage]] = {}
-    for message in messages:
-        if hasattr(gateways.get(message.channel), "send_many"):
-            groups.setdefault(message.channel, []).append(message)
-    done: set[int] = set()
-    for channel, group in groups.items():
-        try:
-            provider_ids = gateways[channel].send_many(group, now)
-        except Exception:  # noqa: BLE001 - the one-at-a-time path below classifies each message's error
-            continue
-        for message, provider_id in zip(group, provider_ids):
-            outcomes.append({"attempt_id": message.attempt_id, "delivered_by_run_id": run_id, "channel": channel,
-                             "status": AttemptStatus.sent.value, "sent_at": now, "provider_message_id": provider_id})
-            tally.add("sent")
-            done.add(message.attempt_id)
-    return outcomes, [m for m in messages if m.attempt_id not in done]
-
-
 def _send_claimed(engine: Engine, gateways: Mapping[str, DeliveryGateway], messages: list[OutgoingMessage],
                   now: datetime, run_id: str | None, tally: Tally, pause: PausePolicy) -> None:
-    outcomes, messages = _send_in_groups(gateways, messages, now, run_id, tally)
+    outcomes: list[dict] = []
     for position, message in enumerate(messages):
         gateway = gateways.get(message.channel)
         outcome = {"attempt_id": message.attempt_id, "delivered_by_run_id": run_id, "channel": message.channel}
