@@ -78,17 +78,59 @@ def test_the_runner_follows_the_settings():
 RUN_STAGE = """
 import json, os, sys, time
 from datetime import date, datetime
+from campaigns import bootstrap
+from campaigns.channels import OutboxGateway
 from flows.stages import soft_nudge
-while not os.path.exists(sys.argv[1]):  # both processes start together
-    time.sleep(0.01)
+
+meeting, sends = sys.argv[1], sys.argv[4]
+
+
+class MeetingOutbox(OutboxGateway):
+    # The outbox, but each process, with its first released group in hand and before it takes any of it, waits
+    # (up to a minute) for the other to have one too: the two runs are delivering at the same moment, whichever
+    # started first. Every message stored is logged with its time (for the rate limit) in a shared file.
+    met = False
+
+    def message_id(self, attempt_id):
+        if not MeetingOutbox.met:
+            open(os.path.join(meeting, str(os.getpid())), "w").close()
+            deadline = time.monotonic() + 60
+            while len(os.listdir(meeting)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            MeetingOutbox.met = len(os.listdir(meeting)) >= 2
+            if not MeetingOutbox.met:
+                raise SystemExit("the other run never had a group to deliver")
+        return super().message_id(attempt_id)
+
+    def store(self, conn, attempt_ids, now):
+        super().store(conn, attempt_ids, now)
+        log(attempt_ids)
+
+    def send(self, message, now):
+        sent = super().send(message, now)
+        log([message.attempt_id])
+        return sent
+
+
+def log(attempt_ids):
+    fd = os.open(sends, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.write(fd, "".join(f"{time.time()} {os.getpid()} {a}\\n" for a in attempt_ids).encode())
+    os.close(fd)
+
+
+outbox = MeetingOutbox(bootstrap.services().engine)
+bootstrap.override_gateway("email", outbox)
+bootstrap.override_gateway("sms", outbox)
 summary = soft_nudge(as_of=date.fromisoformat(sys.argv[2]), now=datetime.fromisoformat(sys.argv[3]))
 print(json.dumps({k: v for k, v in summary.items() if isinstance(v, (int, str))}))
 """
+RATE = 20  # messages per second, for both runs together (a Prefect global rate limit)
 
 
 def test_two_runs_of_the_same_day_in_two_processes_send_nothing_twice(prefect_harness, engine, tmp_path, monkeypatch):
-    """Idempotency lives in the database: two workers running the same stage for the same day at the same
-    time split the work between them, and every member ends terminal, each message sent once."""
+    """Idempotency and the provider's rate limit live outside the process: two workers delivering the same
+    stage for the same day at the same moment leave every member terminal, each message sent once, and
+    together they stay within the provider's rate."""
     import json
     import os
     import subprocess
@@ -100,14 +142,13 @@ def test_two_runs_of_the_same_day_in_two_processes_send_nothing_twice(prefect_ha
 
     for n in range(120):
         add_account(engine, f"A{n:03d}", days_past_due=5, customer={"sms_consent": n % 2 == 0})
-    # A shared rate limit on the outbox (a Prefect global limit, as for a real provider) stretches delivery
-    # over seconds, so the two runs overlap whichever starts first.
     env = {**os.environ, "CAMPAIGNS_CHUNK_SIZE": "10", "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "CAMPAIGNS_PROVIDER_RATE_LIMITS": '{"outbox": 10}', "PYTHONPATH": str(PROJECT_ROOT)}
-    go = tmp_path / "go"
-    workers = [subprocess.Popen([sys.executable, "-c", RUN_STAGE, str(go), AS_OF.isoformat(), NOW.isoformat()],
-                                env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    go.touch()
+           "CAMPAIGNS_PROVIDER_RATE_LIMITS": json.dumps({"outbox": RATE}), "PYTHONPATH": str(PROJECT_ROOT)}
+    meeting, sends = tmp_path / "meeting", tmp_path / "sends.log"
+    meeting.mkdir()
+    workers = [subprocess.Popen([sys.executable, "-c", RUN_STAGE, str(meeting), AS_OF.isoformat(), NOW.isoformat(),
+                                 str(sends)], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+               for _ in range(2)]
     summaries = [json.loads(w.communicate(timeout=300)[0].strip().splitlines()[-1]) for w in workers]
     assert [w.returncode for w in workers] == [0, 0]
 
@@ -120,7 +161,15 @@ def test_two_runs_of_the_same_day_in_two_processes_send_nothing_twice(prefect_ha
         sent = conn.execute(select(func.count()).where(ContactAttempt.status == "sent")).scalar_one()
     assert len(outbox) == len(set(outbox)) == sent == sum(s["sent"] for s in summaries)
     assert all(s["cohort"] == 120 for s in summaries)
-    assert all(s["sent"] > 0 for s in summaries), summaries  # both did part of the work
+    assert len(list(meeting.iterdir())) == 2  # both were delivering at once (else a run exits non-zero)
+
+    stored = sorted((float(t), int(a)) for t, _, a in (line.split() for line in sends.read_text().splitlines()))
+    assert sorted(a for _, a in stored) == sorted(outbox)  # a message stored twice would show here
+    # The limit's bucket holds 50 slots (claim_size) and refills RATE a second: by any moment t after the first
+    # store, at most 50 + RATE * t messages have gone, whichever process sent them (a margin of one second).
+    first = stored[0][0]
+    for k, (moment, _) in enumerate(stored, start=1):
+        assert k <= 50 + RATE * (moment - first + 1), (k, moment - first)
 
 
 GROWS_WITH_THE_PORTFOLIO = {"accounts", "customers", "contact_attempts", "rendered_messages", "outbox_messages",
