@@ -45,6 +45,10 @@ sys.path.insert(0, str(PROJECT))  # flows/ and tasks/ live at the project's root
 AS_OF = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 15, tzinfo=timezone.utc)  # 10:00 in New York: inside every US contact window
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
+# Area codes of each zone: every customer gets a phone of their own, one in five of another zone than the one
+# they gave (a mobile kept after a move), as in a real portfolio.
+AREAS = {"America/New_York": ("212", "617", "305", "404"), "America/Chicago": ("312", "214", "713", "612"),
+         "America/Denver": ("303", "801", "505", "406"), "America/Los_Angeles": ("213", "206", "415", "503")}
 
 
 # --- the portfolio --------------------------------------------------------------------------------
@@ -69,18 +73,23 @@ def generate(url: str, accounts: int, piece: int = 50_000) -> float:
     from campaigns.db.bulk import copy_rows
     from campaigns.db.engine import make_engine, upgrade_database
     from campaigns.db.models import Account, Customer
+    from campaigns.policy.zones import phone_zones, stored_zones
 
     engine = make_engine(url)
     upgrade_database(engine)
+    # What the importer stores beside each phone; NANP zones go by area code, so one parse per area code.
+    zones_of_area = {area: stored_zones(phone_zones(f"+1{area}5550123")) for areas in AREAS.values() for area in areas}
     started = time.perf_counter()
     for start in range(0, accounts, piece):
         customers, rows = [], []
         for n in range(start, min(start + piece, accounts)):
             zh = n % 10 == 0
+            zone = ZONES[n % len(ZONES)]
+            area = AREAS[ZONES[(n + (n % 5 == 0)) % len(ZONES)]][(n // 4) % 4]
             customers.append({
                 "id": f"C{n:08d}", "name": f"Customer {n}", "email": f"c{n}@example.com",
-                "phone": f"+1212555{n % 10_000:04d}", "locale": "zh-CN" if zh else "en-US",
-                "timezone": ZONES[n % len(ZONES)], "country": "US", "email_opt_out": False,
+                "phone": f"+1{area}{200 + (n // 10_000) % 800}{n % 10_000:04d}", "phone_zones": zones_of_area[area],
+                "locale": "zh-CN" if zh else "en-US", "timezone": zone, "country": "US", "email_opt_out": False,
                 "sms_opt_out": False, "sms_consent": n % 3 == 0, "created_at": NOW, "updated_at": NOW})
             balance = Decimal(200 + (n * 7919) % 4800)
             rows.append({

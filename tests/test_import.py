@@ -339,3 +339,31 @@ def test_parquet_values_are_checked_like_csv(engine, tmp_path):
     report = import_portfolio(engine, tmp_path / "p.parquet", now=NOW)
     assert [(e.row, e.field) for e in report.errors] == [(2, "balance")]
     assert loaded_ids(engine) == {"A1", "A3"}
+
+
+def test_the_phone_s_time_zones_are_stored_at_import_and_the_policy_uses_them(engine, tmp_path, monkeypatch):
+    """Parsed once here, not on every stage run (issue 12): an area code's zones, '' for a number that says
+    nothing (toll-free, mobile anywhere), NULL without a phone; a stored value decides like the phone itself."""
+    from campaigns.policy import zones
+    from campaigns.policy.release import plausible_zone_column
+
+    path = write_csv(tmp_path / "p.csv", [
+        row(),
+        row(account_id="A2", customer_id="C2", phone="+13105550123", timezone=""),
+        row(account_id="A3", customer_id="C3", phone="+18005550100", timezone=""),
+        row(account_id="A4", customer_id="C4", phone="", timezone="", country="IE"),
+    ])
+    assert import_portfolio(engine, path, now=NOW).ok
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(Customer.id, Customer.phone_zones)).all())
+        frame = pd.DataFrame(conn.execute(select(Customer.timezone, Customer.phone, Customer.phone_zones,
+                                                 Customer.country).order_by(Customer.id)).mappings().all())
+    assert stored == {"C1": "America/New_York", "C2": "America/Los_Angeles", "C3": "", "C4": None}
+    from_phones = plausible_zone_column(frame.assign(phone_zones=None))
+    monkeypatch.setattr(zones, "phone_zones",
+                        lambda phone: () if phone is None else pytest.fail("a stored phone was parsed again"))
+    plausible_zone_column.__globals__["_zones_of"].cache_clear()
+    assert plausible_zone_column(frame.assign(phone=[p if pd.isna(z) else "+0" for p, z in
+                                                     zip(frame["phone"], frame["phone_zones"])])) == from_phones
+    assert from_phones[:2] == [("America/New_York",), ("America/Los_Angeles",)]
+    assert from_phones[2] == zones.plausible_zones(None, None, "US") and from_phones[3] == ("Europe/Dublin",)  # nothing else known

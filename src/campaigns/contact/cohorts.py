@@ -43,7 +43,7 @@ CONTACT_STATUSES = (
 
 COHORT_COLUMNS = [
     "account_id", "customer_id", "currency", "balance", "amount_due", "due_date", "product", "status",
-    "cease_contact", "time_barred", "name", "email", "phone", "locale", "timezone", "country",
+    "cease_contact", "time_barred", "name", "email", "phone", "phone_zones", "locale", "timezone", "country",
     "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer", "email_employer_consent",
     "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute", "in_plan", "after_payment",
     "credit", "days_past_due",
@@ -212,6 +212,7 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
             Customer.name,
             Customer.email,
             Customer.phone,
+            Customer.phone_zones,
             Customer.locale,
             Customer.timezone,
             Customer.country,

@@ -77,6 +77,9 @@ class Customer(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(20), doc="E.164")
+    phone_zones: Mapped[str | None] = mapped_column(
+        String(400), doc="IANA zones of the phone's area code, comma-separated ('' none), set with the phone at "
+                         "import; NULL: derive them from the phone")
     locale: Mapped[str] = mapped_column(String(16), default="en-US")
     timezone: Mapped[str | None] = mapped_column(String(64), doc="IANA zone")
     country: Mapped[str | None] = mapped_column(String(2), doc="ISO 3166-1 alpha-2")

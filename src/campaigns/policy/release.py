@@ -31,16 +31,17 @@ HISTORY_COLUMNS = ["account_id", "channel", "at", "outcome"]
 def plausible_zone_column(frame: pd.DataFrame) -> list[tuple[str, ...]]:
     """The customer's plausible zones per row (from timezone, phone and country)."""
     # .tolist(): one conversion per column; iterating a pandas string column yields element by element
-    get = lambda col: frame[col].tolist() if col in frame else [None] * len(frame)  # noqa: E731
-    return [_zones_of(z if isinstance(z, str) else None, p if isinstance(p, str) else None,
-                      c if isinstance(c, str) else None)
-            for z, p, c in zip(get("timezone"), get("phone"), get("country"))]
+    get = lambda col: _text(frame[col].tolist()) if col in frame else [None] * len(frame)  # noqa: E731
+    # The phone's zones as the importer stored them; the phone itself is parsed only where they are not.
+    return [_zones_of(z, None, c, o) if o is not None else _zones_of(z, p, c, None)
+            for z, p, c, o in zip(get("timezone"), get("phone"), get("country"), get("phone_zones"))]
 
 
 @lru_cache(maxsize=131072)
-def _zones_of(stated: str | None, phone: str | None, country: str | None) -> tuple[str, ...]:
-    # A household, a shared office line, the same customer on several attempts: the same three values recur.
-    return plausible_zones(stated, phone, country)
+def _zones_of(stated: str | None, phone: str | None, country: str | None, of_phone: str | None
+              ) -> tuple[str, ...]:
+    # Customers share a zone, an area code, a country: the same few combinations recur.
+    return plausible_zones(stated, phone, country, of_phone)
 
 
 def _text(values) -> list[str | None]:

@@ -43,6 +43,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.db.engine import in_batches, upsert
 from campaigns.db.models import Account, Customer, Dispute, Payment
+from campaigns.policy.zones import number_zones, stored_zones
 from campaigns.progress import track
 
 REQUIRED = ["account_id", "customer_id", "currency", "balance", "amount_due", "due_date"]
@@ -432,12 +433,14 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
                 p.fail("email", "is too long (value withheld: personal data)")
 
     phone = p.optional("phone")
+    phone_zones = None
     if phone is not None:
         try:
             number = phonenumbers.parse(phone, country)
             if not phonenumbers.is_valid_number(number):
                 raise phonenumbers.NumberParseException(0, "invalid")
             phone = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            phone_zones = stored_zones(number_zones(number))  # once here, not on every stage run
         except phonenumbers.NumberParseException:
             hint = "" if country else "; give it in +<country code> form or fill in country"
             p.fail("phone", f"is not a valid phone number (value withheld: personal data){hint}")
@@ -446,7 +449,8 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
     if len(errors) > before:
         return None
     customer = {
-        "id": customer_id, "name": p.optional("name"), "email": email, "phone": phone, "locale": locale,
+        "id": customer_id, "name": p.optional("name"), "email": email, "phone": phone, "phone_zones": phone_zones,
+        "locale": locale,
         "timezone": zone, "country": country, "email_opt_out": flags["email_opt_out"],
         "sms_opt_out": flags["sms_opt_out"], "sms_consent": flags["sms_consent"],
         "email_is_employer": flags["email_is_employer"], "email_employer_consent": flags["email_employer_consent"],
