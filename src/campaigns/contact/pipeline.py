@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 
 from campaigns.channels.agent import describe_tried
 from campaigns.contact.cohorts import ChunkBounds, plan_chunks, select_cohort
+from campaigns.frames import records
 from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
 from campaigns.contact.ladder import Ladder, StageRule
 from campaigns.contact.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
@@ -245,9 +246,9 @@ def compose_attempts(
     and segment count go with the message, and one longer than ``sms_max_segments``
     fails (``sms_too_long``) rather than reach the customer in pieces.
     """
-    accounts = {row.account_id: row for row in cohort.itertuples(index=False)}
+    accounts = {row.account_id: row for row in records(cohort)}
     planned: list[PlannedAttempt] = []
-    for decision in decisions.itertuples(index=False):
+    for decision in records(decisions):
         row = accounts[decision.account_id]
         vulnerable = bool(getattr(row, "vulnerable", False))
         assigned = decision.variant is not None
@@ -348,7 +349,7 @@ def apply_release_policy(
     history = contact_history(conn, frame["account_id"].tolist(), run.now)
     decided = evaluate_release(frame, history, run.now, policy, check="enqueue")
     zones = plausible_zone_column(frame)
-    for p, d, zone_set in zip(pending, decided.itertuples(index=False), zones):
+    for p, d, zone_set in zip(pending, records(decided), zones):
         p.row["policy_trace"] = (p.row.get("policy_trace") or []) + [d.trace]
         hour = next((t.get("send_hour") for t in p.row["policy_trace"] if t.get("check") == "strategy"), None)
         later = send_hour_release(zone_set, run.now, hour) if hour is not None and d.decision == RELEASE else None
