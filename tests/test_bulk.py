@@ -116,3 +116,36 @@ def test_rows_are_updated_only_where_the_condition_still_holds(engine, accounts)
     for i in ids[1:]:
         assert (stored[i].status, stored[i].reason, stored[i].policy_trace, stored[i].updated_at) == \
             ("suppressed", f"r{i}", [{"n": i}], later)
+
+
+@pytest.mark.parametrize("size", [3, N])  # an executemany, and the staging table (COPY on PostgreSQL)
+def test_updated_keys_come_back_and_a_trace_grows_in_the_database_keeping_its_order(engine, accounts, size):
+    """``returning`` says which rows the condition let through; ``append`` adds one element to a JSON array
+    (NULL, empty or not) without reading it back, and what was there keeps its keys in their order."""
+    from sqlalchemy import update
+
+    from campaigns.db.bulk import update_rows
+
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
+    table = ContactAttempt.__table__
+    with engine.begin() as conn:
+        ids = sorted(dict(insert_ignoring_conflicts(conn, table, _rows(run_id, accounts[:size]), "idempotency_key")))
+        conn.execute(update(table).where(table.c.id == ids[-1]).values(status="sent"))
+        conn.execute(update(table).where(table.c.id == ids[0]).values(policy_trace=[]))
+        conn.execute(update(table).where(table.c.id == ids[1]).values(
+            policy_trace=[{"zeta": 1, "alpha": [1, {"]": "["}], "check": "enqueue"}]))
+    element = lambda i: {"check": "release", "n": i, "text": 'a],\\"b\n\t ünï'}  # noqa: E731
+    with engine.begin() as conn:
+        taken = update_rows(conn, table, [{"id": i, "policy_trace": element(i)} for i in ids],
+                            where=[table.c.status == "queued"], values={"status": "sending"}, returning=True,
+                            append=["policy_trace"])
+    assert sorted(taken) == ids[:-1]
+    with engine.connect() as conn:
+        stored = {r.id: r.policy_trace for r in conn.execute(select(ContactAttempt.id, ContactAttempt.policy_trace))}
+    assert stored[ids[0]] == [element(ids[0])]
+    assert stored[ids[1]] == [{"zeta": 1, "alpha": [1, {"]": "["}], "check": "enqueue"}, element(ids[1])]
+    assert list(stored[ids[1]][0]) == ["zeta", "alpha", "check"]
+    assert stored[ids[-1]] == _rows(run_id, accounts[:size])[len(ids) - 1]["policy_trace"]  # not taken
+    for n, i in enumerate(ids[2:-1], start=2):
+        before = _rows(run_id, accounts[:size])[n]["policy_trace"] or []
+        assert stored[i] == before + [element(i)]

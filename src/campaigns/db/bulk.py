@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, bindparam, insert, update
+from sqlalchemy import JSON, Column, MetaData, Table, Text, bindparam, case, cast, func, insert, literal, or_, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -108,10 +108,13 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id",
-                where: Sequence[Any] = (), values: dict[str, Any] | None = None, returning: bool = False) -> list[Any]:
+                where: Sequence[Any] = (), values: dict[str, Any] | None = None, returning: bool = False,
+                append: Sequence[str] = ()) -> list[Any]:
     """UPDATE ``table`` row by row from ``rows`` (each: ``key`` and the new column values, the same keys in
     every row), only where ``where`` still holds; ``values`` are set on every row alike. With ``returning``,
-    the keys of the rows that were updated (where ``where`` held), else ``[]``.
+    the keys of the rows that were updated (where ``where`` held), else ``[]``. For a column in ``append``
+    (a JSON array, like a decision trace) the row's value is one element added at its end, in the database:
+    the array is never read back into Python to grow by one.
 
     The rows go into a staging table (COPY on PostgreSQL, executemany on SQLite) and are
     applied by one ``UPDATE ... FROM``; a few rows without ``returning`` are an executemany.
@@ -120,18 +123,43 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
         return []
     columns = _column_list(table, rows)
     changed = [c for c in columns if c != key]
+
+    def new_value(column: str, staged: Any) -> Any:
+        return appended(conn, table.c[column], staged) if column in append else staged
+
     if not returning and not _uses_copy(conn, rows):
+        params = {c: type_coerce(bindparam(f"_new_{c}"), table.c[c].type) for c in changed}
         stmt = (update(table).where(table.c[key] == bindparam("_key"), *where)
-                .values({**{c: bindparam(f"_new_{c}") for c in changed}, **(values or {})}))
+                .values({**{c: new_value(c, params[c]) for c in changed}, **(values or {})}))
         conn.execute(stmt, [{"_key": r[key], **{f"_new_{c}": r[c] for c in changed}} for r in rows])
         return []
     staging = _filled_staging(conn, table, columns, rows)
     stmt = (update(table).where(table.c[key] == staging.c[key], *where)
-            .values({**{c: staging.c[c] for c in changed}, **(values or {})}))
+            .values({**{c: new_value(c, staging.c[c]) for c in changed}, **(values or {})}))
     if not returning:
         conn.execute(stmt)
         return []
     return list(conn.execute(stmt.returning(table.c[key])).scalars())
+
+
+def appended(conn: Connection, column: Any, element: Any) -> Any:
+    """``column`` (a JSON array, or NULL) with the JSON ``element`` added at its end, as SQL.
+
+    PostgreSQL keeps ``json`` as the text written, so the element's text is spliced in
+    before the closing bracket: the entries already there keep their keys' order, as a
+    reader of the trace expects (a ``jsonb`` round trip would sort them). SQLite has
+    ``json_insert`` for it.
+    """
+    if conn.dialect.name == "postgresql":
+        text = cast(column, Text)
+        return case(
+            (or_(column.is_(None), func.json_typeof(column) != "array", func.json_array_length(column) == 0),
+             func.json_build_array(element)),
+            else_=cast(func.left(func.rtrim(text), -1).op("||")(literal(",")).op("||")(cast(element, Text))
+                       .op("||")(literal("]")), JSON),
+        )
+    return func.json_insert(case((func.json_type(column) == "array", column), else_=literal("[]")), "$[#]",
+                            func.json(element), type_=JSON)
 
 
 def _filled_staging(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> Table:

@@ -31,6 +31,7 @@ from campaigns.channels.base import (
     TransientDeliveryError,
 )
 from campaigns.contact.cohorts import ChunkBounds, due_condition
+from campaigns.frames import records
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
 from campaigns.customers.preferences import record_unusable_channel
 from campaigns.db.bulk import update_rows
@@ -70,13 +71,13 @@ def _due_ids(
 
 
 def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str | None,
-                      tally: Tally) -> list[tuple[int, str, list]]:
-    """Write deferrals and suppressions (with their traces); return (id, channel, trace) of those cleared for
-    release, whose trace is written when they are claimed."""
+                      tally: Tally) -> list[tuple[int, str, dict]]:
+    """Write deferrals and suppressions (each decision's trace added to the attempt's); return (id, channel,
+    trace) of those cleared for release, whose trace is added when they are claimed."""
     table = ContactAttempt.__table__
     released, updates = [], []
-    for row, d in zip(frame.itertuples(index=False), decided.itertuples(index=False)):
-        trace = list(row.policy_trace or []) + [d.trace]
+    for row, d in zip(records(frame), records(decided)):
+        trace = d.trace
         if d.decision == RELEASE:
             released.append((row.attempt_id, row.channel, trace))
             continue
@@ -87,7 +88,8 @@ def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str
         tally.add(status, d.reason)
     if updates:
         with engine.begin() as conn:
-            update_rows(conn, table, updates, where=[_still_due(table)], values={"updated_at": now})
+            update_rows(conn, table, updates, where=[_still_due(table)], values={"updated_at": now},
+                        append=["policy_trace"])
     return released
 
 
@@ -96,17 +98,17 @@ def _still_due(table):
     return or_(table.c.status == AttemptStatus.queued.value, table.c.status == AttemptStatus.deferred.value)
 
 
-def _claim(engine: Engine, group: list[tuple[int, str, list]], now: datetime, claimed_at: datetime) -> list[int]:
+def _claim(engine: Engine, group: list[tuple[int, str, dict]], now: datetime, claimed_at: datetime) -> list[int]:
     """``queued``/``deferred`` → ``sending``, with the release decision's trace, committed before any send;
     returns the ids this deliverer took (another may have taken some first)."""
     table = ContactAttempt.__table__
     with engine.begin() as conn:
         return update_rows(conn, table, [{"id": i, "policy_trace": trace} for i, _, trace in group],
-                           where=[_still_due(table)], returning=True,
+                           where=[_still_due(table)], returning=True, append=["policy_trace"],
                            values={"status": AttemptStatus.sending.value, "updated_at": now, "claimed_at": claimed_at})
 
 
-def _store_sent(engine: Engine, gateway: StoringGateway, group: list[tuple[int, str, list]], now: datetime,
+def _store_sent(engine: Engine, gateway: StoringGateway, group: list[tuple[int, str, dict]], now: datetime,
                 run_id: str | None, claimed_at: datetime) -> int:
     """One transaction for a group on a channel of our own database: the attempts still due are marked sent
     (with their trace and message id) and their messages stored together; returns how many."""
@@ -115,7 +117,7 @@ def _store_sent(engine: Engine, gateway: StoringGateway, group: list[tuple[int, 
         taken = update_rows(
             conn, table,
             [{"id": i, "policy_trace": trace, "provider_message_id": gateway.message_id(i)} for i, _, trace in group],
-            where=[_still_due(table)], returning=True,
+            where=[_still_due(table)], returning=True, append=["policy_trace"],
             values={"status": AttemptStatus.sent.value, "sent_at": now, "updated_at": now, "claimed_at": claimed_at,
                     "delivered_by_run_id": run_id})
         if taken:
@@ -258,13 +260,13 @@ def deliver_queued(
             _send_claimed(engine, gateways, _messages(engine, claimed), now, run_id, tally, pause)
 
 
-def _claim_groups(released: list[tuple[int, str, list]], gateways: Mapping[str, DeliveryGateway], engine: Engine,
-                  claim_size: int, throttled: bool = False) -> list[tuple[str, list[tuple[int, str, list]]]]:
+def _claim_groups(released: list[tuple[int, str, dict]], gateways: Mapping[str, DeliveryGateway], engine: Engine,
+                  claim_size: int, throttled: bool = False) -> list[tuple[str, list[tuple[int, str, dict]]]]:
     """The released attempts in the groups they are claimed in, one channel each: a claim lives at most
     ``claim_size`` provider timeouts, but a channel stored in this database has none to wait out, so its
     attempts go in one group for the batch, unless a rate limit holds them (its bucket holds ``claim_size``
     slots: ``tasks.stage_tasks.ensure_provider_limits``)."""
-    by_channel: dict[str, list[tuple[int, str, list]]] = {}
+    by_channel: dict[str, list[tuple[int, str, dict]]] = {}
     for item in released:
         by_channel.setdefault(item[1], []).append(item)
     groups = []

@@ -72,8 +72,8 @@ def contact_history(
 
 
 RELEASE_COLUMNS = [
-    "attempt_id", "account_id", "customer_id", "channel", "stage", "created_at", "policy_trace", "status",
-    "amount_due", "cease_contact", "timezone", "phone", "email", "country", "email_opt_out", "sms_opt_out",
+    "attempt_id", "account_id", "customer_id", "channel", "stage", "created_at", "status",
+    "amount_due", "cease_contact", "timezone", "phone", "phone_zones", "email", "country", "email_opt_out", "sms_opt_out",
     "sms_consent", "email_is_employer", "email_employer_consent", "email_invalid", "push_enabled", "push_opt_out",
     "has_open_dispute", "after_payment",
 ]
@@ -86,12 +86,12 @@ def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime, d
     open_dispute = exists().where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None)).correlate(Account)
     stmt = (
         select(a.id.label("attempt_id"), a.account_id, a.customer_id, a.channel, a.stage, a.created_at,
-               a.policy_trace, Account.status,
+               Account.status,
                # An instalment reminder is about what is left of the instalment, not the original amount due.
                case(((a.stage == "pre_due") & Account.plan_due_date.is_not(None), Account.plan_amount_due),
                     else_=Account.amount_due).label("amount_due"),
                Account.cease_contact, Customer.timezone,
-               Customer.phone, Customer.email, Customer.country, Customer.email_opt_out, Customer.sms_opt_out,
+               Customer.phone, Customer.phone_zones, Customer.email, Customer.country, Customer.email_opt_out, Customer.sms_opt_out,
                Customer.sms_consent, Customer.email_is_employer, Customer.email_employer_consent,
                Customer.email_invalid, Customer.push_enabled, Customer.push_opt_out,
                open_dispute.label("has_open_dispute"), (a.stage == "thank_you").label("after_payment"))
