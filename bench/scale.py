@@ -180,8 +180,11 @@ def run_child(mode: str, env: dict[str, str], *extra: str, server: subprocess.Po
                             text=True, cwd=PROJECT)
     peak = 0
     cpu: dict[int, tuple[str, float]] = {}
-    postgres_before = {p.pid: sum(p.cpu_times()[:2]) for p in psutil.process_iter(["name"])
-                       if p.info["name"] == "postgres"}
+    # CPU spent before this run (PostgreSQL's, and the Prefect server's start) is not the run's.
+    before = {p.pid: sum(p.cpu_times()[:2]) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"}
+    if server is not None:
+        before.update((p.pid, sum(p.cpu_times()[:2])) for p in (psutil.Process(server.pid),
+                                                                 *psutil.Process(server.pid).children(recursive=True)))
     stop = threading.Event()
 
     def sample() -> None:
@@ -192,10 +195,10 @@ def run_child(mode: str, env: dict[str, str], *extra: str, server: subprocess.Po
                 tree = [p for root in roots for p in (root, *root.children(recursive=True))]
                 peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
                 for p in tree:
-                    cpu[p.pid] = (_role(p), sum(p.cpu_times()[:2]))
+                    cpu[p.pid] = (_role(p), sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0))
                 for p in psutil.process_iter(["name"]):
                     if p.info["name"] == "postgres":
-                        cpu[p.pid] = ("postgres", sum(p.cpu_times()[:2]) - postgres_before.get(p.pid, 0.0))
+                        cpu[p.pid] = ("postgres", sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0))
             except psutil.Error:
                 pass
             stop.wait(0.1)

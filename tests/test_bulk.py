@@ -149,3 +149,25 @@ def test_updated_keys_come_back_and_a_trace_grows_in_the_database_keeping_its_or
     for n, i in enumerate(ids[2:-1], start=2):
         before = _rows(run_id, accounts[:size])[n]["policy_trace"] or []
         assert stored[i] == before + [element(i)]
+
+
+def test_a_key_taken_by_a_concurrent_writer_between_the_lookup_and_the_copy_is_left_to_the_database(
+        engine, accounts, monkeypatch):
+    """The quick path looks up which keys are taken, then copies the rest straight in; a key another run
+    writes in between makes the copy fail, and the batch goes the staging way instead: still each key once."""
+    from campaigns.db import bulk
+
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
+    table = ContactAttempt.__table__
+    with engine.begin() as conn:
+        insert_ignoring_conflicts(conn, table, _rows(run_id, accounts[:5]), "idempotency_key")
+    monkeypatch.setattr(bulk, "taken_keys", lambda *args: set())  # the lookup misses what is already there
+    real_staging, staged = bulk._staging_table, []
+    monkeypatch.setattr(bulk, "_staging_table", lambda *args: staged.append(1) or real_staging(*args))
+    with engine.begin() as conn:
+        created = insert_ignoring_conflicts(conn, table, _rows(run_id, accounts), "idempotency_key")
+    assert staged == ([1] if engine.dialect.name == "postgresql" else [])
+    assert sorted(key for _, key in created) == sorted(r["idempotency_key"] for r in _rows(run_id, accounts[5:]))
+    with engine.connect() as conn:
+        keys = conn.execute(select(ContactAttempt.idempotency_key)).scalars().all()
+    assert len(keys) == len(set(keys)) == N

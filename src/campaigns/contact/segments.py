@@ -37,7 +37,9 @@ def segment_inputs(conn: Connection, cohort: pd.DataFrame, as_of: date, rules: S
     since = as_of - timedelta(days=rules.lookback_days)
     payments: dict[str, int] = {}
     episodes: dict[str, set[tuple[int, int]]] = {}
-    created: dict[str, datetime] = {}
+    # The cohort's own read carries each account's creation (select_cohort); else it is read here.
+    created: dict[str, datetime] = (dict(zip(ids, cohort["account_created_at"].tolist()))
+                                    if "account_created_at" in cohort else {})
     due = dict(zip(ids, cohort["due_date"]))
     for part in in_batches(ids):
         payments.update(conn.execute(
@@ -50,7 +52,9 @@ def segment_inputs(conn: Connection, cohort: pd.DataFrame, as_of: date, rules: S
                        a.variant.is_not(None))):
             if day < due[account_id]:  # an earlier statement's lateness, not this one's
                 episodes.setdefault(account_id, set()).add((day.year, day.month))
-        created.update(conn.execute(select(Account.id, Account.created_at).where(among(conn, Account.id, part))).all())
+        if "account_created_at" not in cohort:
+            created.update(conn.execute(select(Account.id, Account.created_at)
+                                        .where(among(conn, Account.id, part))).all())
     return pd.DataFrame({
         "account_id": ids,
         "payments_before": [payments.get(i, 0) for i in ids],

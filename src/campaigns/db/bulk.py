@@ -15,7 +15,10 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Column, MetaData, Table, Text, bindparam, case, cast, func, insert, literal, or_, type_coerce, update
+import psycopg
+
+from sqlalchemy import (JSON, Column, MetaData, Table, Text, any_, bindparam, case, cast, func, insert, literal, or_,
+                        select, text, type_coerce, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -86,8 +89,10 @@ def _staging_table(conn: Connection, table: Table, columns: list[str]) -> str:
 def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str):
     """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, key: the rows that were new.
 
-    On PostgreSQL a batch goes through COPY into a staging table and one
-    ``INSERT ... SELECT``; a key repeated inside the batch is written once.
+    On PostgreSQL a batch is copied straight into the table when none of its keys is
+    taken by a concurrent writer meanwhile, else through COPY into a staging table and
+    one ``INSERT ... SELECT ... ON CONFLICT``; a key repeated inside the batch is
+    written once.
     """
     if not rows:
         return []
@@ -97,6 +102,9 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
         # executemany with RETURNING is supported on both backends ("insertmanyvalues").
         return conn.execute(stmt, list(rows)).all()
     columns = _column_list(table, rows)
+    copied = _copy_new_keys(conn, table, columns, rows, key)
+    if copied is not None:
+        return copied
     staging = _staging_table(conn, table, columns)
     _copy(conn, f'"{staging}"', columns, _copy_values(conn, table, columns, rows))
     quoted = _column_sql(columns)
@@ -105,6 +113,38 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
         cursor.execute(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{staging}" '
                        f'ON CONFLICT ("{key}") DO NOTHING RETURNING id, "{key}"')
         return cursor.fetchall()
+
+
+def taken_keys(conn: Connection, table: Table, key: str, keys: Sequence[Any]) -> set[Any]:
+    """Which of ``keys`` are in ``table`` already (one array parameter)."""
+    wanted = list(dict.fromkeys(keys))
+    return set(conn.execute(select(table.c[key]).where(
+        table.c[key] == any_(bindparam("keys", wanted, type_=postgresql.ARRAY(table.c[key].type))))).scalars())
+
+
+def _copy_new_keys(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]], key: str):
+    """The usual case, quicker: the keys already taken are looked up, the other rows get ids from the
+    table's sequence and are copied straight into the table (no staging table, no second pass). Returns
+    (id, key) of the rows written, or None when a concurrent writer took one of the keys in the meantime
+    (the copy is rolled back to its savepoint, and the caller's staging path lets the database decide)."""
+    if "id" in columns or "id" not in table.c or not table.c.id.autoincrement:
+        return None
+    fresh, seen = [], taken_keys(conn, table, key, [r[key] for r in rows])
+    for row in rows:  # a key repeated in the batch: its first row, as ON CONFLICT DO NOTHING would keep
+        if row[key] not in seen:
+            seen.add(row[key])
+            fresh.append(row)
+    if not fresh:
+        return []
+    ids = conn.execute(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                       {"table": f'"{table.name}"', "n": len(fresh)}).scalars().all()
+    try:
+        with conn.begin_nested():
+            _copy(conn, f'"{table.name}"', ["id", *columns],
+                  ([i, *values] for i, values in zip(ids, _copy_values(conn, table, columns, fresh))))
+    except psycopg.errors.UniqueViolation:
+        return None
+    return list(zip(ids, (row[key] for row in fresh)))
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id",
@@ -151,11 +191,12 @@ def appended(conn: Connection, column: Any, element: Any) -> Any:
     ``json_insert`` for it.
     """
     if conn.dialect.name == "postgresql":
-        text = cast(column, Text)
+        # Told apart by its text, not by json functions: each of those parses the whole array again.
+        text = func.rtrim(cast(column, Text))
         return case(
-            (or_(column.is_(None), func.json_typeof(column) != "array", func.json_array_length(column) == 0),
+            (or_(column.is_(None), func.left(text, 1) != "[", func.replace(text, " ", "") == "[]"),
              func.json_build_array(element)),
-            else_=cast(func.left(func.rtrim(text), -1).op("||")(literal(",")).op("||")(cast(element, Text))
+            else_=cast(func.left(text, -1).op("||")(literal(",")).op("||")(cast(element, Text))
                        .op("||")(literal("]")), JSON),
         )
     return func.json_insert(case((func.json_type(column) == "array", column), else_=literal("[]")), "$[#]",

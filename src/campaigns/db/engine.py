@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Table, any_, bindparam, create_engine, event
+from sqlalchemy import Engine, Table, and_, any_, bindparam, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
@@ -138,7 +138,14 @@ def among(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
     """
     values = list(values)
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+        condition = column == any_(bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+        kinds = {type(v) for v in values}
+        if len(kinds) == 1 and kinds <= {str, int}:
+            # Also the batch's own range: an index range scan whatever the statistics say. Without fresh
+            # ones (a contact log that grew by a million rows within the run) the planner priced a
+            # thousand-id ANY as most of the table and scanned all of it: 1 s a query instead of 8 ms.
+            condition = and_(column.between(min(values), max(values)), condition)
+        return condition
     return column.in_(values)
 
 
