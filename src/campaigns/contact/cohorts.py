@@ -203,13 +203,22 @@ def plan_chunks(conn: Connection, rule: StageRule, as_of: date, chunk_size: int)
 def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkBounds,
                   accounts: Sequence[str] | None = None) -> pd.DataFrame:
     """The cohort members in ``bounds`` (and among ``accounts``, if given), one row per account."""
+    stmt = cohort_statement(rule, as_of)
+    if accounts is not None:
+        stmt = stmt.where(Account.id.in_(list(accounts)))
+    return cohort_frame(conn.execute(_bounded(stmt, bounds)).all(), as_of)
+
+
+def cohort_statement(rule: StageRule, as_of: date) -> Select:
+    """The SELECT of the stage's cohort on ``as_of``, in account order, one row per account (``COHORT_COLUMNS``
+    but ``days_past_due``)."""
     open_dispute = (
         exists()
         .where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None))
         .correlate(Account)
     )
     instalments = reminds_instalments(rule)
-    stmt = (
+    return (
         select(
             Account.id.label("account_id"),
             Account.customer_id,
@@ -247,11 +256,12 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
         .where(cohort_filter(rule, as_of))
         .order_by(Account.id)
     )
-    if accounts is not None:
-        stmt = stmt.where(Account.id.in_(list(accounts)))
-    rows = conn.execute(_bounded(stmt, bounds)).mappings().all()
-    frame = pd.DataFrame(rows, columns=COHORT_COLUMNS[:-1])
-    frame["days_past_due"] = [(as_of - d).days for d in frame["due_date"]]
+
+
+def cohort_frame(rows: Sequence[Sequence], as_of: date) -> pd.DataFrame:
+    """Rows of ``cohort_statement`` as the cohort DataFrame, with ``days_past_due`` on ``as_of``."""
+    frame = pd.DataFrame(list(rows), columns=COHORT_COLUMNS[:-1])
+    frame["days_past_due"] = [(as_of - d).days for d in frame["due_date"].tolist()]
     for flag in FLAGS:
         frame[flag] = frame[flag].fillna(False).astype(bool)
     return frame
@@ -282,4 +292,4 @@ def iter_cohort(conn: Connection, rule: StageRule, as_of: date, chunk_size: int)
         yield select_cohort(conn, rule, as_of, bounds)
 
 
-__all__ = ["ChunkBounds", "cohort_filter", "due_condition", "iter_cohort", "plan_chunks", "plan_due_chunks", "select_cohort"]
+__all__ = ["ChunkBounds", "cohort_filter", "cohort_frame", "cohort_statement", "due_condition", "iter_cohort", "plan_chunks", "plan_due_chunks", "select_cohort"]
