@@ -238,6 +238,21 @@ def test_the_outbox_marks_a_group_sent_and_stores_it_in_one_transaction(engine, 
                and a.delivered_by_run_id == run.run_id for a in sent)
 
 
+def test_a_deferred_message_released_through_the_outbox_keeps_no_reason(engine, ladder):
+    """Deferred before 08:00, released by the dispatcher at nine: the outbox's one-transaction send clears the
+    deferral's reason as a provider's answer would (the trace keeps why it waited)."""
+    add_account(engine, "EARLY", days_past_due=3)
+    early = NOW.replace(hour=11)  # 06:00 in New York
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": OutboxGateway(engine)}, now=early, chunk_size=10)
+    [waiting] = [a for a in attempts(engine) if a.channel == "email"]
+    assert (waiting.status, waiting.reason) == ("deferred", "outside_contact_window")
+    tally = deliver_queued(engine, {"email": OutboxGateway(engine)}, now=waiting.release_after, policy=POLICY,
+                           include_queued=False)
+    [sent] = [a for a in attempts(engine) if a.channel == "email"]
+    assert tally.total("sent") == 1 and (sent.status, sent.reason, sent.detail) == ("sent", None, None)
+    assert [t["check"] for t in sent.policy_trace][-2:] == ["enqueue", "release"]
+
+
 def test_escalation_puts_accounts_on_the_worklist_with_what_was_tried(engine, ladder):
     add_account(engine, "OLD", days_past_due=46)
     outbox = OutboxGateway(engine)

@@ -118,8 +118,9 @@ def _store_sent(engine: Engine, gateway: StoringGateway, group: list[tuple[int, 
             conn, table,
             [{"id": i, "policy_trace": trace, "provider_message_id": gateway.message_id(i)} for i, _, trace in group],
             where=[_still_due(table)], returning=True, append=["policy_trace"],
-            values={"status": AttemptStatus.sent.value, "sent_at": now, "updated_at": now, "claimed_at": claimed_at,
-                    "delivered_by_run_id": run_id})
+            # reason and detail cleared as a provider's answer clears them: a deferral's reason is history now
+            values={"status": AttemptStatus.sent.value, "reason": None, "detail": None, "sent_at": now,
+                    "updated_at": now, "claimed_at": claimed_at, "delivered_by_run_id": run_id})
         if taken:
             gateway.store(conn, taken, now)
     return len(taken)
