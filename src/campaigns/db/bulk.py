@@ -192,11 +192,11 @@ def appended(conn: Connection, column: Any, element: Any) -> Any:
     """
     if conn.dialect.name == "postgresql":
         # Told apart by its text, not by json functions: each of those parses the whole array again.
-        text = func.rtrim(cast(column, Text))
+        stored = func.rtrim(cast(column, Text))
         return case(
-            (or_(column.is_(None), func.left(text, 1) != "[", func.replace(text, " ", "") == "[]"),
+            (or_(column.is_(None), func.left(stored, 1) != "[", func.replace(stored, " ", "") == "[]"),
              func.json_build_array(element)),
-            else_=cast(func.left(text, -1).op("||")(literal(",")).op("||")(cast(element, Text))
+            else_=cast(func.left(stored, -1).op("||")(literal(",")).op("||")(cast(element, Text))
                        .op("||")(literal("]")), JSON),
         )
     return func.json_insert(case((func.json_type(column) == "array", column), else_=literal("[]")), "$[#]",
