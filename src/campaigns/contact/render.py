@@ -180,7 +180,7 @@ class TemplateLibrary:
             self._loaded[(id(env), name)] = template
         return template
 
-    def _blocks(self, name: str, channel: str) -> list[tuple[Environment, tuple[str, ...]]]:
+    def _blocks(self, channel: str) -> list[tuple[Environment, tuple[str, ...]]]:
         """The channel's blocks grouped by the environment that renders them, in the channel's order."""
         plain = tuple(b for b in BLOCKS[channel] if b != "html")
         html = tuple(b for b in BLOCKS[channel] if b == "html")
@@ -199,7 +199,7 @@ class TemplateLibrary:
         template = None
         try:
             # One context per environment (plain, html), shared by its blocks.
-            for env, blocks in self._blocks(name, channel):
+            for env, blocks in self._blocks(channel):
                 template = self._template(env, name)
                 missing = [block for block in blocks if block not in template.blocks]
                 if missing:

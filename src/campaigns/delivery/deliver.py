@@ -16,12 +16,11 @@ stops the batch, so the task's retry (with back-off) picks them up. Anything els
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, or_, select, update
 
 from campaigns.channels.base import (
     DeliveryGateway,
@@ -77,14 +76,13 @@ def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str
     table = ContactAttempt.__table__
     released, updates = [], []
     for row, d in zip(records(frame), records(decided)):
-        trace = d.trace
         if d.decision == RELEASE:
-            released.append((row.attempt_id, row.channel, trace))
+            released.append((row.attempt_id, row.channel, d.trace))
             continue
         status = AttemptStatus.deferred.value if d.decision == DEFER else AttemptStatus.suppressed.value
         updates.append({"id": row.attempt_id, "status": status, "reason": d.reason,
                         "release_after": d.release_after if d.decision == DEFER else None,
-                        "policy_trace": trace, "delivered_by_run_id": run_id if d.decision == SUPPRESS else None})
+                        "policy_trace": d.trace, "delivered_by_run_id": run_id if d.decision == SUPPRESS else None})
         tally.add(status, d.reason)
     if updates:
         with engine.begin() as conn:

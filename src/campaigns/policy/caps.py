@@ -16,15 +16,10 @@ SHIFT = np.int64(1 << 34)  # epoch seconds stay below 2**34 until the year 2514
 EPOCH = pd.Timestamp(0, tz="UTC")
 
 
-def _seconds(values) -> np.ndarray:
-    """Whole epoch seconds, whatever resolution pandas chose for the datetimes (ns, us, s)."""
+def seconds_of(values) -> np.ndarray:
+    """Whole epoch seconds of aware datetimes, whatever resolution pandas chose for them (ns, us, s)."""
     stamps = pd.to_datetime(pd.Series(values), utc=True)
     return ((stamps - EPOCH) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
-
-
-def seconds_of(moments) -> np.ndarray:
-    """``_seconds`` for a sequence of aware datetimes (the candidates' window starts)."""
-    return _seconds(moments)
 
 
 def _ids(values) -> np.ndarray:
@@ -46,7 +41,7 @@ class History:
         codes, _ = pd.factorize(np.concatenate([candidates, past]))
         self.candidate_codes = codes[:len(candidates)].astype(np.int64)
         self.history_codes = codes[len(candidates):].astype(np.int64)
-        self.history_seconds = _seconds(frame["at"]) if len(frame) else np.zeros(0, dtype=np.int64)
+        self.history_seconds = seconds_of(frame["at"]) if len(frame) else np.zeros(0, dtype=np.int64)
 
     def count(self, rows: np.ndarray, since: np.ndarray, until: np.ndarray, mask: np.ndarray | None = None
               ) -> np.ndarray:

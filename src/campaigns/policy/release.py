@@ -84,14 +84,11 @@ def evaluate_release(
     countries = _text(frame["country"].tolist()) if "country" in frame else [None] * n
     by_country = {c: config.for_country(c) for c in set(countries)}
     profiles = [by_country[c] for c in countries]
-    # Each row's jurisdiction as a small integer, for the caps' limits as arrays.
+    # Each row's jurisdiction as a small integer, for the caps' limits as arrays (for_country always
+    # answers one of the configured jurisdictions, the default included).
     jurisdictions = list(config.jurisdictions.values())
-    position = {id(j): k for k, j in enumerate(jurisdictions)}
-    profile_index = np.array([position.get(id(p), -1) for p in profiles], dtype=np.int64)
-    if (profile_index < 0).any():  # a profile outside the configured ones (a default): keep it too
-        jurisdictions += [p for p in dict.fromkeys(profiles) if id(p) not in position]
-        position = {id(j): k for k, j in enumerate(jurisdictions)}
-        profile_index = np.array([position[id(p)] for p in profiles], dtype=np.int64)
+    position = {j.code: k for k, j in enumerate(jurisdictions)}
+    profile_index = np.array([position[p.code] for p in profiles], dtype=np.int64)
     # Each row may wait until max(created_at + max_defer, now): as integers, one array operation.
     now_ns = pd.Timestamp(now).as_unit("ns").value
     created_ns = (pd.to_datetime(frame["created_at"], utc=True).dt.as_unit("ns").array.asi8 if "created_at" in frame
@@ -131,8 +128,8 @@ def evaluate_release(
         when = next_allowed(zone_set, now, profile, kind, timedelta(microseconds=(latest - now_ns) // 1000))
         late = (np.ones(len(members), dtype=bool) if when is None
                 else deadline_ns[members] < pd.Timestamp(when).as_unit("ns").value)
-        expired, waiting = [i for i, x in zip(members, late.tolist()) if x], \
-            [i for i, x in zip(members, late.tolist()) if not x]
+        rows = np.array(members)
+        expired, waiting = rows[late], rows[~late]
         decision[expired], reason[expired] = SUPPRESS, "expired"
         decision[waiting], reason[waiting] = DEFER, blocked
         release_after[waiting] = when
