@@ -58,6 +58,8 @@ def test_new_keys_are_written_once_and_taken_keys_are_skipped(engine, accounts):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one() == N
         stored = {r.account_id: r for r in conn.execute(select(ContactAttempt))}
+    # each new row comes back with its own id (on SQLite read back after the executemany, by rowid)
+    assert sorted([*first, *created]) == sorted((r.id, r.idempotency_key) for r in stored.values())
     for i, account_id in enumerate(accounts):
         row = stored[account_id]
         assert row.created_at == NOW and row.as_of == AS_OF
@@ -171,3 +173,19 @@ def test_a_key_taken_by_a_concurrent_writer_between_the_lookup_and_the_copy_is_l
     with engine.connect() as conn:
         keys = conn.execute(select(ContactAttempt.idempotency_key)).scalars().all()
     assert len(keys) == len(set(keys)) == N
+
+
+def test_a_bad_row_in_a_batch_is_the_database_error_an_insert_gives(engine, accounts):
+    """The batch paths (COPY, sqlite3's executemany) fail as ``conn.execute`` would: SQLAlchemy's
+    IntegrityError (what callers catch), its parameters hidden, and the transaction keeps nothing of the batch."""
+    from sqlalchemy.exc import IntegrityError
+
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
+    rows = _rows(run_id, accounts)
+    rows[7]["account_id"] = "NO-SUCH-ACCOUNT"
+    with pytest.raises(IntegrityError) as caught:
+        with engine.begin() as conn:
+            insert_ignoring_conflicts(conn, ContactAttempt.__table__, rows, "idempotency_key")
+    assert caught.value.hide_parameters and "parameters" not in str(caught.value)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one() == 0

@@ -1,4 +1,4 @@
-"""Bulk writes on the hot path: COPY on PostgreSQL, executemany on SQLite.
+"""Bulk writes on the hot path: COPY on PostgreSQL, the driver's executemany on SQLite.
 
 A stage logs one attempt and usually one message per account. As one multi-row
 ``INSERT ... VALUES`` of thousands of placeholders, PostgreSQL spent a quarter of
@@ -6,12 +6,17 @@ the stage's CPU in psycopg re-parsing that SQL text on every chunk (issue 12's
 profile). COPY streams the rows instead; where a conflict must be skipped
 (idempotency keys), the rows are copied into a temporary table first and moved
 with one short ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, so a re-run still
-writes nothing twice.
+writes nothing twice. On SQLite, SQLAlchemy's executemany (with RETURNING, batched
+into multi-row VALUES) built every row's parameters in Python: 30% of a stage's
+time there. The rows go through the columns' own bind processing and then
+straight to sqlite3's ``executemany``, whose loop is C.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,12 +26,34 @@ from sqlalchemy import (JSON, Column, MetaData, Table, Text, any_, bindparam, ca
                         select, text, type_coerce, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 COPY_FROM = 20  # fewer rows than this: a plain INSERT is as quick and needs no temporary table
 
 
 def _uses_copy(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
     return conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM
+
+
+def _uses_driver_batch(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
+    return conn.dialect.name == "sqlite" and len(rows) >= COPY_FROM
+
+
+def _sqlite_executemany(conn: Connection, sql: str, values) -> int:
+    """sqlite3's ``executemany`` in the connection's transaction: the number of rows changed. Its errors
+    are SQLAlchemy's (``IntegrityError``, ...), as from ``conn.execute``, with no parameter in them."""
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, values)
+        return cursor.rowcount
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, sqlite3.Error, hide_parameters=True) from exc
+    finally:
+        cursor.close()
+
+
+def _placeholders(columns: list[str]) -> str:
+    return ", ".join("?" for _ in columns)
 
 
 def _column_list(table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -41,11 +68,16 @@ def _column_sql(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
+def _bind_processor(conn: Connection, column: Column):
+    """What SQLAlchemy applies to a value bound to ``column`` on this connection's dialect (the dialect's own
+    type: SQLite's DATETIME writes its text form, pandas' Timestamps included)."""
+    return column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+
+
 def _copy_values(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]):
     """Each row's values in ``columns`` order, through the columns' own bind processing (so COPY stores
     what an INSERT would: JSON serialised, None as JSON null, naive datetimes refused, money as Decimal)."""
-    processors = [(i, p) for i, c in enumerate(columns)
-                  if (p := table.c[c].type.bind_processor(conn.dialect)) is not None]
+    processors = [(i, p) for i, c in enumerate(columns) if (p := _bind_processor(conn, table.c[c])) is not None]
     for row in rows:
         values = [row.get(c) for c in columns]
         for i, process in processors:
@@ -55,15 +87,24 @@ def _copy_values(conn: Connection, table: Table, columns: list[str], rows: Seque
 
 def _copy(conn: Connection, target: str, columns: list[str], values) -> None:
     """COPY ``values`` into ``target`` inside the connection's current transaction."""
+    sql = f"COPY {target} ({_column_sql(columns)}) FROM STDIN"
     cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {target} ({_column_sql(columns)}) FROM STDIN") as copy:
-        for row in values:
-            copy.write_row(row)
+    try:
+        with cursor.copy(sql) as copy:
+            for row in values:
+                copy.write_row(row)
+    except psycopg.Error as exc:  # SQLAlchemy's error, as from conn.execute (callers catch IntegrityError)
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True) from exc
 
 
 def copy_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT ``rows`` (all with the same keys): COPY on PostgreSQL, executemany elsewhere."""
     if not rows:
+        return
+    if _uses_driver_batch(conn, rows):
+        columns = _column_list(table, rows)
+        _sqlite_executemany(conn, f'INSERT INTO "{table.name}" ({_column_sql(columns)}) '
+                                  f'VALUES ({_placeholders(columns)})', _copy_values(conn, table, columns, rows))
         return
     if not _uses_copy(conn, rows):
         conn.execute(insert(table), list(rows))
@@ -96,6 +137,8 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
     """
     if not rows:
         return []
+    if _uses_driver_batch(conn, rows) and _has_row_id(table):
+        return _sqlite_insert_new(conn, table, _column_list(table, rows), rows, key)
     if not _uses_copy(conn, rows):
         insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         stmt = insert_(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c.id, table.c[key])
@@ -113,6 +156,31 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
         cursor.execute(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{staging}" '
                        f'ON CONFLICT ("{key}") DO NOTHING RETURNING id, "{key}"')
         return cursor.fetchall()
+
+
+def _has_row_id(table: Table) -> bool:
+    return "id" in table.c and table.c.id.primary_key and table.c.id.autoincrement is True
+
+
+def _sqlite_insert_new(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]],
+                       key: str) -> list[Any]:
+    """SQLite's ``insert_ignoring_conflicts``: one executemany of ``ON CONFLICT DO NOTHING``, then the
+    new rows read back. They are the ``n`` highest ids among the batch's keys: an INTEGER PRIMARY KEY is
+    the rowid, given as one more than the largest, and from its first insert the transaction holds
+    SQLite's only write lock, so no other writer's row lands among or after them until it commits."""
+    if "id" in columns:
+        raise ValueError(f"{table.name}: the ids of new rows come from the database")
+    n = _sqlite_executemany(conn, f'INSERT INTO "{table.name}" ({_column_sql(columns)}) '
+                                  f'VALUES ({_placeholders(columns)}) ON CONFLICT ("{key}") DO NOTHING',
+                            _copy_values(conn, table, columns, rows))
+    if n <= 0:
+        return []
+    process = _bind_processor(conn, table.c[key]) or (lambda value: value)
+    keys = json.dumps(list(dict.fromkeys(process(r[key]) for r in rows)))
+    found = conn.exec_driver_sql(
+        f'SELECT id, "{key}" FROM "{table.name}" WHERE "{key}" IN (SELECT value FROM json_each(?)) '
+        f'ORDER BY id DESC LIMIT ?', (keys, n)).all()
+    return [tuple(r) for r in reversed(found)]
 
 
 def taken_keys(conn: Connection, table: Table, key: str, keys: Sequence[Any]) -> set[Any]:
@@ -142,8 +210,10 @@ def _copy_new_keys(conn: Connection, table: Table, columns: list[str], rows: Seq
         with conn.begin_nested():
             _copy(conn, f'"{table.name}"', ["id", *columns],
                   ([i, *values] for i, values in zip(ids, _copy_values(conn, table, columns, fresh))))
-    except psycopg.errors.UniqueViolation:
-        return None
+    except DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.errors.UniqueViolation):
+            return None
+        raise
     return list(zip(ids, (row[key] for row in fresh)))
 
 
@@ -217,5 +287,6 @@ def _filled_staging(conn: Connection, table: Table, columns: list[str], rows: Se
         conn.exec_driver_sql(f'DELETE FROM "{name}"')
     staging = Table(name, MetaData(), *(Column(c, table.c[c].type) for c in columns))
     if conn.dialect.name != "postgresql":
-        conn.execute(insert(staging), [{c: r.get(c) for c in columns} for r in rows])
+        _sqlite_executemany(conn, f'INSERT INTO "{name}" ({_column_sql(columns)}) VALUES ({_placeholders(columns)})',
+                            _copy_values(conn, table, columns, rows))
     return staging
