@@ -189,3 +189,48 @@ def test_a_bad_row_in_a_batch_is_the_database_error_an_insert_gives(engine, acco
     assert caught.value.hide_parameters and "parameters" not in str(caught.value)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one() == 0
+
+
+def test_a_batch_upsert_inserts_updates_keeps_and_never_switches_a_sticky_flag_off(engine):
+    """``upsert`` of a batch (COPY and one INSERT ... SELECT on PostgreSQL, sqlite3's executemany on SQLite)
+    leaves what upserting the rows one by one would: new rows in, stored rows updated but for the columns
+    kept, an opt-out switched on by any row and never off, a key repeated in the batch written once."""
+    from campaigns.db.engine import upsert
+    from campaigns.db.models import Customer
+
+    table = Customer.__table__
+    later = NOW.replace(year=NOW.year + 1)
+
+    def customer(i: int, at, **values) -> dict:
+        return {"id": f"C{i:04d}", "name": f"name {i}", "email": None, "phone": None, "locale": "en-US",
+                "email_opt_out": False, "sms_opt_out": False, "created_at": at, "updated_at": at, **values}
+
+    with engine.begin() as conn:
+        upsert(conn, table, [customer(i, NOW, email_opt_out=i % 2 == 0) for i in range(N)], ["id"],
+               keep_on_update=["created_at"], only_set=["email_opt_out", "sms_opt_out"])
+    batch = [customer(i, later, name=f"renamed {i}", sms_opt_out=i == 3) for i in range(N // 2, N + N // 2)]
+    batch.append(customer(N + 1, later, name="last wins"))  # a key twice: its last row, any row's opt-out
+    batch.append(customer(N // 2 + 1, later, name="again", sms_opt_out=False, email_opt_out=False))
+    batch[1]["sms_opt_out"] = True  # C(N//2 + 1) opted out in its first row
+    with engine.begin() as conn:
+        upsert(conn, table, batch, ["id"], keep_on_update=["created_at"], only_set=["email_opt_out", "sms_opt_out"])
+    with engine.connect() as conn:
+        stored = {r.id: r for r in conn.execute(select(Customer))}
+    assert len(stored) == N + N // 2
+    for i in range(N + N // 2):
+        row = stored[f"C{i:04d}"]
+        assert row.created_at == (NOW if i < N else later)  # created_at is kept on update
+        assert row.email_opt_out == (i < N and i % 2 == 0)  # switched on once, never off by the later file
+        if i >= N // 2:
+            assert row.updated_at == later
+    assert stored[f"C{N + 1:04d}"].name == "last wins"
+    again = stored[f"C{N // 2 + 1:04d}"]
+    assert again.name == "again" and again.sms_opt_out
+    assert stored[f"C{N // 2 - 1:04d}"].name == f"name {N // 2 - 1}"  # not in the batch: untouched
+    # a column the rows leave out: its model default on insert, kept on update
+    with engine.begin() as conn:
+        conn.execute(table.update().where(table.c.id == "C0000").values(sms_consent=True))
+        upsert(conn, table, [customer(i, later) for i in range(N)], ["id"], keep_on_update=["created_at"])
+    with engine.connect() as conn:
+        consent = dict(conn.execute(select(Customer.id, Customer.sms_consent)).all())
+    assert consent["C0000"] is True and consent[f"C{N + 1:04d}"] is False

@@ -56,12 +56,23 @@ def _placeholders(columns: list[str]) -> str:
     return ", ".join("?" for _ in columns)
 
 
-def _column_list(table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
+def _column_list(table: Table, rows: Sequence[dict[str, Any]], defaults: bool = True) -> list[str]:
+    """The rows' columns and, with ``defaults`` (an insert), those they leave out that have a default in
+    the model (an INSERT through SQLAlchemy would write it: the driver's own paths must too)."""
     columns = list(rows[0])
     unknown = [c for c in columns if c not in table.c]
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {', '.join(unknown)}")
-    return columns
+    if not defaults:
+        return columns
+    return columns + [c.name for c in table.c if c.name not in rows[0] and c.default is not None
+                      and (c.default.is_scalar or c.default.is_callable)]
+
+
+def _default_of(column: Column) -> Any:
+    default = column.default
+    # A callable default is wrapped by SQLAlchemy to take an execution context; ours (dict, list) need none.
+    return default.arg(None) if default.is_callable else default.arg
 
 
 def _column_sql(columns: list[str]) -> str:
@@ -78,8 +89,13 @@ def _copy_values(conn: Connection, table: Table, columns: list[str], rows: Seque
     """Each row's values in ``columns`` order, through the columns' own bind processing (so COPY stores
     what an INSERT would: JSON serialised, None as JSON null, naive datetimes refused, money as Decimal)."""
     processors = [(i, p) for i, c in enumerate(columns) if (p := _bind_processor(conn, table.c[c])) is not None]
+    defaulted = [c for c in columns if c not in rows[0]] if rows else []
     for row in rows:
         values = [row.get(c) for c in columns]
+        if defaulted:
+            for i, c in enumerate(columns):
+                if c not in row and c in defaulted:
+                    values[i] = _default_of(table.c[c])
         for i, process in processors:
             values[i] = process(values[i])
         yield values
@@ -217,6 +233,52 @@ def _copy_new_keys(conn: Connection, table: Table, columns: list[str], rows: Seq
     return list(zip(ids, (row[key] for row in fresh)))
 
 
+def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: Sequence[str],
+                keep: set[str], sticky: set[str]) -> bool:
+    """``engine.upsert`` of a batch, quicker: COPY into a staging table and one ``INSERT ... SELECT ... ON
+    CONFLICT DO UPDATE`` on PostgreSQL, sqlite3's executemany on SQLite. False: too few rows for it (the
+    caller's plain statement is as quick).
+
+    A key repeated in the batch is written once, with its last row's values and, for a ``sticky`` flag, any
+    row's (what upserting the rows one after another leaves; PostgreSQL refuses to update a row twice
+    in one statement).
+    """
+    if not (_uses_copy(conn, rows) or _uses_driver_batch(conn, rows)):
+        return False
+    columns = _column_list(table, rows)
+    merged: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        k = tuple(row[c] for c in key)
+        if k in merged and sticky:
+            before = merged[k]
+            row = {**row, **{c: bool(row.get(c)) or bool(before.get(c)) for c in sticky if c in row}}
+        merged[k] = row
+    unique = list(merged.values())
+    quoted = _column_sql(columns)
+    update_sql = ", ".join(
+        f'"{c}" = ("{table.name}"."{c}" OR excluded."{c}")' if c in sticky else f'"{c}" = excluded."{c}"'
+        for c in rows[0] if c not in keep)  # a column the rows leave out keeps its stored value
+    conflict = f'ON CONFLICT ({_column_sql(list(key))}) ' + (f"DO UPDATE SET {update_sql}" if update_sql
+                                                            else "DO NOTHING")
+    if conn.dialect.name == "sqlite":
+        _sqlite_executemany(conn, f'INSERT INTO "{table.name}" ({quoted}) VALUES ({_placeholders(columns)}) '
+                                  f'{conflict}', _copy_values(conn, table, columns, unique))
+        return True
+    staging = _staging_table(conn, table, columns)
+    _copy(conn, f'"{staging}"', columns, _copy_values(conn, table, columns, unique))
+    _pg_execute(conn, f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{staging}" {conflict}')
+    return True
+
+
+def _pg_execute(conn: Connection, sql: str) -> None:
+    """One statement on psycopg's cursor, its errors SQLAlchemy's (as from ``conn.execute``)."""
+    try:
+        with conn.connection.driver_connection.cursor() as cursor:
+            cursor.execute(sql)
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True) from exc
+
+
 def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id",
                 where: Sequence[Any] = (), values: dict[str, Any] | None = None, returning: bool = False,
                 append: Sequence[str] = ()) -> list[Any]:
@@ -231,7 +293,7 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     """
     if not rows:
         return []
-    columns = _column_list(table, rows)
+    columns = _column_list(table, rows, defaults=False)  # an update sets what it is given, nothing else
     changed = [c for c in columns if c != key]
 
     def new_value(column: str, staged: Any) -> Any:

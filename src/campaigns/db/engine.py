@@ -14,6 +14,7 @@ from sqlalchemy import Engine, Table, and_, any_, bindparam, create_engine, even
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
+from campaigns.db.bulk import upsert_rows
 from campaigns.files import create_private_file, ensure_private_directory, make_private
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -175,6 +176,8 @@ def upsert(
         return
     key = list(key)
     keep = set(key) | set(keep_on_update)
+    if upsert_rows(conn, table, rows, key, keep, set(only_set)):
+        return
     dialect = conn.dialect.name
     if dialect == "postgresql":
         stmt = postgresql.insert(table)
