@@ -367,3 +367,33 @@ def test_the_phone_s_time_zones_are_stored_at_import_and_the_policy_uses_them(en
                                                      zip(frame["phone"], frame["phone_zones"])])) == from_phones
     assert from_phones[:2] == [("America/New_York",), ("America/Los_Angeles",)]
     assert from_phones[2] == zones.plausible_zones(None, None, "US") and from_phones[3] == ("Europe/Dublin",)  # nothing else known
+
+
+def test_a_long_file_validated_in_processes_gives_the_report_of_one_process(engine, tmp_path, monkeypatch):
+    """Rows validated in processes beside the import (a long file) come back in file order: the same
+    errors, row numbers and loaded rows as validating them in the import's own process."""
+    from campaigns.portfolio import importer
+
+    monkeypatch.setattr(importer, "PARSE_PIECE", 7)  # many pieces, several in flight
+    rows = []
+    for i in range(60):
+        changes = {"account_id": f"A{i}", "customer_id": f"C{i}"}
+        if i % 11 == 3:
+            changes["email"] = "not-an-address"
+        if i % 13 == 5:
+            changes["account_id"] = "A0"  # a repeat of the first row's account
+        if i % 17 == 9:
+            changes["amount_due"] = "lots"
+        rows.append(row(**changes))
+    path = write_csv(tmp_path / "p.csv", rows)
+    body = path.read_bytes().splitlines()
+    body.insert(20, b"A2,C2,USD")  # a record with a problem of its own, between pieces' rows
+    path.write_bytes(b"\n".join(body) + b"\n")
+
+    in_processes = import_portfolio(engine, path, now=NOW, processes=2)
+    loaded = loaded_ids(engine)
+    alone = import_portfolio(engine, path, now=NOW, processes=0)
+    assert [str(e) for e in in_processes.errors] == [str(e) for e in alone.errors]
+    assert len(in_processes.errors) >= 10
+    assert (in_processes.rows_read, in_processes.accounts_loaded) == (alone.rows_read, alone.accounts_loaded) == (61, 46)  # 14 of 60 rows refused
+    assert loaded == loaded_ids(engine) and len(loaded) == 46
