@@ -46,7 +46,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, and_, insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from campaigns.db.engine import in_batches, upsert
+from campaigns.db.engine import among, in_batches, upsert
 from campaigns.db.models import Account, Customer, Dispute, Payment
 from campaigns.policy.zones import number_zones, stored_zones
 from campaigns.progress import track
@@ -634,10 +634,10 @@ def keep_what_we_recorded(conn, accounts: list[dict]) -> None:
     ids = [a["id"] for a in accounts]
     stored = {}
     for part in in_batches(ids):
-        paid = select(Payment.account_id).where(Payment.account_id.in_(part)).distinct()
+        paid = select(Payment.account_id).where(among(conn, Payment.account_id, part)).distinct()
         has_payments = set(conn.execute(paid).scalars())
         for r in conn.execute(select(Account.id, Account.due_date, Account.balance, Account.amount_due,
-                                     Account.status).where(Account.id.in_(part))):
+                                     Account.status).where(among(conn, Account.id, part))):
             stored[r.id] = (r, r.id in has_payments)
     for account in accounts:
         if account["id"] not in stored:
@@ -657,7 +657,8 @@ def _open_disputes(conn, account_ids: list[str], now: datetime) -> int:
     if not account_ids:
         return 0
     already = set(conn.execute(
-        select(Dispute.account_id).where(and_(Dispute.account_id.in_(account_ids), Dispute.resolved_at.is_(None)))
+        select(Dispute.account_id).where(and_(among(conn, Dispute.account_id, account_ids),
+                                              Dispute.resolved_at.is_(None)))
     ).scalars())
     rows = [{"account_id": a, "opened_at": now, "resolved_at": None, "source": "import"}
             for a in account_ids if a not in already]
