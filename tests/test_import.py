@@ -397,3 +397,18 @@ def test_a_long_file_validated_in_processes_gives_the_report_of_one_process(engi
     assert len(in_processes.errors) >= 10
     assert (in_processes.rows_read, in_processes.accounts_loaded) == (alone.rows_read, alone.accounts_loaded) == (61, 46)  # 14 of 60 rows refused
     assert loaded == loaded_ids(engine) and len(loaded) == 46
+
+
+def test_only_a_long_file_is_validated_in_processes(engine, tmp_path, monkeypatch):
+    """A CSV's length is judged by its size (bytes, not rows): a short file never starts processes."""
+    from campaigns.portfolio import importer
+
+    asked = []
+    real = importer._parsed_records
+    monkeypatch.setattr(importer, "_parsed_records", lambda source, file, processes: asked.append(processes) or
+                        real(source, file, processes))
+    short = write_csv(tmp_path / "short.csv", [row(account_id=f"A{i}", customer_id=f"C{i}") for i in range(300)])
+    import_portfolio(engine, short, now=NOW)
+    monkeypatch.setattr(importer, "PARSE_IN_PROCESSES_FROM", 200)
+    import_portfolio(engine, short, now=NOW)
+    assert asked[0] == 0 and asked[1] >= 1
