@@ -17,7 +17,8 @@ The file is read as a stream and written in batches of ``BATCH`` rows, each in
 its own transaction, so memory stays flat however large the file is; what is
 kept across batches is an index of the ids seen (for duplicates and customer
 conflicts), about a hundred bytes a row. Re-running the same file is harmless:
-every write is an upsert.
+every write is an upsert. A long file's rows are checked in processes beside the
+one that reads and writes (``_parsed_records``), and come back in file order.
 """
 
 from __future__ import annotations
