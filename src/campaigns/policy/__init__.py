@@ -10,18 +10,34 @@
 - ``content``: template checks (``campaigns templates check``)
 """
 
-from campaigns.policy.profiles import Jurisdiction, PolicyConfig, PolicyConfigError, load_policy
-from campaigns.policy.release import DEFER, RELEASE, SUPPRESS, evaluate_release
-from campaigns.policy.rules import (
-    ACCOUNT_RULES,
-    CHANNEL_RULES,
-    HOLD_KINDS,
-    Rule,
-    account_suppression,
-    channel_suppression,
-    first_reason,
-    reason_codes,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from campaigns.policy.profiles import Jurisdiction, PolicyConfig, PolicyConfigError, load_policy
+    from campaigns.policy.release import DEFER, RELEASE, SUPPRESS, evaluate_release
+    from campaigns.policy.rules import (ACCOUNT_RULES, CHANNEL_RULES, HOLD_KINDS, Rule, account_suppression,
+                                        channel_suppression, first_reason, reason_codes)
+
+# Loaded on first use (PEP 562): a process that needs one light module of the wing (the importer's checking
+# processes need ``zones``) does not pay for pandas, which ``release`` brings (about 100 MB a process).
+_WHERE = {
+    **dict.fromkeys(("Jurisdiction", "PolicyConfig", "PolicyConfigError", "load_policy"), "profiles"),
+    **dict.fromkeys(("DEFER", "RELEASE", "SUPPRESS", "evaluate_release"), "release"),
+    **dict.fromkeys(("ACCOUNT_RULES", "CHANNEL_RULES", "HOLD_KINDS", "Rule", "account_suppression",
+                     "channel_suppression", "first_reason", "reason_codes"), "rules"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ACCOUNT_RULES", "CHANNEL_RULES", "DEFER", "HOLD_KINDS", "Jurisdiction", "PolicyConfig", "PolicyConfigError",
