@@ -89,13 +89,12 @@ def _copy_values(conn: Connection, table: Table, columns: list[str], rows: Seque
     """Each row's values in ``columns`` order, through the columns' own bind processing (so COPY stores
     what an INSERT would: JSON serialised, None as JSON null, naive datetimes refused, money as Decimal)."""
     processors = [(i, p) for i, c in enumerate(columns) if (p := _bind_processor(conn, table.c[c])) is not None]
-    defaulted = [c for c in columns if c not in rows[0]] if rows else []
+    defaulted = [(i, table.c[c]) for i, c in enumerate(columns) if c not in rows[0]] if rows else []
     for row in rows:
         values = [row.get(c) for c in columns]
-        if defaulted:
-            for i, c in enumerate(columns):
-                if c not in row and c in defaulted:
-                    values[i] = _default_of(table.c[c])
+        for i, column in defaulted:
+            if column.name not in row:
+                values[i] = _default_of(column)
         for i, process in processors:
             values[i] = process(values[i])
         yield values
@@ -153,7 +152,7 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
     """
     if not rows:
         return []
-    if _uses_driver_batch(conn, rows) and _has_row_id(table):
+    if _uses_driver_batch(conn, rows) and _has_row_id(table) and "id" not in rows[0]:
         return _sqlite_insert_new(conn, table, _column_list(table, rows), rows, key)
     if not _uses_copy(conn, rows):
         insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -167,11 +166,8 @@ def insert_ignoring_conflicts(conn: Connection, table: Table, rows: Sequence[dic
     staging = _staging_table(conn, table, columns)
     _copy(conn, f'"{staging}"', columns, _copy_values(conn, table, columns, rows))
     quoted = _column_sql(columns)
-    driver = conn.connection.driver_connection
-    with driver.cursor() as cursor:
-        cursor.execute(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{staging}" '
-                       f'ON CONFLICT ("{key}") DO NOTHING RETURNING id, "{key}"')
-        return cursor.fetchall()
+    return _pg_execute(conn, f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{staging}" '
+                             f'ON CONFLICT ("{key}") DO NOTHING RETURNING id, "{key}"', fetch=True)
 
 
 def _has_row_id(table: Table) -> bool:
@@ -184,8 +180,6 @@ def _sqlite_insert_new(conn: Connection, table: Table, columns: list[str], rows:
     new rows read back. They are the ``n`` highest ids among the batch's keys: an INTEGER PRIMARY KEY is
     the rowid, given as one more than the largest, and from its first insert the transaction holds
     SQLite's only write lock, so no other writer's row lands among or after them until it commits."""
-    if "id" in columns:
-        raise ValueError(f"{table.name}: the ids of new rows come from the database")
     n = _sqlite_executemany(conn, f'INSERT INTO "{table.name}" ({_column_sql(columns)}) '
                                   f'VALUES ({_placeholders(columns)}) ON CONFLICT ("{key}") DO NOTHING',
                             _copy_values(conn, table, columns, rows))
@@ -270,11 +264,13 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     return True
 
 
-def _pg_execute(conn: Connection, sql: str) -> None:
-    """One statement on psycopg's cursor, its errors SQLAlchemy's (as from ``conn.execute``)."""
+def _pg_execute(conn: Connection, sql: str, fetch: bool = False) -> list[tuple] | None:
+    """One statement on psycopg's cursor (its rows, with ``fetch``), its errors SQLAlchemy's (as from
+    ``conn.execute``)."""
     try:
         with conn.connection.driver_connection.cursor() as cursor:
             cursor.execute(sql)
+            return cursor.fetchall() if fetch else None
     except psycopg.Error as exc:
         raise DBAPIError.instance(sql, None, exc, psycopg.Error, hide_parameters=True) from exc
 
