@@ -17,7 +17,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 from datetime import date
 from pathlib import Path
 
@@ -44,24 +43,16 @@ def run_sampled(command: list[str]) -> tuple[str, int]:
     """Run ``command``; its stdout and the peak of the summed RSS of its process tree (bytes), sampled."""
     import psutil
 
+    from scale import communicate_sampling  # bench/ is this script's own directory on sys.path
+
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak, stop = 0, threading.Event()
+    root, peak = psutil.Process(proc.pid), 0
 
     def sample() -> None:
         nonlocal peak
-        while not stop.is_set():
-            try:
-                root = psutil.Process(proc.pid)
-                peak = max(peak, sum(p.memory_info().rss for p in (root, *root.children(recursive=True))))
-            except psutil.Error:
-                pass
-            stop.wait(0.05)
+        peak = max(peak, sum(p.memory_info().rss for p in (root, *root.children(recursive=True))))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    stop.set()
-    sampler.join()
+    out, err = communicate_sampling(proc, sample, 0.05)
     if proc.returncode:
         raise SystemExit(f"the import failed (exit {proc.returncode}): {err[-2000:]}")
     return out, peak

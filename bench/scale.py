@@ -170,6 +170,30 @@ def _role(process) -> str:
     return "workers"  # process pool or Dask workers, and their helpers
 
 
+def communicate_sampling(proc: subprocess.Popen, sample, interval: float) -> tuple[str, str]:
+    """``proc.communicate()``, calling ``sample()`` every ``interval`` seconds meanwhile, in a thread (a
+    process that ends while it is read is skipped: psutil's errors are ignored)."""
+    import psutil
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                sample()
+            except psutil.Error:
+                pass
+            stop.wait(interval)
+
+    sampler = threading.Thread(target=loop, daemon=True)
+    sampler.start()
+    try:
+        return proc.communicate()
+    finally:
+        stop.set()
+        sampler.join()
+
+
 def run_child(mode: str, env: dict[str, str], *extra: str, server: subprocess.Popen | None = None
               ) -> tuple[dict, float, dict[str, float]]:
     """Run ``bench/scale.py --child MODE`` and sample its whole process tree: (its JSON, peak RSS in MB, CPU
@@ -185,29 +209,19 @@ def run_child(mode: str, env: dict[str, str], *extra: str, server: subprocess.Po
     if server is not None:
         before.update((p.pid, sum(p.cpu_times()[:2])) for p in (psutil.Process(server.pid),
                                                                  *psutil.Process(server.pid).children(recursive=True)))
-    stop = threading.Event()
+    roots = [psutil.Process(proc.pid)] + ([psutil.Process(server.pid)] if server else [])
 
     def sample() -> None:
         nonlocal peak
-        roots = [psutil.Process(proc.pid)] + ([psutil.Process(server.pid)] if server else [])
-        while not stop.is_set():
-            try:
-                tree = [p for root in roots for p in (root, *root.children(recursive=True))]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-                for p in tree:
-                    cpu[p.pid] = (_role(p), sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0))
-                for p in psutil.process_iter(["name"]):
-                    if p.info["name"] == "postgres":
-                        cpu[p.pid] = ("postgres", sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0))
-            except psutil.Error:
-                pass
-            stop.wait(0.1)
+        tree = [p for root in roots for p in (root, *root.children(recursive=True))]
+        peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        for p in tree:
+            cpu[p.pid] = (_role(p), sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0))
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] == "postgres":
+                cpu[p.pid] = ("postgres", sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, _ = proc.communicate()
-    stop.set()
-    sampler.join()
+    out, _ = communicate_sampling(proc, sample, 0.1)
     if proc.returncode:
         raise SystemExit(f"{mode} run failed (exit {proc.returncode})")
     by_role: dict[str, float] = {}
