@@ -74,6 +74,7 @@ def generate(url: str, accounts: int, piece: int = 50_000) -> float:
     from campaigns.db.engine import make_engine, upgrade_database
     from campaigns.db.models import Account, Customer
     from campaigns.policy.zones import phone_zones, stored_zones
+    from campaigns.privacy.lookup import with_blind_indexes
 
     engine = make_engine(url)
     upgrade_database(engine)
@@ -98,6 +99,7 @@ def generate(url: str, accounts: int, piece: int = 50_000) -> float:
                 "due_date": AS_OF - timedelta(days=1), "status": "open", "product": "card", "cease_contact": False,
                 "created_at": NOW, "updated_at": NOW})
         with engine.begin() as conn:
+            with_blind_indexes(conn, customers)
             copy_rows(conn, Customer.__table__, customers)
             copy_rows(conn, Account.__table__, rows)
     engine.dispose()

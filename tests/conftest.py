@@ -6,8 +6,10 @@ PostgreSQL must be reachable (see .ci/run); an unreachable server is an error, n
 
 from __future__ import annotations
 
+import base64
 import os
 import random
+import secrets
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -17,6 +19,10 @@ from sqlalchemy import create_engine, delete, text
 
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# Personal data is sealed at rest (campaigns.privacy): the session's own keys, new every session, in the
+# environment so that the CLI, the demo and the workers the tests start seal and open with the same ones.
+os.environ.setdefault("CAMPAIGNS_DATA_KEYS", f"t1:{base64.b64encode(secrets.token_bytes(32)).decode()}")
+os.environ.setdefault("CAMPAIGNS_BLIND_INDEX_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
 
 from campaigns import bootstrap  # noqa: E402
 from campaigns.db.engine import upgrade_database  # noqa: E402

@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, insert
 
 from campaigns.db.models import Account, Customer, Dispute
+from campaigns.privacy.lookup import with_blind_indexes
 from tests.conftest import AS_OF, NOW
 
 
@@ -20,6 +21,7 @@ def add_customer(engine: Engine, customer_id: str, **overrides) -> str:
     }
     row.update(overrides)
     with engine.begin() as conn:
+        with_blind_indexes(conn, [row])
         conn.execute(insert(Customer.__table__), row)
     return customer_id
 

@@ -140,7 +140,12 @@ def services(settings: Settings | None = None) -> Services:
     global _built
     settings = settings or get_settings()
     if _built is None or _built[0] is not settings:
+        from campaigns.privacy.keys import load_keys
+        from campaigns.privacy.sealing import use_keys
+
         engine = _engine(settings.database_url)
+        # The keys first: missing or malformed ones are one clear error before anything is read or sent.
+        use_keys(engine, load_keys(settings))
         _built = (settings, Services(
             settings=settings,
             engine=engine,

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         default="", repr=False,
         description="HMAC key of the plan links. Empty: a random key is made once in DATA_DIR/plan-link.key (0600).",
     )
+    data_keys: str = Field(
+        default="", repr=False,
+        description="Keys that seal personal data at rest, as id:base64,id:base64 (32 random bytes each; the first "
+                    "seals new values). Empty: the key file (KEY_FILE), or the Secret block campaigns-data-keys.")
+    blind_index_key: str = Field(
+        default="", repr=False,
+        description="HMAC key (base64) of the blind indexes (lookups by phone or email). Given with DATA_KEYS.")
+    key_file: Path | None = Field(
+        default=None, description="The installation's key file (0600), used when DATA_KEYS is empty; "
+                                  "default DATA_DIR/data-keys.json, made by `campaigns keys init` or the demo.")
     # 5,000 by bench/scale.py on PostgreSQL (50k accounts, 2 cores): 1,000 -> 958 accounts/s, 2,000 -> 1,737,
     # 5,000 -> 1,862, 10,000 -> 1,796 with 94 MB more peak memory.
     chunk_size: int = Field(default=5000, ge=1, le=100_000,
@@ -195,8 +205,14 @@ def reset_settings() -> None:
 
 def missing_credentials(settings: Settings) -> list[str]:
     """The credentials the chosen gateways need that the environment did not give (field names)."""
-    return [name for (channel, gateway), names in CREDENTIALS_BY_GATEWAY.items()
-            if getattr(settings, channel) == gateway for name in names if not getattr(settings, name)]
+    from campaigns.privacy.keys import key_file_path
+
+    names = [name for (channel, gateway), names in CREDENTIALS_BY_GATEWAY.items()
+             if getattr(settings, channel) == gateway for name in names if not getattr(settings, name)]
+    # The keys that seal personal data: from Secret blocks where neither the environment nor a key file gives them.
+    if not (settings.data_keys or settings.blind_index_key) and not key_file_path(settings).exists():
+        names += ["data_keys", "blind_index_key"]
+    return names
 
 
 def fill_credentials(values: dict[str, str]) -> Settings:

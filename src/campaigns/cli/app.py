@@ -101,6 +101,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.money.promises import PromiseError
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
+        from campaigns.privacy.sealing import SealError
         from campaigns.review.rules import ReviewConfigError
         from campaigns.settings import ConfigurationError
 
@@ -108,7 +109,7 @@ def friendly_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
                 CallError, ConfigurationError, DatabaseMissing, PaymentError, PlanError, PromiseError, AgencyError,
-                WorklistError, LinkError, AdhocError, ReviewConfigError) as exc:
+                WorklistError, LinkError, AdhocError, ReviewConfigError, SealError) as exc:
             say(f"error: {exc}")
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__

@@ -155,8 +155,16 @@ def demo_command(
         write_demo_file,
     )
 
+    from campaigns.privacy.keys import ensure_keys
+    from campaigns.settings import get_settings
+
+    # The demo's data is sealed at rest like a lender's: its keys in a private file made on the first run.
+    key_file, made = ensure_keys(get_settings())
     s = creating_services()
     upgrade_database(s.engine)
+    if key_file is not None:
+        out.print(f"keys that seal names, emails, phones and messages: {key_file} "
+                  f"({'made now, ' if made else ''}0600; campaigns keys status)", highlight=False)
     day, moment = resolve_clock(as_of.date() if as_of else None, parse_now_option(now), s.settings.lender_zone)
     if now is None:
         # Simulate the scheduled daily run: 09:00 in the lender's zone (prefect.yaml), not whatever time it is.

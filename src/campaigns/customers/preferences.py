@@ -16,6 +16,7 @@ from sqlalchemy import Engine, insert, select, update
 from campaigns.db.models import Account, ContactAttempt, Customer, Dispute, Hold, OptOutEvent
 from campaigns.policy.optout import opt_out_keyword
 from campaigns.policy.rules import HOLD_KINDS
+from campaigns.privacy.lookup import customers_with_phone
 
 OPT_OUT_CHANNELS = ("email", "sms", "push")
 
@@ -67,7 +68,7 @@ def receive_sms(engine: Engine, sender: str, body: str, now: datetime) -> Inboun
     except phonenumbers.NumberParseException as exc:
         raise PreferenceError("the sender is not a phone number in +<country code> form") from exc
     with engine.connect() as conn:
-        customers = conn.execute(select(Customer.id).where(Customer.phone == number)).scalars().all()
+        customers = conn.execute(select(Customer.id).where(customers_with_phone(conn, number))).scalars().all()
     for customer_id in customers:
         opt_out(engine, customer_id, ["sms"], now, source="inbound_sms", keyword=keyword)
     return InboundResult(len(customers), keyword)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from campaigns.db.types import Money, UTCDateTime
+from campaigns.privacy.sealing import Sealed
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -74,9 +75,12 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(20), doc="E.164")
+    # Sealed at rest (campaigns.privacy); lengths are the plain values'. Looked up by their blind indexes only.
+    name: Mapped[str | None] = mapped_column(Sealed("customers.name", 200))
+    email: Mapped[str | None] = mapped_column(Sealed("customers.email", 320))
+    phone: Mapped[str | None] = mapped_column(Sealed("customers.phone", 20), doc="E.164")
+    email_index: Mapped[str | None] = mapped_column(String(64), index=True, doc="blind index of the email")
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True, doc="blind index of the phone")
     phone_zones: Mapped[str | None] = mapped_column(
         String(400), doc="IANA zones of the phone's area code, comma-separated ('' none), set with the phone at "
                          "import; NULL: derive them from the phone")
@@ -351,15 +355,19 @@ class ProviderEventProblem(Base):
 
 
 class RenderedMessage(Base):
-    """What we rendered for an attempt: kept so any contact can be shown later."""
+    """What we rendered for an attempt: kept so any contact can be shown later.
+
+    Sealed at rest; the outbox's copy is sealed for the same fields (``message.*``), so the database copies
+    one into the other without the bodies passing through Python.
+    """
 
     __tablename__ = "rendered_messages"
 
     attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), primary_key=True)
-    recipient: Mapped[str | None] = mapped_column(String(320))
-    subject: Mapped[str | None] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text)
-    body_html: Mapped[str | None] = mapped_column(Text)
+    recipient: Mapped[str | None] = mapped_column(Sealed("message.recipient", 320))
+    subject: Mapped[str | None] = mapped_column(Sealed("message.subject", 300))
+    body_text: Mapped[str] = mapped_column(Sealed("message.body_text"))
+    body_html: Mapped[str | None] = mapped_column(Sealed("message.body_html"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, doc="channel extras")
 
 
@@ -371,10 +379,10 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), unique=True)
     channel: Mapped[str] = mapped_column(String(8))
-    recipient: Mapped[str | None] = mapped_column(String(320))
-    subject: Mapped[str | None] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text)
-    body_html: Mapped[str | None] = mapped_column(Text)
+    recipient: Mapped[str | None] = mapped_column(Sealed("message.recipient", 320))
+    subject: Mapped[str | None] = mapped_column(Sealed("message.subject", 300))
+    body_text: Mapped[str] = mapped_column(Sealed("message.body_text"))
+    body_html: Mapped[str | None] = mapped_column(Sealed("message.body_html"))
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

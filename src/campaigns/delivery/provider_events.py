@@ -54,6 +54,7 @@ from campaigns.customers.preferences import record_opt_outs, record_unusable_cha
 from campaigns.db.bulk import insert_ignoring_conflicts
 from campaigns.db.engine import among
 from campaigns.db.models import AttemptStatus, ContactAttempt, Customer, ProviderEvent, ProviderEventProblem
+from campaigns.privacy.lookup import customers_with_email
 
 KNOWN = ("processed", "delivered", "deferred", "bounce", "dropped", "open", "click", "spamreport",
          "unsubscribe", "group_unsubscribe", "group_resubscribe")
@@ -297,7 +298,7 @@ def _customers_by_email(conn: Connection, email: str | None) -> list[str]:
         address = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError:
         return []
-    return list(conn.execute(select(Customer.id).where(Customer.email == address)).scalars())
+    return list(conn.execute(select(Customer.id).where(customers_with_email(conn, address))).scalars())
 
 
 # Twilio's MessageStatus values, as the SendGrid kinds whose moves they share.
