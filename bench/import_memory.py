@@ -66,6 +66,9 @@ def main() -> None:
     from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    from scale import bench_keys  # bench/ is this script's own directory on sys.path
+
+    bench_keys(workdir)
     print(f"{'rows':>9} {'file MB':>8} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12} {'RSS / file':>10}")
     for rows in args.rows:
         path = write_demo_file(generate_portfolio(AS_OF, DemoSpec(accounts=rows)), workdir / f"p{rows}.csv")

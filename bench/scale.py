@@ -149,7 +149,9 @@ def start_prefect_server(url: str, workdir: Path, port: int = 4299) -> subproces
 def child_env(url: str, workdir: Path, args, api_url: str | None = None) -> dict[str, str]:
     for folder in ("data", "prefect"):
         (workdir / folder).mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGNS_", "PREFECT_"))}
+    # The keys that seal personal data pass through (bench_keys); every other setting is the benchmark's.
+    keys = ("CAMPAIGNS_KEY_FILE", "CAMPAIGNS_DATA_KEYS", "CAMPAIGNS_BLIND_INDEX_KEY")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGNS_", "PREFECT_")) or k in keys}
     env.update({
         "CAMPAIGNS_DATABASE_URL": url, "CAMPAIGNS_DATA_DIR": str(workdir / "data"),
         "CAMPAIGNS_CHUNK_SIZE": str(args.chunk_size), "CAMPAIGNS_TASK_RUNNER": args.task_runner,
@@ -161,6 +163,16 @@ def child_env(url: str, workdir: Path, args, api_url: str | None = None) -> dict
     if api_url:
         env["PREFECT_API_URL"] = api_url
     return env
+
+
+def bench_keys(workdir: Path) -> None:
+    """Keys for this run's sealed data (a key file of its own) unless the environment gives them."""
+    from campaigns.privacy.keys import create_key_file
+    from campaigns.settings import reset_settings
+
+    if not os.environ.get("CAMPAIGNS_DATA_KEYS"):
+        os.environ["CAMPAIGNS_KEY_FILE"] = str(create_key_file(workdir / "data-keys.json")[0].file)
+        reset_settings()
 
 
 def _role(process) -> str:
@@ -363,6 +375,7 @@ def main() -> None:
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="scale-"))
+    bench_keys(workdir)
     url = fresh_database(args.database_url, "campaigns_scale", workdir)
     database = make_url(url).get_backend_name()
     generated_s = generate(url, args.accounts)

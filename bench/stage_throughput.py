@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="trace peak memory (slows the run ~2x)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    from scale import bench_keys  # bench/ is this script's own directory on sys.path
+
+    bench_keys(workdir)
     engine = make_engine(args.database_url or f"sqlite:///{workdir / 'bench.db'}")
     upgrade_database(engine)
 

@@ -204,6 +204,8 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("CAMPAIGNS_", "PREFECT_"))}
     base_env.update({"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(root / "client-home"),
                      "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200"})
+    # Except the keys that seal personal data, which ops give every process (the portfolio was sealed with them).
+    base_env.update({k: os.environ[k] for k in ("CAMPAIGNS_DATA_KEYS", "CAMPAIGNS_BLIND_INDEX_KEY")})
     client_env = {**base_env, "PREFECT_API_URL": api_url}
     try:
         server = processes.start("server", [str(BIN / "campaigns"), "ops", "server", "--port", str(port)], {

@@ -340,7 +340,6 @@ def anything_to_seal_before(engine) -> bool:
 def test_keys_commands_init_status_rotate_retire(engine, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from campaigns import bootstrap
     from campaigns.cli import app
     from campaigns.settings import reset_settings
 
@@ -349,7 +348,6 @@ def test_keys_commands_init_status_rotate_retire(engine, tmp_path, monkeypatch):
     monkeypatch.delenv("CAMPAIGNS_BLIND_INDEX_KEY")
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
     reset_settings()
-    bootstrap.reset_services() if hasattr(bootstrap, "reset_services") else None
     try:
         missing = runner.invoke(app, ["keys", "status"])
         assert missing.exit_code == 1 and "error: no keys to seal personal data" in missing.output

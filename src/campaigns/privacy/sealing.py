@@ -20,7 +20,8 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import Text
 from sqlalchemy.types import TypeDecorator
 
-from campaigns.privacy.keys import KeyRing
+from campaigns.privacy.keys import KeyRing, load_keys
+from campaigns.settings import get_settings
 
 PREFIX = "$cc1$"
 NONCE_BYTES = 12
@@ -92,9 +93,6 @@ def use_keys(engine, ring: KeyRing | None) -> None:
 def default_ring() -> KeyRing:
     """The settings' keys (read once per settings object; ``MissingKeys`` if none are given)."""
     global _default
-    from campaigns.privacy.keys import load_keys
-    from campaigns.settings import get_settings
-
     settings = get_settings()
     if _default is None or _default[0] is not settings:
         _default = (settings, load_keys(settings))
@@ -112,9 +110,6 @@ def reload_keys(dialect) -> KeyRing:
     meets a value sealed with a key it has not seen reads the file again instead of failing.
     """
     global _default
-    from campaigns.privacy.keys import load_keys
-    from campaigns.settings import get_settings
-
     settings = get_settings()
     ring = load_keys(settings)
     _default = (settings, ring)
