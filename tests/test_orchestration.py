@@ -25,8 +25,10 @@ EXPECTED = {
     "effectiveness-review": "effectiveness_review",
     "adhoc-campaign": "adhoc_campaign",
     "train-risk-model": "train_risk_model",
+    "retention": "retention",
 }
-NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "adhoc-campaign", "train-risk-model")
+NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "adhoc-campaign", "train-risk-model",
+              "retention")
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,17 @@ def test_the_risk_model_trains_weekly_before_the_review(config):
     assert schedule.cron == "0 6 * * 0" and schedule.timezone == Settings.model_fields["lender_timezone"].default
     days = load_entrypoint(training.entrypoint).parameters.model_dump()["properties"]["days"]
     assert (days["type"], days["default"], days["minimum"]) == ("integer", 180, 28)
+
+
+def test_retention_runs_every_night_before_the_morning_run_one_at_a_time(config):
+    _, model = config
+    retention = next(d for d in model.deployments if d.name == "retention")
+    daily = next(d for d in model.deployments if d.name == "daily")
+    [night], [morning] = retention.schedules, daily.schedules
+    assert night.timezone == morning.timezone == Settings.model_fields["lender_timezone"].default
+    assert night.cron.split()[2:] == ["*", "*", "*"] and int(night.cron.split()[1]) < int(morning.cron.split()[1])
+    assert retention.concurrency_limit.limit == 1 and retention.parameters == {"dry_run": False}
+    assert list(inspect.signature(load_entrypoint(retention.entrypoint).fn).parameters) == ["now", "dry_run"]
 
 
 def test_the_adhoc_deployment_asks_for_a_stage_and_a_validated_cohort_and_previews_by_default(config):

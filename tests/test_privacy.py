@@ -227,8 +227,8 @@ def test_rotation_reseals_everything_under_a_new_key_and_the_old_one_can_then_be
         census = key_census(conn, load_keys(settings))
         names = sorted(conn.execute(select(Customer.name)).scalars())
         bodies = conn.execute(select(RenderedMessage.body_text)).scalars().all()
-    assert set(census) == {"customers", "rendered_messages", "outbox_messages"}
-    assert all(set(counts) == {result.primary} for counts in census.values())
+    assert {t for t, counts in census.items() if counts} == {"customers", "rendered_messages", "outbox_messages"}
+    assert all(set(counts) <= {result.primary} for counts in census.values())
     assert names == [f"Name {n}" for n in range(7)] and len(bodies) == 7
     retire_key(keyed, settings, old)
     assert set(load_keys(settings).data_keys) == {result.primary}

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     key_file: Path | None = Field(
         default=None, description="The installation's key file (0600), used when DATA_KEYS is empty; "
                                   "default DATA_DIR/data-keys.json, made by `campaigns keys init` or the demo.")
+    retention_message_days: int = Field(
+        default=90, ge=1, le=36_500,
+        description="Rendered messages (and the outbox's copies) older than this are reduced to the hash of what "
+                    "was sent; the contact log's facts stay.")
+    retention_closed_customer_days: int = Field(
+        default=365, ge=1, le=36_500,
+        description="A customer whose accounts have all been paid or closed for this long is anonymised.")
     # 5,000 by bench/scale.py on PostgreSQL (50k accounts, 2 cores): 1,000 -> 958 accounts/s, 2,000 -> 1,737,
     # 5,000 -> 1,862, 10,000 -> 1,796 with 94 MB more peak memory.
     chunk_size: int = Field(default=5000, ge=1, le=100_000,

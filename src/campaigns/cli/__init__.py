@@ -11,7 +11,7 @@ import sys
 
 from campaigns.cli.app import app
 # Importing a command group registers its commands, in this order in --help.
-from campaigns.cli import database, campaign, adhoc, records, money, review, customers, providers, templates, keys, ops  # noqa: E402,F401,I001
+from campaigns.cli import database, campaign, adhoc, records, money, review, customers, providers, templates, keys, privacy, ops  # noqa: E402,F401,I001
 
 __all__ = ["app", "main"]
 

@@ -102,6 +102,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
         from campaigns.privacy.sealing import SealError
+        from campaigns.privacy.subject import SubjectError
         from campaigns.review.rules import ReviewConfigError
         from campaigns.settings import ConfigurationError
 
@@ -109,7 +110,7 @@ def friendly_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
                 CallError, ConfigurationError, DatabaseMissing, PaymentError, PlanError, PromiseError, AgencyError,
-                WorklistError, LinkError, AdhocError, ReviewConfigError, SealError) as exc:
+                WorklistError, LinkError, AdhocError, ReviewConfigError, SealError, SubjectError) as exc:
             say(f"error: {exc}")
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__

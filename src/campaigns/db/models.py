@@ -81,6 +81,9 @@ class Customer(Base):
     phone: Mapped[str | None] = mapped_column(Sealed("customers.phone", 20), doc="E.164")
     email_index: Mapped[str | None] = mapped_column(String(64), index=True, doc="blind index of the email")
     phone_index: Mapped[str | None] = mapped_column(String(64), index=True, doc="blind index of the phone")
+    anonymised_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="when name, email and phone were removed (retention or erasure); blind indexes of "
+                         "opted-out channels are kept")
     phone_zones: Mapped[str | None] = mapped_column(
         String(400), doc="IANA zones of the phone's area code, comma-separated ('' none), set with the phone at "
                          "import; NULL: derive them from the phone")
@@ -318,6 +321,21 @@ class OptOutEvent(Base):
     keyword: Mapped[str | None] = mapped_column(String(32), doc="the matched keyword, never the message")
 
 
+class PersonalDataAccess(Base):
+    """Who saw, exported, erased or retired personal data, when and why: the access log (never the data)."""
+
+    __tablename__ = "personal_data_access"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(128), doc="who: the operator's name, or the flow")
+    action: Mapped[str] = mapped_column(String(16), doc="reveal, export, erase, retention")
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Sealed("access.reason", 500), doc="why, as the operator gave it")
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, doc="what was shown, written or removed")
+
+
 class ProviderEvent(Base):
     """A delivery event from a provider (delivered, bounce, open, unsubscribe, ...), kept once."""
 
@@ -366,9 +384,13 @@ class RenderedMessage(Base):
     attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), primary_key=True)
     recipient: Mapped[str | None] = mapped_column(Sealed("message.recipient", 320))
     subject: Mapped[str | None] = mapped_column(Sealed("message.subject", 300))
-    body_text: Mapped[str] = mapped_column(Sealed("message.body_text"))
+    body_text: Mapped[str | None] = mapped_column(Sealed("message.body_text"), doc="NULL once reduced")
     body_html: Mapped[str | None] = mapped_column(Sealed("message.body_html"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, doc="channel extras")
+    # Retention (campaigns.privacy.retention) reduces an old message to the hash of what was sent.
+    content_sha256: Mapped[str | None] = mapped_column(
+        String(64), doc="SHA-256 of recipient, subject and bodies (JSON), kept when the message was reduced")
+    reduced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="when the content was removed")
 
 
 class OutboxMessage(Base):

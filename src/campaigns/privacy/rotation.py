@@ -34,12 +34,18 @@ class SealedTable:
     indexes: dict[str, tuple[str, Callable]] = field(default_factory=dict)  # index column -> (source, maker)
 
 
-def sealed_tables() -> list[SealedTable]:
-    """Every table with sealed columns, from the models (a new sealed column is covered without a change here)."""
+def sealed_tables(bind=None) -> list[SealedTable]:
+    """Every table with sealed columns, from the models (a new sealed column is covered without a change here);
+    with ``bind``, only those its database has (a schema between migrations lacks the newer ones)."""
+    from sqlalchemy import inspect
+
     from campaigns.db.models import Base
 
+    present = set(inspect(bind).get_table_names()) if bind is not None else None
     found = []
     for t in Base.metadata.sorted_tables:
+        if present is not None and t.name not in present:
+            continue
         columns = {c.name: c.type.field for c in t.columns if isinstance(c.type, Sealed)}
         if columns:
             (key,) = [c.name for c in t.primary_key.columns]
@@ -73,7 +79,7 @@ class Resealed:
 
 def anything_to_seal(conn: Connection) -> bool:
     """Whether any stored value is still plain, or a blind index empty (no keys needed to tell)."""
-    for spec in sealed_tables():
+    for spec in sealed_tables(conn):
         raw = _raw(spec)
         if conn.execute(select(raw.c[spec.key]).where(_needs_work(raw, spec, None)).limit(1)).first():
             return True
@@ -87,7 +93,9 @@ def reseal(engine: Engine, ring: KeyRing | None = None, chunk_size: int = 1000,
     per table."""
     ring = ring or ring_for(engine.dialect)
     done = Resealed()
-    for spec in sealed_tables():
+    with engine.connect() as conn:
+        specs = sealed_tables(conn)
+    for spec in specs:
         raw = _raw(spec)
         after = None
         while True:
@@ -140,7 +148,7 @@ def key_census(conn: Connection, ring: KeyRing | None = None) -> dict[str, dict[
     sealed with a key the ring does not have."""
     ring = ring or ring_for(conn.dialect)
     census: dict[str, dict[str, int]] = {}
-    for spec in sealed_tables():
+    for spec in sealed_tables(conn):
         raw = _raw(spec)
         counts: dict[str, int] = {}
         for c in spec.columns:
@@ -161,7 +169,7 @@ def unseal_all(conn: Connection, ring: KeyRing | None = None) -> int:
     """Write every sealed value back as plain text (only to downgrade the schema below sealing)."""
     ring = ring or ring_for(conn.dialect)
     n = 0
-    for spec in sealed_tables():
+    for spec in sealed_tables(conn):
         raw = _raw(spec)
         rows = conn.execute(select(raw.c[spec.key], *(raw.c[c] for c in spec.columns))).mappings().all()
         for row in rows:

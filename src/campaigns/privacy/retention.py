@@ -1,0 +1,165 @@
+"""Minimal copies: old messages reduced to a hash, closed customers anonymised, each removal logged.
+
+What a message said is personal data kept only as long as it is needed to show a
+contact (``RETENTION_MESSAGE_DAYS``, 90 by default): after that the rendered
+message keeps the SHA-256 of what was sent (so a copy a customer shows us can
+still be checked against it) and the outbox's copy goes. The contact log keeps
+the facts an audit needs (when, which channel, which template version, status,
+reason): it never held personal data. A customer whose accounts have all been
+paid or closed for ``RETENTION_CLOSED_CUSTOMER_DAYS`` loses name, email and
+phone; the blind index of a channel they opted out of stays, so the opt-out
+still holds if they come back.
+
+Every pass works in chunks, one transaction each, and can be stopped and run
+again. ``dry_run`` counts what would go and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from campaigns.db.models import (
+    Account,
+    AttemptStatus,
+    ContactAttempt,
+    Customer,
+    OutboxMessage,
+    PersonalDataAccess,
+    RenderedMessage,
+)
+
+# An attempt still on its way may need its message: only settled ones are reduced.
+IN_FLIGHT = (AttemptStatus.queued.value, AttemptStatus.deferred.value, AttemptStatus.sending.value)
+# Accounts that still owe, or are being collected by someone: their customer is not "closed".
+STILL_OPEN = ("open", "placed")
+
+
+@dataclass
+class RetentionReport:
+    messages_reduced: int = 0
+    outbox_deleted: int = 0
+    customers_anonymised: int = 0
+    messages_before: str = ""  # the cut-off, ISO 8601 (UTC)
+    closed_before: str = ""
+    dry_run: bool = False
+
+    def as_counts(self) -> dict:
+        return asdict(self)
+
+
+def content_hash(recipient: str | None, subject: str | None, body_text: str | None, body_html: str | None) -> str:
+    """SHA-256 (hex) of a message as sent: its recipient, subject and bodies as one JSON list."""
+    return hashlib.sha256(json.dumps([recipient, subject, body_text, body_html], ensure_ascii=False,
+                                     separators=(",", ":")).encode()).hexdigest()
+
+
+def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> int:
+    """Reduce these attempts' rendered messages to their hash and delete the outbox's copies (one transaction)."""
+    m = RenderedMessage
+    rows = conn.execute(select(m.attempt_id, m.recipient, m.subject, m.body_text, m.body_html)
+                        .where(m.attempt_id.in_(attempt_ids), m.reduced_at.is_(None))).all()
+    if rows:
+        conn.execute(
+            update(m.__table__).where(m.__table__.c.attempt_id == bindparam("_id"))
+            .values(recipient=None, subject=None, body_text=None, body_html=None,
+                    content_sha256=bindparam("_hash"), reduced_at=now),
+            [{"_id": r.attempt_id, "_hash": content_hash(r.recipient, r.subject, r.body_text, r.body_html)}
+             for r in rows])
+    conn.execute(delete(OutboxMessage).where(OutboxMessage.attempt_id.in_(attempt_ids)))
+    return len(rows)
+
+
+def anonymise_customer(conn: Connection, customer_id: str, now: datetime) -> None:
+    """Remove a customer's name, email and phone; keep the blind index of each channel they opted out of."""
+    c = Customer
+    conn.execute(update(c).where(c.id == customer_id).values(
+        name=None, email=None, phone=None, phone_zones=None, anonymised_at=now, updated_at=now,
+        email_index=_kept_if(c.email_opt_out, c.email_index), phone_index=_kept_if(c.sms_opt_out, c.phone_index)))
+
+
+def _kept_if(flag, column):
+    return case((flag, column), else_=None)
+
+
+def apply_retention(engine: Engine, now: datetime, *, message_days: int, closed_customer_days: int,
+                    dry_run: bool = False, chunk_size: int = 1000) -> RetentionReport:
+    """One retention pass at ``now``: old messages reduced, closed customers anonymised; logged unless a dry run."""
+    messages_before = now - timedelta(days=message_days)
+    closed_before = now - timedelta(days=closed_customer_days)
+    report = RetentionReport(messages_before=messages_before.isoformat(), closed_before=closed_before.isoformat(),
+                             dry_run=dry_run)
+    a, m = ContactAttempt, RenderedMessage
+    old_messages = (select(m.attempt_id).join(a, a.id == m.attempt_id)
+                    .where(m.reduced_at.is_(None), a.created_at < messages_before, a.status.not_in(IN_FLIGHT)))
+    old_outbox = (select(OutboxMessage.attempt_id).where(OutboxMessage.accepted_at < messages_before)
+                  .where(~exists().where(m.attempt_id == OutboxMessage.attempt_id, m.reduced_at.is_(None))))
+    customers = _closed_customers(closed_before)
+    if dry_run:
+        with engine.connect() as conn:
+            report.messages_reduced = conn.execute(select(func.count()).select_from(old_messages.subquery())
+                                                   ).scalar_one()
+            report.outbox_deleted = conn.execute(select(func.count()).select_from(old_outbox.subquery())
+                                                 ).scalar_one()
+            report.customers_anonymised = conn.execute(select(func.count()).select_from(customers.subquery())
+                                                       ).scalar_one()
+        return report
+    after = 0
+    while True:  # keyset pages: each chunk its own transaction, so a stop keeps what was done
+        with engine.begin() as conn:
+            ids = conn.execute(old_messages.where(m.attempt_id > after).order_by(m.attempt_id)
+                               .limit(chunk_size)).scalars().all()
+            if not ids:
+                break
+            report.messages_reduced += reduce_messages(conn, list(ids), now)
+        after = ids[-1]
+    with engine.begin() as conn:  # outbox copies whose message was reduced before (or has none)
+        report.outbox_deleted = conn.execute(delete(OutboxMessage).where(
+            OutboxMessage.attempt_id.in_(old_outbox.scalar_subquery()))).rowcount or 0
+    while True:
+        with engine.begin() as conn:
+            ids = conn.execute(customers.order_by(Customer.id).limit(chunk_size)).scalars().all()
+            if not ids:
+                break
+            for customer_id in ids:
+                _erase_messages_of(conn, customer_id, now)
+                anonymise_customer(conn, customer_id, now)
+            report.customers_anonymised += len(ids)
+    if report.messages_reduced or report.outbox_deleted or report.customers_anonymised:
+        with engine.begin() as conn:
+            log_access(conn, now, "retention", "retention", counts=report.as_counts())
+    return report
+
+
+def _closed_customers(closed_before: datetime):
+    """Customers not yet anonymised whose accounts are all paid or closed, the last change before the cut-off."""
+    c, acc = Customer, Account
+    still_open = exists().where(acc.customer_id == c.id, acc.status.in_(STILL_OPEN))
+    recent = exists().where(acc.customer_id == c.id, acc.updated_at >= closed_before)
+    has_accounts = exists().where(acc.customer_id == c.id)
+    return select(c.id).where(c.anonymised_at.is_(None), has_accounts, ~still_open, ~recent)
+
+
+def _erase_messages_of(conn: Connection, customer_id: str, now: datetime) -> int:
+    """Reduce every message to this customer, whatever its age (settled ones: an in-flight one keeps its body)."""
+    a = ContactAttempt
+    ids = conn.execute(select(a.id).join(RenderedMessage, RenderedMessage.attempt_id == a.id)
+                       .where(a.customer_id == customer_id, a.status.not_in(IN_FLIGHT))).scalars().all()
+    return reduce_messages(conn, list(ids), now) if ids else 0
+
+
+def log_access(conn: Connection, now: datetime, actor: str, action: str, *, customer_id: str | None = None,
+               account_id: str | None = None, reason: str | None = None, counts: dict | None = None) -> None:
+    """One line of the access log (the reason is sealed: an operator may type a name into it)."""
+    conn.execute(insert(PersonalDataAccess), {
+        "at": now, "actor": actor[:128], "action": action, "customer_id": customer_id, "account_id": account_id,
+        "reason": reason[:500] if reason else None, "counts": counts or {}})
+
+
+__all__ = ["RetentionReport", "anonymise_customer", "apply_retention", "content_hash", "log_access",
+           "reduce_messages"]
