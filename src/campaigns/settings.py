@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     key_file: Path | None = Field(
         default=None, description="The installation's key file (0600), used when DATA_KEYS is empty; "
                                   "default DATA_DIR/data-keys.json, made by `campaigns keys init` or the demo.")
+    webhook_requests_per_second: float = Field(
+        default=100.0, gt=0, description="Per source address: requests a second the webhook receiver and plan "
+                                        "pages serve (bursts of WEBHOOK_BURST); beyond, 429.")
+    webhook_burst: int = Field(default=500, ge=1, description="Requests one source may send at once.")
+    webhook_failures_per_minute: float = Field(
+        default=20.0, gt=0, description="Per source address: refused signatures or links (401/403) allowed a "
+                                        "minute (20 at once); beyond, every request from it is answered 429 unread.")
     retention_message_days: int = Field(
         default=90, ge=1, le=36_500,
         description="Rendered messages (and the outbox's copies) older than this are reduced to the hash of what "

@@ -49,7 +49,7 @@ def serve_webhooks_command(
     plan-acceptance pages (GET/POST /plans/{token}) when the ladder offers plans."""
     import uvicorn
 
-    from campaigns.delivery.webhooks import PlanLinks, create_app
+    from campaigns.delivery.webhooks import PlanLinks, create_app, default_limits
 
     s = migrated_services()
     rules = s.ladder.plan_rules
@@ -58,5 +58,7 @@ def serve_webhooks_command(
         raise CliError("nothing to receive: set CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY and/or CAMPAIGNS_TWILIO_AUTH_TOKEN")
     app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds,
                       twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base,
-                      max_body_bytes=s.settings.webhook_max_body_bytes, plan_links=links)
+                      max_body_bytes=s.settings.webhook_max_body_bytes, plan_links=links,
+                      limits=default_limits(s.settings.webhook_requests_per_second, s.settings.webhook_burst,
+                                            s.settings.webhook_failures_per_minute))
     uvicorn.run(app_, host=host, port=port, log_level="info")

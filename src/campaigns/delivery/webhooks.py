@@ -39,9 +39,11 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from campaigns.contact.render import format_day, format_money
+from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
 from campaigns.customers.preferences import PreferenceError, receive_sms
 from campaigns.money.links import LinkError, make_token, parse_token
 from campaigns.money.offers import accept_link, offer_for_link
@@ -86,9 +88,10 @@ def too_large(limit: int) -> JSONResponse:
 def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds: int = 300,
                clock: Callable[[], float] = time.time, *, twilio_auth_token: str = "",
                twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               plan_links: PlanLinks | None = None) -> Starlette:
+               plan_links: PlanLinks | None = None, limits: SourceLimits | None = None) -> Starlette:
     """The receiver; each provider's routes exist only when its verification secret is configured, and the
-    plan-acceptance pages only when plans are (``plan_links``)."""
+    plan-acceptance pages only when plans are (``plan_links``). Every route is behind ``limits`` (per source
+    address: requests, and answers that refused a signature or a link; default ``default_limits()``)."""
     if not sendgrid_public_key and not twilio_auth_token and plan_links is None:
         raise ValueError("the webhook receiver needs SendGrid's verification key (CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY) "
                          "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), or plans to accept")
@@ -99,7 +102,16 @@ def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds:
         routes.append(_sendgrid_route(engine, sendgrid_public_key, tolerance_seconds, clock, max_body_bytes))
     if twilio_auth_token:
         routes.extend(_twilio_routes(engine, twilio_auth_token, twilio_url_base, max_body_bytes))
-    return Starlette(routes=routes)
+    limits = limits if limits is not None else default_limits()  # (an unused SourceLimits has len 0: falsy)
+    return Starlette(routes=routes, middleware=[Middleware(LimitSources, limits=limits)])
+
+
+def default_limits(requests_per_second: float = 100.0, burst: int = 500, failures_per_minute: float = 20.0,
+                   failure_burst: int = 20, max_sources: int = 10_000) -> SourceLimits:
+    """Per source: 100 requests a second (bursts of 500: a provider's retries after an outage come at once)
+    and 20 refused signatures or links (then one more every 3 seconds)."""
+    return SourceLimits(Budget(requests_per_second, burst), Budget(failures_per_minute / 60.0, failure_burst),
+                        max_sources)
 
 
 @dataclass(frozen=True)
