@@ -38,6 +38,7 @@ def customer_show(
     now: NowOpt = None,
 ) -> None:
     """The customer of ACCOUNT: preferences, zones, accounts; name, email and phone masked unless --reveal."""
+    from campaigns.contact.render import format_money
     from campaigns.privacy.subject import show_customer
 
     s = migrated_services()
@@ -49,8 +50,9 @@ def customer_show(
         table.add_row(key, "" if value is None else str(value))
     out.print(table)
     for acc in view.accounts:
-        out.print(f"account {acc['id']}: {acc['status']}, {acc['amount_due']} {acc['currency']} due "
-                  f"{acc['due_date']}, balance {acc['balance']}", highlight=False)
+        due, balance = (format_money(acc[k], acc["currency"], "en-US") for k in ("amount_due", "balance"))
+        out.print(f"account {acc['id']}: {acc['status']}, {due} due {acc['due_date']}, balance {balance}",
+                  highlight=False)
 
 
 @customer_app.command("export")
