@@ -351,6 +351,9 @@ def test_keys_commands_init_status_rotate_retire(engine, tmp_path, monkeypatch):
     try:
         missing = runner.invoke(app, ["keys", "status"])
         assert missing.exit_code == 1 and "error: no keys to seal personal data" in missing.output
+        assert "error: no keys" in runner.invoke(app, ["runs"]).output  # anything that reads the database
+        checked = runner.invoke(app, ["templates", "check"])  # what never touches personal data needs no keys
+        assert checked.exit_code == 0 and "problem(s)" in checked.output
         made = runner.invoke(app, ["keys", "init"])
         assert made.exit_code == 0 and f"key file made: {tmp_path / 'data-keys.json'}" in made.output
         assert "already there" in runner.invoke(app, ["keys", "init"]).output

@@ -197,3 +197,22 @@ def test_the_retention_flow_publishes_its_counts(prefect_harness, engine, ladder
         artifact = client.read_latest_artifacts()
     assert any(a.key == "retention" for a in artifact)
     assert AS_OF  # the run's day is the lender's: retention takes only a moment
+
+
+def test_an_erased_customer_who_comes_back_under_a_new_id_stays_opted_out(engine, ladder, tmp_path):  # noqa: F811
+    from campaigns.portfolio import import_portfolio
+    from tests.test_import import row, write_csv
+
+    contacted(engine, ladder, names=("Grace Garcia",))
+    with engine.begin() as conn:
+        conn.execute(update(Customer).where(Customer.id == "C-A0").values(sms_opt_out=True))
+    erase_customer(engine, "A0", NOW, actor="dpo", reason="request 9")
+    path = write_csv(tmp_path / "p.csv", [
+        row(account_id="B1", customer_id="C-NEW", phone="+12125550100", email="grace@example.com"),
+        row(account_id="B2", customer_id="C-OTHER", phone="+12125550199", email="other@example.com")])
+    assert import_portfolio(engine, path, now=NOW).ok
+    with engine.connect() as conn:
+        flags = {r.id: (r.email_opt_out, r.sms_opt_out) for r in conn.execute(
+            select(Customer.id, Customer.email_opt_out, Customer.sms_opt_out))}
+    # The SMS opt-out was kept as the phone's blind index; the email was not opted out, so it was not kept.
+    assert flags["C-NEW"] == (False, True) and flags["C-OTHER"] == (False, False)

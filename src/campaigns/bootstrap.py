@@ -28,6 +28,13 @@ class Services:
     policy: PolicyConfig
     review: ReviewRules
     gateways: dict[str, DeliveryGateway] = field(default_factory=dict)
+    # No keys to seal personal data with: the error for whatever needs the database (ready_services, the
+    # CLI's migrated_services); work that never touches it (checking templates) goes on without keys.
+    keys_missing: Exception | None = None
+
+    def require_keys(self) -> None:
+        if self.keys_missing is not None:
+            raise self.keys_missing
 
 
 _engines: dict[str, Engine] = {}
@@ -140,12 +147,16 @@ def services(settings: Settings | None = None) -> Services:
     global _built
     settings = settings or get_settings()
     if _built is None or _built[0] is not settings:
-        from campaigns.privacy.keys import load_keys
+        from campaigns.privacy.keys import MissingKeys, load_keys
         from campaigns.privacy.sealing import use_keys
 
         engine = _engine(settings.database_url)
-        # The keys first: missing or malformed ones are one clear error before anything is read or sent.
-        use_keys(engine, load_keys(settings))
+        # The keys first: malformed ones are one clear error here; missing ones, before the database is used.
+        try:
+            ring, keys_missing = load_keys(settings), None
+        except MissingKeys as exc:
+            ring, keys_missing = None, exc
+        use_keys(engine, ring)
         _built = (settings, Services(
             settings=settings,
             engine=engine,
@@ -163,6 +174,7 @@ def services(settings: Settings | None = None) -> Services:
             policy=load_policy(settings.policy_config),
             review=load_review_rules(settings.review_config),
             gateways=build_gateways(settings, engine),
+            keys_missing=keys_missing,
         ))
     built = _built[1]
     return replace(built, gateways={**built.gateways, **_gateway_overrides})
@@ -178,6 +190,7 @@ def ready_services(settings: Settings | None = None) -> Services:
     from campaigns.db.engine import require_current_schema
 
     s = services(settings)
+    s.require_keys()
     key = s.engine.url.render_as_string(hide_password=False)
     if key not in _schema_checked:
         require_current_schema(s.engine)

@@ -175,6 +175,7 @@ def migrated_services():
     from campaigns.db.engine import SchemaNotReady, require_current_schema
 
     s = wired_services()
+    s.require_keys()
     try:
         require_current_schema(s.engine)
     except SchemaNotReady as exc:

@@ -49,7 +49,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.db.engine import among, in_batches, upsert
 from campaigns.db.models import Account, Customer, Dispute, Payment
-from campaigns.privacy.lookup import with_blind_indexes
+from campaigns.privacy.lookup import carry_opt_outs, with_blind_indexes
 from campaigns.policy.zones import number_zones, stored_zones
 from campaigns.progress import track
 
@@ -618,6 +618,7 @@ def _write(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportRe
     with engine.begin() as conn:
         keep_what_we_recorded(conn, accounts)
         with_blind_indexes(conn, customers.values())
+        carry_opt_outs(conn, list(customers.values()))
         upsert(conn, Customer.__table__, list(customers.values()), ["id"], keep_on_update=["created_at"],
                only_set=OPT_OUTS)
         upsert(conn, Account.__table__, accounts, ["id"], keep_on_update=["created_at"])

@@ -43,3 +43,29 @@ def customers_with_phone(conn, phone: str) -> Any:
     from campaigns.db.models import Customer
 
     return Customer.phone_index == phone_index(ring_for(conn.dialect), phone)
+
+
+def carry_opt_outs(conn, rows: list[dict[str, Any]]) -> int:
+    """Opt customer rows out of email or SMS where another customer with the same blind index opted out
+    (in place; rows carry ``email_index`` / ``phone_index``). An erased or anonymised customer keeps only these
+    indexes: a new record of the same address, under a new id, stays opted out. Returns the rows changed."""
+    from sqlalchemy import select
+
+    from campaigns.db.engine import among
+    from campaigns.db.models import Customer
+
+    emails = [r["email_index"] for r in rows if r.get("email_index") and not r.get("email_opt_out")]
+    phones = [r["phone_index"] for r in rows if r.get("phone_index") and not r.get("sms_opt_out")]
+    opted_emails = set(conn.execute(select(Customer.email_index).where(
+        among(conn, Customer.email_index, emails), Customer.email_opt_out)).scalars()) if emails else set()
+    opted_phones = set(conn.execute(select(Customer.phone_index).where(
+        among(conn, Customer.phone_index, phones), Customer.sms_opt_out)).scalars()) if phones else set()
+    changed = 0
+    for row in rows:
+        hit = False
+        if row.get("email_index") in opted_emails:
+            row["email_opt_out"] = hit = True
+        if row.get("phone_index") in opted_phones:
+            row["sms_opt_out"] = hit = True
+        changed += hit
+    return changed
