@@ -58,13 +58,13 @@ def test_old_messages_are_reduced_to_the_hash_of_what_was_sent_and_the_log_keeps
                                     ContactAttempt.channel)).all()
     assert len(before) == 3
     dry = apply_retention(engine, LATER, message_days=90, closed_customer_days=365, dry_run=True)
-    assert (dry.messages_reduced, dry.outbox_deleted, dry.customers_anonymised) == (3, 0, 0)
+    assert (dry.messages_reduced, dry.outbox_deleted, dry.customers_anonymised) == (3, 3, 0)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).where(RenderedMessage.reduced_at.is_not(None))).scalar_one() == 0
     assert apply_retention(engine, NOW + timedelta(days=30), message_days=90, closed_customer_days=365
                            ).messages_reduced == 0  # not old yet
     report = apply_retention(engine, LATER, message_days=90, closed_customer_days=365, chunk_size=2)
-    assert (report.messages_reduced, report.customers_anonymised) == (3, 0)
+    assert (report.messages_reduced, report.outbox_deleted, report.customers_anonymised) == (3, 3, 0)
     with engine.connect() as conn:
         after = conn.execute(select(RenderedMessage)).all()
         raw = conn.execute(text("SELECT recipient, subject, body_text, body_html FROM rendered_messages")).all()
@@ -139,7 +139,7 @@ def test_erasure_removes_the_person_keeps_the_facts_and_stops_what_was_queued(en
                      .values(status=AttemptStatus.deferred.value))
         conn.execute(update(Customer).where(Customer.id == "C-A0").values(sms_opt_out=True))
     counts = erase_customer(engine, "A0", NOW, actor="dpo", reason="erasure request 5")
-    assert counts == {"messages_reduced": 1, "attempts_stopped": 1}
+    assert counts == {"messages_reduced": 1, "outbox_deleted": 1, "attempts_stopped": 1}
     with engine.connect() as conn:
         customer = conn.execute(select(Customer).where(Customer.id == "C-A0")).one()
         other = conn.execute(select(Customer.name).where(Customer.id == "C-A1")).scalar_one()

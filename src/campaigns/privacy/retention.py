@@ -59,8 +59,9 @@ def content_hash(recipient: str | None, subject: str | None, body_text: str | No
                                      separators=(",", ":")).encode()).hexdigest()
 
 
-def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> int:
-    """Reduce these attempts' rendered messages to their hash and delete the outbox's copies (one transaction)."""
+def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> tuple[int, int]:
+    """Reduce these attempts' rendered messages to their hash and delete the outbox's copies (one transaction).
+    Returns (messages reduced, outbox copies deleted)."""
     m = RenderedMessage
     rows = conn.execute(select(m.attempt_id, m.recipient, m.subject, m.body_text, m.body_html)
                         .where(m.attempt_id.in_(attempt_ids), m.reduced_at.is_(None))).all()
@@ -71,8 +72,8 @@ def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> 
                     content_sha256=bindparam("_hash"), reduced_at=now),
             [{"_id": r.attempt_id, "_hash": content_hash(r.recipient, r.subject, r.body_text, r.body_html)}
              for r in rows])
-    conn.execute(delete(OutboxMessage).where(OutboxMessage.attempt_id.in_(attempt_ids)))
-    return len(rows)
+    deleted = conn.execute(delete(OutboxMessage).where(OutboxMessage.attempt_id.in_(attempt_ids))).rowcount or 0
+    return len(rows), deleted
 
 
 def anonymise_customer(conn: Connection, customer_id: str, now: datetime) -> None:
@@ -104,8 +105,9 @@ def apply_retention(engine: Engine, now: datetime, *, message_days: int, closed_
         with engine.connect() as conn:
             report.messages_reduced = conn.execute(select(func.count()).select_from(old_messages.subquery())
                                                    ).scalar_one()
-            report.outbox_deleted = conn.execute(select(func.count()).select_from(old_outbox.subquery())
-                                                 ).scalar_one()
+            report.outbox_deleted = conn.execute(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.attempt_id.in_(old_messages.scalar_subquery())
+                | OutboxMessage.attempt_id.in_(old_outbox.scalar_subquery()))).scalar_one()
             report.customers_anonymised = conn.execute(select(func.count()).select_from(customers.subquery())
                                                        ).scalar_one()
         return report
@@ -116,10 +118,12 @@ def apply_retention(engine: Engine, now: datetime, *, message_days: int, closed_
                                .limit(chunk_size)).scalars().all()
             if not ids:
                 break
-            report.messages_reduced += reduce_messages(conn, list(ids), now)
+            reduced, deleted = reduce_messages(conn, list(ids), now)
+            report.messages_reduced += reduced
+            report.outbox_deleted += deleted
         after = ids[-1]
     with engine.begin() as conn:  # outbox copies whose message was reduced before (or has none)
-        report.outbox_deleted = conn.execute(delete(OutboxMessage).where(
+        report.outbox_deleted += conn.execute(delete(OutboxMessage).where(
             OutboxMessage.attempt_id.in_(old_outbox.scalar_subquery()))).rowcount or 0
     while True:
         with engine.begin() as conn:
@@ -145,12 +149,13 @@ def _closed_customers(closed_before: datetime):
     return select(c.id).where(c.anonymised_at.is_(None), has_accounts, ~still_open, ~recent)
 
 
-def _erase_messages_of(conn: Connection, customer_id: str, now: datetime) -> int:
+def _erase_messages_of(conn: Connection, customer_id: str, now: datetime) -> None:
     """Reduce every message to this customer, whatever its age (settled ones: an in-flight one keeps its body)."""
     a = ContactAttempt
     ids = conn.execute(select(a.id).join(RenderedMessage, RenderedMessage.attempt_id == a.id)
                        .where(a.customer_id == customer_id, a.status.not_in(IN_FLIGHT))).scalars().all()
-    return reduce_messages(conn, list(ids), now) if ids else 0
+    if ids:
+        reduce_messages(conn, list(ids), now)
 
 
 def log_access(conn: Connection, now: datetime, actor: str, action: str, *, customer_id: str | None = None,

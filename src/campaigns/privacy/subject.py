@@ -150,9 +150,9 @@ def erase_customer(engine: Engine, account_id: str, now: datetime, *, actor: str
             status=AttemptStatus.suppressed.value, reason="erased", detail=None, updated_at=now)).rowcount or 0
         ids = conn.execute(select(a.id).join(RenderedMessage, RenderedMessage.attempt_id == a.id).where(
             a.customer_id == customer_id, a.status != AttemptStatus.sending.value)).scalars().all()
-        reduced = reduce_messages(conn, list(ids), now) if ids else 0
+        reduced, deleted = reduce_messages(conn, list(ids), now) if ids else (0, 0)
         anonymise_customer(conn, customer_id, now)
-        counts = {"messages_reduced": reduced, "attempts_stopped": stopped}
+        counts = {"messages_reduced": reduced, "outbox_deleted": deleted, "attempts_stopped": stopped}
         log_access(conn, now, actor, "erase", customer_id=customer_id, account_id=account_id, reason=reason,
                    counts=counts)
     return counts
