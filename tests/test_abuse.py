@@ -45,7 +45,7 @@ def test_a_flood_from_many_addresses_keeps_memory_bounded():
     for n in range(10_000):
         source = f"127.{n // 65536}.{n // 256 % 256}.{n % 256}"
         limits.refused(source), limits.refused(source), limits.failed(source)
-    assert len(limits) == 100 and len(limits.failures) == 100
+    assert len(limits.requests) == 100 and len(limits.failures) == 100
 
 
 def test_a_flood_of_forged_events_is_answered_cheaply_and_a_provider_is_still_served(engine, signing_key,  # noqa: F811

@@ -67,20 +67,20 @@ class Buckets:
         return max(1, int(missing / self.budget.rate + 0.999)) if self.budget.rate > 0 else 3600
 
 
-class SourceLimits(Buckets):
+class SourceLimits:
     """The request budget and the failure budget of every source."""
 
     def __init__(self, requests: Budget, failures: Budget, max_sources: int = 10_000,
                  clock: Callable[[], float] = time.monotonic):
-        super().__init__(requests, max_sources, clock)
+        self.requests = Buckets(requests, max_sources, clock)
         self.failures = Buckets(failures, max_sources, clock)
 
     def refused(self, source: str) -> int | None:
         """None if ``source`` may be served now (one request counted), else the seconds it should wait."""
         if self.failures.empty(source):
             return self.failures.seconds_to_next(source)
-        if not self.take(source):
-            return self.seconds_to_next(source)
+        if not self.requests.take(source):
+            return self.requests.seconds_to_next(source)
         return None
 
     def failed(self, source: str) -> None:

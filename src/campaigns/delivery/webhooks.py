@@ -102,8 +102,7 @@ def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds:
         routes.append(_sendgrid_route(engine, sendgrid_public_key, tolerance_seconds, clock, max_body_bytes))
     if twilio_auth_token:
         routes.extend(_twilio_routes(engine, twilio_auth_token, twilio_url_base, max_body_bytes))
-    limits = limits if limits is not None else default_limits()  # (an unused SourceLimits has len 0: falsy)
-    return Starlette(routes=routes, middleware=[Middleware(LimitSources, limits=limits)])
+    return Starlette(routes=routes, middleware=[Middleware(LimitSources, limits=limits or default_limits())])
 
 
 def default_limits(requests_per_second: float = 100.0, burst: int = 500, failures_per_minute: float = 20.0,

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, bindparam, case, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from campaigns.db.engine import among
 from campaigns.db.models import (
     Account,
     AttemptStatus,
@@ -64,7 +65,7 @@ def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> 
     Returns (messages reduced, outbox copies deleted)."""
     m = RenderedMessage
     rows = conn.execute(select(m.attempt_id, m.recipient, m.subject, m.body_text, m.body_html)
-                        .where(m.attempt_id.in_(attempt_ids), m.reduced_at.is_(None))).all()
+                        .where(among(conn, m.attempt_id, attempt_ids), m.reduced_at.is_(None))).all()
     if rows:
         conn.execute(
             update(m.__table__).where(m.__table__.c.attempt_id == bindparam("_id"))
@@ -72,7 +73,8 @@ def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> 
                     content_sha256=bindparam("_hash"), reduced_at=now),
             [{"_id": r.attempt_id, "_hash": content_hash(r.recipient, r.subject, r.body_text, r.body_html)}
              for r in rows])
-    deleted = conn.execute(delete(OutboxMessage).where(OutboxMessage.attempt_id.in_(attempt_ids))).rowcount or 0
+    deleted = conn.execute(delete(OutboxMessage).where(among(conn, OutboxMessage.attempt_id, attempt_ids))
+                           ).rowcount or 0
     return len(rows), deleted
 
 
@@ -131,7 +133,7 @@ def apply_retention(engine: Engine, now: datetime, *, message_days: int, closed_
             if not ids:
                 break
             for customer_id in ids:
-                _erase_messages_of(conn, customer_id, now)
+                reduce_messages_of(conn, customer_id, now)
                 anonymise_customer(conn, customer_id, now)
             report.customers_anonymised += len(ids)
     if report.messages_reduced or report.outbox_deleted or report.customers_anonymised:
@@ -149,13 +151,13 @@ def _closed_customers(closed_before: datetime):
     return select(c.id).where(c.anonymised_at.is_(None), has_accounts, ~still_open, ~recent)
 
 
-def _erase_messages_of(conn: Connection, customer_id: str, now: datetime) -> None:
-    """Reduce every message to this customer, whatever its age (settled ones: an in-flight one keeps its body)."""
+def reduce_messages_of(conn: Connection, customer_id: str, now: datetime) -> tuple[int, int]:
+    """Reduce every message to this customer, whatever its age (settled ones: an in-flight one keeps its body).
+    Returns (messages reduced, outbox copies deleted)."""
     a = ContactAttempt
     ids = conn.execute(select(a.id).join(RenderedMessage, RenderedMessage.attempt_id == a.id)
                        .where(a.customer_id == customer_id, a.status.not_in(IN_FLIGHT))).scalars().all()
-    if ids:
-        reduce_messages(conn, list(ids), now)
+    return reduce_messages(conn, list(ids), now) if ids else (0, 0)
 
 
 def log_access(conn: Connection, now: datetime, actor: str, action: str, *, customer_id: str | None = None,
@@ -166,5 +168,5 @@ def log_access(conn: Connection, now: datetime, actor: str, action: str, *, cust
         "reason": reason[:500] if reason else None, "counts": counts or {}})
 
 
-__all__ = ["RetentionReport", "anonymise_customer", "apply_retention", "content_hash", "log_access",
-           "reduce_messages"]
+__all__ = ["IN_FLIGHT", "RetentionReport", "anonymise_customer", "apply_retention", "content_hash", "log_access",
+           "reduce_messages", "reduce_messages_of"]

@@ -76,6 +76,9 @@ class Resealed:
     def total(self) -> int:
         return sum(self.by_table.values())
 
+    def add(self, table_name: str, n: int) -> None:
+        self.by_table[table_name] = self.by_table.get(table_name, 0) + n
+
 
 def anything_to_seal(conn: Connection) -> bool:
     """Whether any stored value is still plain, or a blind index empty (no keys needed to tell)."""
@@ -109,7 +112,7 @@ def reseal(engine: Engine, ring: KeyRing | None = None, chunk_size: int = 1000,
                     break
                 _rewrite(conn, raw, spec, ring, rows, plain_only)
             after = rows[-1][spec.key]
-            done.by_table[spec.name] = done.by_table.get(spec.name, 0) + len(rows)
+            done.add(spec.name, len(rows))
             if on_chunk:
                 on_chunk(spec.name, len(rows))
     return done
@@ -148,11 +151,11 @@ def key_census(conn: Connection, ring: KeyRing | None = None) -> dict[str, dict[
     sealed with a key the ring does not have."""
     ring = ring or ring_for(conn.dialect)
     census: dict[str, dict[str, int]] = {}
+    heads = {kid: f"{PREFIX}{kid}$" for kid in ring.data_keys}
     for spec in sealed_tables(conn):
         raw = _raw(spec)
         counts: dict[str, int] = {}
         for c in spec.columns:
-            heads = {kid: f"{PREFIX}{kid}$" for kid in ring.data_keys}
             row = conn.execute(select(
                 func.count(raw.c[c]),
                 func.count().filter(func.substr(raw.c[c], 1, len(PREFIX)) != PREFIX),
@@ -225,7 +228,7 @@ def rotate_keys(engine: Engine, settings, chunk_size: int = 1000, passes: int = 
     for _ in range(passes):
         step = reseal(engine, ring, chunk_size=chunk_size, on_chunk=on_chunk)
         for name, n in step.by_table.items():
-            done.by_table[name] = done.by_table.get(name, 0) + n
+            done.add(name, n)
         if not step.total:
             break
     with engine.connect() as conn:

@@ -37,7 +37,7 @@ from campaigns.db.models import (
     RenderedMessage,
     RepaymentPlan,
 )
-from campaigns.privacy.retention import anonymise_customer, log_access, reduce_messages
+from campaigns.privacy.retention import anonymise_customer, log_access, reduce_messages_of
 
 # Fields of the customer row that are personal data (masked by show, removed by erase).
 PERSONAL = ("name", "email", "phone")
@@ -148,9 +148,8 @@ def erase_customer(engine: Engine, account_id: str, now: datetime, *, actor: str
             a.customer_id == customer_id,
             a.status.in_((AttemptStatus.queued.value, AttemptStatus.deferred.value))).values(
             status=AttemptStatus.suppressed.value, reason="erased", detail=None, updated_at=now)).rowcount or 0
-        ids = conn.execute(select(a.id).join(RenderedMessage, RenderedMessage.attempt_id == a.id).where(
-            a.customer_id == customer_id, a.status != AttemptStatus.sending.value)).scalars().all()
-        reduced, deleted = reduce_messages(conn, list(ids), now) if ids else (0, 0)
+        # Only a message being sent at this moment is still in flight: it keeps its body.
+        reduced, deleted = reduce_messages_of(conn, customer_id, now)
         anonymise_customer(conn, customer_id, now)
         counts = {"messages_reduced": reduced, "outbox_deleted": deleted, "attempts_stopped": stopped}
         log_access(conn, now, actor, "erase", customer_id=customer_id, account_id=account_id, reason=reason,

@@ -15,7 +15,6 @@ from alembic import op
 import sqlalchemy as sa
 
 
-
 revision: str = '0011'
 down_revision: Union[str, None] = '0010'
 branch_labels: Union[str, Sequence[str], None] = None
