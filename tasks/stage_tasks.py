@@ -269,7 +269,8 @@ def settle_day(as_of: date, now: datetime, dry_run: bool) -> dict:
     from campaigns.money.settlement import settle_day as settle
 
     s = services()
-    done = settle(s.engine, s.ladder, as_of, now, s.settings.data_dir / "agency", dry_run=dry_run)
-    if any(v for k, v in done.as_dict().items() if k != "placement_file"):
+    done = settle(s.engine, s.ladder, as_of, now, s.settings.data_dir / "agency", dry_run=dry_run,
+                  zone=s.settings.lender_zone)
+    if any(v for k, v in done.as_dict().items() if k not in ("placement_file", "activity_file")):
         get_run_logger().info("settled %s: %s", as_of, {k: v for k, v in done.as_dict().items() if v})
     return done.as_dict()

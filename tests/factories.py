@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, insert
 
 from campaigns.db.models import Account, Customer, Dispute
+from campaigns.money import ledger
 from campaigns.privacy.lookup import with_blind_indexes
 from tests.conftest import AS_OF, NOW
 
@@ -26,22 +28,39 @@ def add_customer(engine: Engine, customer_id: str, **overrides) -> str:
     return customer_id
 
 
+# When a test account's statement was taken: before any payment a test records, so each applies on top.
+STATEMENT_AT = datetime.combine(AS_OF - timedelta(days=60), time.min, timezone.utc)
+
+
 def add_account(engine: Engine, account_id: str, *, days_past_due: int | None = None, due_date: date | None = None,
                 customer_id: str | None = None, customer: dict | None = None, disputed: bool = False,
-                **overrides) -> str:
-    """An account (with its own customer unless ``customer_id`` is given) due ``days_past_due`` before AS_OF."""
+                statement_at: datetime = STATEMENT_AT, **overrides) -> str:
+    """An account (with its own customer unless ``customer_id`` is given) due ``days_past_due`` before AS_OF.
+
+    Its figures (``balance``, ``amount_due``, ``status``: paid owes nothing, closed is the lender's) are an
+    opening statement in its ledger, as of ``statement_at``; the account's cache is what the ledger derives.
+    """
     if customer_id is None:
         customer_id = add_customer(engine, f"C-{account_id}", **(customer or {}))
     if due_date is None:
         due_date = AS_OF - timedelta(days=days_past_due or 0)
+    status = overrides.pop("status", "open")
+    paid = status == "paid"
+    balance = Decimal(overrides.pop("balance", Decimal(0) if paid else Decimal("600.00")))
+    amount_due = Decimal(overrides.pop("amount_due", Decimal(0) if paid else Decimal("120.50")))
     row = {
-        "id": account_id, "customer_id": customer_id, "currency": "USD", "balance": Decimal("600.00"),
-        "amount_due": Decimal("120.50"), "due_date": due_date, "status": "open", "product": "card",
+        "id": account_id, "customer_id": customer_id, "currency": "USD", "balance": Decimal(0),
+        "amount_due": Decimal(0), "due_date": due_date, "status": "open", "product": "card",
         "cease_contact": False, "created_at": NOW, "updated_at": NOW,
     }
     row.update(overrides)
     with engine.begin() as conn:
         conn.execute(insert(Account.__table__), row)
+        ledger.append(conn, [ledger.entry_row(
+            "statement", f"statement|{account_id}|factory", account_id, row["currency"], statement_at, NOW, "test",
+            balance=balance, amount_due=amount_due, due_date=due_date,
+            lender_status="closed" if status == "closed" else "open")])
+        ledger.refresh(conn, [account_id], NOW, ZoneInfo("America/New_York"))
         if disputed:
             conn.execute(insert(Dispute.__table__), {"account_id": account_id, "opened_at": NOW,
                                                       "resolved_at": None, "source": "test"})

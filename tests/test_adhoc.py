@@ -182,7 +182,7 @@ def test_the_preview_shows_messages_and_suppressions_and_writes_nothing(engine, 
     assert (result["accounts"], result["in_cohort"], result["left_out"]) == (4, 3, 1)  # PAID is not open
     assert result["counts"]["would_send"] == 1 and result["counts"]["suppressed:opted_out"] == 1
     [message] = result["messages"]
-    assert message["account_id"] == "A-20" and "$120.50" in message["text"]
+    assert message["account_id"] == "A-20" and "$50.00" in message["text"]  # its balance: all of it is due
     reasons = {(x["account_id"], x["reason"]) for x in result["suppressions"]}
     assert ("OPTED", "opted_out") in reasons and ("A-60", "outside_contact_window") in reasons
 

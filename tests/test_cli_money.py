@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -95,3 +95,53 @@ def test_agency_place_and_recall(engine, tmp_path):
     assert "recalled from Northwind Recoveries" in invoke("agency", "recall", "OLD").output
     again = invoke("agency", "recall", "OLD")
     assert again.exit_code == 1 and again.output.strip() == "error: account OLD is open, not placed with an agency"
+
+
+def test_reverse_refund_and_the_ledger_as_a_person_uses_them(engine, tmp_path):
+    add_account(engine, "A1", days_past_due=5)
+    now = ["--now", NOW.isoformat()]
+    invoke("payments", "record", "A1", "650", "--paid-at", NOW.isoformat(), "--payment-id", "PAY-1", *now)
+    refund = invoke("payments", "refund", "A1", "50", "--reference", "RF-1", *now)
+    assert refund.exit_code == 0 and refund.output.strip() == (
+        "refund RF-1 of 50 recorded; account A1: balance $0.00, amount due $0.00, status paid")
+    assert "already recorded" in invoke("payments", "refund", "A1", "50", "--reference", "RF-1", *now).output
+    too_much = invoke("payments", "refund", "A1", "1", "--reference", "RF-2", *now)
+    assert too_much.exit_code == 1 and too_much.output.strip() == (
+        "error: is more than the credit account A1 holds (0.00 USD)")
+    reversed_ = invoke("payments", "reverse", "PAY-1", "--reason", "chargeback", *now)
+    assert reversed_.exit_code == 0 and reversed_.output.strip() == (
+        "payment PAY-1 reversed (chargeback); account A1: balance $650.00, amount due $120.50, status open; "
+        "it owes again")
+    assert "already reversed; nothing changed" in invoke("payments", "reverse", "PAY-1", "--reason", "x", *now).output
+    assert invoke("payments", "reverse", "NOPE", "--reason", "x", *now).output.strip() == \
+        "error: no payment 'NOPE' is recorded"
+    shown = " ".join(invoke("ledger", "show", "A1").output.split())
+    assert "statement" in shown and "PAY-1, reversed" in shown and "refund" in shown
+    assert "account A1: balance $650.00, amount due $120.50, status open (derived from 4 event(s))" in shown
+    checked = invoke("ledger", "check")
+    assert checked.exit_code == 0 and "1 account(s) checked, 0 disagree with their ledger" in checked.output
+    with engine.begin() as conn:  # someone writes a balance by hand: the check names the account, --fix mends it
+        conn.execute(Account.__table__.update().values(balance=Decimal("1.00")))
+    broken = invoke("ledger", "check")
+    assert broken.exit_code == 1 and "account A1: balance disagree with its ledger" in broken.output
+    assert invoke("ledger", "check", "--fix").exit_code == 0 and invoke("ledger", "check").exit_code == 0
+
+
+def test_import_with_the_moment_of_its_figures(engine, tmp_path):
+    from tests.test_import import GOOD, write_csv as write_portfolio
+
+    path = write_portfolio(tmp_path / "p.csv", [GOOD])
+    assert invoke("import", path, "--now", NOW.isoformat()).exit_code == 0
+    invoke("payments", "record", "A1", "100", "--paid-at", (NOW + timedelta(hours=1)).isoformat(),
+           "--now", (NOW + timedelta(hours=1)).isoformat())
+    later = write_portfolio(tmp_path / "later.csv", [dict(GOOD, due_date="2026-12-25")])
+    refused = invoke("import", later, "--now", (NOW + timedelta(hours=2)).isoformat())
+    assert refused.exit_code == 1 and "field balance: account A1: this statement would raise what is owed, and 1 " \
+                                      "payment(s)" in " ".join(refused.output.split())
+    taken = invoke("import", later, "--balance-as-of", NOW.isoformat(), "--now", (NOW + timedelta(hours=2)).isoformat())
+    assert taken.exit_code == 0 and "statements: 1 new, 0 unchanged" in " ".join(taken.output.split())
+    with engine.connect() as conn:  # the lender's figures as of before the payment: the payment still counts
+        assert conn.execute(select(Account.balance, Account.due_date)).one() == (Decimal("400.00"),
+                                                                                 date(2026, 12, 25))
+    bad = invoke("import", later, "--balance-as-of", "yesterday")
+    assert bad.exit_code == 1 and bad.output.startswith("error: --balance-as-of:")

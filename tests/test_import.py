@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -143,12 +144,12 @@ def test_parquet_import_and_upsert_updates_existing_rows(engine, tmp_path):
     assert report.accounts_loaded == 1
     assert [(e.row, e.field) for e in report.errors] == [(2, "due_date")]  # parquet: first record is row 1
 
-    write_csv(tmp_path / "again.csv", [row(amount_due="99.99", status="paid")])
+    write_csv(tmp_path / "again.csv", [row(amount_due="99.99", status="closed")])
     assert import_portfolio(engine, tmp_path / "again.csv", now=NOW).ok
     with engine.connect() as conn:
         account = conn.execute(select(Account)).one()
         count = conn.execute(select(func.count()).select_from(Account)).scalar_one()
-    assert count == 1 and account.amount_due == Decimal("99.99") and account.status == "paid"
+    assert count == 1 and account.amount_due == Decimal("99.99") and account.status == "closed"
 
 
 # --- One bad value costs one row, on both databases (issue 8: 1, 6, 8, 9, 12) ---------------------------
@@ -196,7 +197,7 @@ def test_a_write_the_database_refuses_costs_only_its_row_and_shows_no_parameters
     # limit is the parser's alone.)
     bad_account["product"] = "Secret Person " * 40
     batch = [importer._Parsed(2, good[0], good[1], False), importer._Parsed(3, bad_customer, bad_account, False)]
-    importer._store(engine, batch, NOW, report)
+    importer._store(engine, batch, NOW, report, ZoneInfo("UTC"), None)
     assert "A1" in loaded_ids(engine)
     if engine.dialect.name == "postgresql":
         assert [(e.row, e.message) for e in report.errors] == [(3, "the database refused the row (StringDataRightTruncation)")]
@@ -301,7 +302,7 @@ def test_an_unknown_column_that_does_not_look_like_a_name_is_withheld(engine, tm
     columns = COLUMNS + ["grace.garcia@example.com"]
     with pytest.raises(PortfolioFileError) as caught:
         import_portfolio(engine, write_csv(tmp_path / "p.csv", [{**row(), "grace.garcia@example.com": ""}], columns))
-    assert "column 26 (name withheld)" in str(caught.value) and "garcia" not in str(caught.value)
+    assert "column 27 (name withheld)" in str(caught.value) and "garcia" not in str(caught.value)
 
 
 def test_import_streams_the_file_in_batches(engine, tmp_path, monkeypatch):

@@ -161,7 +161,7 @@ def demo_command(
     # The demo's data is sealed at rest like a lender's: its keys in a private file made on the first run.
     key_file, made = ensure_keys(get_settings())
     s = creating_services()
-    upgrade_database(s.engine)
+    upgrade_database(s.engine, lender_zone=s.settings.lender_zone)
     if key_file is not None:
         out.print(f"keys that seal names, emails, phones and messages: {key_file} "
                   f"({'made now, ' if made else ''}0600; campaigns keys status)", highlight=False)
@@ -171,10 +171,10 @@ def demo_command(
         moment = datetime.combine(day, time(9, 0), tzinfo=s.settings.lender_zone).astimezone(timezone.utc)
     frame = generate_portfolio(day, DemoSpec(accounts=accounts, seed=seed))
     path = write_demo_file(frame, s.settings.data_dir / "demo" / "portfolio.csv")
-    report = import_portfolio(s.engine, path, now=moment)
+    report = import_portfolio(s.engine, path, now=moment, zone=s.settings.lender_zone)
     if not report.ok:
         raise CliError(f"the demo portfolio did not import cleanly: {report.errors[0]}")
-    record_demo_payments(s.engine, frame, moment)
+    record_demo_payments(s.engine, frame, moment, s.settings.lender_zone)
     out.print(f"demo portfolio: {report.accounts_loaded} accounts, {report.customers_loaded} customers ({path})")
 
     from flows.daily import daily_campaign

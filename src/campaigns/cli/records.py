@@ -145,6 +145,7 @@ def worklist_record_command(
             raise CliError(f"--amount {amount!r} is not an amount") from None
     followed = record_outcome(s.engine, s.policy, account, outcome, moment,
                               moment.astimezone(s.settings.lender_zone).date(), amount=value,
-                              by=by.date() if by else None, max_promise_days=s.ladder.promises.max_days)
+                              by=by.date() if by else None, max_promise_days=s.ladder.promises.max_days,
+                              zone=s.settings.lender_zone)
     out.print(f"account {account}: {outcome} recorded" + (f"; {'; '.join(followed)}" if followed else ""),
               highlight=False)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Select, and_, case, exists, func, literal, select
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from campaigns.db.models import (
@@ -46,11 +46,11 @@ COHORT_COLUMNS = [
     "cease_contact", "time_barred", "name", "email", "phone", "phone_zones", "locale", "timezone", "country",
     "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer", "email_employer_consent",
     "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute", "in_plan", "after_payment",
-    "credit", "account_created_at", "days_past_due",
+    "credit", "account_created_at", "figures", "paid_off", "days_past_due",
 ]
 FLAGS = ("cease_contact", "time_barred", "email_opt_out", "sms_opt_out", "sms_consent", "email_is_employer",
          "email_employer_consent", "vulnerable", "email_invalid", "push_enabled", "push_opt_out", "has_open_dispute",
-         "in_plan", "after_payment")
+         "in_plan", "after_payment", "paid_off")
 
 # An account in an accepted plan is reminded of its next instalment (its date and what is left of it),
 # not of the original due date: these are what the ladder sees as "due".
@@ -93,20 +93,28 @@ def _due_date_filter(rule: StageRule, as_of: date):
 def _thank_you_filter(rule: StageRule, as_of: date):
     """Accounts paid off in the last ``paid_in_full_within_days`` days, never thanked for this payoff.
 
-    Same-day attempts do not count (a re-run must see the same cohort); any earlier
-    thank-you attempt made since the payoff does, whatever became of it: one each.
+    A payoff is told from the next by when it was recorded (``payoff_seen_at``: a reversal and a new
+    payoff make a new one; a late payment re-dating the same payoff does not). Same-day attempts do not
+    count (a re-run must see the same cohort); any earlier thank-you attempt made since the payoff does,
+    whatever became of it (one each), except one stopped because the figures it stated had changed
+    (``figures_changed``): it told the customer nothing. Paid while placed with the agency (``closed``):
+    only with ``include_placed``.
     """
     assert rule.paid_in_full_within_days is not None
     since = datetime.combine(as_of - timedelta(days=rule.paid_in_full_within_days), time.min, timezone.utc)
     until = datetime.combine(as_of + timedelta(days=1), time.min, timezone.utc)
     attempt = ContactAttempt
+    paid = Account.status == "paid"
+    if rule.include_placed:
+        paid = or_(paid, and_(Account.status == "closed", Account.placed_at.is_not(None)))
     return and_(
-        Account.status == "paid",
+        paid,
         Account.paid_off_at >= since,
         Account.paid_off_at < until,
         ~exists().where(attempt.account_id == Account.id, attempt.as_of == as_of, attempt.stage != rule.stage.value),
         ~exists().where(attempt.account_id == Account.id, attempt.stage == rule.stage.value,
-                        attempt.as_of < as_of, attempt.created_at >= Account.paid_off_at),
+                        attempt.as_of < as_of, attempt.created_at >= Account.payoff_seen_at,
+                        ~and_(attempt.status == AttemptStatus.suppressed.value, attempt.reason == "figures_changed")),
     )
 
 
@@ -251,6 +259,8 @@ def cohort_statement(rule: StageRule, as_of: date) -> Select:
             literal(rule.after_payment).label("after_payment"),
             Account.credit,
             Account.created_at.label("account_created_at"),  # the segments' tenure
+            Account.figures,  # what the message states, fingerprinted: checked again at release
+            Account.paid_off_at.is_not(None).label("paid_off"),
         )
         .join(Customer, Customer.id == Account.customer_id)
         .where(cohort_filter(rule, as_of))

@@ -40,6 +40,9 @@ class StageRule(BaseModel):
     days_past_due: DayRange | None = None
     paid_in_full_within_days: int | None = Field(
         default=None, ge=1, le=60, description="thank_you: accounts paid off this many days ago or less")
+    include_placed: bool = Field(
+        default=False, description="thank_you: also thank those who paid in full while placed with the agency "
+                                   "(off: the agency holds the relationship)")
     every_days: int | None = Field(default=None, ge=1)
     once_per_due_date: bool = False
     channels: list[Channel] = Field(min_length=1)
@@ -55,6 +58,8 @@ class StageRule(BaseModel):
         if (self.paid_in_full_within_days is not None) != (self.stage is Stage.thank_you):
             raise ValueError(f"{self.stage.value}: paid_in_full_within_days is the thank_you stage's selector, "
                              "and its only one")
+        if self.include_placed and self.stage is not Stage.thank_you:
+            raise ValueError(f"{self.stage.value}: include_placed is for the thank_you stage")
         if len(set(self.channels)) != len(self.channels):
             raise ValueError(f"{self.stage.value}: a channel is listed twice")
         return self

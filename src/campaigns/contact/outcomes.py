@@ -124,6 +124,7 @@ def attempt_row(
     amount_due: Any = None,
     days_past_due: int | None = None,
     policy_trace: list[dict[str, Any]] | None = None,
+    figures: str | None = None,
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -153,6 +154,7 @@ def attempt_row(
         "release_after": None,
         "outcome": None,
         "policy_trace": policy_trace,
+        "figures": figures,
     }
 
 

@@ -261,6 +261,7 @@ def compose_attempts(
             experiment=decision.experiment, tone=decision.tone,
             amount_due=Decimal(row.amount_due) if assigned else None,
             days_past_due=int(row.days_past_due) if assigned else None,
+            figures=getattr(row, "figures", None),
         )
         # Why this account got this arm, tone and channel: the strategy's part of the decision trace.
         strategy = {"at": run.now.isoformat(), "check": "strategy", "segment": segment,

@@ -146,7 +146,8 @@ def export_worklist(frame: pd.DataFrame, path: Path) -> int:
 
 
 def record_outcome(engine: Engine, policy: PolicyConfig, account_id: str, outcome: str, now: datetime, today: date,
-                   *, amount: Decimal | None = None, by: date | None = None, max_promise_days: int = 30) -> list[str]:
+                   *, amount: Decimal | None = None, by: date | None = None, max_promise_days: int = 30,
+                   zone=None) -> list[str]:
     """Log an agent's call outcome: it counts toward the call caps; ``promise`` and ``dispute`` open one.
 
     Returns what followed from it, in words (for the CLI).
@@ -159,7 +160,7 @@ def record_outcome(engine: Engine, policy: PolicyConfig, account_id: str, outcom
     followed = [] if decision.allowed else [f"logged although the call rules said no ({decision.reason})"]
     if outcome == "promise":
         record_promise(engine, account_id, amount, by, now, today, channel="call", max_days=max_promise_days,
-                       source="agent")
+                       source="agent", zone=zone)
         followed.append(f"promise of {amount} by {by} opened: no reminders while it is open")
     elif outcome == "dispute":
         open_dispute(engine, account_id, now, source="agent")

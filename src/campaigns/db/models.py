@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     false,
     Boolean,
+    CheckConstraint,
     Date,
     ForeignKey,
     Float,
@@ -111,36 +112,54 @@ class Customer(Base):
 
 
 class Account(Base):
+    """An account and what it owes. The money columns are a cache of what its ledger derives
+    (``campaigns.money.ledger.refresh`` is their only writer; ``campaigns ledger check`` recomputes them)."""
+
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     currency: Mapped[str] = mapped_column(String(3))
-    balance: Mapped[Decimal] = mapped_column(Money)
-    amount_due: Mapped[Decimal] = mapped_column(Money)
-    due_date: Mapped[date] = mapped_column(Date, index=True)
-    status: Mapped[str] = mapped_column(String(16), default="open", doc="open, paid, closed, placed")
+    balance: Mapped[Decimal] = mapped_column(Money, doc="derived: what is owed")
+    amount_due: Mapped[Decimal] = mapped_column(Money, doc="derived: the part of it due now")
+    due_date: Mapped[date] = mapped_column(Date, index=True, doc="derived: the latest statement's due date")
+    status: Mapped[str] = mapped_column(String(16), default="open", doc="derived: open, paid, closed, placed")
     product: Mapped[str | None] = mapped_column(String(64))
     cease_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     time_barred: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false(), doc="past the statute of limitations: no mention of suing"
     )
     credit: Mapped[Decimal] = mapped_column(
-        Money, default=Decimal(0), server_default="0", doc="paid beyond the balance: owed back or kept on account"
+        Money, default=Decimal(0), server_default="0", doc="derived: paid beyond what is owed (refundable)"
     )
-    paid_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="when the balance reached zero")
+    paid_off_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="derived: the moment of the event that last left nothing owed")
+    payoff_seen_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="derived: when that payoff was recorded (one thank-you per payoff)")
     plan_due_date: Mapped[date | None] = mapped_column(
-        Date, doc="the next unpaid instalment of the accepted plan (None: no plan in good standing)"
+        Date, doc="derived: the next unpaid instalment of the accepted plan (None: no plan in good standing)"
     )
-    plan_amount_due: Mapped[Decimal | None] = mapped_column(Money, doc="what is left of that instalment")
+    plan_amount_due: Mapped[Decimal | None] = mapped_column(Money, doc="derived: what is left of that instalment")
+    figures: Mapped[str | None] = mapped_column(
+        String(16), doc="derived: fingerprint of every figure a message can state (money.derivation.figures_digest)")
+    statement_id: Mapped[int | None] = mapped_column(Integer, doc="derived: the ledger's latest statement")
+    ledger_head: Mapped[int | None] = mapped_column(Integer, doc="derived: the newest ledger entry it reflects")
     placed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="handed to a collection agency")
     placed_with: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# Every derived money column of an account: written by the ledger's refresh only.
+ACCOUNT_DERIVED = ("balance", "amount_due", "due_date", "status", "credit", "paid_off_at", "payoff_seen_at",
+                   "plan_due_date", "plan_amount_due", "figures", "statement_id", "ledger_head")
+
+
 class Payment(Base):
-    """Money that came back. ``payment_id`` is the payer's or processor's id: a second import of it is a no-op."""
+    """Money that came back. ``payment_id`` is the payer's or processor's id: a second import of it is a no-op.
+
+    What it did to the account is the ledger's (its ``payment`` entry, and a ``reversal`` if it was undone).
+    """
 
     __tablename__ = "payments"
     __table_args__ = (Index("ix_payments_account_paid_at", "account_id", "paid_at"),)
@@ -155,8 +174,37 @@ class Payment(Base):
     method: Mapped[str | None] = mapped_column(String(32))
     reference: Mapped[str | None] = mapped_column(String(64))
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    applied: Mapped[Decimal | None] = mapped_column(Money, doc="the part that lowered the balance")
-    credit: Mapped[Decimal | None] = mapped_column(Money, doc="the part beyond the balance (an over-payment)")
+
+
+class LedgerEntry(Base):
+    """One money event of an account, appended and never changed (``campaigns.money.derivation``)."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_entries_account_id_id", "account_id", "id"),
+        # A payment has one payment entry and at most one reversal.
+        Index("uq_ledger_entries_payment_id_kind", "payment_id", "kind", unique=True),
+        CheckConstraint("kind IN ('statement', 'payment', 'reversal', 'refund', 'fee')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(16), doc="statement, payment, reversal, refund, fee")
+    entry_key: Mapped[str] = mapped_column(String(160), unique=True, doc="what makes it the same event: a repeat "
+                                                                          "adds nothing")
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime, doc="the money's moment: a statement's as-of, "
+                                                                    "a payment's paid_at, a reversal's or refund's")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal | None] = mapped_column(Money, doc="payment, reversal, refund, fee: positive")
+    balance: Mapped[Decimal | None] = mapped_column(Money, doc="statement: the lender's balance")
+    amount_due: Mapped[Decimal | None] = mapped_column(Money, doc="statement: the lender's amount due")
+    due_date: Mapped[date | None] = mapped_column(Date, doc="statement: the lender's due date")
+    lender_status: Mapped[str | None] = mapped_column(String(16), doc="statement: open or closed")
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), doc="payment, reversal: the payment")
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("repayment_plans.id"), doc="fee: the plan it is for")
+    reason: Mapped[str | None] = mapped_column(String(64), doc="a reversal's reason, a refund's reference (codes)")
+    source: Mapped[str | None] = mapped_column(String(32), doc="import, cli, link, demo, migration")
 
 
 class Dispute(Base):
@@ -193,6 +241,10 @@ class RepaymentPlan(Base):
     accepted_via: Mapped[str | None] = mapped_column(String(16), doc="cli or link")
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="completed, broken, expired or withdrawn")
     close_reason: Mapped[str | None] = mapped_column(String(64))
+    ledger_from: Mapped[int | None] = mapped_column(
+        Integer, doc="the ledger's newest entry when it was accepted: payments recorded after it pay instalments")
+    ledger_closed: Mapped[int | None] = mapped_column(
+        Integer, doc="the ledger's newest entry when it was completed: a later reversal of its payment reopens it")
 
 
 class PlanInstalment(Base):
@@ -204,9 +256,14 @@ class PlanInstalment(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer, doc="1 for the first instalment")
     due_date: Mapped[date] = mapped_column(Date)
-    amount: Mapped[Decimal] = mapped_column(Money)
-    paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="when it was paid in full")
+    amount: Mapped[Decimal] = mapped_column(Money, doc="as agreed (or as added)")
+    paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), doc="derived: what the plan's payments brought")
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="derived: when it was paid in full")
+    waived: Mapped[Decimal] = mapped_column(
+        Money, default=Decimal(0), server_default="0", doc="derived: taken off by a lower balance")
+    added_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="added to the plan after it was accepted (a higher balance); None: agreed")
+    added_by: Mapped[int | None] = mapped_column(Integer, doc="the ledger entry after which it was added")
 
 
 class PaymentPromise(Base):
@@ -221,7 +278,8 @@ class PaymentPromise(Base):
     due_by: Mapped[date] = mapped_column(Date)
     channel: Mapped[str | None] = mapped_column(String(16), doc="where it was made: call, email, sms, web, agent")
     status: Mapped[str] = mapped_column(String(16), doc="open, kept, broken, cancelled")
-    paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0), doc="paid since the promise was made")
+    paid: Mapped[Decimal] = mapped_column(Money, default=Decimal(0),
+                                          doc="derived: paid from the promise to the end of its day")
     promised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     source: Mapped[str | None] = mapped_column(String(32))
@@ -291,6 +349,9 @@ class ContactAttempt(Base):
     policy_trace: Mapped[list[dict[str, Any]] | None] = mapped_column(
         JSON, doc="each compliance decision on this attempt and its inputs (no personal data)"
     )
+    figures: Mapped[str | None] = mapped_column(
+        String(16), doc="the account's figures fingerprint its message was rendered with: another one at release "
+                        "means the message states figures the ledger no longer holds (not sent)")
 
 
 class Hold(Base):
@@ -425,6 +486,19 @@ class AgentWorklistItem(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(24), doc="the agent's last outcome")
     outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AgencyFeed(Base):
+    """A file of what happened to placed accounts' money (payments, reversals, payoffs) sent to the agency."""
+
+    __tablename__ = "agency_feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agency: Mapped[str] = mapped_column(String(64))
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    file: Mapped[str] = mapped_column(String(255), doc="the file's name in the agency directory")
+    rows: Mapped[int] = mapped_column(Integer)
+    through_entry_id: Mapped[int] = mapped_column(Integer, doc="the newest ledger entry it reports")
 
 
 class RiskModel(Base):

@@ -144,7 +144,7 @@ def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
         token = request.path_params["token"]
         now = links.clock()
         try:
-            offer = offer_for_link(engine, token, now, links.secret)
+            offer = offer_for_link(engine, token, now, links.secret, links.rules)
         except LinkError as exc:
             return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
         items = []
@@ -172,7 +172,8 @@ def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
         token = request.path_params["token"]
         now = links.clock()
         try:
-            plan = accept_link(engine, token, now, now.astimezone(links.zone).date(), links.rules, links.secret)
+            plan = accept_link(engine, token, now, now.astimezone(links.zone).date(), links.rules, links.secret,
+                               links.zone)
         except LinkError as exc:
             return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
         rows = "".join(f"<li>{escape(format_day(d, PAGE_LOCALE))}: "

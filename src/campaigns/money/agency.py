@@ -9,6 +9,14 @@ and no stage selects it again. ``campaigns agency recall`` returns it to us.
 
 Not placed: accounts with an open dispute, a hold, a cease request, a vulnerable
 customer, an open promise or a plan in good standing.
+
+Money keeps moving after placement: a payment (or a reversal, a refund, a new
+statement) on a placed account is recorded in its ledger like any other, and goes
+into the next *activity file* for the agency (``activity-<day>-<time>.csv``, the
+daily run writes it after placing: each event once, with the account's balance
+and status after it). Paid in full while placed, the account is ``closed`` for us:
+no thank-you from us (``thank_you.include_placed`` in the ladder turns one on),
+and nothing to recall; a reversal puts it back with the agency (``placed``).
 """
 
 from __future__ import annotations
@@ -19,20 +27,25 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Engine, and_, exists, or_, select, update
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.cohorts import open_promise_exists
 from campaigns.contact.ladder import AgencyRules
 from campaigns.contact.outcomes import suppress_pending
 from campaigns.db.engine import in_batches
-from campaigns.db.models import Account, AgentWorklistItem, Customer, Dispute, Hold
+from campaigns.db.models import Account, AgencyFeed, AgentWorklistItem, Customer, Dispute, Hold, LedgerEntry, Payment
 from campaigns.files import ensure_private_directory, open_private
+from campaigns.money import ledger
 from campaigns.money.currency import in_currency
 from campaigns.money.spreadsheet import neutralise
 
 PLACEMENT_COLUMNS = ["account_id", "placed_on", "currency", "balance", "amount_due", "due_date", "days_past_due",
                      "name", "phone", "email", "country", "timezone", "locale", "do_not_email", "do_not_sms"]
+ACTIVITY_COLUMNS = ["account_id", "event", "at", "amount", "currency", "payment_id", "reason", "balance_now",
+                    "status_now"]
 
 
 class AgencyError(ValueError):
@@ -63,7 +76,8 @@ def _candidates(rules: AgencyRules, as_of: date, now: datetime):
     return and_(*clauses)
 
 
-def place_with_agency(engine: Engine, rules: AgencyRules, as_of: date, now: datetime, out_dir: Path) -> Placement:
+def place_with_agency(engine: Engine, rules: AgencyRules, as_of: date, now: datetime, out_dir: Path,
+                      zone: ZoneInfo | None = None) -> Placement:
     """Place every account the rules select; write their placement file (0600) into ``out_dir``."""
     if not rules.enabled:
         return Placement(rules.name, 0, None)
@@ -87,30 +101,78 @@ def place_with_agency(engine: Engine, rules: AgencyRules, as_of: date, now: date
                     r.name or "", r.phone or "", r.email or "", r.country or "", r.timezone or "", r.locale or "",
                     bool(r.email_opt_out), bool(r.sms_opt_out)]))
         ids = [r.id for r in rows]
-        _mark_placed(conn, ids, rules.name, now)
+        _mark_placed(conn, ids, rules.name, now, zone or ZoneInfo("UTC"))
     return Placement(rules.name, len(rows), path)
 
 
-def _mark_placed(conn: Connection, ids: list[str], agency: str, now: datetime) -> None:
+def _mark_placed(conn: Connection, ids: list[str], agency: str, now: datetime, zone: ZoneInfo) -> None:
+    ledger.lock_accounts(conn, ids)
     for part in in_batches(ids):
         conn.execute(update(Account).where(Account.id.in_(part), Account.status == "open")
-                     .values(status="placed", placed_at=now, placed_with=agency, updated_at=now))
+                     .values(placed_at=now, placed_with=agency, updated_at=now))
         conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id.in_(part),
                                                      AgentWorklistItem.status == "open")
                      .values(status="placed", outcome="placed", outcome_at=now))
         suppress_pending(conn, part, "placed", now)
+    ledger.refresh(conn, ids, now, zone)  # its status is the ledger's: placed while something is owed
 
 
-def recall(engine: Engine, account_id: str, now: datetime) -> str:
-    """Take an account back from the agency: it is ours again (open, or paid if nothing is owed)."""
+def recall(engine: Engine, account_id: str, now: datetime, zone: ZoneInfo | None = None) -> str:
+    """Take an account back from the agency: it is ours again (the ladder may contact it)."""
     with engine.begin() as conn:
-        account = conn.execute(select(Account.status, Account.balance, Account.placed_with)
-                               .where(Account.id == account_id).with_for_update()).first()
+        ledger.lock_accounts(conn, [account_id])
+        account = conn.execute(select(Account.status, Account.balance, Account.placed_with, Account.placed_at,
+                                      Account.paid_off_at).where(Account.id == account_id)).first()
         if account is None:
             raise AgencyError(f"no account {account_id!r}")
-        if account.status != "placed":
+        if account.placed_at is None:
             raise AgencyError(f"account {account_id} is {account.status}, not placed with an agency")
-        status = "open" if account.balance > 0 else "paid"
+        agency = account.placed_with or "the agency"
+        if account.status != "placed":
+            paid = (f"it was paid in full on {account.paid_off_at:%Y-%m-%d} while placed with {agency}"
+                    if account.paid_off_at is not None else f"the lender closed it while placed with {agency}")
+            raise AgencyError(f"account {account_id} cannot be recalled: {paid}, and is closed for us "
+                              "(the agency's activity file reports it); nothing is owed to collect")
         conn.execute(update(Account).where(Account.id == account_id)
-                     .values(status=status, placed_at=None, placed_with=None, updated_at=now))
-    return account.placed_with or "the agency"
+                     .values(placed_at=None, placed_with=None, updated_at=now))
+        ledger.refresh(conn, [account_id], now, zone or ZoneInfo("UTC"))
+    return agency
+
+
+@dataclass(frozen=True)
+class Feed:
+    agency: str
+    rows: int
+    file: Path | None
+
+
+def report_to_agency(engine: Engine, agency: str, now: datetime, out_dir: Path) -> Feed:
+    """Write what happened to placed accounts' money since the last activity file (0600), once each.
+
+    Only the ledger's events on accounts placed at the time (recorded after their placement), with the
+    account's balance and status now: no personal data, nothing about other accounts.
+    """
+    e, a, p = LedgerEntry, Account, Payment
+    with engine.begin() as conn:
+        since = conn.execute(select(func.max(AgencyFeed.through_entry_id))
+                             .where(AgencyFeed.agency == agency)).scalar() or 0
+        rows = conn.execute(
+            select(e.id, e.account_id, e.kind, e.effective_at, e.amount, e.balance, e.currency, e.reason,
+                   p.payment_id, a.balance.label("balance_now"), a.status.label("status_now"))
+            .join(a, a.id == e.account_id).outerjoin(p, p.id == e.payment_id)
+            .where(e.id > since, a.placed_with == agency, a.placed_at.is_not(None), e.recorded_at > a.placed_at)
+            .order_by(e.id)).all()
+        if not rows:
+            return Feed(agency, 0, None)
+        path = ensure_private_directory(out_dir) / f"activity-{now:%Y-%m-%d-%H%M%S}.csv"
+        with open_private(path, newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(ACTIVITY_COLUMNS)
+            for r in rows:
+                amount = r.balance if r.kind == "statement" else r.amount
+                writer.writerow(neutralise([
+                    r.account_id, r.kind, r.effective_at.isoformat(), in_currency(amount, r.currency), r.currency,
+                    r.payment_id or "", r.reason or "", in_currency(r.balance_now, r.currency), r.status_now]))
+        conn.execute(insert(AgencyFeed.__table__), {"agency": agency, "written_at": now, "file": path.name,
+                                                    "rows": len(rows), "through_entry_id": rows[-1].id})
+    return Feed(agency, len(rows), path)

@@ -2,13 +2,15 @@
 
 A plan is one ``repayment_plans`` row that moves through these states::
 
-    offered ──accept──> accepted ──paid off──> completed
+    offered ──accept──> accepted ──nothing owed──> completed ──its payment reversed──> accepted
        │                    └──instalment unpaid N days──> broken
        ├──expiry──> expired
        └──a newer offer──> superseded
 
-Any other move is refused with a one-line ``PlanError``. While a plan is
-``accepted`` the account carries its next unpaid instalment (``plan_due_date``,
+Any other move is refused with a one-line ``PlanError``. What its instalments got, and whether it is
+completed, is the ledger's to say (``campaigns.money.ledger``): payments recorded after the acceptance pay
+them oldest first; a lower balance waives them from the end; a higher one adds an instalment. While a
+plan is ``accepted`` the account carries its next unpaid instalment (``plan_due_date``,
 ``plan_amount_due``): the ladder then only reminds it of that instalment.
 """
 
@@ -19,6 +21,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
@@ -26,15 +30,16 @@ from campaigns.contact.outcomes import suppress_pending
 from campaigns.db.bulk import insert_ignoring_conflicts
 from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, AgentWorklistItem, PlanInstalment, RepaymentPlan
+from campaigns.money import ledger
 from campaigns.money.currency import in_currency
+from campaigns.money.derivation import FEE
 from campaigns.money.links import LinkError, PlanLink, parse_token, verify
-from campaigns.money.plans import PlanRules, allocate, instalment_dates, split_evenly
-from campaigns.money.promises import reopen_worklist
+from campaigns.money.plans import PlanRules, instalment_dates, split_evenly
 
 TRANSITIONS: dict[str, set[str]] = {
     "offered": {"accepted", "expired", "superseded"},
     "accepted": {"completed", "broken"},
-    "completed": set(),
+    "completed": {"accepted"},  # reopened: a payment that paid it was reversed
     "broken": set(),
     "expired": set(),
     "superseded": set(),
@@ -85,19 +90,23 @@ class AcceptedPlan:
 
 def accept_offer(engine: Engine, account_id: str, option: int, now: datetime, today: date, rules: PlanRules, *,
                  start: date | None = None, via: str = "cli", link: PlanLink | None = None,
-                 secret: bytes = b"") -> AcceptedPlan:
+                 secret: bytes = b"", zone: ZoneInfo | None = None) -> AcceptedPlan:
     """Turn an offer into an accepted plan with a dated schedule; the account leaves the dunning ladder.
 
     The schedule splits the balance as it stands now (a payment since the offer
     lowers it) into the chosen option's count, from ``start`` or the offer's first
-    date (or, if that has passed, ``first_due_in_days`` from today). A link is
-    checked against the offer it names: signature, expiry, and that the offer is
-    still open (a used or superseded link is refused).
+    date (or, if that has passed, ``first_due_in_days`` from today); ``start`` is
+    at most ``max_start_days`` after the offer. A fee, if the rules set one, is a
+    ledger entry of its own. A link is checked against the offer it names:
+    signature, expiry, and that the offer is still open (a used or superseded
+    link is refused).
     """
     from sqlalchemy.orm import Session
 
+    zone = zone or ZoneInfo("UTC")
     with Session(engine) as session, session.begin():
         conn = session.connection()
+        ledger.lock_accounts(conn, [account_id])
         offer = _offer_for_session(session, account_id, link.offer_key if link else None)
         if link is not None:
             verify(secret, link, offer.expires_at, now)
@@ -110,7 +119,8 @@ def accept_offer(engine: Engine, account_id: str, option: int, now: datetime, to
         options = offer.options or []
         if not 1 <= option <= len(options):
             raise PlanError(f"the offer has option(s) 1-{len(options)}; there is no option {option}")
-        account = session.get(Account, account_id, with_for_update=True)
+        account = conn.execute(select(Account.status, Account.balance, Account.currency, Account.plan_due_date,
+                                      Account.ledger_head).where(Account.id == account_id)).first()
         if account is None:
             raise PlanError(f"no account {account_id!r}")
         if account.status != "open" or account.balance <= 0:
@@ -120,10 +130,14 @@ def accept_offer(engine: Engine, account_id: str, option: int, now: datetime, to
         chosen = options[option - 1]
         count = int(chosen["count"])
         first = date.fromisoformat(chosen["instalments"][0]["due"])
+        latest = (offer.offered_on or today) + timedelta(days=rules.max_start_days)
         if start is None:
             start = first if first >= today else today + timedelta(days=rules.first_due_in_days)
         elif start < today:
             raise PlanError(f"a plan cannot start in the past ({start}; today is {today})")
+        elif start > latest:
+            raise PlanError(f"a plan starts at most {rules.max_start_days} days after its offer of "
+                            f"{offer.offered_on}: {latest} at the latest, not {start} (plans.max_start_days)")
         balance = in_currency(account.balance, account.currency)
         fee = rules.fee.amount(balance, account.currency)
         amounts = split_evenly(balance + fee, count, account.currency)
@@ -131,15 +145,18 @@ def accept_offer(engine: Engine, account_id: str, option: int, now: datetime, to
         check_transition(offer.status, "accepted")
         offer.status, offer.chosen_option, offer.instalments = "accepted", option, count
         offer.total, offer.accepted_at, offer.accepted_via = balance + fee, now, via
+        offer.ledger_from = account.ledger_head or 0  # payments recorded from now on pay its instalments
         offer.schedule = [{"seq": n, "due": d.isoformat(), "amount": str(a)} for n, (d, a) in
                           enumerate(schedule, start=1)]
+        session.flush()
         conn.execute(insert(PlanInstalment.__table__), [
             {"plan_id": offer.id, "account_id": account_id, "seq": n, "due_date": d, "amount": a,
-             "paid": Decimal(0), "paid_at": None} for n, (d, a) in enumerate(schedule, start=1)])
-        account.balance = balance + fee
-        account.plan_due_date, account.plan_amount_due = schedule[0]
-        account.updated_at = now
-        session.flush()
+             "paid": Decimal(0), "paid_at": None, "waived": Decimal(0), "added_at": None, "added_by": None}
+            for n, (d, a) in enumerate(schedule, start=1)])
+        if fee:
+            ledger.append(conn, [ledger.entry_row(FEE, f"fee|plan|{offer.id}", account_id, account.currency, now,
+                                                  now, via, amount=fee, plan_id=offer.id, reason="plan_fee")])
+        ledger.refresh(conn, [account_id], now, zone)
         suppress_pending(conn, [account_id], "in_plan", now, keep_stages=("thank_you",))
         conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id == account_id,
                                                      AgentWorklistItem.status == "open")
@@ -164,68 +181,55 @@ def _offer_for_session(session, account_id: str, key: str | None):
 
 
 def accept_link(engine: Engine, token: str, now: datetime, today: date, rules: PlanRules,
-                secret: bytes) -> AcceptedPlan:
+                secret: bytes, zone: ZoneInfo | None = None) -> AcceptedPlan:
     """Accept the option a signed link names (``LinkError`` for a forged, expired or reused link)."""
     link = parse_token(token)
     if link.option == 0:
         raise LinkError("this link shows the options; choose one to accept it", 422)
     try:
         return accept_offer(engine, link.account_id, link.option, now, today, rules, via="link", link=link,
-                            secret=secret)
+                            secret=secret, zone=zone)
     except PlanError as exc:
         raise LinkError(str(exc), 409 if "cannot be accepted" in str(exc) or "already in a plan" in str(exc)
                         else 422) from None
 
 
-def offer_for_link(engine: Engine, token: str, now: datetime, secret: bytes) -> dict[str, Any]:
-    """What a link's page shows (after the same checks as accepting): the offer's options and its state."""
+def offer_for_link(engine: Engine, token: str, now: datetime, secret: bytes,
+                   rules: PlanRules | None = None) -> dict[str, Any]:
+    """What a link's page shows (after the same checks as accepting): the offer's options and its state.
+
+    The amounts are the ledger's now: a payment since the offer lowered the balance, and accepting splits
+    what is owed when it is accepted, so the page shows that split (the offer's counts and dates), not the
+    one the message showed. With nothing owed any more there is nothing to accept.
+    """
     link = parse_token(token)
     with engine.connect() as conn:
         offer = conn.execute(select(RepaymentPlan).where(RepaymentPlan.offer_key == link.offer_key)).first()
-    if offer is None:
+        account = conn.execute(select(Account.balance, Account.status).where(Account.id == link.account_id)).first()
+    if offer is None or account is None:
         raise LinkError("the link's signature is not valid")  # indistinguishable from a forgery, on purpose
     verify(secret, link, offer.expires_at, now)
     if offer.status != "offered":
         raise LinkError(f"this offer is {offer.status}: it cannot be accepted any more", 409)
-    return {"account_id": link.account_id, "currency": offer.currency, "options": offer.options or [],
+    if account.status != "open" or account.balance <= 0:
+        raise LinkError("nothing is owed on this account any more: there is no plan to choose", 409)
+    options = offer.options or []
+    balance = in_currency(account.balance, offer.currency)
+    if rules is not None and options and balance != in_currency(offer.total, offer.currency):
+        total = balance + rules.fee.amount(balance, offer.currency)
+        options = [{**o, "total": str(total), "instalments": [
+            {"due": i["due"], "amount": str(a)}
+            for i, a in zip(o["instalments"], split_evenly(total, int(o["count"]), offer.currency))]}
+            for o in options]
+    return {"account_id": link.account_id, "currency": offer.currency, "options": options,
             "option": link.option, "expires_at": offer.expires_at}
 
 
-def allocate_to_plan(conn: Connection, account_id: str, amount: Decimal, paid_at: datetime) -> date | None:
-    """Share a payment among the accepted plan's instalments, oldest first.
-
-    Returns the account's next instalment date after it, None once the plan is paid off (completed).
-    """
-    plan = conn.execute(select(RepaymentPlan.id).where(RepaymentPlan.account_id == account_id,
-                                                       RepaymentPlan.status == "accepted")).scalar()
-    if plan is None:  # nothing to allocate to: the account's instalment pointer stands as it is
-        return conn.execute(select(Account.plan_due_date).where(Account.id == account_id)).scalar()
-    i = PlanInstalment
-    rows = conn.execute(select(i.id, i.seq, i.due_date, i.amount, i.paid).where(i.plan_id == plan)
-                        .order_by(i.seq)).all()
-    shares, _ = allocate([r.amount - r.paid for r in rows], amount)
-    next_due: tuple[date, Decimal] | None = None
-    for r, share in zip(rows, shares):
-        paid = r.paid + share
-        if share:
-            conn.execute(update(i).where(i.id == r.id).values(paid=paid, paid_at=paid_at if paid >= r.amount else None))
-        if paid < r.amount and next_due is None:
-            next_due = (r.due_date, r.amount - paid)
-    if next_due is None:
-        close_plan(conn, plan, account_id, "completed", paid_at, "paid off")
-        return None
-    conn.execute(update(Account).where(Account.id == account_id)
-                 .values(plan_due_date=next_due[0], plan_amount_due=next_due[1]))
-    return next_due[0]
-
-
-def close_plan(conn: Connection, plan_id: int, account_id: str, status: str, now: datetime, why: str) -> None:
+def close_plan(conn: Connection, plan_id: int, status: str, now: datetime, why: str) -> None:
     current = conn.execute(select(RepaymentPlan.status).where(RepaymentPlan.id == plan_id)).scalar_one()
     check_transition(current, status)
     conn.execute(update(RepaymentPlan).where(RepaymentPlan.id == plan_id)
                  .values(status=status, closed_at=now, close_reason=why))
-    conn.execute(update(Account).where(Account.id == account_id)
-                 .values(plan_due_date=None, plan_amount_due=None, updated_at=now))
 
 
 def expire_offers(conn: Connection, now: datetime) -> int:
@@ -234,23 +238,26 @@ def expire_offers(conn: Connection, now: datetime) -> int:
                         .values(status="expired", closed_at=now, close_reason="not accepted in time")).rowcount
 
 
-def break_overdue_plans(conn: Connection, as_of: date, now: datetime, rules: PlanRules) -> int:
+def break_overdue_plans(conn: Connection, as_of: date, now: datetime, rules: PlanRules,
+                        zone: ZoneInfo | None = None) -> int:
     """Plans with an instalment unpaid ``break_after_days`` after its date are broken; their accounts go back
     into the ladder at the stage their age calls for."""
     i, p = PlanInstalment, RepaymentPlan
     late = conn.execute(
         select(p.id, p.account_id, i.seq).join(i, i.plan_id == p.id)
-        .where(p.status == "accepted", i.paid < i.amount,
+        .where(p.status == "accepted", i.paid + i.waived < i.amount,
                i.due_date < as_of - timedelta(days=rules.break_after_days))
         .order_by(p.id, i.seq)
     ).all()
     broken: dict[int, tuple[str, int]] = {}
     for plan_id, account_id, seq in late:
         broken.setdefault(plan_id, (account_id, seq))
+    accounts = sorted({account_id for account_id, _ in broken.values()})
+    ledger.lock_accounts(conn, accounts)
     for plan_id, (account_id, seq) in broken.items():
-        close_plan(conn, plan_id, account_id, "broken", now,
-                   f"instalment {seq} unpaid {rules.break_after_days} days after its date")
-    reopen_worklist(conn, [account_id for account_id, _ in broken.values()], "plan", "broken_plan", now)
+        close_plan(conn, plan_id, "broken", now, f"instalment {seq} unpaid {rules.break_after_days} days after its date")
+    ledger.refresh(conn, accounts, now, zone or ZoneInfo("UTC"))
+    ledger.reopen_worklist(conn, accounts, "plan", "broken_plan", now)
     return len(broken)
 
 

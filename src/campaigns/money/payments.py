@@ -1,22 +1,19 @@
-"""Payments: the outcome everything is measured by. Imported from a file or recorded one at a time.
+"""Payments, reversals and refunds: the money that came back (and went back), into the ledger.
 
-A payment is kept once per ``payment_id`` (the processor's id): the same file
-twice changes nothing, and a known id with different values is an error for
-that row. Bad rows are reported with file, row and field like the portfolio
-import, and the good rows load; a payment in another currency than its
-account's is refused for its row.
+A payments file (CSV or Parquet) has ``payment_id, account_id, amount, currency, paid_at`` and optional
+``method``, ``reference``, ``type`` (``payment``, the default; ``reversal``; ``refund``), ``reverses`` (a
+reversal's payment) and ``reason`` (a reversal's reason code). ``payment_id`` is each row's own id: a
+second import of it is a no-op, and a known id with different values is an error for that row. Bad rows
+are reported with file, row and field like the portfolio import, and the good rows load.
 
-Applying a payment, in the same transaction as storing it:
+- A **payment** is stored in ``payments`` and appended to its account's ledger.
+- A **reversal** (chargeback, returned payment, a payment recorded in error) undoes one payment, whole:
+  its amount must be the payment's, it cannot be dated before it, and a payment is reversed once.
+- A **refund** pays credit back: at most what the account holds as credit.
 
-- the balance and the amount due go down by it, never below zero; what is paid
-  beyond the balance is kept as a credit (on the payment and the account);
-- a plan in good standing gets it, oldest instalment first, and is
-  ``completed`` when every instalment is paid;
-- an open promise counts it, and is kept once paid in full by its date;
-- an account with nothing left to pay becomes ``paid`` (its thank-you follows);
-- whatever was queued or deferred for the account and is now wrong to send (the
-  amount due is cured, an instalment is paid, the account is paid off) is
-  suppressed with reason ``paid``.
+Each batch is one transaction: the accounts are locked, the events appended, and the ledger refreshes
+the accounts (``campaigns.money.ledger``): balance, amount due, credit, status, plans, promises, and what
+was queued that is now wrong to send.
 """
 
 from __future__ import annotations
@@ -27,53 +24,94 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.clock import NaiveTimestampError, parse_now
-from campaigns.contact.outcomes import suppress_pending
-from campaigns.db.engine import in_batches
-from campaigns.db.models import Account, AgentWorklistItem, Payment, PaymentPromise
+from campaigns.db.bulk import insert_ignoring_conflicts
+from campaigns.db.engine import among, in_batches
+from campaigns.db.models import Account, LedgerEntry, Payment
+from campaigns.money import ledger
 from campaigns.money.currency import in_currency
-from campaigns.money.offers import allocate_to_plan
-from campaigns.money.promises import count_toward_promise
+from campaigns.money.derivation import PAYMENT, REFUND, REVERSAL, Entry, derive_figures
 from campaigns.portfolio.importer import FileReport, PortfolioSource, Record, RowError, RowParser
 from campaigns.progress import track
 
 REQUIRED = ["payment_id", "account_id", "amount", "currency", "paid_at"]
-OPTIONAL = ["method", "reference"]
+OPTIONAL = ["method", "reference", "type", "reverses", "reason"]
+TYPES = (PAYMENT, REVERSAL, REFUND)
 TEXT_LIMITS = {"method": 32, "reference": 64}
 FREE_TEXT = re.compile(r"^[\w .:/#@+-]*$")
+# A reversal's reason is a code, never free text (it is stored plain: no room for a name or a story).
+REASON = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 BATCH = 1000
-# The values that make a payment the same payment: a known id with any of them different is an error.
+# The values that make a row the same event: a known id with any of them different is an error.
 IDENTITY = ("account_id", "amount", "currency", "paid_at", "method", "reference")
+EVENT_IDENTITY = ("account_id", "amount", "currency", "paid_at")
 
 
 class PaymentError(ValueError):
-    """One payment that cannot be recorded, in one line (ids only)."""
+    """One payment, reversal or refund that cannot be recorded, in one line (ids and codes only)."""
 
 
 @dataclass
 class PaymentReport(FileReport):
     payments_loaded: int = 0
+    reversals_loaded: int = 0
+    refunds_loaded: int = 0
     already_recorded: int = 0
     accounts_paid_off: int = 0
+    accounts_reopened: int = 0
     plans_completed: int = 0
+    plans_reopened: int = 0
     promises_kept: int = 0
-    applied: dict[str, Decimal] = field(default_factory=dict)  # per currency
-    credit: dict[str, Decimal] = field(default_factory=dict)  # over-payments, per currency
+    promises_reopened: int = 0
+    in_statement: int = 0  # payments dated before their account's latest statement: taken as included in it
+    applied: dict[str, Decimal] = field(default_factory=dict)  # what is owed went down by, per currency
+    credit: dict[str, Decimal] = field(default_factory=dict)  # credit that appeared (over-payments), per currency
 
     def add_money(self, which: dict[str, Decimal], currency: str, amount: Decimal) -> None:
         if amount:
             which[currency] = which.get(currency, Decimal(0)) + amount
 
+    def take(self, done: ledger.Refreshed) -> None:
+        self.accounts_paid_off += len(done.paid_off)
+        self.accounts_reopened += len(done.reopened)
+        self.plans_completed += done.plans_completed
+        self.plans_reopened += done.plans_reopened
+        self.promises_kept += done.promises_kept
+        self.promises_reopened += done.promises_reopened
+        for currency, amount in done.applied.items():
+            self.add_money(self.applied, currency, amount)
+        for currency, amount in done.credit.items():
+            self.add_money(self.credit, currency, amount)
+
+
+def _timestamp(p: RowParser, name: str, now: datetime):
+    text = p.required(name)
+    if text is None:
+        return None
+    try:
+        moment = parse_now(text)  # the run clock's parser: ISO 8601 that must carry its offset
+    except NaiveTimestampError:
+        p.fail(name, f"{p.shown(name)} has no UTC offset; write e.g. {text}+00:00")
+    except ValueError:
+        p.fail(name, f"{p.shown(name)} is not an ISO 8601 timestamp (e.g. 2026-11-20T14:03:00-05:00)")
+    else:
+        if moment > now + timedelta(days=1):
+            p.fail(name, f"{p.shown(name)} is in the future")
+            return None
+        return moment.astimezone(timezone.utc)
+    return None
+
 
 def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowError], now: datetime,
                   undecodable: bool = False) -> dict | None:
-    """One row as a payment, or None with its errors added (file, row, field)."""
+    """One row as a payment, reversal or refund, or None with its errors added (file, row, field)."""
     before = len(errors)
     p = RowParser(file, row, values, errors)
     p.screen(undecodable)
@@ -82,20 +120,16 @@ def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowE
     currency = p.currency()
     amount = p.amount("amount", currency)
     if amount is not None and amount == 0:
-        p.fail("amount", "is zero; a payment is a positive amount")
-    paid_at = None
-    text = p.required("paid_at")
-    if text is not None:
-        try:
-            paid_at = parse_now(text)  # the run clock's parser: ISO 8601 that must carry its offset
-        except NaiveTimestampError:
-            p.fail("paid_at", f"{p.shown('paid_at')} has no UTC offset; write e.g. {text}+00:00")
-        except ValueError:
-            p.fail("paid_at", f"{p.shown('paid_at')} is not an ISO 8601 timestamp (e.g. 2026-11-20T14:03:00-05:00)")
-        else:
-            if paid_at > now + timedelta(days=1):
-                p.fail("paid_at", f"{p.shown('paid_at')} is in the future")
-                paid_at = None
+        p.fail("amount", "is zero; an amount is positive")
+    kind = (p.optional("type") or PAYMENT).lower()
+    if kind not in TYPES:
+        p.fail("type", f"{p.shown('type')} is not one of {', '.join(TYPES)}")
+    paid_at = _timestamp(p, "paid_at", now)
+    reverses = None
+    if kind == REVERSAL:
+        reverses = p.identifier("reverses")
+    elif p.optional("reverses") is not None:
+        p.fail("reverses", "is only for a reversal (type reversal)")
     extras = {}
     for name, limit in TEXT_LIMITS.items():
         value = p.optional(name)
@@ -103,17 +137,23 @@ def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowE
             p.fail(name, f"must be at most {limit} letters, digits or . : / # @ + - (value withheld)")
             value = None
         extras[name] = value
+    reason = p.optional("reason")
+    if reason is not None and not REASON.match(reason.lower()):
+        p.fail("reason", "must be a short code of letters, digits, _ . : - (e.g. chargeback, returned, "
+                         "recorded_in_error; value withheld)")
+        reason = None
+    extras["reason"] = reason.lower() if reason else None
     if len(errors) > before:
         return None
     return {"payment_id": payment_id, "account_id": account_id, "amount": amount, "currency": currency,
-            "paid_at": paid_at.astimezone(timezone.utc), **extras}
+            "paid_at": paid_at, "type": kind, "reverses": reverses, **extras}
 
 
 def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo) -> PaymentReport:
     """Load a payments file (CSV or Parquet), streaming, in batches of ``BATCH`` rows, each in one transaction."""
     source = PortfolioSource(path, REQUIRED, OPTIONAL)
     report = PaymentReport(file=str(path))
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     batch: list[tuple[int, dict]] = []
     with track(f"payments {source.path.name}", source.total) as progress:
         for record in source.records():
@@ -130,42 +170,89 @@ def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo) -
     return report
 
 
-def _parse_record(report: PaymentReport, record: Record, seen: dict[str, int], now: datetime) -> dict | None:
+def _parse_record(report: PaymentReport, record: Record, seen: dict[tuple[str, str], int],
+                  now: datetime) -> dict | None:
     if record.problem:
         report.errors.append(RowError(report.file, record.row, None, record.problem))
         return None
     parsed = parse_payment(report.file, record.row, record.values, report.errors, now, record.undecodable)
     if parsed is None:
         return None
-    first = seen.get(parsed["payment_id"])
+    key = (parsed["type"], parsed["payment_id"])
+    first = seen.get(key)
     if first is not None:
         report.errors.append(RowError(report.file, record.row, "payment_id", f"duplicate of row {first}"))
         return None
-    seen[parsed["payment_id"]] = record.row
+    seen[key] = record.row
     return parsed
 
 
-def record_payment(engine: Engine, account_id: str, amount: Decimal, paid_at: datetime, now: datetime,
-                   zone: ZoneInfo, *, reference: str | None = None, payment_id: str | None = None,
-                   method: str | None = None) -> PaymentReport:
-    """Record one payment (``campaigns payments record``), in the account's currency."""
-    with engine.connect() as conn:
-        currency = conn.execute(select(Account.currency).where(Account.id == account_id)).scalar()
-    if currency is None:
-        raise PaymentError(f"no account {account_id!r}")
-    # The same payment recorded twice (same account, moment and amount) is one payment.
-    digest = hashlib.sha256(f"{account_id}|{paid_at.isoformat()}|{amount}".encode()).hexdigest()[:24]
-    values = {"payment_id": payment_id or f"manual-{digest}",
-              "account_id": account_id, "amount": str(amount), "currency": currency,
-              "paid_at": paid_at.isoformat(), "method": method or "", "reference": reference or ""}
-    report = PaymentReport(file="payment")
-    parsed = parse_payment("payment", 1, values, report.errors, now)
+def _one(engine: Engine, row: dict[str, Any], now: datetime, zone: ZoneInfo, what: str) -> PaymentReport:
+    report = PaymentReport(file=what)
+    parsed = parse_payment(what, 1, {k: "" if v is None else str(v) for k, v in row.items()}, report.errors, now)
     if parsed is None:
         raise PaymentError("; ".join(f"{e.field}: {e.message}" for e in report.errors))
     store_payments(engine, [(1, parsed)], now, zone, report)
     if report.errors:
         raise PaymentError(report.errors[0].message)
     return report
+
+
+def _currency_of(engine: Engine, account_id: str) -> str:
+    with engine.connect() as conn:
+        currency = conn.execute(select(Account.currency).where(Account.id == account_id)).scalar()
+    if currency is None:
+        raise PaymentError(f"no account {account_id!r}")
+    return currency
+
+
+def record_payment(engine: Engine, account_id: str, amount: Decimal, paid_at: datetime, now: datetime,
+                   zone: ZoneInfo, *, reference: str | None = None, payment_id: str | None = None,
+                   method: str | None = None) -> PaymentReport:
+    """Record one payment (``campaigns payments record``), in the account's currency."""
+    currency = _currency_of(engine, account_id)
+    # The same payment recorded twice (same account, moment and amount) is one payment.
+    digest = hashlib.sha256(f"{account_id}|{paid_at.isoformat()}|{amount}".encode()).hexdigest()[:24]
+    return _one(engine, {"payment_id": payment_id or f"manual-{digest}", "account_id": account_id,
+                         "amount": amount, "currency": currency, "paid_at": paid_at.isoformat(),
+                         "method": method, "reference": reference}, now, zone, "payment")
+
+
+def _moment(engine: Engine, key: str, given: datetime | None, now: datetime) -> datetime:
+    """The event's moment: as given; else, for an event recorded before, its own (asking twice is one
+    event); else now."""
+    if given is not None:
+        return given
+    with engine.connect() as conn:
+        known = conn.execute(select(LedgerEntry.effective_at).where(LedgerEntry.entry_key == key)).scalar()
+    return known or now
+
+
+def reverse_payment(engine: Engine, payment_id: str, reason: str, now: datetime, zone: ZoneInfo, *,
+                    reversed_at: datetime | None = None, reversal_id: str | None = None) -> PaymentReport:
+    """Undo one recorded payment (``campaigns payments reverse``): idempotent on the reversal's id (by default
+    made from the payment's, so the same reversal twice is one)."""
+    with engine.connect() as conn:
+        paid = conn.execute(select(Payment.account_id, Payment.amount, Payment.currency)
+                            .where(Payment.payment_id == payment_id)).first()
+    if paid is None:
+        raise PaymentError(f"no payment {payment_id!r} is recorded")
+    own_id = reversal_id or f"rev-{payment_id}"[:64]
+    moment = _moment(engine, f"{REVERSAL}|{own_id}", reversed_at, now)
+    return _one(engine, {"payment_id": own_id, "account_id": paid.account_id,
+                         "amount": in_currency(paid.amount, paid.currency), "currency": paid.currency,
+                         "paid_at": moment.isoformat(), "type": REVERSAL, "reverses": payment_id,
+                         "reason": reason}, now, zone, "reversal")
+
+
+def refund_credit(engine: Engine, account_id: str, amount: Decimal, reference: str, now: datetime, zone: ZoneInfo,
+                  *, refunded_at: datetime | None = None) -> PaymentReport:
+    """Pay back credit (``campaigns payments refund``): idempotent on ``reference`` (the refund's own id)."""
+    currency = _currency_of(engine, account_id)
+    moment = _moment(engine, f"{REFUND}|{reference}", refunded_at, now)
+    return _one(engine, {"payment_id": reference, "account_id": account_id, "amount": amount,
+                         "currency": currency, "paid_at": moment.isoformat(), "type": REFUND,
+                         "reference": reference}, now, zone, "refund")
 
 
 def store_payments(engine: Engine, batch: list[tuple[int, dict]], now: datetime, zone: ZoneInfo,
@@ -186,164 +273,208 @@ def store_payments(engine: Engine, batch: list[tuple[int, dict]], now: datetime,
                                               f"the database refused the row ({type(exc.orig).__name__})"))
 
 
-def _store(conn: Connection, batch: list[tuple[int, dict]], now: datetime, zone: ZoneInfo, file: str,
-           report: PaymentReport) -> None:
-    errors: list[RowError] = []
-    accounts = _locked_accounts(conn, sorted({p["account_id"] for _, p in batch}))
-    known = _known_payments(conn, [p["payment_id"] for _, p in batch])
-    fresh: list[tuple[int, dict]] = []
-    duplicates = 0
-    for row, payment in batch:
-        account = accounts.get(payment["account_id"])
-        if account is None:
-            errors.append(RowError(file, row, "account_id", f"{payment['account_id']!r} is not a known account"))
-            continue
-        if payment["currency"] != account["currency"]:
-            errors.append(RowError(file, row, "currency", f"{payment['currency']} is not the account's currency "
-                                                          f"({account['currency']})"))
-            continue
-        existing = known.get(payment["payment_id"])
-        if existing is not None:
-            different = [f for f in IDENTITY if existing[f] != payment[f]]
-            if different:
-                errors.append(RowError(file, row, different[0],
-                                       f"payment {payment['payment_id']} is already recorded with a different "
-                                       f"{', '.join(different)}"))
-            else:
-                duplicates += 1
-            continue
-        fresh.append((row, payment))
-    # The accounts are locked and the ids checked in this transaction: every fresh payment is new. (A
-    # concurrent import that slipped one in makes this batch fail its unique key; it is then retried row by
-    # row, and that row is found already recorded.)
-    fresh.sort(key=lambda item: (item[1]["account_id"], item[1]["paid_at"]))
-    source = "import" if file != "payment" else "cli"
-    outcome = apply_payments(conn, accounts, [p for _, p in fresh], now, zone)
-    if fresh:
-        conn.execute(insert(Payment.__table__), [
-            {**p, "source": source, "recorded_at": now, "applied": applied, "credit": credit}
-            for (_, p), (applied, credit) in zip(fresh, outcome.shares)])
-    report.errors.extend(errors)
-    report.already_recorded += duplicates
-    report.payments_loaded += len(fresh)
-    report.accounts_paid_off += outcome.paid_off
-    report.plans_completed += outcome.plans_completed
-    report.promises_kept += outcome.promises_kept
-    for currency, amount in outcome.applied.items():
-        report.add_money(report.applied, currency, amount)
-    for currency, amount in outcome.credit.items():
-        report.add_money(report.credit, currency, amount)
-
-
-@dataclass
-class Applied:
-    paid_off: int = 0
-    plans_completed: int = 0
-    promises_kept: int = 0
-    applied: dict[str, Decimal] = field(default_factory=dict)
-    credit: dict[str, Decimal] = field(default_factory=dict)
-    shares: list[tuple[Decimal, Decimal]] = field(default_factory=list)  # (applied, credit) per payment
-
-
-def _locked_accounts(conn: Connection, account_ids: list[str]) -> dict[str, dict]:
-    """The accounts a batch pays, locked (on PostgreSQL) so concurrent imports apply one after the other."""
-    found: dict[str, dict] = {}
+def _accounts(conn: Connection, account_ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
     for part in in_batches(account_ids):
-        stmt = select(Account.id, Account.currency, Account.balance, Account.amount_due, Account.status,
-                      Account.credit, Account.plan_due_date, Account.paid_off_at).where(
-            Account.id.in_(part))
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.order_by(Account.id).with_for_update()
-        for r in conn.execute(stmt).mappings():
-            found[r["id"]] = dict(r)
+        found.update(conn.execute(select(Account.id, Account.currency).where(among(conn, Account.id, part))).all())
     return found
 
 
 def _known_payments(conn: Connection, payment_ids: list[str]) -> dict[str, dict]:
     p = Payment
     found = {}
-    for part in in_batches(payment_ids):
-        for r in conn.execute(select(p.payment_id, p.account_id, p.amount, p.currency, p.paid_at, p.method,
-                                     p.reference).where(p.payment_id.in_(part))).mappings():
+    for part in in_batches(sorted(set(payment_ids))):
+        for r in conn.execute(select(p.id, p.payment_id, p.account_id, p.amount, p.currency, p.paid_at, p.method,
+                                     p.reference).where(among(conn, p.payment_id, part))).mappings():
             found[r["payment_id"]] = {**r, "amount": in_currency(r["amount"], r["currency"])}
     return found
 
 
-def _with_open_promise(conn: Connection, account_ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for part in in_batches(account_ids):
-        found.update(conn.execute(select(PaymentPromise.account_id).where(
-            PaymentPromise.account_id.in_(part), PaymentPromise.status == "open")).scalars())
+def _known_events(conn: Connection, keys: list[str]) -> dict[str, dict]:
+    e = LedgerEntry
+    found = {}
+    for part in in_batches(sorted(set(keys))):
+        for r in conn.execute(select(e.entry_key, e.account_id, e.amount, e.currency, e.effective_at, e.payment_id)
+                              .where(among(conn, e.entry_key, part))).mappings():
+            found[r["entry_key"]] = {**r, "amount": in_currency(r["amount"], r["currency"]),
+                                     "paid_at": r["effective_at"]}
     return found
 
 
-def apply_payments(conn: Connection, accounts: dict[str, dict], payments: list[dict], now: datetime,
-                   zone: ZoneInfo) -> Applied:
-    """Apply new payments (in account and time order) to ``accounts`` (see the module's docstring).
-
-    The arithmetic is done in memory and written once per account (``executemany``);
-    only accounts in a plan or with an open promise need statements of their own.
-    ``accounts`` is kept current; ``shares`` says what of each payment was applied
-    and what was credit, for storing the payments.
-    """
-    outcome = Applied()
-    if not payments:
-        return outcome
-    promised = _with_open_promise(conn, sorted({p["account_id"] for p in payments}))
-    changed: dict[str, dict] = {}
-    cured: set[str] = set()
-    for payment in payments:
-        account_id = payment["account_id"]
-        account = accounts[account_id]
-        currency = account["currency"]
-        balance = in_currency(account["balance"], currency)
-        applied = min(payment["amount"], balance)
-        credit = payment["amount"] - applied
-        due_before = in_currency(account["amount_due"], currency)
-        account["balance"] = balance - applied
-        account["amount_due"] = max(Decimal(0), due_before - applied)
-        account["credit"] = in_currency(account["credit"] or 0, currency) + credit
-        if due_before > 0 and account["amount_due"] == 0:
-            cured.add(account_id)
-        instalment_before = account.get("plan_due_date")
-        if applied and instalment_before is not None:
-            account["plan_due_date"] = allocate_to_plan(conn, account_id, applied, payment["paid_at"])
-            if account["plan_due_date"] is None:
-                outcome.plans_completed += 1
-            if account["plan_due_date"] != instalment_before:
-                cured.add(account_id)  # an instalment was paid: its reminder must not go out after
-        if applied and account_id in promised and count_toward_promise(conn, account_id, applied,
-                                                                       payment["paid_at"], zone):
-            outcome.promises_kept += 1
-            promised.discard(account_id)
-        if account["balance"] == 0 and account["status"] in ("open", "placed"):
-            account["status"], account["paid_off_at"] = "paid", payment["paid_at"]
-            outcome.paid_off += 1
-            cured.add(account_id)
-        changed[account_id] = account
-        outcome.shares.append((applied, credit))
-        outcome.applied[currency] = outcome.applied.get(currency, Decimal(0)) + applied
-        if credit:
-            outcome.credit[currency] = outcome.credit.get(currency, Decimal(0)) + credit
-    table = Account.__table__
-    conn.execute(table.update().where(table.c.id == bindparam("id_")).values(
-        balance=bindparam("balance_"), amount_due=bindparam("amount_due_"), credit=bindparam("credit_"),
-        status=bindparam("status_"), paid_off_at=bindparam("paid_off_at_"), updated_at=now), [
-        {"id_": a["id"], "balance_": a["balance"], "amount_due_": a["amount_due"], "credit_": a["credit"],
-         "status_": a["status"], "paid_off_at_": a["paid_off_at"]} for a in changed.values()])
-    paid_off = [a["id"] for a in changed.values() if a["status"] == "paid"]
-    for part in in_batches(paid_off):
-        conn.execute(update(AgentWorklistItem).where(AgentWorklistItem.account_id.in_(part),
-                                                     AgentWorklistItem.status == "open")
-                     .values(status="done", outcome="paid", outcome_at=now))
-    cured_ids = sorted(cured)
-    for part in in_batches(cured_ids):
-        suppress_pending(conn, part, "paid", now, keep_stages=("thank_you",))
-    return outcome
+def _reversals_of(conn: Connection, payment_row_ids: list[int]) -> dict[int, str]:
+    e = LedgerEntry
+    found: dict[int, str] = {}
+    for part in in_batches(sorted(set(payment_row_ids))):
+        found.update(conn.execute(select(e.payment_id, e.entry_key).where(among(conn, e.payment_id, part),
+                                                                          e.kind == REVERSAL)).all())
+    return found
 
 
-def payments_of(engine: Engine, account_id: str) -> list:
-    p = Payment
+def _key(event: dict) -> str:
+    return f"{event['type']}|{event['payment_id']}"
+
+
+def _store(conn: Connection, batch: list[tuple[int, dict]], now: datetime, zone: ZoneInfo, file: str,
+           report: PaymentReport) -> None:
+    errors: list[RowError] = []
+    account_ids = sorted({p["account_id"] for _, p in batch})
+    ledger.lock_accounts(conn, account_ids)
+    currencies = _accounts(conn, account_ids)
+    payments = [(r, p) for r, p in batch if p["type"] == PAYMENT]
+    others = [(r, p) for r, p in batch if p["type"] != PAYMENT]
+    known = _known_payments(conn, [p["payment_id"] for _, p in payments] +
+                            [p["reverses"] for _, p in others if p["type"] == REVERSAL])
+    known_events = _known_events(conn, [_key(p) for _, p in others])
+    source = "import" if file not in ("payment", "reversal", "refund") else "cli"
+    duplicates = 0
+
+    def usable(row: int, event: dict) -> bool:
+        currency = currencies.get(event["account_id"])
+        if currency is None:
+            errors.append(RowError(file, row, "account_id", f"{event['account_id']!r} is not a known account"))
+            return False
+        if event["currency"] != currency:
+            errors.append(RowError(file, row, "currency", f"{event['currency']} is not the account's currency "
+                                                          f"({currency})"))
+            return False
+        return True
+
+    def same(row: int, event: dict, existing: dict, names: tuple[str, ...], what: str) -> bool:
+        different = [f for f in names if existing.get(f) != event.get(f)]
+        if different:
+            errors.append(RowError(file, row, different[0], f"{what} {event['payment_id']} is already recorded with "
+                                                            f"a different {', '.join(different)}"))
+        return not different
+
+    fresh: list[tuple[int, dict]] = []
+    for row, payment in payments:
+        if not usable(row, payment):
+            continue
+        existing = known.get(payment["payment_id"])
+        if existing is not None:
+            duplicates += same(row, payment, existing, IDENTITY, "payment")
+            continue
+        fresh.append((row, payment))
+    # The accounts are locked and the ids checked in this transaction: every fresh payment is new. (A
+    # concurrent import that slipped one in makes this batch fail its unique key; it is then retried row by
+    # row, and that row is found already recorded.)
+    created = insert_ignoring_conflicts(conn, Payment.__table__, [
+        {"payment_id": p["payment_id"], "account_id": p["account_id"], "amount": p["amount"],
+         "currency": p["currency"], "paid_at": p["paid_at"], "source": source, "method": p["method"],
+         "reference": p["reference"], "recorded_at": now} for _, p in fresh], key="payment_id")
+    row_ids = {payment_id: row_id for row_id, payment_id in created}
+    if len(row_ids) != len(fresh):
+        raise IntegrityError("a payment was recorded by another import meanwhile", None, Exception("unique"))
+    rows = [ledger.entry_row(PAYMENT, _key(p), p["account_id"], p["currency"], p["paid_at"], now, source,
+                             amount=p["amount"], payment_id=row_ids[p["payment_id"]], reason=None)
+            for _, p in fresh]
+    # Reversals: each undoes one payment (this batch's included), whole, once.
+    reversed_by = _reversals_of(conn, [k["id"] for k in known.values()])
+    for _, p in fresh:
+        known[p["payment_id"]] = {**p, "id": row_ids[p["payment_id"]]}
+    refunds: list[tuple[int, dict]] = []
+    reversals = 0
+    for row, event in others:
+        if not usable(row, event):
+            continue
+        existing = known_events.get(_key(event))
+        if existing is not None:
+            duplicates += same(row, event, existing, EVENT_IDENTITY, event["type"])
+            continue
+        if event["type"] == REFUND:
+            refunds.append((row, event))
+            continue
+        target = known.get(event["reverses"])
+        problem = _reversal_problem(event, target, reversed_by)
+        if problem is not None:
+            errors.append(RowError(file, row, *problem))
+            continue
+        reversed_by[target["id"]] = _key(event)
+        rows.append(ledger.entry_row(REVERSAL, _key(event), event["account_id"], event["currency"],
+                                     event["paid_at"], now, source, amount=event["amount"], payment_id=target["id"],
+                                     reason=event["reason"] or "reversed"))
+        reversals += 1
+    ledger.append(conn, rows)
+    done = ledger.refresh(conn, account_ids, now, zone)
+    report.take(done)
+    refunded = 0
+    if refunds:
+        # A refund pays back the credit the account held at its moment (a reversal after it does not undo it).
+        ledgers = ledger.entries_of(conn, sorted({e["account_id"] for _, e in refunds}))
+        accepted = []
+        for row, event in sorted(refunds, key=lambda item: item[1]["paid_at"]):
+            entries = ledgers[event["account_id"]]
+            available = derive_figures([e for e in entries if e.effective_at <= event["paid_at"]],
+                                       event["currency"]).credit
+            if event["amount"] > available:
+                errors.append(RowError(file, row, "amount", f"is more than the credit account {event['account_id']} "
+                                                            f"holds ({available} {event['currency']})"))
+                continue
+            entries.append(Entry(id=max((e.id for e in entries), default=0) + 1, kind=REFUND,
+                                 effective_at=event["paid_at"], recorded_at=now, amount=event["amount"]))
+            accepted.append(ledger.entry_row(REFUND, _key(event), event["account_id"], event["currency"],
+                                             event["paid_at"], now, source, amount=event["amount"],
+                                             reason=event["reference"] or event["payment_id"]))
+        if accepted:
+            ledger.append(conn, accepted)
+            report.take(ledger.refresh(conn, sorted({r["account_id"] for r in accepted}), now, zone))
+            refunded = len(accepted)
+    for _, p in fresh:
+        figures = done.figures.get(p["account_id"])
+        if figures is not None and figures.statement_at is not None and p["paid_at"] < figures.statement_at:
+            report.in_statement += 1
+    report.errors.extend(errors)
+    report.already_recorded += duplicates
+    report.payments_loaded += len(fresh)
+    report.reversals_loaded += reversals
+    report.refunds_loaded += refunded
+
+
+def _reversal_problem(event: dict, target: dict | None, reversed_by: dict[int, str]) -> tuple[str, str] | None:
+    """Why this reversal cannot be recorded (field, message), or None."""
+    if target is None:
+        return "reverses", f"payment {event['reverses']} is not recorded"
+    if target["account_id"] != event["account_id"]:
+        return "reverses", f"payment {event['reverses']} is on account {target['account_id']}, not this one"
+    if reversed_by.get(target["id"]) is not None:
+        return "reverses", (f"payment {event['reverses']} is already reversed "
+                            f"({reversed_by[target['id']].split('|', 1)[1]})")
+    if event["amount"] != in_currency(target["amount"], event["currency"]):
+        return "amount", (f"a reversal undoes its whole payment ({in_currency(target['amount'], event['currency'])}); "
+                          "to keep a part, reverse it and record a new payment of that part")
+    if event["paid_at"] < target["paid_at"]:
+        return "paid_at", f"is before the payment it reverses ({target['paid_at']:%Y-%m-%d %H:%M} UTC)"
+    return None
+
+
+def money_events(engine: Engine, account_id: str) -> list[dict[str, Any]]:
+    """The account's ledger for a person: each event's day, kind, amount or figures, and ids (no personal data)."""
+    e, p = LedgerEntry, Payment
     with engine.connect() as conn:
-        return conn.execute(select(p.payment_id, p.amount, p.currency, p.paid_at, p.applied, p.credit, p.reference)
-                            .where(p.account_id == account_id).order_by(p.paid_at)).all()
+        rows = conn.execute(select(e.id, e.kind, e.effective_at, e.recorded_at, e.currency, e.amount, e.balance,
+                                   e.amount_due, e.due_date, e.lender_status, e.reason, e.source, p.payment_id)
+                            .outerjoin(p, p.id == e.payment_id).where(e.account_id == account_id)
+                            .order_by(e.effective_at, e.id)).all()
+    events = []
+    undone = {r.payment_id for r in rows if r.kind == REVERSAL}
+    for r in rows:
+        event: dict[str, Any] = {"entry": r.id, "kind": r.kind, "at": r.effective_at, "recorded_at": r.recorded_at,
+                                 "source": r.source}
+        if r.kind == "statement":
+            event.update(balance=in_currency(r.balance, r.currency), amount_due=in_currency(r.amount_due, r.currency),
+                         due_date=r.due_date, lender_status=r.lender_status)
+        else:
+            event["amount"] = in_currency(r.amount, r.currency)
+        if r.payment_id is not None:
+            event["payment_id"] = r.payment_id
+        if r.kind == PAYMENT and r.payment_id in undone:
+            event["reversed"] = True
+        if r.reason:
+            event["reason"] = r.reason
+        event["currency"] = r.currency
+        events.append(event)
+    return events
+
+
+__all__ = ["PaymentError", "PaymentReport", "import_payments", "money_events", "parse_payment", "record_payment",
+           "refund_credit", "reverse_payment", "store_payments"]

@@ -40,6 +40,8 @@ class PlanRules(BaseModel):
     frequency: Literal["monthly", "fortnightly"] = "monthly"
     first_due_in_days: int = Field(default=7, ge=1, le=60, description="from the offer to the first instalment")
     offer_valid_days: int = Field(default=14, ge=1, le=90)
+    max_start_days: int = Field(default=30, ge=1, le=365,
+                                description="a plan's first instalment at most this many days after its offer")
     min_instalment: dict[str, Decimal] = Field(default_factory=dict, description="per currency; others: none")
     fee: PlanFee = Field(default_factory=PlanFee)
     break_after_days: int = Field(default=10, ge=0, le=90,

@@ -6,7 +6,11 @@
       └──the date passes without them──> broken (the day after)
 
 Kept and broken promises stay in ``payment_promises`` for the review; a broken
-one sends the account back into the ladder where its age puts it.
+one sends the account back into the ladder where its age puts it. What a promise
+got, and whether it is kept, is the ledger's to say (``campaigns.money.ledger``):
+the payments made from its moment to the end of its day (in the lender's zone), net
+of reversals; a kept promise whose payment is reversed is open again until its day
+has passed, and broken after it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from sqlalchemy.engine import Connection
 from campaigns.contact.outcomes import suppress_pending
 from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, PaymentPromise
+from campaigns.money import ledger
 from campaigns.money.currency import in_currency
 
-TRANSITIONS = {"open": {"kept", "broken"}, "kept": set(), "broken": set()}
+TRANSITIONS = {"open": {"kept", "broken"}, "kept": {"open", "broken"}, "broken": set()}
 
 
 class PromiseError(ValueError):
@@ -37,15 +42,18 @@ def check_transition(current: str, wanted: str) -> None:
 
 
 def record_promise(engine: Engine, account_id: str, amount: Decimal, by: date, now: datetime, today: date, *,
-                   channel: str | None = None, max_days: int = 30, source: str = "cli") -> int:
-    """Open a promise; what is queued or deferred for the account is stopped (``promise_open``)."""
+                   channel: str | None = None, max_days: int = 30, source: str = "cli",
+                   zone: ZoneInfo | None = None) -> int:
+    """Open a promise; what is queued or deferred for the account is stopped (``promise_open``). What it has
+    got so far (a payment made at the very moment) is the ledger's to say."""
     if by < today:
         raise PromiseError(f"the promised date {by} is in the past (today is {today})")
     if (by - today).days > max_days:
         raise PromiseError(f"the promised date {by} is more than {max_days} days ahead (promises.max_days)")
     with engine.begin() as conn:
+        ledger.lock_accounts(conn, [account_id])
         account = conn.execute(select(Account.status, Account.currency, Account.balance)
-                               .where(Account.id == account_id).with_for_update()).first()
+                               .where(Account.id == account_id)).first()
         if account is None:
             raise PromiseError(f"no account {account_id!r}")
         if account.status != "open" or account.balance <= 0:
@@ -64,24 +72,8 @@ def record_promise(engine: Engine, account_id: str, amount: Decimal, by: date, n
             "channel": channel, "status": "open", "paid": Decimal(0), "promised_at": now, "resolved_at": None,
             "source": source}).scalar_one()
         suppress_pending(conn, [account_id], "promise_open", now, keep_stages=("thank_you",))
+        ledger.refresh(conn, [account_id], now, zone or ZoneInfo("UTC"))
     return promise_id
-
-
-def count_toward_promise(conn: Connection, account_id: str, amount: Decimal, paid_at: datetime,
-                         zone: ZoneInfo) -> bool:
-    """A payment counts toward the open promise if made after it and by its date. True when it keeps it."""
-    p = PaymentPromise
-    promise = conn.execute(select(p.id, p.amount, p.paid, p.due_by, p.promised_at)
-                           .where(p.account_id == account_id, p.status == "open")).first()
-    if promise is None or paid_at < promise.promised_at or paid_at.astimezone(zone).date() > promise.due_by:
-        return False
-    paid = promise.paid + amount
-    values: dict = {"paid": paid}
-    if paid >= promise.amount:
-        check_transition("open", "kept")
-        values.update(status="kept", resolved_at=paid_at)
-    conn.execute(update(p).where(p.id == promise.id).values(**values))
-    return paid >= promise.amount
 
 
 def break_overdue_promises(conn: Connection, as_of: date, now: datetime) -> int:
@@ -92,21 +84,8 @@ def break_overdue_promises(conn: Connection, as_of: date, now: datetime) -> int:
     if not broken:
         return 0
     conn.execute(update(p).where(p.id.in_([b.id for b in broken])).values(status="broken", resolved_at=now))
-    reopen_worklist(conn, [b.account_id for b in broken], "promise", "broken_promise", now)
+    ledger.reopen_worklist(conn, [b.account_id for b in broken], "promise", "broken_promise", now)
     return len(broken)
-
-
-def reopen_worklist(conn: Connection, account_ids: list[str], closed_by: str, reason: str, now: datetime) -> int:
-    """Put back on the worklist the items a promise or plan (``closed_by``) took off it, now that it is broken."""
-    from campaigns.db.models import AgentWorklistItem
-
-    w = AgentWorklistItem
-    reopened = 0
-    for part in in_batches(account_ids):
-        reopened += conn.execute(update(w).where(w.account_id.in_(part), w.status == "done",
-                                                 w.outcome == closed_by)
-                                 .values(status="open", reason=reason, outcome=reason, outcome_at=now)).rowcount
-    return reopened
 
 
 def promise_history(conn: Connection, account_ids: list[str]) -> dict[str, list[dict]]:

@@ -75,7 +75,7 @@ RELEASE_COLUMNS = [
     "attempt_id", "account_id", "customer_id", "channel", "stage", "created_at", "status",
     "amount_due", "cease_contact", "timezone", "phone", "phone_zones", "email", "country", "email_opt_out", "sms_opt_out",
     "sms_consent", "email_is_employer", "email_employer_consent", "email_invalid", "push_enabled", "push_opt_out",
-    "has_open_dispute", "after_payment",
+    "has_open_dispute", "after_payment", "figures_stated", "figures", "paid_off",
 ]
 
 
@@ -94,7 +94,8 @@ def release_frame(conn: Connection, attempt_ids: Sequence[int], now: datetime, d
                Customer.phone, Customer.phone_zones, Customer.email, Customer.country, Customer.email_opt_out, Customer.sms_opt_out,
                Customer.sms_consent, Customer.email_is_employer, Customer.email_employer_consent,
                Customer.email_invalid, Customer.push_enabled, Customer.push_opt_out,
-               open_dispute.label("has_open_dispute"), (a.stage == "thank_you").label("after_payment"))
+               open_dispute.label("has_open_dispute"), (a.stage == "thank_you").label("after_payment"),
+               a.figures.label("figures_stated"), Account.figures, Account.paid_off_at.is_not(None).label("paid_off"))
         .join(Account, Account.id == a.account_id)
         .join(Customer, Customer.id == Account.customer_id)
         .where(among(conn, a.id, attempt_ids))

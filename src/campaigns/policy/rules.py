@@ -77,10 +77,29 @@ def _placed(frame: pd.DataFrame) -> pd.Series:
 def _not_collectable(frame: pd.DataFrame) -> pd.Series:
     status = frame["status"] if "status" in frame else pd.Series("open", index=frame.index)
     owed = pd.to_numeric(frame["amount_due"], errors="coerce").fillna(0) if "amount_due" in frame else 1
-    thank_you = _after_payment(frame)
-    paid = ((status.fillna("open") != "open") | (owed <= 0)) & ~thank_you
-    # A thank-you is for a paid account only: one whose debt came back (reopened) gets no thanks.
-    return paid | (thank_you & (status.fillna("open") != "paid"))
+    return ((status.fillna("open") != "open") | (owed <= 0)) & ~_after_payment(frame)
+
+
+def _reopened(frame: pd.DataFrame) -> pd.Series:
+    """A thank-you is for an account that owes nothing: one whose debt came back (a reversal) gets none."""
+    if "paid_off" in frame:
+        paid_off = _flag("paid_off")(frame)
+    else:
+        paid_off = (frame["status"] if "status" in frame else pd.Series("open", index=frame.index)) == "paid"
+    return _after_payment(frame) & ~paid_off
+
+
+def _figures_changed(frame: pd.DataFrame) -> pd.Series:
+    """The message states figures (amount, balance, credit, instalment) the ledger no longer holds: a
+    payment, a reversal or a new statement arrived after it was rendered. A worklist hand-off is not
+    stopped: agents read the account's figures as they are."""
+    if "figures_stated" not in frame or "figures" not in frame:
+        return pd.Series(False, index=frame.index)
+    stated, now = frame["figures_stated"], frame["figures"]
+    changed = stated.notna() & now.notna() & (stated.astype(object) != now.astype(object))
+    if "channel" in frame:
+        changed &= frame["channel"].astype(str) != Channel.agent.value
+    return changed
 
 
 def _employer_email(frame: pd.DataFrame) -> pd.Series:
@@ -98,6 +117,10 @@ def _missing(column: str) -> Mask:
 ACCOUNT_RULES: list[Rule] = [
     Rule("placed", _placed, "The account is placed with a collection agency: we no longer contact the customer."),
     Rule("paid", _not_collectable, "The account was paid or closed before the message went out."),
+    Rule("reopened", _reopened, "The account owes again (a payment was reversed) before its thank-you went out."),
+    Rule("figures_changed", _figures_changed,
+         "The figures the message states are not the ledger's any more (a payment, reversal or new statement "
+         "arrived after it was written): it is not sent; the next run writes it again with today's."),
     Rule("deceased", _hold("deceased"), HOLD_KINDS["deceased"]),
     Rule("cease_and_desist", lambda f: _flag("cease_contact")(f) | _hold("cease_and_desist")(f),
          HOLD_KINDS["cease_and_desist"]),

@@ -15,8 +15,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 
+from campaigns.db.bulk import insert_ignoring_conflicts
 from campaigns.db.models import Payment
 from campaigns.files import ensure_private_directory, open_private
 
@@ -124,24 +125,32 @@ def write_demo_file(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def record_demo_payments(engine: Engine, frame: pd.DataFrame, now: datetime) -> int:
-    """The payments that made the paid demo accounts paid (once: a second demo adds none)."""
+def record_demo_payments(engine: Engine, frame: pd.DataFrame, now: datetime, zone) -> int:
+    """The payments that made the paid demo accounts paid, a day before the portfolio's statement (which
+    includes them), into the ledger; once: a second demo adds none."""
+    from campaigns.money import ledger
+
     paid = frame[frame["demo_paid_amount"] != ""]
     if paid.empty:
         return 0
     with engine.begin() as conn:
-        have = set(conn.execute(select(Payment.account_id).where(Payment.account_id.in_(paid["account_id"].tolist()))).scalars())
+        ids = paid["account_id"].tolist()
+        ledger.lock_accounts(conn, ids)
+        have = set(conn.execute(select(Payment.account_id).where(Payment.account_id.in_(ids))).scalars())
         rows = [
             {"payment_id": f"demo-{r.account_id}", "account_id": r.account_id,
              "amount": Decimal(r.demo_paid_amount), "currency": r.currency, "paid_at": now - timedelta(days=1),
-             "source": "demo", "recorded_at": now, "applied": Decimal(r.demo_paid_amount), "credit": Decimal(0)}
+             "source": "demo", "method": None, "reference": None, "recorded_at": now}
             for r in paid.itertuples(index=False) if r.account_id not in have
         ]
         if rows:
-            conn.execute(insert(Payment.__table__), rows)
+            created = dict((key, row_id) for row_id, key in
+                           insert_ignoring_conflicts(conn, Payment.__table__, rows, key="payment_id"))
+            ledger.append(conn, [ledger.entry_row("payment", f"payment|{r['payment_id']}", r["account_id"],
+                                                  r["currency"], r["paid_at"], now, "demo", amount=r["amount"],
+                                                  payment_id=created[r["payment_id"]]) for r in rows])
+            ledger.refresh(conn, [r["account_id"] for r in rows], now, zone)
     return len(rows)
-
-
 
 
 @dataclass(frozen=True)
@@ -202,7 +211,7 @@ def simulate_responses(engine: Engine, day: date, moment: datetime, brand, rules
         if n % every_nth_accepts == 0 and offer.account_id in open_offers:
             token = make_token(brand.plan_link_secret, offer.account_id, day, 1, offer.expires_at)
             accepted.append(accept_link(engine, token, moment + timedelta(hours=1), day, rules,
-                                        brand.plan_link_secret))
+                                        brand.plan_link_secret, zone))
     with engine.connect() as conn:
         # Chosen from the day's attempts, not from balances a first run has already lowered: a re-run of the
         # demo writes the same file, and its import finds every payment already recorded.

@@ -38,7 +38,7 @@ from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 import phonenumbers
 from babel import Locale, UnknownLocaleError
@@ -47,8 +47,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, and_, insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 
-from campaigns.db.engine import among, in_batches, upsert
-from campaigns.db.models import Account, Customer, Dispute, Payment
+from campaigns.clock import NaiveTimestampError, parse_now
+from campaigns.db.engine import among, upsert
+from campaigns.db.models import ACCOUNT_DERIVED, Account, Customer, Dispute
+from campaigns.money import ledger, statements
 from campaigns.privacy.lookup import carry_opt_outs, with_blind_indexes
 from campaigns.policy.zones import number_zones, stored_zones
 from campaigns.progress import track
@@ -58,6 +60,7 @@ OPTIONAL = [
     "name", "email", "phone", "locale", "timezone", "country", "status", "product",
     "email_opt_out", "sms_opt_out", "sms_consent", "disputed", "cease_contact",
     "email_is_employer", "email_employer_consent", "vulnerable", "time_barred", "push_enabled", "push_opt_out",
+    "balance_as_of",
 ]
 FLAGS = ("email_opt_out", "sms_opt_out", "sms_consent", "disputed", "cease_contact", "email_is_employer",
          "email_employer_consent", "vulnerable", "time_barred", "push_enabled", "push_opt_out")
@@ -125,6 +128,9 @@ class ImportReport(FileReport):
     accounts_loaded: int = 0
     customers_loaded: int = 0
     disputes_opened: int = 0
+    statements_recorded: int = 0  # new statements in the ledger
+    statements_unchanged: int = 0  # the account's statement again: nothing to do
+    statements_older: int = 0  # older than the account's latest: kept, no effect
 
 
 @lru_cache(maxsize=1)
@@ -413,6 +419,19 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
     status = (p.optional("status") or "open").lower()
     if status not in STATUSES:
         p.fail("status", f"{p.shown('status')} is not one of {', '.join(sorted(STATUSES))}")
+    elif status == "paid" and balance:
+        p.fail("status", f"is paid, but the balance is {balance}: a paid account owes nothing")
+
+    as_of = None
+    text = p.optional("balance_as_of")
+    if text is not None:
+        try:
+            as_of = parse_now(text).astimezone(timezone.utc)
+        except NaiveTimestampError:
+            p.fail("balance_as_of", f"{p.shown('balance_as_of')} has no UTC offset; write e.g. {text}+00:00")
+        except ValueError:
+            p.fail("balance_as_of", f"{p.shown('balance_as_of')} is not an ISO 8601 timestamp "
+                                    "(e.g. 2026-11-20T23:59:59-05:00)")
 
     country = p.optional("country")
     if country is not None:
@@ -467,7 +486,7 @@ def parse_row(file: str, row_number: int, values: dict[str, str], errors: list[R
     account = {
         "id": account_id, "customer_id": customer_id, "currency": currency, "balance": balance,
         "amount_due": amount_due, "due_date": due_date, "status": status, "product": p.optional("product"),
-        "cease_contact": flags["cease_contact"], "time_barred": flags["time_barred"],
+        "cease_contact": flags["cease_contact"], "time_barred": flags["time_barred"], "balance_as_of": as_of,
     }
     return customer, account, flags["disputed"]
 
@@ -499,13 +518,18 @@ PARSE_PIECE = 2_000
 
 
 def import_portfolio(engine: Engine, path: Path, now: datetime | None = None,
-                     processes: int | None = None) -> ImportReport:
-    """Validate and upsert a portfolio file. File-level problems raise ``PortfolioFileError``.
+                     processes: int | None = None, *, zone: ZoneInfo | None = None,
+                     balance_as_of: datetime | None = None) -> ImportReport:
+    """Validate and upsert a portfolio file; each row's figures are a statement in its account's ledger
+    (``campaigns.money.statements``). File-level problems raise ``PortfolioFileError``.
 
     ``processes``: how many validate rows beside this one (default: one per core, for a file of
-    ``PARSE_IN_PROCESSES_FROM`` rows or more; 0: none). The report is the same either way.
+    ``PARSE_IN_PROCESSES_FROM`` rows or more; 0: none). The report is the same either way. ``zone``: the
+    lender's (promises are judged by its days). ``balance_as_of``: the moment of the file's figures, for
+    rows without a ``balance_as_of`` of their own (default: the import's).
     """
     now = now or datetime.now(timezone.utc)
+    zone = zone or ZoneInfo("UTC")
     source = PortfolioSource(path)
     report = ImportReport(file=str(path))
     accounts_seen: dict[str, int] = {}
@@ -525,10 +549,10 @@ def import_portfolio(engine: Engine, path: Path, now: datetime | None = None,
                 if unique is not None:
                     batch.append(unique)
             if len(batch) >= BATCH:
-                _store(engine, batch, now, report)
+                _store(engine, batch, now, report, zone, balance_as_of)
                 batch = []
                 progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
-        _store(engine, batch, now, report)
+        _store(engine, batch, now, report, zone, balance_as_of)
         progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
     report.customers_loaded = len(customers_seen)
     return report
@@ -597,65 +621,64 @@ def _unique(report: ImportReport, record: Record, parsed, accounts_seen: dict[st
     return _Parsed(record.row, customer, account, disputed)
 
 
-def _store(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportReport) -> None:
+def _store(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportReport, zone: ZoneInfo,
+           balance_as_of: datetime | None) -> None:
     """Write one batch in one transaction; if the database still refuses it, find the row and lose only that."""
     if not batch:
         return
     try:
-        _write(engine, batch, now, report)
+        _write(engine, batch, now, report, zone, balance_as_of)
     except (DataError, IntegrityError):
         for item in batch:
             try:
-                _write(engine, [item], now, report)
+                _write(engine, [item], now, report, zone, balance_as_of)
             except (DataError, IntegrityError) as exc:
                 report.errors.append(RowError(report.file, item.row, None,
                                               f"the database refused the row ({type(exc.orig).__name__})"))
 
 
-def _write(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportReport) -> None:
-    customers = {p.customer["id"]: {**p.customer, "created_at": now, "updated_at": now} for p in batch}
-    accounts = [{**p.account, "created_at": now, "updated_at": now} for p in batch]
+def _write(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportReport, zone: ZoneInfo,
+           balance_as_of: datetime | None) -> None:
+    """One batch: its statements decided against the ledger, customers and accounts upserted, the new
+    statements appended and their accounts refreshed. The report is only told once it is committed."""
+    batch = sorted(batch, key=lambda p: p.account["id"])  # the order every ledger writer locks accounts in
     with engine.begin() as conn:
-        keep_what_we_recorded(conn, accounts)
+        ledger.lock_accounts(conn, [p.account["id"] for p in batch])
+        decided = statements.decide(conn, [
+            statements.Statement(p.row, a["id"], a["currency"], a["balance"], a["amount_due"], a["due_date"],
+                                 a["status"], a["balance_as_of"] or balance_as_of)
+            for p in batch for a in [p.account]], now)
+        refused = [RowError(report.file, row, name, message) for row, (name, message) in decided.refused.items()]
+        batch = [p for p in batch if p.row not in decided.refused]
+        customers = {p.customer["id"]: {**p.customer, "created_at": now, "updated_at": now} for p in batch}
+        accounts = [_account_row(p.account, now) for p in batch]
         with_blind_indexes(conn, customers.values())
         carry_opt_outs(conn, list(customers.values()))
         upsert(conn, Customer.__table__, list(customers.values()), ["id"], keep_on_update=["created_at"],
                only_set=OPT_OUTS)
-        upsert(conn, Account.__table__, accounts, ["id"], keep_on_update=["created_at"])
+        # What an account owes is its ledger's: an update leaves the derived columns to the refresh below.
+        upsert(conn, Account.__table__, accounts, ["id"], keep_on_update=["created_at", *ACCOUNT_DERIVED])
+        kept = {a["id"] for a in accounts}
+        entries = [e for e in decided.entries if e["account_id"] in kept]
+        created = ledger.append(conn, entries)
+        ledger.refresh(conn, sorted({e["account_id"] for e in entries if e["entry_key"] in created}), now, zone)
         opened = _open_disputes(conn, [p.account["id"] for p in batch if p.disputed], now)
+    report.errors.extend(sorted(refused, key=lambda e: e.row))
     report.accounts_loaded += len(accounts)
     report.disputes_opened += opened
+    report.statements_recorded += len(created)
+    report.statements_unchanged += decided.unchanged + len(entries) - len(created)
+    report.statements_older += decided.older
 
 
-def keep_what_we_recorded(conn, accounts: list[dict]) -> None:
-    """A re-import never undoes a payment we recorded, nor an agency placement (rows are changed in place).
-
-    - Same due date as ours (the same statement): for an account with payments
-      recorded here, the lower balance and amount due win, and ``paid`` stays
-      paid: a payment known to either side counts, none is un-paid.
-    - A later due date (a new statement from the lender's ledger, which has seen
-      the payments): the file's figures win.
-    - ``placed`` stays placed whatever the file says: only a recall returns it.
-    """
-    ids = [a["id"] for a in accounts]
-    stored = {}
-    for part in in_batches(ids):
-        paid = select(Payment.account_id).where(among(conn, Payment.account_id, part)).distinct()
-        has_payments = set(conn.execute(paid).scalars())
-        for r in conn.execute(select(Account.id, Account.due_date, Account.balance, Account.amount_due,
-                                     Account.status).where(among(conn, Account.id, part))):
-            stored[r.id] = (r, r.id in has_payments)
-    for account in accounts:
-        if account["id"] not in stored:
-            continue
-        ours, has_payments = stored[account["id"]]
-        if ours.status == "placed":
-            account["status"] = "placed"
-        if has_payments and account["due_date"] == ours.due_date:
-            account["balance"] = min(account["balance"], ours.balance)
-            account["amount_due"] = min(account["amount_due"], ours.amount_due, account["balance"])
-            if ours.status == "paid":
-                account["status"] = "paid"
+def _account_row(account: dict, now: datetime) -> dict:
+    """An account's own columns; a new one starts owing nothing until its statement is refreshed in."""
+    return {"id": account["id"], "customer_id": account["customer_id"], "currency": account["currency"],
+            "product": account["product"], "cease_contact": account["cease_contact"],
+            "time_barred": account["time_barred"], "created_at": now, "updated_at": now,
+            "balance": Decimal(0), "amount_due": Decimal(0), "due_date": account["due_date"], "status": "open",
+            "credit": Decimal(0), "paid_off_at": None, "payoff_seen_at": None, "plan_due_date": None,
+            "plan_amount_due": None, "figures": None, "statement_id": None, "ledger_head": None}
 
 
 def _open_disputes(conn, account_ids: list[str], now: datetime) -> int:

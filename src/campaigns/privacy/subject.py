@@ -4,7 +4,7 @@ Every one of these is an access to personal data and is written to the access lo
 (``personal_data_access``: who, when, which action, why, what was shown or
 removed, never the data itself). ``show`` masks the values; only ``reveal`` with
 a reason prints them. An erasure keeps what the law requires a lender to keep:
-the contact log's facts, payments, plans, disputes, holds, opt-out events, and
+the contact log's facts, payments and the money ledger, plans, disputes, holds, opt-out events, and
 the blind index of each channel the customer opted out of (so a later import of
 the same address stays opted out); it removes name, email, phone and every
 message's content (reduced to its hash), and stops what was still queued.
@@ -29,6 +29,7 @@ from campaigns.db.models import (
     Customer,
     Dispute,
     Hold,
+    LedgerEntry,
     OptOutEvent,
     Payment,
     PaymentPromise,
@@ -114,6 +115,8 @@ def export_customer(engine: Engine, account_id: str, now: datetime, *, actor: st
                          if k not in ("email_index", "phone_index")},
             "accounts": accounts,
             "payments": _row(conn, Payment, Payment.account_id.in_(ids)),
+            # Every money event: statements, payments, reversals, refunds, fees (what the figures come from).
+            "ledger": _row(conn, LedgerEntry, LedgerEntry.account_id.in_(ids)),
             "plans": _row(conn, RepaymentPlan, RepaymentPlan.account_id.in_(ids)),
             "plan_instalments": _row(conn, PlanInstalment, PlanInstalment.account_id.in_(ids)),
             "promises": _row(conn, PaymentPromise, PaymentPromise.account_id.in_(ids)),

@@ -30,6 +30,7 @@ import pandas as pd
 from sqlalchemy import Engine, and_, false, func, select
 
 from campaigns.contact.ladder import HOLDOUT, Ladder
+from campaigns.money.ledger import standing
 from campaigns.db.models import (
     Account,
     CampaignRun,
@@ -216,8 +217,9 @@ def load_outcomes(engine: Engine, units: pd.DataFrame, since: date, until: date,
     """``attach_outcomes`` with the payments, events, promises, opt-outs and disputes of the review's days."""
     first = _utc(since) - timedelta(days=rules.pre_period_days + 1)
     last = _utc(until) + timedelta(days=rules.attribution_window_days + 2)
+    # A payment reversed since (a chargeback, a returned payment) did not come back: it is not counted.
     payments = _read(engine, select(Payment.account_id, Payment.paid_at, Payment.amount)
-                     .where(Payment.paid_at >= first, Payment.paid_at < last))
+                     .where(Payment.paid_at >= first, Payment.paid_at < last, standing()))
     a = ContactAttempt
     events = _read(engine, select(ProviderEvent.attempt_id, ProviderEvent.event)
                    .join(a, a.id == ProviderEvent.attempt_id)

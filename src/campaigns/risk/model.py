@@ -175,6 +175,7 @@ def account_features(conn, frame: pd.DataFrame, rules, now: datetime, stage: str
 
     from campaigns.db.engine import in_batches
     from campaigns.db.models import ContactAttempt, Payment
+    from campaigns.money.ledger import standing
 
     ids = frame["account_id"].tolist()
     paid: dict[str, float] = {}
@@ -186,7 +187,7 @@ def account_features(conn, frame: pd.DataFrame, rules, now: datetime, stage: str
     for part in in_batches(ids):
         paid.update((i, float(v or 0)) for i, v in conn.execute(
             select(Payment.account_id, func.sum(Payment.amount)).where(
-                Payment.account_id.in_(part), Payment.paid_at >= since, Payment.paid_at < now)
+                Payment.account_id.in_(part), Payment.paid_at >= since, Payment.paid_at < now, standing())
             .group_by(Payment.account_id)))
         if "segment" not in frame.columns:
             for account_id, seg in conn.execute(
