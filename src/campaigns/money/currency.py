@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 from babel.numbers import get_currency_precision
 
 
+@lru_cache(maxsize=512)  # Babel looks the currency up in its data on every call; a ledger asks millions of times
 def minor_unit(currency: str) -> Decimal:
     """``Decimal("0.01")`` for USD, ``Decimal("1")`` for JPY, ``Decimal("0.001")`` for KWD."""
     return Decimal(1).scaleb(-get_currency_precision(currency))

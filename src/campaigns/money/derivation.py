@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from campaigns.money.currency import in_currency
@@ -48,9 +49,8 @@ KINDS = (STATEMENT, PAYMENT, REVERSAL, REFUND, FEE)
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One money event of an account, as the ledger holds it."""
+class Entry(NamedTuple):
+    """One money event of an account, as the ledger holds it (a tuple: a refresh makes one per entry read)."""
 
     id: int
     kind: str
@@ -135,20 +135,21 @@ def account_status(figures: Figures, placed: bool) -> str:
 
 
 def payoff_seen_at(entries: Sequence[Entry], currency: str, *, after_id: int = 0,
-                   seen: datetime | None = None) -> datetime | None:
+                   seen: datetime | None = None, final: Figures | None = None) -> datetime | None:
     """When the current payoff was *recorded*: the ``recorded_at`` of the entry whose arrival (entries in
     the order they were recorded) left the account owing nothing, with a payoff, after it owed something.
     None while it owes.
 
     It tells one payoff from the next: a thank-you is sent once per payoff, and a payoff re-derived at an
     earlier moment (a late payment recorded after it) is still the same payoff. ``after_id`` and ``seen``
-    go on from a known state (the entries up to ``after_id`` gave ``seen``) instead of from the start.
+    go on from a known state (the entries up to ``after_id`` gave ``seen``) instead of from the start;
+    ``final``: the figures of all the entries, when the caller has them already.
     """
     by_id = sorted(entries, key=lambda e: e.id)
     for n, entry in enumerate(by_id, start=1):
         if entry.id <= after_id:
             continue
-        figures = derive_figures(by_id[:n], currency)
+        figures = final if final is not None and n == len(by_id) else derive_figures(by_id[:n], currency)
         if figures.owes:
             seen = None
         elif seen is None and figures.paid_off_at is not None:

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.outcomes import suppress_pending
-from campaigns.db.bulk import insert_ignoring_conflicts, update_rows
+from campaigns.db.bulk import copy_rows, insert_ignoring_conflicts, update_rows
 from campaigns.db.engine import among, in_batches
 from campaigns.db.models import (
     ACCOUNT_DERIVED,
@@ -58,30 +58,37 @@ from campaigns.money.plans import add_months
 
 ZERO = Decimal(0)
 ENTRY_COLUMNS = ("id", "account_id", "kind", "effective_at", "recorded_at", "amount", "balance", "amount_due",
-                 "due_date", "lender_status", "payment_id")
+                 "due_date", "lender_status", "payment_id")  # Entry's fields, account_id second
 
 
-def lock_accounts(conn: Connection, account_ids: Iterable[str]) -> None:
+def lock_accounts(conn: Connection, account_ids: Iterable[str]) -> dict[str, str]:
     """Hold the accounts for this transaction: PostgreSQL row locks taken in id order, so concurrent
     writers apply one after the other and never deadlock. (SQLite has one writer at a time: its
-    transaction takes the database's write lock at its first write.)"""
-    ids = sorted(set(account_ids))
-    if conn.dialect.name != "postgresql":
-        return
-    for part in in_batches(ids):
-        conn.execute(select(Account.id).where(among(conn, Account.id, part)).order_by(Account.id)
-                     .with_for_update()).all()
+    transaction takes the database's write lock at its first write.) Returns each existing account's
+    currency (the lock's read gives it for nothing)."""
+    found: dict[str, str] = {}
+    for part in in_batches(sorted(set(account_ids))):
+        stmt = select(Account.id, Account.currency).where(among(conn, Account.id, part)).order_by(Account.id)
+        if conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        found.update(conn.execute(stmt).all())
+    return found
 
 
-def append(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+def append(conn: Connection, rows: Sequence[dict[str, Any]], *, known_new: bool = False) -> set[str]:
     """Append entries (each with its ``entry_key``); a key already in the ledger adds nothing.
 
-    Returns the new entries' ids by key.
+    Returns the keys appended. ``known_new``: the caller has checked every key is new (in this transaction,
+    its accounts locked), so the rows are copied straight in; a key taken meanwhile fails the transaction
+    (``IntegrityError``), as a unique key does.
     """
     if not rows:
-        return {}
+        return set()
+    if known_new:
+        copy_rows(conn, LedgerEntry.__table__, list(rows))
+        return {r["entry_key"] for r in rows}
     created = insert_ignoring_conflicts(conn, LedgerEntry.__table__, list(rows), key="entry_key")
-    return {key: entry_id for entry_id, key in created}
+    return {key for _, key in created}
 
 
 def entry_row(kind: str, key: str, account_id: str, currency: str, effective_at: datetime, now: datetime,
@@ -107,11 +114,9 @@ def entries_of(conn: Connection, account_ids: Sequence[str]) -> dict[str, list[E
     for part in in_batches(sorted(set(account_ids))):
         stmt = select(*(t.c[c] for c in ENTRY_COLUMNS)).where(among(conn, t.c.account_id, part)).order_by(
             t.c.account_id, t.c.id)
+        make = Entry._make
         for r in conn.execute(stmt):
-            found[r.account_id].append(Entry(
-                id=r.id, kind=r.kind, effective_at=r.effective_at, recorded_at=r.recorded_at, amount=r.amount,
-                balance=r.balance, amount_due=r.amount_due, due_date=r.due_date, lender_status=r.lender_status,
-                payment_id=r.payment_id))
+            found[r[1]].append(make(r[:1] + r[2:]))  # every column but account_id, in Entry's order
     return found
 
 
@@ -210,9 +215,9 @@ def refresh(conn: Connection, account_ids: Iterable[str], now: datetime, zone: Z
         status = account_status(figures, old["placed_at"] is not None)
         head_before = old["ledger_head"]
         if head_before is None:
-            seen = payoff_seen_at(entries, currency)
+            seen = payoff_seen_at(entries, currency, final=figures)
         elif figures.head != head_before:
-            seen = payoff_seen_at(entries, currency, after_id=head_before, seen=old["payoff_seen_at"])
+            seen = payoff_seen_at(entries, currency, after_id=head_before, seen=old["payoff_seen_at"], final=figures)
         else:
             seen = old["payoff_seen_at"]
         plan_due: tuple[date | None, Decimal | None] = (None, None)

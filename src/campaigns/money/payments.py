@@ -273,13 +273,6 @@ def store_payments(engine: Engine, batch: list[tuple[int, dict]], now: datetime,
                                               f"the database refused the row ({type(exc.orig).__name__})"))
 
 
-def _accounts(conn: Connection, account_ids: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for part in in_batches(account_ids):
-        found.update(conn.execute(select(Account.id, Account.currency).where(among(conn, Account.id, part))).all())
-    return found
-
-
 def _known_payments(conn: Connection, payment_ids: list[str]) -> dict[str, dict]:
     p = Payment
     found = {}
@@ -318,8 +311,7 @@ def _store(conn: Connection, batch: list[tuple[int, dict]], now: datetime, zone:
            report: PaymentReport) -> None:
     errors: list[RowError] = []
     account_ids = sorted({p["account_id"] for _, p in batch})
-    ledger.lock_accounts(conn, account_ids)
-    currencies = _accounts(conn, account_ids)
+    currencies = ledger.lock_accounts(conn, account_ids)
     payments = [(r, p) for r, p in batch if p["type"] == PAYMENT]
     others = [(r, p) for r, p in batch if p["type"] != PAYMENT]
     known = _known_payments(conn, [p["payment_id"] for _, p in payments] +
@@ -394,8 +386,10 @@ def _store(conn: Connection, batch: list[tuple[int, dict]], now: datetime, zone:
                                      event["paid_at"], now, source, amount=event["amount"], payment_id=target["id"],
                                      reason=event["reason"] or "reversed"))
         reversals += 1
-    ledger.append(conn, rows)
-    done = ledger.refresh(conn, account_ids, now, zone)
+    # Every key was checked new above, with the accounts locked (a payment's id is in ``payments`` too).
+    ledger.append(conn, rows, known_new=True)
+    # Only accounts whose ledger grew need deriving again (a file loaded twice touches none).
+    done = ledger.refresh(conn, sorted({r["account_id"] for r in rows}), now, zone)
     report.take(done)
     refunded = 0
     if refunds:
