@@ -3,8 +3,9 @@
     .venv/bin/python bench/payments_import.py --payments 1000000 --accounts 250000 \\
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Creates ``--accounts`` open accounts (written directly, not timed) in a schema of
-its own (PostgreSQL) or a fresh SQLite file, writes a CSV of ``--payments``
+Creates ``--accounts`` open accounts (written directly with their opening statements
+in the ledger, then reconciled; not timed) in a schema of its own (PostgreSQL) or a
+fresh SQLite file, writes a CSV of ``--payments``
 payments spread over them (a few per account, some paying off, a few over-paying),
 then imports it in a child process (so peak RSS is the import's own) and imports
 it again (every row already recorded). Prints rows, seconds, rows/s and peak RSS.
@@ -46,12 +47,16 @@ NOW = datetime(2026, 11, 23, 14, tzinfo=timezone.utc)
 
 
 def create_accounts(url: str, n: int) -> None:
+    from zoneinfo import ZoneInfo
+
     from campaigns.db.engine import make_engine, upgrade_database
-    from campaigns.db.models import Account, Customer
+    from campaigns.db.models import Account, Customer, LedgerEntry
+    from campaigns.money.ledger import reconcile
 
     engine = make_engine(url)
     upgrade_database(engine)
     due = date(2026, 11, 1)
+    stated = NOW - timedelta(days=30)  # the lender's statement, before every payment of the file
     with engine.begin() as conn:
         for start in range(0, n, 10_000):
             ids = range(start, min(n, start + 10_000))
@@ -59,9 +64,15 @@ def create_accounts(url: str, n: int) -> None:
                 {"id": f"C{i:08d}", "locale": "en-US", "email_opt_out": False, "sms_opt_out": False,
                  "sms_consent": False, "created_at": NOW, "updated_at": NOW} for i in ids])
             conn.execute(insert(Account.__table__), [
-                {"id": f"A{i:08d}", "customer_id": f"C{i:08d}", "currency": "USD", "balance": Decimal("400.00"),
-                 "amount_due": Decimal("100.00"), "due_date": due, "status": "open", "cease_contact": False,
+                {"id": f"A{i:08d}", "customer_id": f"C{i:08d}", "currency": "USD", "balance": Decimal("0"),
+                 "amount_due": Decimal("0"), "due_date": due, "status": "open", "cease_contact": False,
                  "created_at": NOW, "updated_at": NOW} for i in ids])
+            conn.execute(insert(LedgerEntry.__table__), [
+                {"account_id": f"A{i:08d}", "kind": "statement", "entry_key": f"statement|A{i:08d}|bench",
+                 "effective_at": stated, "recorded_at": stated, "currency": "USD", "balance": Decimal("400.00"),
+                 "amount_due": Decimal("100.00"), "due_date": due, "lender_status": "open", "source": "bench"}
+                for i in ids])
+    reconcile(engine, stated, ZoneInfo("America/New_York"))  # each account's figures from its statement
     engine.dispose()
 
 
