@@ -434,7 +434,7 @@ def test_a_plan_page_shows_the_split_of_what_is_owed_now_and_accepting_it_keeps_
     other = offer(engine, "A2")["tokens"]
     record_payment(engine, "A2", Decimal("600.00"), NOW, NOW, ZONE)
     paid = client.get(f"/plans/{other[0]}")
-    assert paid.status_code == 409 and "nothing is owed" in paid.text
+    assert paid.status_code == 409 and "Nothing is owed" in paid.text
 
 
 @pytest.mark.parametrize(("row", "field", "message"), [

@@ -212,7 +212,7 @@ def offer_for_link(engine: Engine, token: str, now: datetime, secret: bytes,
     if offer.status != "offered":
         raise LinkError(f"this offer is {offer.status}: it cannot be accepted any more", 409)
     if account.status != "open" or account.balance <= 0:
-        raise LinkError("nothing is owed on this account any more: there is no plan to choose", 409)
+        raise LinkError("Nothing is owed on this account any more, so there is no plan to choose. Thank you", 409)
     options = offer.options or []
     balance = in_currency(account.balance, offer.currency)
     if rules is not None and options and balance != in_currency(offer.total, offer.currency):
