@@ -141,7 +141,7 @@ def test_0012_opens_a_ledger_that_derives_every_accounts_figures(database_url, t
     """Accounts written in place by 0011 (payments applied, credit, a plan, promises, a placement, and the
     impossible states in-place writes left: a plan still accepted on a paid account) move to the ledger: each
     gets its opening statement and its payments, derives the figures it had, and what was impossible is settled."""
-    from datetime import date, timedelta
+    from datetime import timedelta
     from decimal import Decimal
     from zoneinfo import ZoneInfo
 

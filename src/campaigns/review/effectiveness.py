@@ -27,10 +27,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, false, func, select
+from sqlalchemy import Engine, false, func, select
 
 from campaigns.contact.ladder import HOLDOUT, Ladder
-from campaigns.money.ledger import standing
 from campaigns.db.models import (
     Account,
     CampaignRun,
@@ -41,6 +40,7 @@ from campaigns.db.models import (
     PaymentPromise,
     ProviderEvent,
 )
+from campaigns.money.ledger import standing
 from campaigns.review.rules import ReviewRules
 from campaigns.review.stats import (
     Z95,
