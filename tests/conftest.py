@@ -133,8 +133,68 @@ def engine(database_url, monkeypatch, ladder_file):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """A temporary Prefect server for the flow tests (started once per session)."""
-    from prefect.testing.utilities import prefect_test_harness
+    """A temporary Prefect server for the flow tests (started once per session), as Prefect's own
+    ``prefect_test_harness`` starts one, but with its database on the local PostgreSQL.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    On the harness's SQLite, the server's task-run recorder and its API wait on each other's write lock:
+    a state change then waited up to 60 s ("database is locked" in the server's log), and a daily run of
+    five accounts took 71 s instead of 8, at random, enough to take the suite past its half hour.
+    """
+    import inspect
+
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.server.database.dependencies import temporary_database_interface
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
+    from prefect.utilities.asyncutils import run_coro_as_sync
+    from sqlalchemy.engine import make_url
+
+    from operations.server import ensure_server_database
+
+    name = f"prefect_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+    ensure_server_database(url)
+
+    async def drain() -> None:  # what the flows logged and emitted reaches the server before it stops
+        for worker in (lambda: APILogWorker.instance().drain(), EventsWorker.drain_all):
+            try:
+                result = worker()
+                if inspect.isawaitable(result):
+                    await result
+            except RuntimeError:  # a worker that never started
+                pass
+
+    try:
+        with temporary_database_interface(), temporary_settings(
+                updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: url}):
+            server = SubprocessASGIServer(port=_free_port())
+            # Code that asks for the ephemeral server during a flow gets this one, not a second (as Prefect's does).
+            prior = SubprocessASGIServer._instances.get(None)
+            SubprocessASGIServer._instances[None] = server
+            server.start(timeout=120)
+            try:
+                with temporary_settings(updates={PREFECT_API_URL: server.api_url}), \
+                        prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+                    yield
+                    run_coro_as_sync(drain())
+            finally:
+                server.stop()
+                if prior is not None:
+                    SubprocessASGIServer._instances[None] = prior
+                else:
+                    SubprocessASGIServer._instances.pop(None, None)
+    finally:
+        admin = create_engine(make_url(POSTGRES_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
