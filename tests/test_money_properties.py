@@ -122,6 +122,22 @@ class MoneySequences(RuleBasedStateMachine):
             status="closed" if closed else "open")],
             as_of=None if as_of is None else self.now + timedelta(hours=as_of))
 
+    @rule(account=st.sampled_from(ACCOUNTS), more=st.integers(1, 20000))
+    def an_export_without_the_payments_made_here(self, account, more):
+        """The lender's file of yesterday, without the payment taken here today: no ``balance_as_of`` and
+        more owed than the ledger says. While payments recorded here since the latest statement may not be
+        in it, it is refused for its row and changes nothing; without such payments it is a new statement."""
+        before = self._account(account)
+        amount = Decimal(before.balance) + money(more)
+        report = self._statement_file([dict(
+            GOOD, account_id=account, customer_id=f"C{account}", balance=str(amount),
+            amount_due=str(min(amount, Decimal(before.amount_due) + money(more))),
+            due_date=before.due_date.isoformat(), status="open")])
+        if report.errors:
+            after = self._account(account)
+            assert (after.balance, after.amount_due, after.statement_id) == (
+                before.balance, before.amount_due, before.statement_id)
+
     # Mostly just paid; sometimes days ago (before the latest statement, so taken as included in it).
     WHEN = st.one_of(st.just(0), st.integers(0, 3), st.integers(0, 96))
 

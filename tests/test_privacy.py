@@ -12,7 +12,8 @@ from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from campaigns.channels import OutboxGateway
 from campaigns.db.engine import make_engine, upgrade_database
@@ -418,11 +419,15 @@ def test_after_the_demo_no_email_phone_or_name_is_stored_plain_anywhere(prefect_
     assert len(stored) > 200 and len(values) > 500
     csv = (tmp_path / "demo" / "portfolio.csv").read_bytes()
     assert sum(v.encode() in csv for v in values) > 500  # the scan finds them where they are plain
-    prefect_db = PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1]
     places = {"the database": _database_bytes(engine), "the output": result.output.encode()}
-    for suffix in ("", "-wal"):
-        if os.path.exists(prefect_db + suffix):
-            places["Prefect's database" + suffix] = open(prefect_db + suffix, "rb").read()
+    prefect_url = make_url(PREFECT_API_DATABASE_CONNECTION_URL.value())  # the harness's: on PostgreSQL
+    backend = prefect_url.get_backend_name()
+    prefect_db = create_engine(prefect_url.set(drivername="postgresql+psycopg" if backend == "postgresql" else backend))
+    try:
+        places["Prefect's database"] = _database_bytes(prefect_db)
+    finally:
+        prefect_db.dispose()
+    assert len(places["Prefect's database"]) > 10_000  # the demo's runs, tasks, logs and artifacts are in it
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.name != "portfolio.csv":
             places[str(path.relative_to(tmp_path))] = path.read_bytes()
