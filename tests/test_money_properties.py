@@ -182,13 +182,19 @@ class MoneySequences(RuleBasedStateMachine):
         self.seen.update(reversal=report.reversals_loaded, reopened=report.accounts_reopened,
                          plan_reopened=report.plans_reopened, promise_reopened=report.promises_reopened)
 
-    @rule(share=st.sampled_from([1, 2]), too_much=st.booleans())
-    def refund(self, share, too_much):
-        """Credit (an over-payment) paid back, whole or half; more than there is is refused."""
+    @rule(share=st.sampled_from([1, 2]), too_much=st.booleans(), account=st.sampled_from(ACCOUNTS),
+          extra=st.integers(1, 20000))
+    def refund(self, share, too_much, account, extra):
+        """Credit (an over-payment) paid back, whole or half; more than there is is refused. With no credit
+        anywhere, a customer first pays more than is owed (paid twice), then asks for it back."""
+        query = select(Account.id, Account.credit).where(Account.credit > 0).order_by(Account.id)
         with self.engine.connect() as conn:
-            row = conn.execute(select(Account.id, Account.credit).where(Account.credit > 0)
-                               .order_by(Account.id)).first()
+            row = conn.execute(query).first()
         if row is None:
+            self._pay(account, Decimal(self._account(account).balance) + money(extra), 0)
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
+        if row is None:  # a closed account takes no payment as credit
             return
         account, credit = row.id, Decimal(row.credit)
         self.refunds += 1
