@@ -169,7 +169,7 @@ def prefect_harness():
     try:
         with temporary_database_interface(), temporary_settings(
                 updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: url}):
-            server = SubprocessASGIServer(port=_free_port())
+            server = SubprocessASGIServer(port=free_port())
             # Code that asks for the ephemeral server during a flow gets this one, not a second (as Prefect's does).
             prior = SubprocessASGIServer._instances.get(None)
             SubprocessASGIServer._instances[None] = server
@@ -192,7 +192,8 @@ def prefect_harness():
         admin.dispose()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
     import socket
 
     with socket.socket() as s:

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,7 +40,7 @@ from campaigns.db.models import ContactAttempt
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
 from campaigns.settings import PROJECT_ROOT
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -54,12 +53,6 @@ AS_OF = date(2026, 11, 23)
 NOW = "2026-11-23T14:00:00Z"  # 09:00 in New York, the daily's scheduled moment
 LENDER_ZONE = ZoneInfo("America/New_York")
 PERSONAL = re.compile(r"@example\.|\+1\d{10}")  # the demo's emails and phones
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Processes:

@@ -7,7 +7,6 @@ Screenshots are kept in ``test-output/screenshots``.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -19,19 +18,13 @@ import pytest
 
 from campaigns.money.payments import record_payment
 from campaigns.settings import PROJECT_ROOT
-from tests.conftest import NOW
+from tests.conftest import NOW, free_port
 from tests.factories import add_account
 from tests.test_plan_lifecycle import RULES, SECRET, offer, plan_row
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
