@@ -135,3 +135,17 @@ def test_by_config_a_ready_model_chooses_the_tone_of_those_unlikely_to_pay_and_t
                                    .where(ContactAttempt.account_id == "NUDGE")).one()
     assert "pay_chance" in trace[0] and trace[0]["pay_reasons"]
     assert tone == ("gentle" if trace[0]["pay_chance"] < 0.3 else None)
+
+
+def test_risk_show_lists_the_stored_versions_in_one_table(engine):
+    # Issue 24 item 12: `risk show` after a stored version was an AttributeError (.scalars() on a Connection).
+    from typer.testing import CliRunner
+
+    from campaigns.cli import app
+
+    train_and_store(engine, outcomes(n=MIN_UNITS - 1), (date(2026, 5, 1), date(2026, 11, 1)), NOW)
+    train_and_store(engine, outcomes(), (date(2026, 5, 1), date(2026, 11, 1)), NOW)
+    result = CliRunner().invoke(app, ["risk", "show"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "insufficient" in result.output and "ready" in result.output
+    assert "v2: AUC " in result.output

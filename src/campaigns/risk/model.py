@@ -219,7 +219,9 @@ def latest_ready(bind) -> dict | None:
 
 def history(engine: Engine, limit: int = 10) -> list[dict]:
     with engine.connect() as conn:
-        rows = conn.execute(select(RiskModel).order_by(RiskModel.version.desc()).limit(limit)).scalars().all()
+        # The table's columns, not the mapped class: a Connection's .scalars() of select(RiskModel) is
+        # the first column (an int), not the model.
+        rows = conn.execute(select(RiskModel.__table__).order_by(RiskModel.version.desc()).limit(limit)).all()
     return [{"version": r.version, "trained_at": r.trained_at, "window": f"{r.window_start}..{r.window_end}",
              "status": r.status, "units": r.units, "cured": r.cured, "auc": r.auc, "brier": r.brier,
              "calibration": r.calibration, "note": r.note} for r in rows]
