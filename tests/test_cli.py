@@ -410,3 +410,20 @@ def test_preview_and_review_commands(engine, tmp_path):
     assert wrong.exit_code == 1 and "is before since" in wrong.output
     wrong = runner.invoke(app, ["review", "--since", "yesterday"])
     assert wrong.exit_code == 1 and "--since 'yesterday' is not a day" in wrong.output
+
+
+# --- Issue 24 (13, 14): paths the system refuses, and arguments that were accepted though wrong ---------
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("review", "--out", "/etc/hostname"), "error: /etc/hostname: a file is there, where a directory is needed"),
+    (("review", "--out", "/proc/rev"), "error: /proc/rev: "),
+    (("worklist", "export", "--out", "/nonexistent/dir/x.csv"),
+     "error: /nonexistent/dir/x.csv: the directory /nonexistent/dir does not exist"),
+])
+def test_an_output_path_the_system_refuses_is_one_line(engine, args, expected):
+    assert one_line_error(invoke(*args)).startswith(expected)
+
+
+def test_review_of_an_unknown_stage_is_refused(engine):
+    line = one_line_error(invoke("review", "--stage", "lunch", "--out", "/tmp/unused-review"))
+    assert line.startswith("error: unknown stage(s) lunch; the ladder's stages are pre_due, soft_nudge")

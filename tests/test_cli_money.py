@@ -37,7 +37,10 @@ def test_payments_record_says_what_it_did_and_refuses_in_one_line(engine):
     assert result.exit_code == 0
     assert "account A1: $120.50 applied; balance $479.50, amount due $0.00, status open" in result.output
     for args, message in ((["NOPE", "5"], "error: no account 'NOPE'"),
-                          (["A1", "0"], "error: '0' is not a positive amount"),
+                          (["A1", "0"], "error: '0' is not a positive amount (to undo a payment: campaigns "
+                                        "payments reverse PAYMENT_ID --reason CODE)"),
+                          (["A1", "-5"], "error: '-5' is not a positive amount (to undo a payment: campaigns "
+                                         "payments reverse PAYMENT_ID --reason CODE)"),
                           (["A1", "5.001"], "error: amount: '5.001' has more decimals than USD allows (2)")):
         bad = invoke("payments", "record", *args, "--paid-at", "2026-11-22T08:00:00Z", "--now", NOW.isoformat())
         assert bad.exit_code == 1 and bad.output.strip() == message, bad.output
@@ -145,3 +148,47 @@ def test_import_with_the_moment_of_its_figures(engine, tmp_path):
                                                                                  date(2026, 12, 25))
     bad = invoke("import", later, "--balance-as-of", "yesterday")
     assert bad.exit_code == 1 and bad.output.startswith("error: --balance-as-of:")
+
+
+def test_arguments_that_were_accepted_though_wrong_are_refused_in_one_line(engine, tmp_path):
+    # Issue 24 item 14.
+    from tests.test_cli import one_line_error
+
+    add_account(engine, "A1", days_past_due=20)
+    now = ("--now", NOW.isoformat())
+    assert one_line_error(invoke("promises", "record", "A1", "10", "--by", "2026-11-30", "--channel", "fax", *now)) \
+        == "error: unknown channel 'fax' for a promise; use one of call, email, sms, web, agent"
+    assert one_line_error(invoke("plans", "accept", "ZZZ", "--option", "1", *now)) == "error: no such account: ZZZ"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert one_line_error(invoke("payments", "import", empty, *now)) == (
+        f"error: {empty}: the file is empty: it needs a header row and one row per payment (or reversal, refund)")
+    assert one_line_error(invoke("payments", "import", tmp_path, *now)) == (
+        f"error: {tmp_path}: is a directory; give the file itself (CSV or Parquet)")
+    assert one_line_error(invoke("import", tmp_path)) == (
+        f"error: {tmp_path}: is a directory; give the file itself (CSV or Parquet)")
+
+
+def test_two_payments_of_the_same_amount_in_the_same_second_are_two_when_their_references_differ(engine):
+    # Issue 24 item 14: the second was refused as "already recorded with a different reference".
+    add_account(engine, "A1", days_past_due=5)
+    args = ("payments", "record", "A1", "20", "--paid-at", "2026-11-22T08:00:00Z", "--now", NOW.isoformat())
+    assert "$20.00 applied" in invoke(*args, "--reference", "R-1").output
+    assert "$20.00 applied" in invoke(*args, "--reference", "R-2").output
+    assert "already recorded" in invoke(*args, "--reference", "R-2").output  # the same one again is one
+    assert "$20.00 applied" in invoke(*args).output  # no reference: its own payment, once
+    assert "already recorded" in invoke(*args).output
+    with engine.connect() as conn:
+        assert conn.execute(select(Account.balance).where(Account.id == "A1")).scalar() == Decimal("540.00")
+
+
+def test_a_reference_is_a_code_never_an_email_or_a_name(engine):
+    # Issue 24 item 6: "@" and spaces were accepted, and a reference is stored unsealed.
+    add_account(engine, "A1", days_past_due=5)
+    for reference in ("jane.doe@example.com", "Jane Doe", "Zoë"):
+        result = invoke("payments", "record", "A1", "20", "--paid-at", "2026-11-22T08:00:00Z",
+                        "--reference", reference, "--now", NOW.isoformat())
+        assert result.exit_code == 1 and "no spaces or @" in result.output and reference not in result.output
+    ok = invoke("payments", "record", "A1", "20", "--paid-at", "2026-11-22T08:00:00Z",
+                "--reference", "INV-2026/11#7+a_b:c", "--now", NOW.isoformat())
+    assert ok.exit_code == 0, ok.output

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -127,6 +128,18 @@ def friendly_errors(fn: Callable) -> Callable:
             say(f"error: setting {setting_name(where) if where else exc.title}: {message}")
         except SettingsError as exc:  # a value pydantic-settings could not even parse (JSON settings)
             say(f"error: {unparsable_setting(str(exc))}")
+        except OSError as exc:  # a path the user gave (--out, a file to read) that the system refused
+            if exc.filename is None:
+                raise
+            reason = {FileExistsError: "a file is there, where a directory is needed",
+                      NotADirectoryError: "a part of the path is a file, not a directory",
+                      IsADirectoryError: "a directory is there, where a file is needed",
+                      FileNotFoundError: "no such file or directory",
+                      PermissionError: "permission denied"}.get(type(exc), (exc.strerror or type(exc).__name__).lower())
+            parent = Path(str(exc.filename)).parent
+            if isinstance(exc, FileNotFoundError) and not parent.exists():
+                reason = f"the directory {parent} does not exist"
+            say(f"error: {exc.filename}: {reason}")
         except RuntimeError as exc:
             if "ephemeral Prefect API server" not in str(exc):
                 raise

@@ -33,13 +33,18 @@ agency_app = typer.Typer(help="Collection agency placement: hand aged accounts o
 app.add_typer(agency_app, name="agency")
 
 
+# "-5" reaches the amount argument (and is refused with a reason) instead of "No such option: -5".
+AMOUNT_MAY_LOOK_LIKE_AN_OPTION = {"ignore_unknown_options": True}
+
+
 def _amount(text: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise CliError(f"{text!r} is not an amount (e.g. 120.50)") from None
     if not value.is_finite() or value <= 0:
-        raise CliError(f"{text!r} is not a positive amount")
+        raise CliError(f"{text!r} is not a positive amount (to undo a payment: campaigns payments reverse "
+                       "PAYMENT_ID --reason CODE)")
     return value
 
 
@@ -123,7 +128,7 @@ def _account_line(s, account: str) -> str:
     return line
 
 
-@payments_app.command("record")
+@payments_app.command("record", context_settings=AMOUNT_MAY_LOOK_LIKE_AN_OPTION)
 @friendly_errors
 def payments_record_command(
     account: Annotated[str, typer.Argument(help="Account id.")],
@@ -197,7 +202,7 @@ def payments_reverse_command(
               highlight=False)
 
 
-@payments_app.command("refund")
+@payments_app.command("refund", context_settings=AMOUNT_MAY_LOOK_LIKE_AN_OPTION)
 @friendly_errors
 def payments_refund_command(
     account: Annotated[str, typer.Argument(help="Account id.")],
@@ -327,7 +332,7 @@ def _print_schedule(account: str, currency: str, rows, title: str) -> None:
     out.print(table)
 
 
-@promises_app.command("record")
+@promises_app.command("record", context_settings=AMOUNT_MAY_LOOK_LIKE_AN_OPTION)
 @friendly_errors
 def promises_record_command(
     account: Annotated[str, typer.Argument(help="Account id.")],

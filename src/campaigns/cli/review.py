@@ -41,6 +41,10 @@ def review_command(
                                   s.review.attribution_window_days)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    known = [x.value for x in s.ladder.ordered_stages()]
+    unknown = [x for x in stage or [] if x not in known]
+    if unknown:
+        raise CliError(f"unknown stage(s) {', '.join(unknown)}; the ladder's stages are {', '.join(known)}")
     review = run_review(s.engine, first, last, s.review, s.ladder, stages=stage or None)
     written = write_review(review, out_dir)
     for line in review.findings:

@@ -174,6 +174,8 @@ def _offer_for_session(session, account_id: str, key: str | None):
         if key is None and session.execute(select(p.id).where(p.account_id == account_id,
                                                               p.status == "accepted")).first():
             raise PlanError(f"account {account_id} is already in a plan (campaigns plans show {account_id})")
+        if key is None and session.get(Account, account_id) is None:
+            raise PlanError(f"no such account: {account_id}")
         if key is None:
             raise PlanError(f"account {account_id} has no open plan offer (plans are offered by the plan_offer stage)")
         raise LinkError("the link's offer does not exist")

@@ -45,7 +45,9 @@ REQUIRED = ["payment_id", "account_id", "amount", "currency", "paid_at"]
 OPTIONAL = ["method", "reference", "type", "reverses", "reason"]
 TYPES = (PAYMENT, REVERSAL, REFUND)
 TEXT_LIMITS = {"method": 32, "reference": 64}
-FREE_TEXT = re.compile(r"^[\w .:/#@+-]*$")
+# A method or a reference is a processor's code, never free text: no spaces (a name) and no @ (an email):
+# both are stored unsealed.
+FREE_TEXT = re.compile(r"^[A-Za-z0-9_.:/#+-]*$")
 # A reversal's reason is a code, never free text (it is stored plain: no room for a name or a story).
 REASON = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 BATCH = 1000
@@ -134,7 +136,8 @@ def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowE
     for name, limit in TEXT_LIMITS.items():
         value = p.optional(name)
         if value is not None and (len(value) > limit or not FREE_TEXT.match(value)):
-            p.fail(name, f"must be at most {limit} letters, digits or . : / # @ + - (value withheld)")
+            p.fail(name, f"must be at most {limit} letters, digits or _ . : / # + - with no spaces or @ "
+                         "(a processor's code, never a name or an email; value withheld)")
             value = None
         extras[name] = value
     reason = p.optional("reason")
@@ -151,7 +154,7 @@ def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowE
 
 def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo) -> PaymentReport:
     """Load a payments file (CSV or Parquet), streaming, in batches of ``BATCH`` rows, each in one transaction."""
-    source = PortfolioSource(path, REQUIRED, OPTIONAL)
+    source = PortfolioSource(path, REQUIRED, OPTIONAL, row_is="payment (or reversal, refund)")
     report = PaymentReport(file=str(path))
     seen: dict[tuple[str, str], int] = {}
     batch: list[tuple[int, dict]] = []
@@ -211,11 +214,26 @@ def record_payment(engine: Engine, account_id: str, amount: Decimal, paid_at: da
                    method: str | None = None) -> PaymentReport:
     """Record one payment (``campaigns payments record``), in the account's currency."""
     currency = _currency_of(engine, account_id)
-    # The same payment recorded twice (same account, moment and amount) is one payment.
-    digest = hashlib.sha256(f"{account_id}|{paid_at.isoformat()}|{amount}".encode()).hexdigest()[:24]
-    return _one(engine, {"payment_id": payment_id or f"manual-{digest}", "account_id": account_id,
+    # The same payment recorded twice (same account, moment, amount and reference) is one payment; two of the
+    # same amount in the same second are told apart by their references (or --payment-id).
+    if payment_id is None:
+        payment_id = _manual_id(engine, account_id, paid_at, amount, reference)
+    return _one(engine, {"payment_id": payment_id, "account_id": account_id,
                          "amount": amount, "currency": currency, "paid_at": paid_at.isoformat(),
                          "method": method, "reference": reference}, now, zone, "payment")
+
+
+def _manual_id(engine: Engine, account_id: str, paid_at: datetime, amount: Decimal, reference: str | None) -> str:
+    made_from = f"{account_id}|{paid_at.isoformat()}|{amount}"
+    if reference is None:
+        return f"manual-{hashlib.sha256(made_from.encode()).hexdigest()[:24]}"
+    # Before issue 24 the reference was not part of the id: a payment recorded then, with this reference, is
+    # found under its old id, so recording it again is still one payment.
+    older = f"manual-{hashlib.sha256(made_from.encode()).hexdigest()[:24]}"
+    with engine.connect() as conn:
+        if conn.execute(select(Payment.reference).where(Payment.payment_id == older)).scalar() == reference:
+            return older
+    return f"manual-{hashlib.sha256(f'{made_from}|{reference}'.encode()).hexdigest()[:24]}"
 
 
 def _moment(engine: Engine, key: str, given: datetime | None, now: datetime) -> datetime:

@@ -28,6 +28,8 @@ from campaigns.db.models import Account, PaymentPromise
 from campaigns.money import ledger
 from campaigns.money.currency import in_currency
 
+# Where a promise was made: the review counts promises by it, so an unknown word is refused, not stored.
+CHANNELS = ("call", "email", "sms", "web", "agent")
 TRANSITIONS = {"open": {"kept", "broken"}, "kept": {"open", "broken"}, "broken": set()}
 
 
@@ -46,6 +48,8 @@ def record_promise(engine: Engine, account_id: str, amount: Decimal, by: date, n
                    zone: ZoneInfo | None = None) -> int:
     """Open a promise; what is queued or deferred for the account is stopped (``promise_open``). What it has
     got so far (a payment made at the very moment) is the ledger's to say."""
+    if channel is not None and channel not in CHANNELS:
+        raise PromiseError(f"unknown channel {channel!r} for a promise; use one of {', '.join(CHANNELS)}")
     if by < today:
         raise PromiseError(f"the promised date {by} is in the past (today is {today})")
     if (by - today).days > max_days:

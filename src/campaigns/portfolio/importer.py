@@ -162,10 +162,14 @@ class PortfolioSource:
     """A portfolio file (or another file of rows: ``required`` and ``optional`` columns) opened for streaming:
     its columns, then its records one by one."""
 
-    def __init__(self, path: Path, required: list[str] | None = None, optional: list[str] | None = None):
+    def __init__(self, path: Path, required: list[str] | None = None, optional: list[str] | None = None,
+                 row_is: str = "account"):
         self.path = Path(path)
         self.required = REQUIRED if required is None else required
         self.columns = self.required + (OPTIONAL if optional is None else optional)
+        self.row_is = row_is  # what one row of the file stands for, in messages
+        if self.path.is_dir():
+            raise PortfolioFileError(f"{self.path}: is a directory; give the file itself (CSV or Parquet)")
         if not self.path.is_file():
             raise PortfolioFileError(f"{self.path}: no such file")
         suffix = self.path.suffix.lower()
@@ -231,7 +235,7 @@ class PortfolioSource:
                 yield Record(first_line, values, problem, bad_bytes)
             if columns is None:
                 raise PortfolioFileError(f"{self.path}: the file is empty: it needs a header row and one row per "
-                                         "account")
+                                         f"{self.row_is}")
 
     def _parquet(self) -> Iterator[Record]:
         parquet = self._parquet_file
