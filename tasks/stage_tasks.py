@@ -114,12 +114,15 @@ def plan_cohort_chunks(stage: Stage, as_of: date) -> list[ChunkBounds]:
 @task(name="resolve-adhoc-cohort", tags=["campaigns", "db"], **DB_RETRIES)
 def resolve_adhoc_chunks(stage: Stage, cohort, as_of: date) -> list[tuple[ChunkBounds, list[str]]]:
     """The ad-hoc cohort's account ids in chunks; a bad cohort fails here, before anything is logged or sent."""
-    from campaigns.contact.adhoc import adhoc_rule, id_chunks, resolve_cohort
+    from campaigns.contact.adhoc import adhoc_rule, check_stage_days, describe_days, id_chunks, resolve_cohort
 
     s = services()
-    adhoc_rule(s.ladder.rule(stage))  # a stage that takes no ad-hoc cohort is refused first
+    rule = s.ladder.rule(stage)
+    adhoc_rule(rule)  # a stage that takes no ad-hoc cohort is refused first
     ids = resolve_cohort(s.engine, cohort, as_of, s.ladder, s.review.adhoc_views)
-    get_run_logger().info("ad-hoc cohort (%s): %d account(s) for %s", cohort.describe(), len(ids), stage.value)
+    outside = check_stage_days(s.engine, ids, rule, as_of, cohort.describe())
+    get_run_logger().info("ad-hoc cohort (%s): %d account(s) for %s; %d outside its days past due (%s), left out",
+                          cohort.describe(), len(ids), stage.value, len(outside), describe_days(rule.day_bounds))
     return id_chunks(ids, s.settings.chunk_size)
 
 

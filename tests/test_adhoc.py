@@ -22,7 +22,8 @@ from campaigns.contact.adhoc import (
     preview_cohort,
     resolve_cohort,
 )
-from campaigns.contact.ladder import load_ladder
+from campaigns.contact.cohorts import ChunkBounds, select_cohort
+from campaigns.contact.ladder import DayRange, load_ladder
 from campaigns.contact.outcomes import attempt_row
 from campaigns.contact.pipeline import StageRun, enqueue_chunk
 from campaigns.db.models import CampaignRun, ContactAttempt, OutboxMessage, Payment, RenderedMessage, Stage
@@ -175,43 +176,96 @@ def _counts(engine) -> tuple[int, int, int, int]:
 def test_the_preview_shows_messages_and_suppressions_and_writes_nothing(engine, services):
     _portfolio(engine)
     add_account(engine, "OPTED", days_past_due=20, customer={"email_opt_out": True, "sms_consent": False})
+    add_account(engine, "SH", days_past_due=25, customer={"locale": "zh-CN", "country": "CN",
+                                                           "timezone": "Asia/Shanghai"})
     before = _counts(engine)
     result = preview_cohort(engine, services.ladder, services.templates, services.brand, services.policy,
-                            Stage.soft_nudge, AS_OF, NOW, ["A-20", "A-60", "OPTED", "PAID"], 100, limit=5)
+                            Stage.plan_offer, AS_OF, NOW, ["A-20", "A-60", "OPTED", "PAID", "SH"], 100, limit=5)
     assert _counts(engine) == before
-    assert (result["accounts"], result["in_cohort"], result["left_out"]) == (4, 3, 1)  # PAID is not open
+    # PAID is not open; A-60 is past plan_offer's 15..45 days: its message would not be true for it.
+    assert (result["accounts"], result["in_cohort"], result["left_out"]) == (5, 3, 2)
+    assert (result["outside_stage_days"], result["stage_days"]) == (1, "15..45")
     assert result["counts"]["would_send"] == 1 and result["counts"]["suppressed:opted_out"] == 1
     [message] = result["messages"]
     assert message["account_id"] == "A-20" and "$50.00" in message["text"]  # its balance: all of it is due
     reasons = {(x["account_id"], x["reason"]) for x in result["suppressions"]}
-    assert ("OPTED", "opted_out") in reasons and ("A-60", "outside_contact_window") in reasons
+    assert ("OPTED", "opted_out") in reasons and ("SH", "outside_contact_window") in reasons
 
 
 def test_an_adhoc_chunk_uses_the_daily_runs_guards_assignment_and_keys(engine, services):
     from campaigns.review.runs import start_run
 
     _portfolio(engine)
-    add_account(engine, "TODAY", days_past_due=3)
+    add_account(engine, "TODAY", days_past_due=30)
     run_id = start_run(engine, Stage.pre_due, AS_OF, NOW, started_at=NOW)
     with engine.begin() as conn:  # TODAY was already in another stage today: an ad-hoc cohort does not add one
         conn.execute(insert(ContactAttempt.__table__), attempt_row(
             run_id=run_id, account_id="TODAY", customer_id="C-TODAY", stage="pre_due", cycle="x", as_of=AS_OF,
             channel="email", status="sent", now=NOW))
-    ids = ["A-20", "A-60", "TODAY"]
-    run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW, name="adhoc-test"),
-                   stage=Stage.soft_nudge, as_of=AS_OF, now=NOW, adhoc=True)
+    ids = ["A-20", "A-5", "A-60", "TODAY"]
+    run = StageRun(run_id=start_run(engine, Stage.plan_offer, AS_OF, NOW, started_at=NOW, name="adhoc-test"),
+                   stage=Stage.plan_offer, as_of=AS_OF, now=NOW, adhoc=True)
     [(bounds, part)] = id_chunks(ids, 100)
     first = enqueue_chunk(engine, services.ladder, services.templates, services.brand, run, bounds,
                           services.policy, accounts=part)
-    assert first.cohort_size == 2  # A-20 is outside soft_nudge's 1-14 days: the cohort, not the selector, decides
+    assert first.cohort_size == 1  # A-5 and A-60 are outside plan_offer's 15..45 days; TODAY is in pre_due today
     again = enqueue_chunk(engine, services.ladder, services.templates, services.brand, run, bounds,
                           services.policy, accounts=part)
-    assert again.tally.as_dict() == {"already_recorded": 2}  # the same idempotency keys as any run
+    assert again.tally.as_dict() == {"already_recorded": 1}  # the same idempotency keys as any run
     with engine.connect() as conn:
         rows = conn.execute(select(ContactAttempt.account_id, ContactAttempt.experiment, ContactAttempt.variant)
                             .where(ContactAttempt.run_id == run.run_id).order_by(ContactAttempt.account_id)).all()
-    assert [r.account_id for r in rows] == ["A-20", "A-60"]
+    assert [r.account_id for r in rows] == ["A-20"]
     assert all(r.experiment == "ladder-2026q4" and r.variant == "control" for r in rows)
+
+
+def test_an_adhoc_cohort_keeps_the_stages_own_days_past_due(engine, services):
+    """Issue 24 item 2: soft_nudge for dpd -5..0 told customers a payment was overdue before its due date."""
+    from campaigns.contact.adhoc import check_stage_days
+
+    add_account(engine, "EARLY", days_past_due=-2)
+    add_account(engine, "DUE", days_past_due=0)
+    add_account(engine, "LATE", days_past_due=3)
+    rule = services.ladder.rule(Stage.soft_nudge)
+    with pytest.raises(AdhocError, match=r"all 2 account\(s\) of the cohort \(filter\) are outside soft_nudge's days "
+                                         r"past due \(1..14\) on 2026-11-22: its message would not be true"):
+        check_stage_days(engine, ["DUE", "EARLY"], rule, AS_OF, "filter")
+    assert check_stage_days(engine, ["DUE", "EARLY", "LATE"], rule, AS_OF, "filter") == ["DUE", "EARLY"]
+    # pre_due's exact days (-3, -1) widen to -3..-1 for a cohort; the due day itself is outside.
+    assert check_stage_days(engine, ["DUE", "EARLY", "LATE"], services.ladder.rule(Stage.pre_due), AS_OF,
+                            "filter") == ["DUE", "LATE"]
+    result = preview_cohort(engine, services.ladder, services.templates, services.brand, services.policy,
+                            Stage.soft_nudge, AS_OF, NOW, ["DUE", "EARLY", "LATE"], 100)
+    assert result["in_cohort"] == 1 and result["outside_stage_days"] == 2
+    assert [m["account_id"] for m in result["messages"]] == ["LATE"]
+
+
+def test_a_stage_that_says_a_payment_is_late_never_renders_for_an_account_not_past_due(engine, services):
+    """The content check behind item 2: even given such an account, the attempt fails (not_past_due), unsent."""
+    from campaigns.contact.pipeline import compose_attempts
+    from campaigns.contact.segments import add_segments
+    from campaigns.contact.strategy import decide_contacts
+
+    assert services.ladder.rule(Stage.soft_nudge).says_overdue and not services.ladder.rule(Stage.pre_due).says_overdue
+    add_account(engine, "EARLY", days_past_due=-2)
+    wide = services.ladder.rule(Stage.soft_nudge).model_copy(update={"days_past_due": DayRange(min=-5)})
+    with engine.connect() as conn:
+        cohort = add_segments(conn, select_cohort(conn, wide, AS_OF, ChunkBounds(after=None, upto="ZZZ")), AS_OF,
+                              services.ladder.segments)
+    cohort["holds"] = [[] for _ in range(len(cohort))]
+    run = StageRun(run_id="x", stage=Stage.soft_nudge, as_of=AS_OF, now=NOW)
+    planned = compose_attempts(cohort, decide_contacts(cohort, wide, services.ladder.experiment_for(
+        Stage.soft_nudge, AS_OF), services.ladder.segments), services.ladder.rule(Stage.soft_nudge), run,
+        services.templates, services.brand, None, services.policy.sms_max_segments)
+    assert [(p.row["status"], p.row["reason"]) for p in planned if p.row["channel"] == "email"] == [
+        ("failed", "not_past_due")]
+
+
+def test_an_empty_cohort_is_an_error_not_the_whole_portfolio():
+    """Issue 24 item 3."""
+    for text in ("", "  ", ",", " , "):
+        with pytest.raises(AdhocError, match="--cohort is empty"):
+            parse_cohort(text)
 
 
 def test_the_shipped_config_validates_and_allows_no_view_by_default():
@@ -220,3 +274,33 @@ def test_the_shipped_config_validates_and_allows_no_view_by_default():
 
     assert load_review_rules(PROJECT_ROOT / "config" / "review.yaml").adhoc_views == []
     load_ladder(PROJECT_ROOT / "config" / "ladder.yaml")
+
+
+def test_the_preview_masks_names_unless_revealed_with_a_reason_and_logs_the_reveal(prefect_harness, engine,
+                                                                                   services):
+    """Issue 24 item 5: preview and adhoc --dry-run printed the customers' names."""
+    from typer.testing import CliRunner
+
+    from campaigns.cli import app
+    from campaigns.db.models import PersonalDataAccess
+
+    add_account(engine, "A-20", days_past_due=20, customer={"name": "Zelda Quartermaine"})
+    masked = preview_cohort(engine, services.ladder, services.templates, services.brand, services.policy,
+                            Stage.plan_offer, AS_OF, NOW, ["A-20"], 100)
+    [message] = masked["messages"]
+    assert "Zelda" not in message["text"] and "Quartermaine" not in message["text"] and "Z. Q." in message["text"]
+    runner = CliRunner()
+    args = ["preview", "plan_offer", "--cohort", "dpd=15..45", "--now", NOW.isoformat()]
+    shown = runner.invoke(app, args, catch_exceptions=False)
+    assert shown.exit_code == 0 and "Zelda" not in shown.output and "Z. Q." in shown.output
+    refused = runner.invoke(app, [*args, "--reveal"], catch_exceptions=False)
+    assert refused.exit_code == 1 and "needs a reason" in refused.output
+    revealed = runner.invoke(app, [*args, "--reveal", "--reason", "TICKET-9", "--by", "ana"], catch_exceptions=False)
+    assert revealed.exit_code == 0 and "Zelda Quartermaine" in revealed.output
+    with engine.connect() as conn:
+        log = conn.execute(select(PersonalDataAccess.actor, PersonalDataAccess.action,
+                                  PersonalDataAccess.account_id)).all()
+    assert [tuple(r) for r in log] == [("ana", "reveal_preview", "A-20")]
+    dry = runner.invoke(app, ["adhoc", "plan_offer", "--cohort", "dpd=15..45", "--now", NOW.isoformat(),
+                              "--dry-run"], catch_exceptions=False)
+    assert dry.exit_code == 0 and "Zelda" not in dry.output and "Z. Q." in dry.output

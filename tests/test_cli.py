@@ -192,6 +192,18 @@ def test_call_check_gives_the_next_allowed_time_in_each_of_the_customers_zones(e
             "for the customer, 2026-11-24 16:00 UTC") in late.output
 
 
+def test_call_check_says_no_for_an_erased_customer_or_one_without_a_phone(engine):
+    """Issue 24 item 4: `call check` said "yes: you may call" for an erased customer with no phone."""
+    add_account(engine, "A1", days_past_due=50)
+    add_account(engine, "A2", days_past_due=50, customer={"phone": None})
+    erased = runner.invoke(app, ["customer", "erase", "A1", "--reason", "GDPR-1", "--yes",
+                                 "--now", "2026-11-23T15:00:00Z"])
+    assert erased.exit_code == 0, erased.output
+    for account, reason in (("A1", "customer_erased"), ("A2", "no_phone")):
+        result = runner.invoke(app, ["call", "check", account, "--now", "2026-11-23T15:00:00Z"])
+        assert result.exit_code == 3 and result.output.strip() == f"no: {reason}", result.output
+
+
 def test_unknown_channels_are_refused_and_help_lists_them(engine):
     """``outbox --channel fax`` used to answer "0 message(s)" (issue 8: 15)."""
     for args in (["outbox", "--channel", "fax"], ["optout", "C1", "--channel", "fax"]):

@@ -44,27 +44,45 @@ def preview_command(
     stage: AdhocStageArg,
     cohort: CohortOpt,
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many messages and suppressions to show.")] = 5,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Show the customers' names in the samples (logged; "
+                                                          "needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why the names are needed, for the access log.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who asks (for the access log). Default: your user "
+                                                        "name.")] = None,
     as_of: AsOfOpt = None,
     now: NowOpt = None,
 ) -> None:
-    """Show what an ad-hoc run would send and suppress (with reasons), writing nothing."""
+    """Show what an ad-hoc run would send and suppress (with reasons), writing nothing. Names in the samples are
+    masked unless --reveal --reason (logged, like customer show)."""
+    import getpass
+
     from campaigns.clock import resolve_clock
     from campaigns.contact.adhoc import AdhocError, preview_cohort, resolve_cohort
     from campaigns.db.models import Stage
+    from campaigns.privacy.retention import log_access
 
+    if reveal and not (reason and reason.strip()):
+        raise CliError("revealing personal data needs a reason (--reason)")
     chosen, parsed = Stage(_stage(stage).value), _cohort(cohort)
     s = migrated_services()
     day, moment = resolve_clock(as_of.date() if as_of else None, parse_now_option(now), s.settings.lender_zone)
     try:
         ids = resolve_cohort(s.engine, parsed, day, s.ladder, s.review.adhoc_views)
         result = preview_cohort(s.engine, s.ladder, s.templates, s.brand, s.policy, chosen, day, moment, ids,
-                                s.settings.chunk_size, limit)
+                                s.settings.chunk_size, limit, reveal=reveal)
     except AdhocError as exc:
         raise CliError(str(exc)) from None
+    if reveal and result["messages"]:
+        with s.engine.begin() as conn:
+            for m in result["messages"]:
+                log_access(conn, moment, by or getpass.getuser(), "reveal_preview", account_id=m["account_id"],
+                           reason=reason)
     out.print(f"preview of {chosen.value} as of {day} for {parsed.describe()}: {result['accounts']:,} account(s), "
               f"{result['in_cohort']:,} in the stage's guards"
-              + (f" ({result['left_out']:,} left out: paid, in another stage today, contacted within every_days, "
-                 "or in a plan or promise)" if result["left_out"] else "") + ". Nothing is written.", highlight=False)
+              + (f" ({result['left_out']:,} left out: {result['outside_stage_days']:,} outside the stage's days "
+                 f"past due ({result['stage_days']}); the others paid, in another stage today, contacted within "
+                 "every_days, or in a plan or promise)" if result["left_out"] else "") + ". Nothing is written.",
+              highlight=False)
     table = Table(title="what a run would log", title_justify="left")
     table.add_column("outcome")
     table.add_column("attempts", justify="right")
@@ -97,13 +115,20 @@ def adhoc_command(
     from flows.adhoc import adhoc_campaign
 
     from campaigns.clock import resolve_clock
-    from campaigns.contact.adhoc import resolve_cohort
+    from campaigns.contact.adhoc import check_stage_days, describe_days, resolve_cohort
+    from campaigns.db.models import Stage
 
     chosen, parsed = _stage(stage), _cohort(cohort)
     s = migrated_services()
     # A bad cohort is one line here, before a flow run starts (the flow checks it again, for UI runs).
-    resolve_cohort(s.engine, parsed, resolve_clock(as_of.date() if as_of else None, None, s.settings.lender_zone)[0],
-                   s.ladder, s.review.adhoc_views)
+    day = resolve_clock(as_of.date() if as_of else None, None, s.settings.lender_zone)[0]
+    ids = resolve_cohort(s.engine, parsed, day, s.ladder, s.review.adhoc_views)
+    rule = s.ladder.rule(Stage(chosen.value))
+    outside = check_stage_days(s.engine, ids, rule, day, parsed.describe())
+    if outside:
+        out.print(f"{len(outside):,} of the cohort's {len(ids):,} account(s) are outside {chosen.value}'s days past "
+                  f"due ({describe_days(rule.day_bounds)}) on {day} and are left out: its message would not be "
+                  "true for them", highlight=False)
     summary = adhoc_campaign(stage=chosen, cohort=parsed, as_of=as_of.date() if as_of else None,
                              now=parse_now_option(now), dry_run=dry_run)
     out.print(_summary_table([summary], f"ad-hoc {chosen.value} as of {summary['as_of']} ({summary['cohort_source']})"))

@@ -1,7 +1,8 @@
 """Ad-hoc cohorts for the data team: a file of account ids, a structured filter, or an allow-listed view.
 
-The cohort replaces the stage's days-past-due selector and nothing else: the run
-goes through the same guards (open, owing, one stage a day, ``every_days``, no
+The cohort chooses accounts within the stage's own days past due (an account
+outside them is left out, and counted: the stage's message would not be true for
+it); the run goes through the same guards (open, owing, one stage a day, ``every_days``, no
 promise or plan in good standing), the same policy, experiment assignment,
 idempotency keys and logging as the daily run. Never SQL text from a parameter:
 a view is named, checked against ``adhoc_views`` in ``config/review.yaml``,
@@ -24,7 +25,6 @@ from campaigns.contact.cohorts import ChunkBounds
 from campaigns.contact.ladder import SEGMENTS, DayRange, Ladder, StageRule
 from campaigns.db.models import Account, Customer, Stage
 
-ANY_DAY = DayRange(min=-3650)  # the ad-hoc cohort, not the days past due, says who is in
 VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -90,6 +90,9 @@ def parse_cohort(text: str) -> AdhocCohort:
     """The CLI's ``--cohort``: a path (.csv, .parquet), ``view:NAME``, or a filter such as
     ``dpd=15..30,balance=100..,segment=chronic_late,locale=en-US``."""
     text = text.strip()
+    if not text.strip(" ,"):
+        raise AdhocError("--cohort is empty: give a file, view:NAME or a filter such as dpd=1..14 (an empty "
+                         "cohort is not the whole portfolio)")
     if text.startswith("view:"):
         return AdhocCohort(view=text.removeprefix("view:"))
     if text.lower().endswith((".csv", ".parquet")):
@@ -119,10 +122,43 @@ def parse_cohort(text: str) -> AdhocCohort:
 
 
 def adhoc_rule(rule: StageRule) -> StageRule:
-    """The stage's rule with its day selector opened: the cohort decides who is in, every other guard stays."""
+    """The stage's rule for an ad-hoc cohort: the cohort decides who is in, within the stage's own days past due
+    (its exact days widened to the range from the first to the last): a stage's message is only true for the
+    accounts the stage is about. Every other guard stays."""
     if rule.after_payment:
         raise AdhocError(f"stage {rule.stage.value} thanks accounts that paid; it takes no ad-hoc cohort")
-    return rule.model_copy(update={"on_days_past_due": None, "days_past_due": ANY_DAY})
+    return rule.model_copy(update={"on_days_past_due": None, "days_past_due": rule.day_bounds})
+
+
+def describe_days(bounds: DayRange) -> str:
+    return f"{bounds.min}..{'' if bounds.max is None else bounds.max}"
+
+
+def outside_stage_days(engine: Engine, ids: list[str], rule: StageRule, as_of: date) -> list[str]:
+    """Those of ``ids`` (open accounts) whose days past due on ``as_of`` are outside the stage's own: an ad-hoc run
+    leaves them out."""
+    from campaigns.contact.cohorts import stage_days_condition
+    from campaigns.db.engine import in_batches
+
+    inside = adhoc_rule(rule)
+    outside: list[str] = []
+    with engine.connect() as conn:
+        for part in in_batches(ids):
+            outside.extend(conn.execute(select(Account.id).where(
+                Account.id.in_(part), Account.status == "open",
+                ~stage_days_condition(inside, as_of))).scalars())
+    return sorted(outside)
+
+
+def check_stage_days(engine: Engine, ids: list[str], rule: StageRule, as_of: date, what: str) -> list[str]:
+    """The cohort's accounts outside the stage's days past due (left out of the run); all of them: one error."""
+    outside = outside_stage_days(engine, ids, rule, as_of)
+    if outside and len(outside) == len(ids):
+        raise AdhocError(
+            f"all {len(ids):,} account(s) of the cohort ({what}) are outside {rule.stage.value}'s days past due "
+            f"({describe_days(rule.day_bounds)}) on {as_of}: its message would not be true for them. Choose the "
+            "stage their days belong to, or a cohort within these days")
+    return outside
 
 
 def _file_ids(path: Path) -> dict[str, int]:
@@ -227,33 +263,40 @@ def resolve_cohort(engine: Engine, cohort: AdhocCohort, as_of: date, ladder: Lad
     return sorted(ids)
 
 
-__all__ = ["AdhocCohort", "AdhocError", "CohortFilter", "adhoc_rule", "id_chunks", "parse_cohort", "resolve_cohort"]
+__all__ = ["AdhocCohort", "AdhocError", "CohortFilter", "adhoc_rule", "check_stage_days", "id_chunks",
+           "outside_stage_days", "parse_cohort", "resolve_cohort"]
 
 
 def preview_cohort(engine: Engine, ladder: Ladder, templates, brand, policy, stage: Stage, as_of: date, now,
-                   ids: list[str], chunk_size: int, limit: int = 5) -> dict:
+                   ids: list[str], chunk_size: int, limit: int = 5, *, reveal: bool = False) -> dict:
     """What an ad-hoc run of ``stage`` would do for these accounts, writing nothing: counts by outcome and
-    reason, the first ``limit`` messages as rendered, and the first ``limit`` suppressions with their reasons."""
+    reason, the first ``limit`` messages as rendered (the customer's name masked unless ``reveal``: the caller
+    logs the access), and the first ``limit`` suppressions with their reasons."""
     from campaigns.contact.outcomes import Tally
     from campaigns.contact.pipeline import StageRun, prepare_chunk
     from campaigns.db.models import AttemptStatus
+    from campaigns.privacy.subject import mask_name_in
 
     run = StageRun(run_id="preview", stage=stage, as_of=as_of, now=now, adhoc=True)
+    outside = check_stage_days(engine, ids, ladder.rule(stage), as_of, "the preview's")
     tally, messages, suppressions, cohort_size = Tally(), [], [], 0
     for bounds, part in id_chunks(ids, chunk_size):
         cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, part)
         cohort_size += len(cohort)
+        names = {} if reveal else dict(zip(cohort["account_id"], cohort["name"]))
         for p in planned:
             status = p.row["status"]
             tally.add("would_send" if status == AttemptStatus.queued.value else status, p.row.get("reason"))
             if p.message is not None and status == AttemptStatus.queued.value and len(messages) < limit:
                 messages.append({"account_id": p.row["account_id"], "channel": p.row["channel"],
                                  "template": p.row["template"], "arm": p.row["variant"],
-                                 "subject": p.message["subject"], "text": p.message["body_text"]})
+                                 "subject": mask_name_in(p.message["subject"], names.get(p.row["account_id"])),
+                                 "text": mask_name_in(p.message["body_text"], names.get(p.row["account_id"]))})
             elif status in (AttemptStatus.suppressed.value, AttemptStatus.deferred.value,
                             AttemptStatus.failed.value) and len(suppressions) < limit:
                 suppressions.append({"account_id": p.row["account_id"], "channel": p.row["channel"],
                                      "status": status, "reason": p.row.get("reason")})
     left_out = len(ids) - cohort_size
     return {"stage": stage.value, "as_of": as_of.isoformat(), "accounts": len(ids), "in_cohort": cohort_size,
-            "left_out": left_out, "counts": tally.as_dict(), "messages": messages, "suppressions": suppressions}
+            "left_out": left_out, "outside_stage_days": len(outside),
+            "stage_days": describe_days(ladder.rule(stage).day_bounds), "counts": tally.as_dict(), "messages": messages, "suppressions": suppressions}

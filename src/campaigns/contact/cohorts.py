@@ -78,7 +78,9 @@ def reminds_instalments(rule: StageRule) -> bool:
     return rule.stage is Stage.pre_due
 
 
-def _due_date_filter(rule: StageRule, as_of: date):
+def stage_days_condition(rule: StageRule, as_of: date):
+    """The stage's days-past-due selector on ``as_of`` (on the instalment's date for a stage that reminds
+    instalments)."""
     due = EFFECTIVE_DUE_DATE if reminds_instalments(rule) else Account.due_date
     if rule.on_days_past_due is not None:
         return due.in_([as_of - timedelta(days=d) for d in rule.on_days_past_due])
@@ -144,7 +146,7 @@ def cohort_filter(rule: StageRule, as_of: date):
     clauses = [
         Account.status == "open",
         (EFFECTIVE_AMOUNT_DUE if instalments else Account.amount_due) > 0,
-        _due_date_filter(rule, as_of),
+        stage_days_condition(rule, as_of),
         ~other_stage_today,
         ~open_promise_exists(),
     ]
@@ -302,4 +304,4 @@ def iter_cohort(conn: Connection, rule: StageRule, as_of: date, chunk_size: int)
         yield select_cohort(conn, rule, as_of, bounds)
 
 
-__all__ = ["ChunkBounds", "cohort_filter", "cohort_frame", "cohort_statement", "due_condition", "iter_cohort", "plan_chunks", "plan_due_chunks", "select_cohort"]
+__all__ = ["ChunkBounds", "cohort_filter", "cohort_frame", "cohort_statement", "due_condition", "iter_cohort", "stage_days_condition", "plan_chunks", "plan_due_chunks", "select_cohort"]

@@ -73,6 +73,20 @@ class StageRule(BaseModel):
         """A stage for accounts paid off (the thank-you), not for money still owed."""
         return self.paid_in_full_within_days is not None
 
+    @property
+    def day_bounds(self) -> DayRange | None:
+        """The days past due the stage is about, as one range (its exact days: from the first to the last);
+        None for the thank-you. Its messages are true for these accounts only."""
+        if self.on_days_past_due is not None:
+            return DayRange(min=min(self.on_days_past_due), max=max(self.on_days_past_due))
+        return self.days_past_due
+
+    @property
+    def says_overdue(self) -> bool:
+        """Its messages tell the customer a payment is late: only true for an account past due."""
+        bounds = self.day_bounds
+        return bounds is not None and bounds.min >= 1
+
     def selects(self, days_past_due: int) -> bool:
         if self.paid_in_full_within_days is not None:
             return False

@@ -302,6 +302,9 @@ def compose_attempts(
             context, facts = message_context(row, decision.channel, rule, run, brand, offer)
             content = templates.render(name, decision.channel, context)
             check_required_content(content, facts)
+            if rule.says_overdue and int(row.days_past_due) < 1:  # never "we haven't received" before it is due
+                raise RenderError("not_past_due", f"{name} says the payment is late; the account is "
+                                                  f"{int(row.days_past_due)} days past due")
             if getattr(row, "time_barred", False) and mentions_litigation(
                     " ".join(filter(None, (content.subject, content.text, content.html)))):
                 raise RenderError("time_barred_content", f"{name} mentions legal action; the debt is time-barred")
@@ -417,15 +420,20 @@ def preview_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun,
     bounds: ChunkBounds, policy: PolicyConfig, max_previews: int = 3, accounts: Sequence[str] | None = None,
 ) -> ChunkResult:
-    """A dry run of one chunk: what would be logged and sent, writing nothing."""
+    """A dry run of one chunk: what would be logged and sent, writing nothing. Its samples show the customer's
+    name masked: they travel as task results and are printed on a terminal."""
+    from campaigns.privacy.subject import mask_name_in
+
     cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
+    names = dict(zip(cohort["account_id"], cohort["name"])) if "name" in cohort.columns else {}
     tally = Tally()
     previews = []
     for p in planned:
         status = p.row["status"]
         tally.add("would_send" if status == AttemptStatus.queued.value else status, p.row.get("reason"))
         if p.message is not None and len(previews) < max_previews:
+            name = names.get(p.row["account_id"])
             previews.append({"account_id": p.row["account_id"], "channel": p.row["channel"],
-                             "template": p.row["template"], "subject": p.message["subject"],
-                             "text": p.message["body_text"]})
+                             "template": p.row["template"], "subject": mask_name_in(p.message["subject"], name),
+                             "text": mask_name_in(p.message["body_text"], name)})
     return ChunkResult(cohort_size=len(cohort), tally=tally, previews=previews)

@@ -46,7 +46,7 @@ def _account_frame(engine: Engine, account_id: str, now: datetime) -> pd.DataFra
     open_dispute = exists().where(Dispute.account_id == Account.id, Dispute.resolved_at.is_(None)).correlate(Account)
     stmt = (
         select(Account.id.label("account_id"), Account.customer_id, Account.status, Account.amount_due,
-               Account.cease_contact, Customer.timezone, Customer.phone, Customer.country,
+               Account.cease_contact, Customer.timezone, Customer.phone, Customer.country, Customer.anonymised_at,
                open_dispute.label("has_open_dispute"))
         .join(Customer, Customer.id == Account.customer_id)
         .where(Account.id == account_id)
@@ -64,6 +64,11 @@ def _account_frame(engine: Engine, account_id: str, now: datetime) -> pd.DataFra
 def check_call(engine: Engine, policy: PolicyConfig, account_id: str, now: datetime) -> CallDecision:
     """May an agent call this account's customer now? If not, why, and when next."""
     frame = _account_frame(engine, account_id, now)
+    # No rule about hours or caps matters when there is no one to call: an erased customer, or no number.
+    if pd.notna(frame.iloc[0]["anonymised_at"]):
+        return CallDecision(False, "customer_erased", None, {"check": "call"})
+    if not frame.iloc[0]["phone"]:
+        return CallDecision(False, "no_phone", None, {"check": "call"})
     with engine.connect() as conn:
         history = contact_history(conn, [account_id], now)
     decided = evaluate_release(frame, history, now, policy, check="call").iloc[0]

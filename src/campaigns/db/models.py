@@ -390,7 +390,7 @@ class PersonalDataAccess(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor: Mapped[str] = mapped_column(String(128), doc="who: the operator's name, or the flow")
-    action: Mapped[str] = mapped_column(String(16), doc="reveal, export, erase, retention")
+    action: Mapped[str] = mapped_column(String(16), doc="reveal, reveal_preview, export, erase, retention")
     customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
     account_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Sealed("access.reason", 500), doc="why, as the operator gave it")

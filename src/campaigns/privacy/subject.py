@@ -67,6 +67,17 @@ def mask(field: str, value: str | None) -> str | None:
     return " ".join(f"{part[:1]}." for part in value.split()) or "*"
 
 
+def mask_name_in(text: str | None, name: str | None) -> str | None:
+    """``text`` with the customer's name, whole or any part of it, masked (a rendered sample shown to staff)."""
+    if not text or not name or not name.strip():
+        return text
+    text = text.replace(name, mask("name", name))
+    for part in sorted(set(name.split()), key=len, reverse=True):
+        if len(part) > 1:
+            text = text.replace(part, mask("name", part))
+    return text
+
+
 @dataclass
 class CustomerView:
     customer_id: str
