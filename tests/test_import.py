@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from campaigns.db.models import Account, Customer, Dispute
+import campaigns.portfolio.importer as importer
+from campaigns.db.models import Account, Base, Customer, Dispute
 from campaigns.portfolio.importer import COLUMNS, PortfolioFileError, import_portfolio
 from tests.conftest import NOW
 
@@ -415,3 +416,90 @@ def test_only_a_long_file_is_validated_in_processes(engine, tmp_path, monkeypatc
     monkeypatch.setattr(importer, "PARSE_IN_PROCESSES_FROM", 200)
     import_portfolio(engine, short, now=NOW)
     assert asked[0] == 0 and asked[1] >= 1
+
+
+# --- Issue 24 items 1 and 7: an erasure sticks; the first import reaches what every later one does ------------
+
+def _customer_state(engine) -> dict:
+    from campaigns.db.models import OptOutEvent
+
+    with engine.connect() as conn:
+        customers = {r.id: tuple(r[1:]) for r in conn.execute(select(
+            Customer.id, Customer.name, Customer.email, Customer.phone, Customer.email_opt_out,
+            Customer.sms_opt_out, Customer.anonymised_at).order_by(Customer.id))}
+        events = sorted(tuple(r) for r in conn.execute(select(OptOutEvent.customer_id, OptOutEvent.channel,
+                                                              OptOutEvent.source)))
+    return {"customers": customers, "events": events}
+
+
+def test_the_first_import_already_carries_every_opt_out_a_later_import_would(engine, tmp_path):
+    # Three customers share one phone; the one that opted out comes last in the file, in the last batch.
+    # Two share an email; the opted-out one comes first. A fourth opted out of SMS alone, with its own phone.
+    rows = [row(account_id="A1", customer_id="C1"),
+            row(account_id="A2", customer_id="C2", email="c2@example.com"),
+            row(account_id="A3", customer_id="C3", email="c3@example.com", sms_opt_out="true"),
+            row(account_id="B1", customer_id="D1", email="same@example.com", phone="+12125550199",
+                email_opt_out="true"),
+            row(account_id="B2", customer_id="D2", email="same@example.com", phone="+12125550198"),
+            row(account_id="B3", customer_id="D3", email="own@example.com", phone="+12125550197",
+                sms_opt_out="yes")]
+    path = write_csv(tmp_path / "p.csv", rows)
+
+    for batch in (1000, 2):  # one batch, and batches that split the shared phone across them
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+        original, importer.BATCH = importer.BATCH, batch
+        try:
+            first = import_portfolio(engine, path, now=NOW)
+            engine_state = _customer_state(engine)
+            again = import_portfolio(engine, path, now=NOW)
+        finally:
+            importer.BATCH = original
+        assert _customer_state(engine) == engine_state, f"batch {batch}: the second import changed something"
+        opted = {i: (c[3], c[4]) for i, c in engine_state["customers"].items()}
+        assert opted == {"C1": (False, True), "C2": (False, True), "C3": (False, True),
+                         "D1": (True, False), "D2": (True, False), "D3": (False, True)}, batch
+        assert engine_state["events"] == sorted([
+            ("C1", "sms", "import_carried"), ("C2", "sms", "import_carried"), ("C3", "sms", "import"),
+            ("D1", "email", "import"), ("D2", "email", "import_carried"), ("D3", "sms", "import")]), batch
+        assert (first.opt_outs_recorded, first.opt_outs_carried) == (3, 3)
+        assert (again.opt_outs_recorded, again.opt_outs_carried) == (0, 0)
+
+
+def test_a_new_opt_out_in_a_later_file_reaches_the_stored_customers_of_that_address(engine, tmp_path):
+    import_portfolio(engine, write_csv(tmp_path / "a.csv", [row(account_id="A1", customer_id="C1")]), now=NOW)
+    later = import_portfolio(engine, write_csv(tmp_path / "b.csv", [
+        row(account_id="A2", customer_id="C2", email="c2@example.com", sms_opt_out="true")]), now=NOW)
+    assert (later.opt_outs_recorded, later.opt_outs_carried) == (1, 1)
+    state = _customer_state(engine)
+    assert state["customers"]["C1"][4] is True and ("C1", "sms", "import_carried") in state["events"]
+
+
+def test_an_erased_customer_stays_erased_when_the_lenders_file_has_them_again(engine, tmp_path):
+    from typer.testing import CliRunner
+
+    from campaigns.cli import app
+    from campaigns.privacy.subject import erase_customer
+
+    other = {"account_id": "A2", "customer_id": "C2", "email": "c2@example.com", "phone": "+12125550111"}
+    path = write_csv(tmp_path / "p.csv", [row(sms_opt_out="true"), row(**other)])
+    import_portfolio(engine, path, now=NOW)
+    erase_customer(engine, "A1", NOW, actor="test", reason="GDPR-7")
+    erased = _customer_state(engine)["customers"]["C1"]
+    assert erased[:3] == (None, None, None) and erased[5] is not None
+    # The lender's next file still has the customer, with new figures and without the opt-out.
+    path = write_csv(tmp_path / "p2.csv", [row(balance="400.00", sms_opt_out="false"), row(**other)])
+    result = CliRunner().invoke(app, ["import", str(path), "--now", NOW.isoformat()], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert ("1 account(s) of erased customers (A1): their figures are loaded, the customer stays erased"
+            in " ".join(result.output.split()))
+    assert "Ada" not in result.output and "ada@" not in result.output
+    state = _customer_state(engine)
+    assert state["customers"]["C1"] == erased  # still no name, email or phone; still opted out of SMS
+    with engine.connect() as conn:
+        assert conn.execute(select(Account.balance).where(Account.id == "A1")).scalar() == Decimal("400.00")
+    # A new record of the same phone under a new id is kept out of SMS by the erased customer's blind index.
+    import_portfolio(engine, write_csv(tmp_path / "p3.csv", [row(account_id="A9", customer_id="C9",
+                                                                 email="c9@example.com")]), now=NOW)
+    assert _customer_state(engine)["customers"]["C9"][4] is True

@@ -65,8 +65,14 @@ def import_command(
         f"{report.file}: {report.rows_read} rows read, {report.accounts_loaded} accounts and "
         f"{report.customers_loaded} customers loaded, {report.disputes_opened} disputes opened, "
         f"{report.rows_rejected} rows rejected; statements: {report.statements_recorded} new{older}, "
-        f"{report.statements_unchanged} unchanged",
+        f"{report.statements_unchanged} unchanged; opt-outs: {report.opt_outs_recorded} from the file, "
+        f"{report.opt_outs_carried} carried from another record of the same address",
         highlight=False,
     )
+    if report.erased_kept:
+        shown = ", ".join(report.erased_kept[:5]) + (" ..." if len(report.erased_kept) > 5 else "")
+        out.print(f"{len(report.erased_kept)} account(s) of erased customers ({shown}): their figures are loaded, "
+                  "the customer stays erased (the file's name, email, phone and preferences for them are ignored)",
+                  highlight=False)
     if not report.ok:
         raise typer.Exit(1)

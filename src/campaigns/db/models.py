@@ -377,7 +377,8 @@ class OptOutEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     channel: Mapped[str] = mapped_column(String(8))
-    source: Mapped[str] = mapped_column(String(32), doc="cli, inbound_sms, provider_event, import")
+    source: Mapped[str] = mapped_column(String(32), doc="cli, inbound_sms, provider_event, import (the lender's file), import_carried (another record "
+                                              "of the same address opted out)")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     keyword: Mapped[str | None] = mapped_column(String(32), doc="the matched keyword, never the message")
 

@@ -49,9 +49,9 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.clock import NaiveTimestampError, parse_now
 from campaigns.db.engine import among, upsert
-from campaigns.db.models import ACCOUNT_DERIVED, Account, Customer, Dispute
+from campaigns.db.models import ACCOUNT_DERIVED, Account, Customer, Dispute, OptOutEvent
 from campaigns.money import ledger, statements
-from campaigns.privacy.lookup import carry_opt_outs, with_blind_indexes
+from campaigns.privacy.lookup import INDEXED_OPT_OUTS, carry_opt_outs, spread_opt_outs, with_blind_indexes
 from campaigns.policy.zones import number_zones, stored_zones
 from campaigns.progress import track
 
@@ -131,6 +131,9 @@ class ImportReport(FileReport):
     statements_recorded: int = 0  # new statements in the ledger
     statements_unchanged: int = 0  # the account's statement again: nothing to do
     statements_older: int = 0  # older than the account's latest: kept, no effect
+    opt_outs_recorded: int = 0  # customers the file opted out of a channel they were not opted out of
+    opt_outs_carried: int = 0  # customers opted out because another record of their address is
+    erased_kept: list[str] = field(default_factory=list)  # accounts of erased customers: personal fields ignored
 
 
 @lru_cache(maxsize=1)
@@ -656,10 +659,20 @@ def _write(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportRe
         batch = [p for p in batch if p.row not in decided.refused]
         customers = {p.customer["id"]: {**p.customer, "created_at": now, "updated_at": now} for p in batch}
         accounts = [_account_row(p.account, now) for p in batch]
+        # An erased customer stays erased: the file's name, email, phone and preferences for them are not
+        # written again (their accounts' figures are: the ledger is the lender's to keep).
+        stored = {r.id: r for r in conn.execute(select(
+            Customer.id, Customer.anonymised_at, *[getattr(Customer, f) for f in OPT_OUTS]).where(
+            among(conn, Customer.id, list(customers))))}
+        erased = {i for i, r in stored.items() if r.anonymised_at is not None}
+        erased_accounts = [p.account["id"] for p in batch if p.customer["id"] in erased]
+        for i in erased:
+            del customers[i]
         with_blind_indexes(conn, customers.values())
-        carry_opt_outs(conn, list(customers.values()))
+        carried = carry_opt_outs(conn, list(customers.values()))
         upsert(conn, Customer.__table__, list(customers.values()), ["id"], keep_on_update=["created_at"],
                only_set=OPT_OUTS)
+        recorded, carried_count = _opt_out_events(conn, customers, stored, carried, now)
         # What an account owes is its ledger's: an update leaves the derived columns to the refresh below.
         upsert(conn, Account.__table__, accounts, ["id"], keep_on_update=["created_at", *ACCOUNT_DERIVED])
         kept = {a["id"] for a in accounts}
@@ -668,11 +681,44 @@ def _write(engine: Engine, batch: list[_Parsed], now: datetime, report: ImportRe
         ledger.refresh(conn, sorted({e["account_id"] for e in entries if e["entry_key"] in created}), now, zone)
         opened = _open_disputes(conn, [p.account["id"] for p in batch if p.disputed], now)
     report.errors.extend(sorted(refused, key=lambda e: e.row))
+    report.opt_outs_recorded += recorded
+    report.opt_outs_carried += carried_count
+    report.erased_kept.extend(erased_accounts)
     report.accounts_loaded += len(accounts)
     report.disputes_opened += opened
     report.statements_recorded += len(created)
     report.statements_unchanged += decided.unchanged + len(entries) - len(created)
     report.statements_older += decided.older
+
+
+def _opt_out_events(conn, customers: dict[str, dict], stored: dict, carried: dict[str, set[str]],
+                    now: datetime) -> tuple[int, int]:
+    """Every opt-out the import made is an event like any other (``opt_out_events``): one that the file states
+    (source ``import``) and one carried from another record of the same address (``import_carried``): in the
+    batch, or a stored customer the batch's new opt-out reaches. Only a change is an event, so importing the
+    same file again records nothing. Returns (customers the file opted out, customers carried)."""
+    events: list[dict] = []
+    fresh: dict[str, set[str]] = {}  # the batch's new opt-outs by channel: blind indexes to spread
+    file_said: set[str] = set()
+    for customer_id, row in customers.items():
+        before = stored.get(customer_id)
+        for channel, flag in (("email", "email_opt_out"), ("sms", "sms_opt_out"), ("push", "push_opt_out")):
+            if not row.get(flag) or (before is not None and getattr(before, flag)):
+                continue
+            by_address = channel in carried.get(customer_id, ())
+            events.append({"customer_id": customer_id, "channel": channel, "received_at": now, "keyword": None,
+                           "source": "import_carried" if by_address else "import"})
+            if not by_address:
+                file_said.add(customer_id)
+            if channel in INDEXED_OPT_OUTS and row.get(INDEXED_OPT_OUTS[channel][0]):
+                fresh.setdefault(channel, set()).add(row[INDEXED_OPT_OUTS[channel][0]])
+    spread = spread_opt_outs(conn, fresh, now, leave_out=set(customers))
+    events += [{"customer_id": customer_id, "channel": channel, "received_at": now, "keyword": None,
+                "source": "import_carried"} for customer_id, channels in spread.items() for channel in sorted(channels)]
+    if events:
+        conn.execute(insert(OptOutEvent.__table__), events)
+    carried_ids = {e["customer_id"] for e in events if e["source"] == "import_carried"}
+    return len(file_said), len(carried_ids)
 
 
 def _account_row(account: dict, now: datetime) -> dict:

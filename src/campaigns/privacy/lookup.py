@@ -45,27 +45,54 @@ def customers_with_phone(conn, phone: str) -> Any:
     return Customer.phone_index == phone_index(ring_for(conn.dialect), phone)
 
 
-def carry_opt_outs(conn, rows: list[dict[str, Any]]) -> int:
-    """Opt customer rows out of email or SMS where another customer with the same blind index opted out
-    (in place; rows carry ``email_index`` / ``phone_index``). An erased or anonymised customer keeps only these
-    indexes: a new record of the same address, under a new id, stays opted out. Returns the rows changed."""
+# The channels an opt-out is kept for by address: the blind index that finds a customer by it.
+INDEXED_OPT_OUTS = {"email": ("email_index", "email_opt_out"), "sms": ("phone_index", "sms_opt_out")}
+
+
+def carry_opt_outs(conn, rows: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Opt customer rows out of email or SMS where another customer with the same blind index opted out, stored
+    or among ``rows`` themselves (in place; rows carry ``email_index`` / ``phone_index``). An erased or
+    anonymised customer keeps only these indexes: a new record of the same address, under a new id, stays
+    opted out. Returns the channels carried, by customer id."""
     from sqlalchemy import select
 
     from campaigns.db.engine import among
     from campaigns.db.models import Customer
 
-    emails = [r["email_index"] for r in rows if r.get("email_index") and not r.get("email_opt_out")]
-    phones = [r["phone_index"] for r in rows if r.get("phone_index") and not r.get("sms_opt_out")]
-    opted_emails = set(conn.execute(select(Customer.email_index).where(
-        among(conn, Customer.email_index, emails), Customer.email_opt_out)).scalars()) if emails else set()
-    opted_phones = set(conn.execute(select(Customer.phone_index).where(
-        among(conn, Customer.phone_index, phones), Customer.sms_opt_out)).scalars()) if phones else set()
-    changed = 0
-    for row in rows:
-        hit = False
-        if row.get("email_index") in opted_emails:
-            row["email_opt_out"] = hit = True
-        if row.get("phone_index") in opted_phones:
-            row["sms_opt_out"] = hit = True
-        changed += hit
-    return changed
+    carried: dict[str, set[str]] = {}
+    for channel, (index, flag) in INDEXED_OPT_OUTS.items():
+        wanted = [r[index] for r in rows if r.get(index) and not r.get(flag)]
+        if not wanted:
+            continue
+        opted = {r[index] for r in rows if r.get(index) and r.get(flag)}
+        column = getattr(Customer, index)
+        opted |= set(conn.execute(select(column).where(among(conn, column, wanted),
+                                                       getattr(Customer, flag))).scalars())
+        for row in rows:
+            if row.get(index) in opted and not row.get(flag):
+                row[flag] = True
+                carried.setdefault(row["id"], set()).add(channel)
+    return carried
+
+
+def spread_opt_outs(conn, indexes: dict[str, set[str]], now, leave_out: set[str]) -> dict[str, set[str]]:
+    """Opt out the stored customers (but ``leave_out``) that share an address just opted out of: ``indexes`` are
+    the blind indexes, by channel. Returns the channels set, by customer id (the caller records the events)."""
+    from sqlalchemy import select, update
+
+    from campaigns.db.engine import among
+    from campaigns.db.models import Customer
+
+    spread: dict[str, set[str]] = {}
+    for channel, (index, flag) in INDEXED_OPT_OUTS.items():
+        values = sorted(indexes.get(channel, ()))
+        if not values:
+            continue
+        ids = [i for i in conn.execute(select(Customer.id).where(
+            among(conn, getattr(Customer, index), values), ~getattr(Customer, flag))).scalars()
+            if i not in leave_out]
+        if ids:
+            conn.execute(update(Customer).where(among(conn, Customer.id, ids)).values(**{flag: True}, updated_at=now))
+            for i in ids:
+                spread.setdefault(i, set()).add(channel)
+    return spread

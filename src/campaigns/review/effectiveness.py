@@ -227,8 +227,10 @@ def load_outcomes(engine: Engine, units: pd.DataFrame, since: date, until: date,
                           ProviderEvent.event.in_(("delivered", "open", "click", "spamreport"))))
     promises = _read(engine, select(PaymentPromise.account_id, PaymentPromise.promised_at, PaymentPromise.status)
                      .where(PaymentPromise.promised_at >= _utc(since), PaymentPromise.promised_at < last))
+    # The customer's own opt-outs: not those the lender's file stated or the import carried by address.
     opt_outs = _read(engine, select(OptOutEvent.customer_id, OptOutEvent.received_at)
-                     .where(OptOutEvent.received_at >= _utc(since), OptOutEvent.received_at < last))
+                     .where(OptOutEvent.received_at >= _utc(since), OptOutEvent.received_at < last,
+                            OptOutEvent.source.not_in(("import", "import_carried"))))
     disputes = _read(engine, select(Dispute.account_id, Dispute.opened_at)
                      .where(Dispute.opened_at >= _utc(since), Dispute.opened_at < last))
     return attach_outcomes(units, payments, rules, events, promises, opt_outs, disputes)
