@@ -136,7 +136,7 @@ def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool,
     s = services()
     step = pipeline.preview_chunk if dry_run else pipeline.enqueue_chunk
     result = step(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy, accounts=accounts)
-    get_run_logger().info("chunk %s..%s: %d accounts, %s", bounds.after, bounds.upto,
+    get_run_logger().info("chunk of %s: %d accounts, %s", bounds,
                           result.cohort_size, result.tally.as_dict())
     return result
 
@@ -158,7 +158,7 @@ def deliver_chunk(run: pipeline.StageRun, bounds: ChunkBounds, attempt_ids: list
     except DeliveryInterrupted as exc:
         logger.warning("delivery interrupted after %s; retrying the rest", exc.tally.as_dict())
         raise
-    logger.info("delivered chunk %s..%s: %s", bounds.after, bounds.upto, tally.as_dict())
+    logger.info("delivered the chunk of %s: %s", bounds, tally.as_dict())
     return tally.as_dict()
 
 
@@ -243,7 +243,7 @@ def release_due_chunk(run_id: str, now: datetime, bounds: ChunkBounds) -> dict[s
     s = services()
     tally = deliver_queued(s.engine, s.gateways, now=now, policy=s.policy, run_id=run_id, bounds=bounds,
                            include_queued=False, queued_before=_left_behind(now), throttle=provider_throttle(s.settings))
-    get_run_logger().info("released chunk %s..%s: %s", bounds.after, bounds.upto, tally.as_dict())
+    get_run_logger().info("released the chunk of %s: %s", bounds, tally.as_dict())
     return tally.as_dict()
 
 

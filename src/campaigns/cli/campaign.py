@@ -5,6 +5,8 @@ Flows are imported lazily, inside commands: the rest of ``campaigns`` never impo
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import date, datetime, time, timezone
 from typing import Annotated
 
@@ -133,6 +135,22 @@ def recover_command(
               highlight=False)
 
 
+def quiet_prefect_console() -> None:
+    """Prefect's INFO lines off the terminal (warnings and errors stay): the demo prints its own summary. The
+    runs still send every line to their server. Set before Prefect configures its logging; after, on the
+    handler itself."""
+    import logging
+
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    if "prefect.logging.handlers" in sys.modules:
+        from prefect.logging.handlers import PrefectConsoleHandler
+
+        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, PrefectConsoleHandler):
+                    handler.setLevel(os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"])
+
+
 @app.command("demo")
 @friendly_errors
 def demo_command(
@@ -140,11 +158,15 @@ def demo_command(
     as_of: AsOfOpt = None,
     now: NowOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic portfolio.")] = 20261122,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Also print Prefect's log lines (the runs keep "
+                                                            "them either way: make demo-ui).")] = False,
 ) -> None:
     """The main job on the embedded default: database, synthetic portfolio, daily campaign, summary.
 
     Without --now it runs as the scheduled daily run would: at 09:00 in the lender's time zone.
     """
+    if not verbose:
+        quiet_prefect_console()
     from campaigns.clock import resolve_clock
     from campaigns.db.engine import upgrade_database
     from campaigns.portfolio import import_portfolio

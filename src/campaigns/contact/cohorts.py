@@ -72,6 +72,9 @@ class ChunkBounds:
     def as_dict(self) -> dict[str, str | None]:
         return {"after": self.after, "upto": self.upto}
 
+    def __str__(self) -> str:  # in logs: "accounts up to A0002999", "accounts after A0001000 up to A0002999"
+        return f"accounts {f'after {self.after} ' if self.after is not None else ''}up to {self.upto}"
+
 
 def reminds_instalments(rule: StageRule) -> bool:
     """The pre-due reminder also reminds accounts in a plan of each instalment (same rules, same caps)."""
