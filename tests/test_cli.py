@@ -153,7 +153,17 @@ def test_preference_commands(engine, tmp_path):
     result = runner.invoke(app, ["sms", "ingest", str(batch)])
     assert result.exit_code == 1
     assert f"{batch}: row 3, field received_at" in result.output
-    assert "1 opt-out request(s), 1 customer(s) opted out of SMS, 1 bad row(s)" in result.output
+    assert "1 opt-out request(s), 1 customer(s) opted out of SMS, 0 already applied, 1 bad row(s)" in result.output
+    again = runner.invoke(app, ["sms", "ingest", str(batch)])  # the same back-fill again records nothing
+    assert "0 opt-out request(s), 0 customer(s) opted out of SMS, 1 already applied, 1 bad row(s)" in again.output
+    sid = ("sms", "inbound", "--from", "+12125550177", "--body", "STOP", "--message-id", "SM77")
+    assert "1 customer(s) opted out of SMS" in invoke(*sid).output
+    assert "message SM77 was already applied; nothing changed" in invoke(*sid).output
+    from campaigns.db.models import OptOutEvent
+
+    with engine.connect() as conn:
+        sources = conn.execute(select(OptOutEvent.source, func.count()).group_by(OptOutEvent.source)).all()
+    assert dict(sources) == {"cli": 1, "inbound_sms": 3}
 
 
 def test_templates_check_command(tmp_path, monkeypatch):

@@ -155,6 +155,29 @@ def test_an_inbound_stop_reply_opts_the_sender_out_of_sms(engine):
     assert ordinary.status_code == 200
 
 
+def test_an_inbound_stop_that_twilio_delivers_twice_is_recorded_once(engine):
+    """Issue 24 item 18: a redelivered STOP (the same MessageSid) gave the customer two opt-out events."""
+    from sqlalchemy import func
+
+    from campaigns.db.models import OptOutEvent, ProviderEvent
+
+    attempt(engine, "A1", "sent")
+    client = TestClient(create_app(engine, twilio_auth_token=TOKEN))
+    form = {"From": "+12125550123", "Body": "STOP", "MessageSid": "SM-twice"}
+    for _ in range(3):
+        assert signed_post(client, "/webhooks/twilio/inbound", form).status_code == 200
+    # A new STOP (its own MessageSid) is a new request, and is recorded.
+    assert signed_post(client, "/webhooks/twilio/inbound", {**form, "MessageSid": "SM-again"}).status_code == 200
+    with engine.connect() as conn:
+        events = conn.execute(select(OptOutEvent.customer_id, OptOutEvent.channel, OptOutEvent.keyword)).all()
+        kept = conn.execute(select(ProviderEvent.event_id, ProviderEvent.event, ProviderEvent.message_id)
+                            .order_by(ProviderEvent.event_id)).all()
+        assert conn.execute(select(func.count()).select_from(OptOutEvent)).scalar_one() == 2
+    assert [tuple(e) for e in events] == [("C-A1", "sms", "stop")] * 2
+    assert [tuple(k) for k in kept] == [("inbound:SM-again", "inbound_stop", "SM-again"),
+                                        ("inbound:SM-twice", "inbound_stop", "SM-twice")]
+
+
 def test_the_signature_is_checked_against_the_public_url_behind_a_proxy(engine):
     a = attempt(engine, "A1", "sent")
     client = TestClient(create_app(engine, twilio_auth_token=TOKEN, twilio_url_base="https://hooks.example.com"))

@@ -54,14 +54,19 @@ def optout_command(
 def sms_inbound_command(
     sender: Annotated[str, typer.Option("--from", help="The sender's number, +<country code> form.")],
     body: Annotated[str, typer.Option(help="The message text.")],
+    message_id: Annotated[str | None, typer.Option("--message-id", help="The provider's id of the message "
+                                                                        "(Twilio's MessageSid): applied once.")
+                          ] = None,
     now: NowOpt = None,
 ) -> None:
     """Apply one inbound SMS (e.g. from a provider webhook): an opt-out request stops SMS at once."""
     from campaigns.customers.preferences import receive_sms
 
     s = migrated_services()
-    result = receive_sms(s.engine, sender, body, clock_now(now))
-    if result.keyword is None:
+    result = receive_sms(s.engine, sender, body, clock_now(now), message_id=message_id)
+    if result.duplicate:
+        out.print(f"message {message_id} was already applied; nothing changed", highlight=False)
+    elif result.keyword is None:
         out.print("not an opt-out request; nothing changed", highlight=False)
     else:
         out.print(f"opt-out ({result.keyword}): {result.matched_customers} customer(s) opted out of SMS",
@@ -71,10 +76,13 @@ def sms_inbound_command(
 @sms_app.command("ingest")
 @friendly_errors
 def sms_ingest_command(
-    path: Annotated[Path, typer.Argument(help="CSV with columns from, body, received_at (ISO 8601 with offset).")],
+    path: Annotated[Path, typer.Argument(help="CSV with columns from, body, received_at (ISO 8601 with offset); "
+                                              "optional message_id (the provider's).")],
 ) -> None:
-    """Apply a saved batch of inbound SMS (a back-fill): every opt-out request in it takes effect."""
+    """Apply a saved batch of inbound SMS (a back-fill): every opt-out request in it takes effect, once (the same
+    file again changes nothing)."""
     import csv
+    import hashlib
 
     from campaigns.clock import parse_now
     from campaigns.customers.preferences import PreferenceError, receive_sms
@@ -82,7 +90,7 @@ def sms_ingest_command(
     s = migrated_services()
     if not path.is_file():
         raise CliError(f"{path}: no such file")
-    opted = requests = bad = 0
+    opted = requests = again = bad = 0
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = {"from", "body", "received_at"} - set(reader.fieldnames or [])
@@ -90,16 +98,21 @@ def sms_ingest_command(
             raise CliError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
         for row_number, row in enumerate(reader, start=2):
             try:
-                result = receive_sms(s.engine, row["from"], row["body"], parse_now(row["received_at"]))
+                # Without the provider's id, the message's own sender, moment and text make one.
+                made = hashlib.sha256(f"{row['from']}|{row['received_at']}|{row['body']}".encode()).hexdigest()[:32]
+                result = receive_sms(s.engine, row["from"], row["body"], parse_now(row["received_at"]),
+                                     message_id=(row.get("message_id") or "").strip() or f"file-{made}",
+                                     provider="sms_file")
             except (PreferenceError, ValueError) as exc:
                 bad += 1
                 field = "from" if isinstance(exc, PreferenceError) else "received_at"
                 err.print(f"{path}: row {row_number}, field {field}: {exc}", markup=False, highlight=False)
                 continue
-            requests += result.keyword is not None
+            again += result.duplicate
+            requests += result.keyword is not None and not result.duplicate
             opted += result.matched_customers
-    out.print(f"{path}: {requests} opt-out request(s), {opted} customer(s) opted out of SMS, {bad} bad row(s)",
-              highlight=False)
+    out.print(f"{path}: {requests} opt-out request(s), {opted} customer(s) opted out of SMS, {again} already "
+              f"applied, {bad} bad row(s)", highlight=False)
     if bad:
         raise typer.Exit(1)
 

@@ -13,7 +13,8 @@ from datetime import datetime
 import phonenumbers
 from sqlalchemy import Engine, insert, select, update
 
-from campaigns.db.models import Account, ContactAttempt, Customer, Dispute, Hold, OptOutEvent
+from campaigns.db.bulk import insert_ignoring_conflicts
+from campaigns.db.models import Account, ContactAttempt, Customer, Dispute, Hold, OptOutEvent, ProviderEvent
 from campaigns.policy.optout import opt_out_keyword
 from campaigns.policy.rules import HOLD_KINDS
 from campaigns.privacy.lookup import customers_with_phone
@@ -56,10 +57,16 @@ def record_opt_outs(conn, customer_ids: list[str], channels: list[str], now: dat
 class InboundResult:
     matched_customers: int
     keyword: str | None
+    duplicate: bool = False  # the provider delivered this message before: nothing was recorded again
 
 
-def receive_sms(engine: Engine, sender: str, body: str, now: datetime) -> InboundResult:
-    """An inbound SMS: if it asks to stop, every customer with that number is opted out of SMS at once."""
+def receive_sms(engine: Engine, sender: str, body: str, now: datetime, *, message_id: str | None = None,
+                provider: str = "twilio") -> InboundResult:
+    """An inbound SMS: if it asks to stop, every customer with that number is opted out of SMS at once.
+
+    ``message_id`` (Twilio's ``MessageSid``) makes it once: a provider redelivers a message when our answer is
+    slow, and the same message again records nothing (it is kept in ``provider_events``, like the email
+    events, in the transaction that opts out)."""
     keyword = opt_out_keyword(body)
     if keyword is None:
         return InboundResult(0, None)
@@ -67,10 +74,16 @@ def receive_sms(engine: Engine, sender: str, body: str, now: datetime) -> Inboun
         number = phonenumbers.format_number(phonenumbers.parse(sender, None), phonenumbers.PhoneNumberFormat.E164)
     except phonenumbers.NumberParseException as exc:
         raise PreferenceError("the sender is not a phone number in +<country code> form") from exc
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        if message_id:
+            new = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
+                "provider": provider, "event_id": f"inbound:{message_id}"[:128], "attempt_id": None,
+                "event": "inbound_stop", "occurred_at": now, "received_at": now, "detail": keyword[:64],
+                "message_id": message_id[:128]}], key="event_id")
+            if not new:
+                return InboundResult(0, keyword, duplicate=True)
         customers = conn.execute(select(Customer.id).where(customers_with_phone(conn, number))).scalars().all()
-    for customer_id in customers:
-        opt_out(engine, customer_id, ["sms"], now, source="inbound_sms", keyword=keyword)
+        record_opt_outs(conn, list(customers), ["sms"], now, source="inbound_sms", keyword=keyword)
     return InboundResult(len(customers), keyword)
 
 

@@ -229,7 +229,8 @@ def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None, max_bo
         if isinstance(form, Response):
             return form
         try:
-            receive_sms(engine, form.get("From", ""), form.get("Body", ""), datetime.now(timezone.utc))
+            receive_sms(engine, form.get("From", ""), form.get("Body", ""), datetime.now(timezone.utc),
+                        message_id=form.get("MessageSid") or form.get("SmsSid") or None)
         except PreferenceError:
             pass  # not a phone number we could act on; Twilio needs no retry
         # An empty TwiML answer: the Messaging Service sends its own STOP confirmation.
