@@ -1,9 +1,11 @@
 """The failure alert: a Prefect automation that notifies a person when an unattended run fails.
 
-It watches the deployments that run without anyone starting them (``daily``,
-``dispatch`` and the ``daily-deadline`` check, which fails when the day's ladder
-has not completed by the lender's cut-off hour) and fires when one of their
-runs ends Failed, Crashed or TimedOut. The notification goes to a webhook from
+It watches every deployment that runs on a schedule, without anyone starting it
+(``daily``, ``dispatch``, the ``daily-deadline`` check, which fails when the day's
+ladder has not completed by the lender's cut-off hour, and the weekly review, the
+nightly retention and the weekly risk training) and fires when one of their runs
+ends Failed, Crashed or TimedOut. When the deadline fails because the day's daily
+run failed, its message says it is that same problem, already alerted. The notification goes to a webhook from
 the settings (a Slack incoming webhook takes it as is) or to an existing
 notification block (email, Teams, PagerDuty...). Made by a command, not by hand
 in the UI, so a fresh server gets the same alert.
@@ -24,7 +26,8 @@ from prefect.client.orchestration import get_client
 
 ALERT_BLOCK_NAME = "campaigns-alerts"
 ALERT_AUTOMATION_NAME = "campaigns: an unattended run failed"
-ALERTED_DEPLOYMENTS = ("daily", "dispatch", "daily-deadline")
+# Every scheduled deployment of prefect.yaml (tests/test_ops_cli.py holds the two lists together).
+ALERTED_DEPLOYMENTS = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "retention", "train-risk-model")
 FAILED_STATES = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut")
 
 SUBJECT = "Collections: {{ deployment.name }} run {{ flow_run.name }} {{ flow_run.state.name }}"
@@ -70,7 +73,8 @@ def install_failure_alerts(settings, deployments: tuple[str, ...] = ALERTED_DEPL
             client.delete_automation(existing.id)
     return Automation(
         name=ALERT_AUTOMATION_NAME,
-        description="A daily, dispatch or daily-deadline run ended Failed, Crashed or TimedOut. "
+        description="A scheduled run (daily, dispatch, daily-deadline, effectiveness-review, retention, "
+                    "train-risk-model) ended Failed, Crashed or TimedOut. "
                     "Installed by `campaigns ops alerts`.",
         trigger=EventTrigger(
             expect=set(FAILED_STATES),

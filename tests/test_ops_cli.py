@@ -126,3 +126,15 @@ def test_a_server_that_is_down_is_one_line_saying_how_to_start_it(tmp_path, comm
     assert "cannot reach the Prefect server at http://127.0.0.1:9/api (ConnectError): start it with `make server`" \
         in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_every_scheduled_deployment_is_in_the_failure_alert():
+    """Issue 24 item 17: the review, retention and risk training were not alerted."""
+    import yaml
+
+    from campaigns.settings import PROJECT_ROOT
+    from operations.alerts import ALERTED_DEPLOYMENTS
+
+    deployments = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())["deployments"]
+    scheduled = {d["name"] for d in deployments if d.get("schedules")}
+    assert scheduled and set(ALERTED_DEPLOYMENTS) == scheduled

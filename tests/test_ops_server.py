@@ -395,6 +395,18 @@ def test_the_deadline_check_fails_and_alerts_when_the_day_did_not_complete(stack
              "the deadline alert")
 
 
+def test_the_deadline_after_a_failed_daily_says_it_is_the_same_problem(stack, completed_daily):
+    """Issue 24 item 17: a failed daily and the noon deadline alerted twice for one day, as two problems."""
+    api = stack["api"]
+    failed = api.finished(run_deployment(stack, "daily_campaign/daily", as_of="2026-11-21",
+                                         now="2026-11-21T09:00:00"))  # no offset: refused, the run fails
+    assert failed["state"]["type"] == "FAILED"
+    deadline = api.finished(run_deployment(stack, "daily_deadline/daily-deadline", as_of="2026-11-21"))
+    assert deadline["state"]["type"] == "FAILED"
+    assert (f"This is the problem the failed daily run {failed['name']} already alerted about, not a new one"
+            in deadline["state"]["message"])
+
+
 def test_a_missing_database_fails_once_with_what_to_do(stack, worker):
     """A schema error is not a database hiccup: no retries, one message, no empty database created."""
     api, home = stack["api"], stack["home"]
