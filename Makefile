@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: demo demo-ui test install clean-demo server worker deploy
-# The demo's Prefect history (runs, artifacts, logs) stays in var/, where `make demo-ui` shows it.
+# The demo's Prefect history (runs, artifacts, logs) stays in var/, where `make demo-ui` shows it. Its UI is
+# told where its API is (PREFECT_UI_API_URL): without it, the page asks port 4200 and shows no run.
 DEMO_PREFECT_HOME ?= $(CURDIR)/var/prefect-demo
 DEMO_UI_PORT ?= 4201
 
@@ -24,7 +25,9 @@ demo: install
 ## The Prefect UI on what `make demo` ran (its runs, artifacts, logs) at http://127.0.0.1:4201. Blocks; Ctrl-C stops it.
 demo-ui: install
 	@test -f $(DEMO_PREFECT_HOME)/prefect.db || { echo "no demo history yet: run make demo first" >&2; exit 1; }
+	@echo "the demo's runs, artifacts and logs: http://127.0.0.1:$(DEMO_UI_PORT)/runs"
 	env -u PREFECT_API_URL -u PREFECT_API_DATABASE_CONNECTION_URL PREFECT_HOME=$(DEMO_PREFECT_HOME) \
+	  PREFECT_UI_API_URL=http://127.0.0.1:$(DEMO_UI_PORT)/api \
 	  $(BIN)/prefect server start --host 127.0.0.1 --port $(DEMO_UI_PORT)
 
 ## The whole suite, on SQLite and on PostgreSQL (started if it is down).

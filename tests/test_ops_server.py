@@ -535,4 +535,30 @@ def test_what_the_cli_ran_is_what_make_demo_ui_shows(stack, completed_daily):
     assert by_flow["daily_campaign"]["state"]["type"] == "COMPLETED"
     keys = {a["key"] for a in api.post("/artifacts/filter")}
     assert "daily-campaign-summary" in keys
+
+    # Issue 24 item 19: the page a person opens, not only its API. Without PREFECT_UI_API_URL the UI asked
+    # port 4200 ("Can't connect to Server API") and listed no run.
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="America/New_York")
+            page.goto(f"http://127.0.0.1:{port}/runs", wait_until="networkidle")
+            page.get_by_text("daily_campaign").first.wait_for(timeout=30_000)
+            listed = page.inner_text("body")
+            assert "Can't connect" not in listed and "Something went wrong" not in listed
+            for flow_name in ("daily_campaign", "soft_nudge", "plan_offer"):
+                assert flow_name in listed
+            page.screenshot(path=SCREENSHOTS / "demo-ui-runs.png", full_page=True)
+            page.goto(f"http://127.0.0.1:{port}/runs/flow-run/{by_flow['daily_campaign']['id']}",
+                      wait_until="networkidle")
+            page.get_by_text("Artifacts", exact=True).first.click()
+            page.get_by_text("daily-campaign-summary").first.wait_for(timeout=30_000)
+            page.screenshot(path=SCREENSHOTS / "demo-ui-daily-artifacts.png", full_page=True)
+        finally:
+            browser.close()
     processes.terminate("demo-ui")
