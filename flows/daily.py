@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from campaigns.bootstrap import describe_gateways, ready_services
-from campaigns.clock import resolve_clock
+from campaigns.clock import refuse_a_future_day, resolve_clock
 from flows.credentials import load_credentials
 from campaigns.review.reporting import daily_rows, decision_time
 from flows.parameters import AsOf, DryRun, Now
@@ -19,6 +19,8 @@ def daily_campaign(as_of: AsOf = None, now: Now = None, dry_run: DryRun = False)
     # A missing or outdated database fails here, once, before any stage starts.
     s = ready_services(load_credentials())
     as_of, now = resolve_clock(as_of, now, s.settings.lender_zone)
+    if not dry_run:
+        refuse_a_future_day(as_of, now, s.settings.lender_zone, "the daily campaign")
     # A stage that fails (a provider outage, say) must not keep the later stages,
     # escalation to people above all, from running: run them all, then fail loudly.
     summaries, failed = [], []

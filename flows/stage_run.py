@@ -6,7 +6,7 @@ from collections import deque
 from datetime import date, datetime
 
 from campaigns.bootstrap import ready_services
-from campaigns.clock import resolve_clock
+from campaigns.clock import refuse_a_future_day, resolve_clock
 from flows.credentials import load_credentials
 from flows.runners import chunk_workers
 from campaigns.db.models import Stage
@@ -30,6 +30,8 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
     # Credentials from Secret blocks first; then one clear error if the database is missing or behind.
     settings = ready_services(load_credentials()).settings
     as_of, now = resolve_clock(as_of, now, settings.lender_zone)
+    if not dry_run:
+        refuse_a_future_day(as_of, now, settings.lender_zone, f"a live {stage.value} run")
     deliver = with_delivery_retries(deliver_chunk, settings)
     # An ad-hoc cohort is resolved before the run starts: a bad one is one error, and no run, nothing sent.
     chunks = resolve_adhoc_chunks(stage, cohort, as_of) if cohort is not None else None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from campaigns.db.models import Account, PaymentPromise
+from campaigns.db.models import Account, ContactAttempt, PaymentPromise
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.test_cli import invoke
@@ -91,13 +91,55 @@ def test_worklist_export_and_record(engine, tmp_path):
 
 def test_agency_place_and_recall(engine, tmp_path):
     add_account(engine, "OLD", days_past_due=95)
-    placed = invoke("agency", "place", "--as-of", AS_OF.isoformat(), "--out-dir", tmp_path, "--now", NOW.isoformat())
+    placed = invoke("agency", "place", "--as-of", AS_OF.isoformat(), "--out-dir", tmp_path, "--now", NOW.isoformat(),
+                    "--yes")
     assert placed.exit_code == 0 and "1 account(s) placed with Northwind Recoveries" in placed.output
     with engine.connect() as conn:
         assert conn.execute(select(Account.status, Account.placed_with)).one() == ("placed", "Northwind Recoveries")
     assert "recalled from Northwind Recoveries" in invoke("agency", "recall", "OLD").output
     again = invoke("agency", "recall", "OLD")
     assert again.exit_code == 1 and again.output.strip() == "error: account OLD is open, not placed with an agency"
+
+
+def test_a_placement_is_a_dry_run_without_yes_never_for_a_day_to_come_and_undone_in_bulk(engine, tmp_path):
+    """Issue 24 item 15: `agency place --as-of 2027-01-20` placed 657 accounts at once, and recall was one by one."""
+    for i in range(3):
+        add_account(engine, f"OLD{i}", days_past_due=95)
+    add_account(engine, "YOUNG", days_past_due=20)
+    now = ("--now", NOW.isoformat())
+    out_dir = tmp_path / "agency"
+    future = invoke("agency", "place", "--as-of", "2027-01-20", "--out-dir", out_dir, "--yes", *now)
+    assert future.exit_code == 1 and "that day has not come (today is 2026-11-22" in future.output
+    dry = invoke("agency", "place", "--out-dir", out_dir, *now)
+    assert dry.exit_code == 0 and "3 account(s) would be placed with Northwind Recoveries on 2026-11-22" in dry.output
+    assert "nothing was written" in dry.output and not out_dir.exists()
+    with engine.connect() as conn:
+        assert set(conn.execute(select(Account.status)).scalars()) == {"open"}
+    assert "3 account(s) placed" in invoke("agency", "place", "--out-dir", out_dir, "--yes", *now).output
+    asked = invoke("agency", "recall", "--placed-on", "2026-11-22", *now)
+    assert "3 account(s) would be recalled (OLD0, OLD1, OLD2); nothing changed" in asked.output
+    done = invoke("agency", "recall", "--placed-on", "2026-11-22", "--yes", *now)
+    assert done.exit_code == 0 and "3 account(s) recalled, 0 refused" in done.output
+    with engine.connect() as conn:
+        assert set(conn.execute(select(Account.status)).scalars()) == {"open"}
+    nothing = invoke("agency", "recall", "--placed-on", "2026-11-22", "--yes", *now)
+    assert nothing.exit_code == 1 and "no account placed on 2026-11-22 is still with the agency" in nothing.output
+    mixed = invoke("agency", "recall", "OLD0", "YOUNG", "--yes", *now)
+    assert mixed.exit_code == 1 and "0 account(s) recalled, 2 refused" in mixed.output
+
+
+def test_a_live_run_for_a_day_to_come_is_refused_a_dry_run_may_look_ahead(prefect_harness, engine):
+    """Issue 24 item 15: `daily --as-of` a future day expired offers for good."""
+    from tests.test_cli import one_line_error
+
+    add_account(engine, "A1", days_past_due=5)
+    line = one_line_error(invoke("daily", "--as-of", "2026-12-01", "--now", NOW.isoformat()))
+    assert "the daily campaign for 2026-12-01 is refused: that day has not come (today is 2026-11-22" in line
+    line = one_line_error(invoke("run", "soft_nudge", "--as-of", "2026-12-01", "--now", NOW.isoformat()))
+    assert "a live soft_nudge run for 2026-12-01 is refused" in line
+    assert invoke("daily", "--as-of", "2026-12-01", "--now", NOW.isoformat(), "--dry-run").exit_code == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ContactAttempt)).scalar_one() == 0
 
 
 def test_reverse_refund_and_the_ledger_as_a_person_uses_them(engine, tmp_path):

@@ -30,3 +30,17 @@ def resolve_clock(as_of: date | None, now: datetime | None, lender_zone: ZoneInf
         raise NaiveTimestampError("now must be timezone-aware")
     now = now.astimezone(timezone.utc)
     return (as_of or now.astimezone(lender_zone).date()), now
+
+
+class FutureDayError(ValueError):
+    """A live run for a day that has not come: what it settles (offers expired, plans broken, accounts placed)
+    cannot be undone when the day really comes."""
+
+
+def refuse_a_future_day(as_of: date, now: datetime, lender_zone: ZoneInfo, what: str) -> None:
+    """A live run or an irreversible action is for today or a past day (in the lender's zone); a dry run may
+    look ahead."""
+    today = now.astimezone(lender_zone).date()
+    if as_of > today:
+        raise FutureDayError(f"{what} for {as_of} is refused: that day has not come (today is {today} in the "
+                             "lender's zone) and what it settles cannot be undone; use --dry-run to look ahead")

@@ -120,6 +120,11 @@ def adhoc_command(
 
     chosen, parsed = _stage(stage), _cohort(cohort)
     s = migrated_services()
+    if not dry_run and as_of is not None:
+        from campaigns.clock import refuse_a_future_day
+
+        refuse_a_future_day(as_of.date(), resolve_clock(None, parse_now_option(now), s.settings.lender_zone)[1],
+                            s.settings.lender_zone, f"a live ad-hoc {chosen.value} run")
     # A bad cohort is one line here, before a flow run starts (the flow checks it again, for UI runs).
     day = resolve_clock(as_of.date() if as_of else None, None, s.settings.lender_zone)[0]
     ids = resolve_cohort(s.engine, parsed, day, s.ladder, s.review.adhoc_views)

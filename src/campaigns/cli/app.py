@@ -89,6 +89,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from pydantic_settings import SettingsError
         from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+        from campaigns.clock import FutureDayError
         from campaigns.contact.adhoc import AdhocError
         from campaigns.contact.ladder import LadderConfigError
         from campaigns.customers.calls import CallError
@@ -111,7 +112,8 @@ def friendly_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
                 CallError, ConfigurationError, DatabaseMissing, PaymentError, PlanError, PromiseError, AgencyError,
-                WorklistError, LinkError, AdhocError, ReviewConfigError, SealError, SubjectError) as exc:
+                WorklistError, LinkError, AdhocError, ReviewConfigError, SealError, SubjectError,
+                FutureDayError) as exc:
             say(f"error: {exc}")
         except (OperationalError, ProgrammingError) as exc:
             first = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else type(exc).__name__

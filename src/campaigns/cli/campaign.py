@@ -62,6 +62,17 @@ def _print_previews(summaries: list[dict]) -> None:
             out.print(p["text"], markup=False, highlight=False)
 
 
+def _refuse_a_day_to_come(as_of: datetime | None, now: str | None, dry_run: bool, what: str) -> None:
+    """Before the flow starts (the flow refuses it too, for runs started from the UI): one line, no run."""
+    if dry_run or as_of is None:
+        return
+    from campaigns.clock import refuse_a_future_day, resolve_clock
+
+    zone = migrated_services().settings.lender_zone
+    day, moment = resolve_clock(as_of.date(), parse_now_option(now), zone)
+    refuse_a_future_day(day, moment, zone, what)
+
+
 @app.command("run")
 @friendly_errors
 def run_command(
@@ -75,6 +86,7 @@ def run_command(
     from campaigns.db.models import Stage
     from flows.stages import STAGE_FLOWS
 
+    _refuse_a_day_to_come(as_of, now, dry_run, f"a live {stage.value} run")
     summary = STAGE_FLOWS[Stage(stage.value)](as_of=as_of.date() if as_of else None, now=parse_now_option(now), dry_run=dry_run)
     out.print(_summary_table([summary], f"{stage.value} as of {summary['as_of']}"))
     if dry_run:
@@ -92,6 +104,7 @@ def daily_command(
     migrated_services()  # a one-line error if the schema is behind
     from flows.daily import daily_campaign
 
+    _refuse_a_day_to_come(as_of, now, dry_run, "the daily campaign")
     summaries = daily_campaign(as_of=as_of.date() if as_of else None, now=parse_now_option(now), dry_run=dry_run)
     out.print(_summary_table(summaries, f"daily campaign as of {summaries[0]['as_of'] if summaries else as_of}"))
     if dry_run:

@@ -15,6 +15,7 @@ from campaigns.cli.app import (
     NowOpt,
     app,
     clock_now,
+    err,
     friendly_errors,
     migrated_services,
     out,
@@ -358,12 +359,17 @@ def promises_record_command(
 @agency_app.command("place")
 @friendly_errors
 def agency_place_command(
-    as_of: Annotated[datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="The day (default: today).")] = None,
+    as_of: Annotated[datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="The day (default: today; "
+                                                                                          "never a day to come).")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Where the placement file goes "
                                                                    "(default: DATA_DIR/agency).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Place them and write the placement file (without it: only "
+                                                    "say how many would be placed).")] = False,
     now: NowOpt = None,
 ) -> None:
-    """Place every account the ladder's `agency` rules select (the daily run does this too)."""
+    """Place every account the ladder's `agency` rules select (the daily run does this too). Without --yes it only
+    says how many it would place: a placement hands the customers' details to the agency."""
+    from campaigns.clock import refuse_a_future_day
     from campaigns.money.agency import place_with_agency
 
     s = migrated_services()
@@ -371,10 +377,16 @@ def agency_place_command(
         raise CliError("no `agency` block in the ladder config")
     moment = clock_now(now)
     day = as_of.date() if as_of else _today(s, moment)
+    refuse_a_future_day(day, moment, s.settings.lender_zone, "placing accounts with the agency")
     placement = place_with_agency(s.engine, s.ladder.agency, day, moment, out_dir or s.settings.data_dir / "agency",
-                                  s.settings.lender_zone)
+                                  s.settings.lender_zone, dry_run=not yes)
     if not placement.accounts:
         out.print(f"no account to place with {placement.agency} on {day}", highlight=False)
+        return
+    if not yes:
+        out.print(f"{placement.accounts} account(s) would be placed with {placement.agency} on {day}; nothing was "
+                  "written. Run again with --yes to place them and write the placement file (undo: campaigns "
+                  f"agency recall --placed-on {_today(s, moment)} --yes)", highlight=False)
         return
     out.print(f"{placement.accounts} account(s) placed with {placement.agency}; placement file: {placement.file}",
               highlight=False)
@@ -402,16 +414,44 @@ def agency_feed_command(
 
 @agency_app.command("recall")
 @friendly_errors
-def agency_recall_command(account: Annotated[str, typer.Argument(help="Account id.")], now: NowOpt = None) -> None:
-    """Take an account back from the agency: the ladder may contact it again."""
-    from campaigns.money.agency import AgencyError, recall
+def agency_recall_command(
+    accounts: Annotated[list[str] | None, typer.Argument(help="Account id(s).")] = None,
+    placed_on: Annotated[datetime | None, typer.Option("--placed-on", formats=["%Y-%m-%d"],
+                                                       help="Every account placed on this day (in the lender's "
+                                                            "zone) and still placed: a placement undone.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Recall more than one account (without it: only say which "
+                                                    "would be).")] = False,
+    now: NowOpt = None,
+) -> None:
+    """Take accounts back from the agency: the ladder may contact them again. One account at once; more (several
+    ids, or --placed-on) with --yes."""
+    from campaigns.money.agency import AgencyError, placed_on as placed_that_day, recall, recall_many
 
     s = migrated_services()
-    try:
-        agency = recall(s.engine, account, clock_now(now), s.settings.lender_zone)
-    except AgencyError as exc:
-        raise CliError(str(exc)) from None
-    out.print(f"account {account} recalled from {agency}", highlight=False)
+    ids = list(accounts or [])
+    if placed_on is not None:
+        ids += [i for i in placed_that_day(s.engine, placed_on.date(), s.settings.lender_zone) if i not in ids]
+    if not ids:
+        raise CliError("name the account(s) to recall, or --placed-on DAY" if placed_on is None else
+                       f"no account placed on {placed_on:%Y-%m-%d} is still with the agency")
+    if len(ids) == 1 and placed_on is None:
+        try:
+            agency = recall(s.engine, ids[0], clock_now(now), s.settings.lender_zone)
+        except AgencyError as exc:
+            raise CliError(str(exc)) from None
+        out.print(f"account {ids[0]} recalled from {agency}", highlight=False)
+        return
+    if not yes:
+        shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+        out.print(f"{len(ids)} account(s) would be recalled ({shown}); nothing changed. Run again with --yes",
+                  highlight=False)
+        return
+    recalled, refused = recall_many(s.engine, ids, clock_now(now), s.settings.lender_zone)
+    for line in refused:
+        err.print(f"error: {line}", markup=False, highlight=False)
+    out.print(f"{len(recalled)} account(s) recalled, {len(refused)} refused", highlight=False)
+    if refused:
+        raise typer.Exit(1)
 
 
 ledger_app = typer.Typer(help="The money ledger: every statement, payment, reversal, refund and fee, and the "

@@ -77,10 +77,16 @@ def _candidates(rules: AgencyRules, as_of: date, now: datetime):
 
 
 def place_with_agency(engine: Engine, rules: AgencyRules, as_of: date, now: datetime, out_dir: Path,
-                      zone: ZoneInfo | None = None) -> Placement:
-    """Place every account the rules select; write their placement file (0600) into ``out_dir``."""
+                      zone: ZoneInfo | None = None, *, dry_run: bool = False) -> Placement:
+    """Place every account the rules select; write their placement file (0600) into ``out_dir``. ``dry_run``:
+    count them, write nothing."""
     if not rules.enabled:
         return Placement(rules.name, 0, None)
+    if dry_run:
+        with engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(Account).join(
+                Customer, Customer.id == Account.customer_id).where(_candidates(rules, as_of, now))).scalar_one()
+        return Placement(rules.name, count, None)
     stmt = (select(Account.id, Account.currency, Account.balance, Account.amount_due, Account.due_date,
                    Customer.name, Customer.phone, Customer.email, Customer.country, Customer.timezone,
                    Customer.locale, Customer.email_opt_out, Customer.sms_opt_out)
@@ -137,6 +143,28 @@ def recall(engine: Engine, account_id: str, now: datetime, zone: ZoneInfo | None
                      .values(placed_at=None, placed_with=None, updated_at=now))
         ledger.refresh(conn, [account_id], now, zone or ZoneInfo("UTC"))
     return agency
+
+
+def placed_on(engine: Engine, day: date, zone: ZoneInfo) -> list[str]:
+    """The accounts placed on ``day`` (in the lender's zone) and still with the agency: a placement to undo."""
+    start = datetime.combine(day, datetime.min.time(), zone)
+    with engine.connect() as conn:
+        return list(conn.execute(select(Account.id).where(
+            Account.status == "placed", Account.placed_at >= start, Account.placed_at < start + timedelta(days=1))
+            .order_by(Account.id)).scalars())
+
+
+def recall_many(engine: Engine, account_ids: list[str], now: datetime, zone: ZoneInfo | None = None
+                ) -> tuple[list[str], list[str]]:
+    """Recall each account (one transaction each): (the recalled, one line per account that could not be)."""
+    recalled, refused = [], []
+    for account_id in account_ids:
+        try:
+            recall(engine, account_id, now, zone)
+            recalled.append(account_id)
+        except AgencyError as exc:
+            refused.append(str(exc))
+    return recalled, refused
 
 
 @dataclass(frozen=True)
