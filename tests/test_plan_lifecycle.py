@@ -196,8 +196,12 @@ def test_the_plan_pages_show_then_accept_and_refuse_what_they_must(engine):
     assert "Customer A1" not in page.text and plan_row(engine, "A1").status == "offered"  # a GET changes nothing
     assert client.post(f"/plans/{tokens[3]}").status_code == 200
     assert plan_row(engine, "A1").chosen_option == 3
-    assert client.post(f"/plans/{tokens[3]}").status_code == 409
-    assert client.get(f"/plans/{tokens[1]}").status_code == 409
+    # Issue 24 item 16: the same button again (a double click) shows the plan chosen, not a 409 error page.
+    again = client.post(f"/plans/{tokens[3]}")
+    assert again.status_code == 200 and "<title>You already chose this plan</title>" in again.text
+    assert client.get(f"/plans/{tokens[3]}").status_code == 200 and client.get(f"/plans/{tokens[0]}").status_code == 200
+    assert client.get(f"/plans/{tokens[1]}").status_code == 409  # another option of the chosen offer
+    assert plan_row(engine, "A1").chosen_option == 3
     assert client.post("/plans/A1~20261122~1~" + "a" * 20).status_code == 403
     assert client.post("/plans/<script>").status_code == 403
 

@@ -81,6 +81,13 @@ def test_a_customer_chooses_a_plan_on_a_phone(engine):
         assert page.locator("ol li").all_inner_texts() == [
             "November 29, 2026: $200.00", "December 29, 2026: $200.00", "January 29, 2027: $200.00"]
         page.screenshot(path=SCREENSHOTS / f"plan-accepted-page-{backend}.png", full_page=True)
+        # The button pressed again (a double click lands after the first answer): the plan, not an error.
+        again = page.request.post(f"{base}/plans/{tokens[1]}")
+        assert again.status == 200 and "<title>You already chose this plan</title>" in again.text()
+        page.goto(f"{base}/plans/{tokens[0]}")  # the email's link opened again
+        assert page.title() == "You already chose this plan"
+        assert page.locator("ol li").all_inner_texts()[0] == "November 29, 2026: $200.00"
+        page.screenshot(path=SCREENSHOTS / f"plan-already-chosen-page-{backend}.png", full_page=True)
         response = page.goto(f"{base}/plans/{tokens[2]}")
         assert response.status == 409 and page.title() == "This link cannot be used"
         assert errors == []

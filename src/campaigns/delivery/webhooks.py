@@ -46,7 +46,7 @@ from campaigns.contact.render import format_day, format_money
 from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
 from campaigns.customers.preferences import PreferenceError, receive_sms
 from campaigns.money.links import LinkError, make_token, parse_token
-from campaigns.money.offers import accept_link, offer_for_link
+from campaigns.money.offers import accept_link, offer_for_link, plan_chosen_with
 from campaigns.money.plans import PlanRules
 from campaigns.delivery.provider_events import (
     apply_sendgrid_events,
@@ -146,7 +146,7 @@ def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
         try:
             offer = offer_for_link(engine, token, now, links.secret, links.rules)
         except LinkError as exc:
-            return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
+            return _refused(exc, token)
         items = []
         currency = offer["currency"]
         for option in offer["options"]:
@@ -175,11 +175,24 @@ def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
             plan = accept_link(engine, token, now, now.astimezone(links.zone).date(), links.rules, links.secret,
                                links.zone)
         except LinkError as exc:
-            return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
+            return _refused(exc, token)
+        return _page("Your plan is set up", f"<p>Thank you. Your payments:</p>{_schedule(plan)}"
+                                            "<p>We will remind you a few days before each one.</p>")
+
+    def _schedule(plan) -> str:
         rows = "".join(f"<li>{escape(format_day(d, PAGE_LOCALE))}: "
                        f"{escape(format_money(a, plan.currency, PAGE_LOCALE))}</li>" for d, a in plan.schedule)
-        return _page("Your plan is set up", f"<p>Thank you. Your payments:</p><ol>{rows}</ol>"
-                                            "<p>We will remind you a few days before each one.</p>")
+        return f"<ol>{rows}</ol>"
+
+    def _refused(exc: LinkError, token: str) -> Response:
+        # A second click on the button, or the email's link opened again, after the plan was chosen with it:
+        # the customer sees their plan, not an error.
+        chosen = plan_chosen_with(engine, token, links.secret) if exc.status == 409 else None
+        if chosen is not None:
+            return _page("You already chose this plan", f"<p>Your plan is set up. Your payments:</p>"
+                                                        f"{_schedule(chosen)}<p>There is nothing more to do "
+                                                        "here; we will remind you a few days before each one.</p>")
+        return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
 
     return [Route("/plans/{token}", show, methods=["GET"]), Route("/plans/{token}", accept, methods=["POST"])]
 

@@ -227,6 +227,29 @@ def offer_for_link(engine: Engine, token: str, now: datetime, secret: bytes,
             "option": link.option, "expires_at": offer.expires_at}
 
 
+def plan_chosen_with(engine: Engine, token: str, secret: bytes) -> AcceptedPlan | None:
+    """The plan a link's offer became when the customer chose it with this link's option (or this is the offer's
+    page link): what to show on a double click or an email opened again, instead of an error. None otherwise,
+    and for a link that is not genuinely ours."""
+    try:
+        link = parse_token(token)
+    except LinkError:
+        return None
+    with engine.connect() as conn:
+        plan = conn.execute(select(RepaymentPlan).where(RepaymentPlan.offer_key == link.offer_key)).first()
+        if (plan is None or plan.status not in ("accepted", "completed") or plan.accepted_at is None
+                or link.option not in (0, plan.chosen_option)):
+            return None
+        try:
+            verify(secret, link, plan.expires_at, plan.accepted_at)  # its signature; it was valid when chosen
+        except LinkError:
+            return None
+        schedule = [(r.due_date, r.amount) for r in conn.execute(
+            select(PlanInstalment.due_date, PlanInstalment.amount).where(PlanInstalment.plan_id == plan.id)
+            .order_by(PlanInstalment.seq))]
+    return AcceptedPlan(plan.id, link.account_id, plan.chosen_option, plan.currency, schedule, Decimal(0))
+
+
 def close_plan(conn: Connection, plan_id: int, status: str, now: datetime, why: str) -> None:
     current = conn.execute(select(RepaymentPlan.status).where(RepaymentPlan.id == plan_id)).scalar_one()
     check_transition(current, status)
