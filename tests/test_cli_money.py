@@ -53,13 +53,13 @@ def test_plans_accept_and_show(engine):
     assert "has no plan and no offer" in invoke("plans", "show", "A1").output
     offer(engine, "A1")
     shown = " ".join(invoke("plans", "show", "A1").output.split())
-    assert "offer of 2026-11-22 is offered" in shown and "option 2: 6 instalments, 600.00 USD" in shown
+    assert "offer of 2026-11-22 is offered" in shown and "option 2: 6 instalments, $600.00" in shown
     accepted = invoke("plans", "accept", "A1", "--option", "2", "--start", "2026-12-01", "--now", NOW.isoformat())
     assert accepted.exit_code == 0 and "plan accepted for account A1: option 2, 6 instalments" in accepted.output
     invoke("payments", "record", "A1", "150", "--paid-at", NOW.isoformat(), "--now", NOW.isoformat())
     shown = " ".join(invoke("plans", "show", "A1").output.split())
-    assert "plan accepted (6 instalments, 600.00 USD in total, accepted 2026-11-22 via cli)" in shown
-    assert "│ 1 │ 2026-12-01 │ 100.00 │ 100.00 │ paid │" in shown and "│ 2 │ 2027-01-01 │ 100.00 │ 50.00 │ 50.00 │" in shown
+    assert "plan accepted (6 instalments, $600.00 in total, accepted 2026-11-22 via cli)" in shown
+    assert "│ 1 │ 2026-12-01 │ $100.00 │ $100.00 │ paid │" in shown and "│ 2 │ 2027-01-01 │ $100.00 │ $50.00 │ $50.00 │" in shown
     again = invoke("plans", "accept", "A1", "--option", "1", "--now", NOW.isoformat())
     assert again.exit_code == 1 and again.output.strip() == "error: account A1 is already in a plan " \
                                                              "(campaigns plans show A1)"
@@ -148,7 +148,7 @@ def test_reverse_refund_and_the_ledger_as_a_person_uses_them(engine, tmp_path):
     invoke("payments", "record", "A1", "650", "--paid-at", NOW.isoformat(), "--payment-id", "PAY-1", *now)
     refund = invoke("payments", "refund", "A1", "50", "--reference", "RF-1", *now)
     assert refund.exit_code == 0 and refund.output.strip() == (
-        "refund RF-1 of 50 recorded; account A1: balance $0.00, amount due $0.00, status paid")
+        "refund RF-1 of $50.00 recorded; account A1: balance $0.00, amount due $0.00, status paid")
     assert "already recorded" in invoke("payments", "refund", "A1", "50", "--reference", "RF-1", *now).output
     too_much = invoke("payments", "refund", "A1", "1", "--reference", "RF-2", *now)
     assert too_much.exit_code == 1 and too_much.output.strip() == (

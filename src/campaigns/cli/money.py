@@ -71,6 +71,13 @@ def _money(amounts: dict[str, Decimal]) -> str:
     return ", ".join(format_money(v, c, "en-US") for c, v in sorted(amounts.items())) or "nothing"
 
 
+def _in(amount, currency: str) -> str:
+    """One amount as every command prints it: $354.06, CN¥1,200.00."""
+    from campaigns.contact.render import format_money
+
+    return format_money(Decimal(str(amount)), currency, "en-US")
+
+
 def _summary(report) -> str:
     """What a payments file or a single event did, in one line (amounts per currency, never a name)."""
     parts = [f"{report.payments_loaded} payments loaded ({_money(report.applied)} applied)"]
@@ -111,6 +118,15 @@ def payments_import_command(
     out.print(f"{report.file}: {report.rows_read} rows read, {_summary(report)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _currency_of(s, account: str) -> str:
+    from sqlalchemy import select
+
+    from campaigns.db.models import Account
+
+    with s.engine.connect() as conn:
+        return conn.execute(select(Account.currency).where(Account.id == account)).scalar_one()
 
 
 def _account_line(s, account: str) -> str:
@@ -227,7 +243,8 @@ def payments_refund_command(
     if report.already_recorded:
         out.print(f"refund {reference} already recorded for account {account}; nothing changed", highlight=False)
         return
-    out.print(f"refund {reference} of {amount} recorded; account {account}: {_account_line(s, account)}",
+    out.print(f"refund {reference} of {_in(amount, _currency_of(s, account))} recorded; account {account}: "
+              f"{_account_line(s, account)}",
               highlight=False)
 
 
@@ -255,7 +272,7 @@ def plans_accept_command(
         raise CliError(str(exc)) from None
     _print_schedule(account, plan.currency, [(n, d, a, Decimal(0)) for n, (d, a) in enumerate(plan.schedule, 1)],
                     f"plan accepted for account {account}: option {option}, {len(plan.schedule)} instalments"
-                    + (f" (including a fee of {plan.fee})" if plan.fee else ""))
+                    + (f" (including a fee of {_in(plan.fee, plan.currency)})" if plan.fee else ""))
 
 
 @plans_app.command("show")
@@ -275,14 +292,12 @@ def plans_show_command(account: Annotated[str, typer.Argument(help="Account id."
                   + (f" (until {plan.expires_at:%Y-%m-%d %H:%M} UTC)" if plan.status == "offered" else ""),
                   highlight=False)
         for opt in plan.options or []:
-            out.print(f"  option {opt['option']}: {opt['count']} instalments, {opt['total']} {plan.currency}, "
+            out.print(f"  option {opt['option']}: {opt['count']} instalments, {_in(opt['total'], plan.currency)}, "
                       f"first on {opt['instalments'][0]['due']}", highlight=False)
         _print_events(s, account)
         return
-    from campaigns.money.currency import in_currency
-
     title = (f"account {account}: plan {plan.status} ({plan.instalments} instalments, "
-             f"{in_currency(plan.total, plan.currency)} {plan.currency} in total, accepted {plan.accepted_at:%Y-%m-%d} via {plan.accepted_via})"
+             f"{_in(plan.total, plan.currency)} in total, accepted {plan.accepted_at:%Y-%m-%d} via {plan.accepted_via})"
              + (f"; {plan.close_reason}" if plan.close_reason else ""))
     _print_schedule(account, plan.currency, rows, title)
     out.print(f"account {account}: {_account_line(s, account)}", highlight=False)
@@ -301,9 +316,9 @@ def _event_words(e: dict) -> str:
     day = f"{e['at']:%Y-%m-%d}"
     if e["kind"] == "statement":
         closed = ", closed" if e.get("lender_status") == "closed" else ""
-        return (f"{day} statement: balance {e['balance']} {e['currency']}, {e['amount_due']} due "
-                f"{e['due_date']}{closed}")
-    words = f"{day} {e['kind']} {e['amount']} {e['currency']}"
+        return (f"{day} statement: balance {_in(e['balance'], e['currency'])}, {_in(e['amount_due'], e['currency'])} "
+                f"due {e['due_date']}{closed}")
+    words = f"{day} {e['kind']} {_in(e['amount'], e['currency'])}"
     if e.get("payment_id"):
         words += f" ({e['payment_id']}{', reversed' if e.get('reversed') else ''})"
     if e["kind"] in ("reversal", "refund") and e.get("reason"):
@@ -313,7 +328,6 @@ def _event_words(e: dict) -> str:
 
 def _print_schedule(account: str, currency: str, rows, title: str) -> None:
     """Rows: (seq, due, amount, paid) tuples, or instalment rows (with what was waived and added)."""
-    from campaigns.money.currency import in_currency
 
     table = Table(title=title, title_justify="left")
     for column in ("#", "due", "amount", "paid", "left"):
@@ -322,14 +336,12 @@ def _print_schedule(account: str, currency: str, rows, title: str) -> None:
         seq, due, amount, paid = (r if isinstance(r, tuple) else (r.seq, r.due_date, r.amount, r.paid))
         waived = Decimal(0) if isinstance(r, tuple) else Decimal(r.waived or 0)
         left = amount - paid - waived
-        note = "paid" if left <= 0 and not waived else (
-            f"{in_currency(left, currency)}" if left > 0 else "waived")
+        note = "paid" if left <= 0 and not waived else (_in(left, currency) if left > 0 else "waived")
         if waived and left > 0:
-            note += f" ({in_currency(waived, currency)} waived)"
+            note += f" ({_in(waived, currency)} waived)"
         if not isinstance(r, tuple) and r.added_at is not None:
             note += f", added {r.added_at:%Y-%m-%d}: the balance went up"
-        table.add_row(str(seq), due.isoformat(), str(in_currency(amount, currency)), str(in_currency(paid, currency)),
-                      note)
+        table.add_row(str(seq), due.isoformat(), _in(amount, currency), _in(paid, currency), note)
     out.print(table)
 
 
