@@ -405,7 +405,7 @@ def test_preview_and_review_commands(engine, tmp_path):
     add_account(engine, "A2", days_past_due=20, customer={"email_opt_out": True, "sms_consent": False})
     ids = tmp_path / "ids.csv"
     ids.write_text("account_id\nA1\nA2\n")
-    result = invoke("preview", "soft_nudge", "--cohort", ids, "--as-of", AS_OF, "--now", "2026-11-22T15:00:00Z")
+    result = invoke("preview", "plan_offer", "--cohort", ids, "--as-of", AS_OF, "--now", "2026-11-22T15:00:00Z")
     assert result.exit_code == 0, result.output
     assert "2 account(s), 2 in the stage's guards" in result.output and "Nothing is written" in result.output
     assert "Subject:" in result.output and "account A2 · email · suppressed · opted_out" in result.output
