@@ -449,3 +449,22 @@ def test_an_output_path_the_system_refuses_is_one_line(engine, args, expected):
 def test_review_of_an_unknown_stage_is_refused(engine):
     line = one_line_error(invoke("review", "--stage", "lunch", "--out", "/tmp/unused-review"))
     assert line.startswith("error: unknown stage(s) lunch; the ladder's stages are pre_due, soft_nudge")
+
+
+def test_the_readme_shows_what_the_demo_prints(prefect_harness, engine, tmp_path, monkeypatch):
+    """Issue 24 item 16: the README's demo output was stale. It is written from a real run
+    (scripts/readme_demo.py); here the demo runs again, on each database, and must print the same."""
+    import re
+
+    from campaigns.settings import PROJECT_ROOT, reset_settings
+    from scripts.readme_demo import readme_block, shown_part
+
+    day, block = readme_block((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("CAMPAIGNS_LADDER_CONFIG")  # the shipped ladder, holdout and experiments included
+    reset_settings()
+    result = invoke("demo", "--as-of", day)
+    assert result.exit_code == 0, result.output
+    where = re.compile(r"(is in contact_attempts: ).*")  # this test's database, not the demo's SQLite file
+    assert where.sub(r"\1…", shown_part(result.output)) == where.sub(r"\1…", block)

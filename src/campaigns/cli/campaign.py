@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import date, datetime, time, timezone
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -198,7 +199,7 @@ def demo_command(
     s = creating_services()
     upgrade_database(s.engine, lender_zone=s.settings.lender_zone)
     if key_file is not None:
-        out.print(f"keys that seal names, emails, phones and messages: {key_file} "
+        out.print(f"keys that seal names, emails, phones and messages: {_shown(key_file)} "
                   f"({'made now, ' if made else ''}0600; campaigns keys status)", highlight=False)
     day, moment = resolve_clock(as_of.date() if as_of else None, parse_now_option(now), s.settings.lender_zone)
     if now is None:
@@ -210,7 +211,8 @@ def demo_command(
     if not report.ok:
         raise CliError(f"the demo portfolio did not import cleanly: {report.errors[0]}")
     record_demo_payments(s.engine, frame, moment, s.settings.lender_zone)
-    out.print(f"demo portfolio: {report.accounts_loaded} accounts, {report.customers_loaded} customers ({path})")
+    out.print(f"demo portfolio: {report.accounts_loaded} accounts, {report.customers_loaded} customers "
+              f"({_shown(path)})", highlight=False)
 
     from flows.daily import daily_campaign
 
@@ -224,6 +226,15 @@ def demo_command(
     _simulate_customers(s, day, moment)
     _review_the_day(s, day)
     _print_where(s)
+
+
+def _shown(path) -> Path:
+    """A path as a person at the project's root would type it: relative when it is under the working directory."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 def _simulate_dispatch(s, day: date) -> None:
@@ -250,7 +261,7 @@ def _simulate_customers(s, day: date, moment: datetime) -> None:
                            s.settings.data_dir)
     money = ", ".join(format_money(v, c, "en-US") for c, v in sorted(r.applied.items())) or "nothing"
     out.print(f"money back (simulated customers): {r.accepted} of {r.offers} plan offers accepted through their "
-              f"links, {r.payments} payments ({money}) imported from {r.payments_file}"
+              f"links, {r.payments} payments ({money}) imported from {_shown(r.payments_file)}"
               + (f" ({r.already_recorded} already recorded: a re-run)" if r.already_recorded else "")
               + f", {r.paid_off} account(s) "
               f"paid in full (thanked in the next daily run)"
@@ -263,13 +274,15 @@ def _review_the_day(s, day: date) -> None:
     from campaigns.review.report import write_review
 
     review = run_review(s.engine, day, day, s.review, s.ladder)
-    written = write_review(review, s.settings.data_dir / "review" / "demo")
+    where = s.settings.data_dir / "review" / "demo"
+    written = write_review(review, where)
     against_holdout = review.uplift[(review.uplift["metric"] == "cure_rate") & (review.uplift["baseline"] == "holdout")]
     best = against_holdout.sort_values("uplift", ascending=False).head(1)
     headline = (f"{best.iloc[0]['stage']}: {best.iloc[0]['finding']}" if not best.empty
                 else (review.findings[0] if review.findings else "no arm to compare"))
     out.print(f"what works (simulated payments, {len(review.units):,} assigned accounts): {headline}"
-              f"   → {written['report']}  (campaigns review --since {day} --until {day})", highlight=False)
+              f"   → {_shown(written['report'])}  (campaigns review --since {day} --until {day} --out {_shown(where)})",
+              highlight=False)
 
 
 def _print_where(s) -> None:
@@ -287,5 +300,8 @@ def _print_where(s) -> None:
         out.print(f"messages waiting for their customer's contact window: {deferred}   → campaigns dispatch "
                   "(the dispatch deployment runs it every 15 minutes)", highlight=False)
     out.print(f"accounts on the agents' worklist: {worklist}   → campaigns worklist", highlight=False)
-    out.print(f"every attempt, sent or not, is in contact_attempts: {s.engine.url.render_as_string()}", highlight=False)
+    url = s.engine.url
+    if url.get_backend_name() == "sqlite" and url.database:
+        url = url.set(database=str(_shown(Path(url.database))))
+    out.print(f"every attempt, sent or not, is in contact_attempts: {url.render_as_string()}", highlight=False)
     out.print("runs and their counts → campaigns runs", highlight=False)
