@@ -265,3 +265,88 @@ def test_a_sample_ratio_mismatch_is_flagged_at_the_top():
     assert flagged.findings[0].startswith("WARNING: exp on ")
     assert "trust no uplift" in flagged.findings[0]
     assert not any(f.startswith("WARNING") for f in review.findings)
+
+
+# --- Issue 24 items 8 and 9: no interval looks more certain than it is ----------------------------------------
+
+def test_cuped_does_not_apply_without_pre_period_variance_and_never_narrows_without_a_reason():
+    import math
+
+    import numpy as np
+
+    from campaigns.review.stats import cuped_uplift, proportion_uplift
+
+    # pre_due with a holdout of 2, no one paid before assignment: the raw interval is wide, CUPED has nothing.
+    arm, holdout = np.array([1.0] * 8 + [0.0] * 107), np.zeros(2)
+    raw = proportion_uplift(arm.sum(), len(arm), 0, 2)
+    none = cuped_uplift(arm, np.zeros(len(arm)), holdout, np.zeros(2), raw)
+    assert none.effect is None and none.note.startswith("does not apply")
+    assert raw.ci_low < -0.5 and raw.ci_high > 0.1  # what the review shows instead: the raw interval only
+    # With a covariate that predicts the outcome, the interval narrows by exactly √(1 - ρ²) of the raw one.
+    rng = np.random.default_rng(7)
+    x = rng.gamma(1.0, 50.0, 400) * (rng.random(400) < 0.5)
+    y = (rng.random(400) < 0.1 + 0.5 * (x > 40)).astype(float)
+    x1, y1, x0, y0 = np.log1p(x[:300]), y[:300], np.log1p(x[300:]), y[300:]
+    raw = proportion_uplift(y1.sum(), 300, y0.sum(), 100)
+    adjusted = cuped_uplift(y1, x1, y0, x0, raw)
+    rho = np.corrcoef(np.concatenate([y1, y0]), np.concatenate([x1, x0]))[0, 1]
+    width = adjusted.effect.ci_high - adjusted.effect.ci_low
+    assert width == pytest.approx((raw.ci_high - raw.ci_low) * math.sqrt(1 - rho ** 2))
+    assert 0 < width < raw.ci_high - raw.ci_low and f"ρ = {rho:.2f}" in adjusted.note
+
+
+@pytest.mark.parametrize("n", [2, 52])
+def test_a_holdout_that_recovered_nothing_has_an_interval_of_some_width(n):
+    import numpy as np
+
+    from campaigns.review.stats import ratio_interval, ratio_uplift
+
+    due = np.full(n, 100.0)
+    rate, low, high = ratio_interval(np.zeros(n), due)
+    assert rate == 0 and low == 0 and high > 0.03  # not "0.0% (0.0%-0.0%)"
+    effect = ratio_uplift(np.full(115, 30.0), np.full(115, 100.0), np.zeros(n), due)
+    assert effect.ci_high - effect.ci_low > 0.05
+
+
+def test_the_recovery_uplift_is_never_narrower_than_the_cure_uplift_of_the_same_accounts():
+    import numpy as np
+
+    from campaigns.review.stats import proportion_uplift, ratio_uplift
+
+    rng = np.random.default_rng(3)
+    due1, due0 = rng.gamma(2.0, 100.0, 300), rng.gamma(2.0, 100.0, 60)
+    cured1, cured0 = rng.random(300) < 0.3, rng.random(60) < 0.2
+    cure = proportion_uplift(cured1.sum(), 300, cured0.sum(), 60)
+    recovery = ratio_uplift(due1 * cured1, due1, due0 * cured0, due0)  # a cure pays its amount due in full
+    assert recovery.ci_high - recovery.ci_low >= cure.ci_high - cure.ci_low
+
+
+@pytest.mark.parametrize(("p", "n"), [(0.02, 52), (0.3, 52), (0.05, 300)])
+def test_the_recovery_interval_covers_the_true_rate_95_times_in_100(p, n):
+    import numpy as np
+
+    from campaigns.review.stats import ratio_interval
+
+    rng = np.random.default_rng(int(p * 1000) + n)
+    covered, runs = 0, 2000
+    for _ in range(runs):
+        due = rng.gamma(2.0, 100.0, n)
+        paid_share = np.where(rng.random(n) < p, 1.0, 0.0)  # all or nothing: the largest variance a share can have
+        _, low, high = ratio_interval(due * paid_share, due)
+        covered += low <= p <= high
+    assert covered / runs >= 0.93, covered / runs
+
+
+def test_a_review_whose_attribution_window_is_open_says_so_first():
+    """Issue 24 item 10: reviewing today, with the window open for a week, gave no warning."""
+    units, payments = hand_made()
+    outcomes = attach_outcomes(units, payments, RULES)
+    during = review_units(outcomes, T0.date(), T0.date() + timedelta(days=3), RULES, LADDER,
+                          now=T0 + timedelta(days=8))  # F's plan_offer (assigned at T0 + 3 days) is still open
+    assert during.findings[0] == (
+        "WARNING: still accruing: the attribution window of 1 of 10 assigned accounts is open until "
+        "2026-11-12 (plan_offer: warm). Their cures and recoveries are still coming in: these rates are lower "
+        "than they will be; review after 2026-11-12 for final figures.")
+    after = review_units(outcomes, T0.date(), T0.date() + timedelta(days=3), RULES, LADDER,
+                         now=T0 + timedelta(days=11))
+    assert not any("still accruing" in f for f in after.findings)

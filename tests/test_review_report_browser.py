@@ -53,3 +53,32 @@ def test_the_report_opens_from_disk_and_draws_every_chart(tmp_path):
             browser.close()
     assert errors == [], errors
     assert fetched == [], f"the report tried to fetch {fetched[:3]}"
+
+
+def test_a_review_of_one_week_draws_no_trend_and_says_why(tmp_path):
+    """Issue 24 item 11: one week drew a 'trend' with sub-millisecond ticks; the cost read 0.0001."""
+    from playwright.sync_api import sync_playwright
+
+    from campaigns.review.effectiveness import attach_outcomes, review_units
+    from tests.test_review import LADDER, RULES, T0, hand_made
+
+    units, payments = hand_made()
+    review = review_units(attach_outcomes(units, payments, RULES), T0.date(), T0.date(), RULES, LADDER)
+    report = write_review(review, tmp_path / "review")["report"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(report.as_uri())
+            page.wait_for_selector("#cure-by-arm svg.main-svg .trace", state="attached", timeout=20_000)
+            assert page.locator("#weekly-trend").count() == 0
+            assert "there is no trend to draw yet" in page.locator("#no-trend").inner_text()
+            text = page.locator("#arms").inner_text()
+            assert "message cost per USD 1,000 recovered" in " ".join(text.split()) and "0.0001" not in text
+            page.screenshot(path=str(SCREENSHOTS / "review-report-one-week.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == [], errors

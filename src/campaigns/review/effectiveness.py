@@ -43,12 +43,11 @@ from campaigns.db.models import (
 from campaigns.money.ledger import standing
 from campaigns.review.rules import ReviewRules
 from campaigns.review.stats import (
-    Z95,
     Effect,
     cuped_uplift,
     needed_per_arm,
     proportion_uplift,
-    ratio_of_sums,
+    ratio_interval,
     ratio_uplift,
     sample_ratio,
     wilson,
@@ -63,7 +62,7 @@ ARM_COLUMNS = ["stage", "experiment", "variant", "champion", "accounts", "cured"
                "message_cost", "cost_per_recovered", "currency"]
 UPLIFT_COLUMNS = ["stage", "experiment", "variant", "baseline", "metric", "baseline_rate", "variant_rate", "uplift",
                   "ci_low", "ci_high", "n_variant", "n_baseline", "cuped_uplift", "cuped_ci_low", "cuped_ci_high",
-                  "needed_per_arm", "significant", "finding"]
+                  "cuped_note", "needed_per_arm", "significant", "finding"]
 
 
 @dataclass
@@ -271,14 +270,11 @@ def summarise(units: pd.DataFrame, by: list[str], rules: ReviewRules) -> pd.Data
 
 
 def _recovery_interval(group: pd.DataFrame) -> tuple[float, float]:
-    """The 95% interval of a group's recovery rate (a ratio of sums), by the delta method."""
+    """The 95% interval of a group's recovery rate (a ratio of sums): a score interval (``ratio_interval``)."""
     known = group[group["rate"].notna()]
-    ratio, variance = ratio_of_sums(known["recovered_reporting"].to_numpy(float),
-                                    known["amount_due_reporting"].to_numpy(float))
-    if math.isnan(variance):
-        return (math.nan, math.nan)
-    half = Z95 * math.sqrt(variance)
-    return (max(0.0, ratio - half), min(1.0, ratio + half))
+    _, low, high = ratio_interval(known["recovered_reporting"].to_numpy(float),
+                                  known["amount_due_reporting"].to_numpy(float))
+    return (low, high)
 
 
 def _champions(ladder: Ladder | None) -> dict[str, str]:
@@ -336,7 +332,8 @@ def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRu
                     continue
                 cure = proportion_uplift(arm["cured"].sum(), len(arm), base["cured"].sum(), len(base))
                 cuped = cuped_uplift(arm["cured"].to_numpy(float), np.log1p(arm["paid_before_reporting"].fillna(0)),
-                                     base["cured"].to_numpy(float), np.log1p(base["paid_before_reporting"].fillna(0)))
+                                     base["cured"].to_numpy(float), np.log1p(base["paid_before_reporting"].fillna(0)),
+                                     cure)
                 armc, basec = arm[arm["rate"].notna()], base[base["rate"].notna()]
                 recovery = ratio_uplift(armc["recovered_reporting"].to_numpy(), armc["amount_due_reporting"].to_numpy(),
                                         basec["recovered_reporting"].to_numpy(), basec["amount_due_reporting"].to_numpy())
@@ -346,9 +343,10 @@ def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRu
                         "metric": metric, "baseline_rate": effect.baseline, "variant_rate": effect.variant,
                         "uplift": effect.uplift, "ci_low": effect.ci_low, "ci_high": effect.ci_high,
                         "n_variant": effect.n_variant, "n_baseline": effect.n_baseline,
-                        "cuped_uplift": adjusted.uplift if adjusted else np.nan,
-                        "cuped_ci_low": adjusted.ci_low if adjusted else np.nan,
-                        "cuped_ci_high": adjusted.ci_high if adjusted else np.nan,
+                        "cuped_uplift": adjusted.effect.uplift if adjusted and adjusted.effect else np.nan,
+                        "cuped_ci_low": adjusted.effect.ci_low if adjusted and adjusted.effect else np.nan,
+                        "cuped_ci_high": adjusted.effect.ci_high if adjusted and adjusted.effect else np.nan,
+                        "cuped_note": adjusted.note if adjusted else "not for recovery",
                         "needed_per_arm": (needed_per_arm(effect.baseline, rules.minimum_detectable_effect)
                                            if metric == "cure_rate" else None),
                         "significant": effect.significant,
@@ -447,18 +445,19 @@ def review_days(since: str | None, until: str | None, today: date, window_days: 
 
 
 def run_review(engine: Engine, since: date, until: date, rules: ReviewRules, ladder: Ladder | None = None,
-               stages: Sequence[str] | None = None) -> Review:
-    """The review of the assignments made from ``since`` to ``until`` (days, both included)."""
+               stages: Sequence[str] | None = None, now: datetime | None = None) -> Review:
+    """The review of the assignments made from ``since`` to ``until`` (days, both included), as of ``now``
+    (default: the real clock), which says whose attribution window is still open."""
     if until < since:
         raise ValueError(f"--until {until} is before --since {since}")
     units = load_assignments(engine, since, until, stages)
     units = units[units["amount_due"] > 0].reset_index(drop=True)
     units = load_outcomes(engine, units, since, until, rules)
-    return review_units(units, since, until, rules, ladder)
+    return review_units(units, since, until, rules, ladder, now)
 
 
 def review_units(units: pd.DataFrame, since: date, until: date, rules: ReviewRules,
-                 ladder: Ladder | None = None) -> Review:
+                 ladder: Ladder | None = None, now: datetime | None = None) -> Review:
     """The tables of a review from units with their outcomes (``attach_outcomes``)."""
     champions = _champions(ladder)
     arms = summarise(units, ["stage", "experiment", "variant"], rules) if not units.empty else \
@@ -476,5 +475,23 @@ def review_units(units: pd.DataFrame, since: date, until: date, rules: ReviewRul
     uplift = uplift_table(units, champions, rules)
     srm = sample_ratio_table(units, ladder)
     review = Review(since, until, rules, units, arms, uplift, breakdown, roll_rate_table(units, rules), weekly, srm)
-    review.findings = findings(arms, uplift, srm, units, rules)
+    review.findings = accruing(units, rules, now or datetime.now(timezone.utc)) + findings(arms, uplift, srm,
+                                                                                          units, rules)
     return review
+
+
+def accruing(units: pd.DataFrame, rules: ReviewRules, now: datetime) -> list[str]:
+    """The warning, first in the findings, when some assignments' attribution window has not closed: their cures
+    and recoveries are still coming in, so the rates are lower than they will be."""
+    if units.empty:
+        return []
+    closes = units["assigned_at"] + pd.Timedelta(days=rules.attribution_window_days)
+    open_ = units[closes > pd.Timestamp(now)]
+    if open_.empty:
+        return []
+    arms = "; ".join(f"{stage}: {', '.join(sorted(group['variant'].unique()))}"
+                     for stage, group in open_.groupby("stage", sort=True))
+    last = closes.max().date()
+    return [f"WARNING: still accruing: the attribution window of {len(open_):,} of {len(units):,} assigned accounts "
+            f"is open until {last} ({arms}). Their cures and recoveries are still coming in: these rates are "
+            f"lower than they will be; review after {last} for final figures."]

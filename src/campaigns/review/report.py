@@ -2,7 +2,8 @@
 
 The page opens without a network: Plotly's JavaScript is embedded once, the
 charts are Plotly figures (recovery and cure by stage and arm with their 95%
-intervals, the roll-rate matrix, a weekly trend), and the findings come first.
+intervals, the roll-rate matrix, a weekly trend once there are two weeks), and the
+findings come first.
 It holds ids and counts only, never a name, an address or a message.
 """
 
@@ -78,7 +79,13 @@ def _weekly(weekly: pd.DataFrame):
                                  line={"dash": "dot"} if variant == HOLDOUT else None))
     fig.update_layout(title="Cure rate by week of assignment", yaxis_tickformat=".0%", height=360,
                       xaxis_title="week starting", margin={"l": 50, "r": 20, "t": 50, "b": 40})
+    # Weeks are labels, not instants: a time axis put sub-millisecond ticks around a single week.
+    fig.update_xaxes(type="category")
     return fig
+
+
+def _weeks(weekly: pd.DataFrame) -> int:
+    return 0 if weekly.empty else int(weekly["week"].nunique())
 
 
 def render_report(review: Review) -> str:
@@ -91,8 +98,9 @@ def render_report(review: Review) -> str:
             ("recovery-by-arm", _bars(review.arms, "recovery_rate",
                                       f"Recovery rate by stage and arm, amounts in {currency} (95% intervals)")),
             ("roll-rates", _roll_rates(review.roll_rates, review.rules.dpd_buckets)),
-            ("weekly-trend", _weekly(review.weekly)),
         ]
+        if _weeks(review.weekly) >= 2:  # with one week there is no trend to draw
+            figures.append(("weekly-trend", _weekly(review.weekly)))
     charts = []
     for n, (chart_id, fig) in enumerate(figures):
         charts.append(fig.to_html(full_html=False, include_plotlyjs=(n == 0), div_id=chart_id,
@@ -105,7 +113,8 @@ def render_report(review: Review) -> str:
                                                                     if f.startswith("WARNING")],
                            findings=[f for f in review.findings if not f.startswith("WARNING")],
                            arms=review.arms.to_dict("records"), uplift=review.uplift.to_dict("records"),
-                           srm=review.sample_ratio.to_dict("records"), holdout=HOLDOUT)
+                           srm=review.sample_ratio.to_dict("records"), holdout=HOLDOUT,
+                           weeks=_weeks(review.weekly))
 
 
 def write_review(review: Review, out: Path) -> dict[str, Path]:

@@ -5,12 +5,20 @@ Methods (the README states them too):
 - the uplift of a cure rate (a difference of two proportions) has Newcombe's
   hybrid score interval (his method 10, built from the two Wilson intervals),
   which keeps its 95% coverage with small arms and rates near 0;
-- a recovery rate is a ratio of sums (recovered over due), with a delta-method
-  normal interval, and so is the difference of two;
-- CUPED-adjusted uplifts are differences of means with Welch's normal interval;
+- a recovery rate is a ratio of sums (recovered over due): each account's share
+  recovered is in [0, 1], so its variance is at most p(1 - p), and its interval is
+  Wilson's at the effective sample size of the amounts due (Kish's (Σd)² / Σd²);
+  the uplift of two is Newcombe's hybrid built from those. Like the cure rate's,
+  it stays valid at the boundary (a holdout that recovered nothing has an interval
+  of some width, not 0.0% to 0.0%), and it is never narrower than the cure rate's
+  would be with as many accounts;
 - CUPED (Deng et al., 2013) removes from each account's outcome the part its
   pre-assignment payments predict, with one θ pooled over both arms: same
-  expectation, smaller variance, so a narrower interval;
+  expectation, variance smaller by the factor 1 - ρ² (ρ: the correlation of
+  outcome and covariate). Its interval is the raw uplift's interval, centred on the
+  adjusted uplift, each side narrowed by √(1 - ρ²): never narrower than the raw one
+  without that measured reason. With no pre-period variance (no account paid
+  before assignment, or all alike), CUPED does not apply, and the review says so;
 - the sample needed per arm is the two-sided z-test's at α = 0.05 and power 0.8;
 - the sample-ratio check is Pearson's chi-square of the arm sizes against the
   configured shares; p below 0.001 flags the experiment (as GrowthBook does).
@@ -83,33 +91,65 @@ def mean_uplift(y1: np.ndarray, y0: np.ndarray) -> Effect:
 
 
 def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
-    """sum(numerator) / sum(denominator), and the variance of that ratio by the delta method (each unit's
-    linearised value (n - R d) / mean(d)); nan variance with fewer than two units or nothing in the denominator."""
+    """sum(numerator) / sum(denominator), and the effective sample size of the denominators (Kish's
+    (Σd)² / Σd²); (nan, nan) with fewer than two units or nothing in the denominator."""
     n = len(numerator)
     if n < 2 or denominator.sum() <= 0:
         return (math.nan, math.nan)
     ratio = float(numerator.sum() / denominator.sum())
-    linear = (numerator - ratio * denominator) / denominator.mean()
-    return ratio, float(np.var(linear, ddof=1) / n)
+    effective = float(denominator.sum() ** 2 / np.square(denominator).sum())
+    return min(max(ratio, 0.0), 1.0), effective
+
+
+def ratio_interval(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float, float]:
+    """A recovery rate and its 95% interval: Wilson's score interval at the effective sample size (each unit's
+    share recovered lies in [0, 1], so its variance is at most p(1 - p)); nan with fewer than two units."""
+    ratio, effective = ratio_of_sums(numerator, denominator)
+    if math.isnan(effective):
+        return (math.nan, math.nan, math.nan)
+    low, high = wilson(ratio * effective, effective)
+    return ratio, low, high
 
 
 def ratio_uplift(r1: np.ndarray, d1: np.ndarray, r0: np.ndarray, d0: np.ndarray) -> Effect:
-    """The difference of two ratios of sums (recovered over due), with a delta-method normal interval."""
-    (ratio1, var1), (ratio0, var0) = ratio_of_sums(r1, d1), ratio_of_sums(r0, d0)
-    if math.isnan(var1) or math.isnan(var0):
+    """The difference of two ratios of sums (recovered over due), with Newcombe's hybrid interval built from the
+    two score intervals (``ratio_interval``)."""
+    (p1, l1, u1), (p0, l0, u0) = ratio_interval(r1, d1), ratio_interval(r0, d0)
+    if math.isnan(p1) or math.isnan(p0):
         return Effect(math.nan, math.nan, math.nan, math.nan, math.nan, len(r1), len(r0))
-    d, se = ratio1 - ratio0, math.sqrt(var1 + var0)
-    return Effect(ratio0, ratio1, d, d - Z95 * se, d + Z95 * se, len(r1), len(r0))
+    d = p1 - p0
+    low = d - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
+    high = d + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
+    return Effect(p0, p1, d, low, high, len(r1), len(r0))
 
 
-def cuped_uplift(y1: np.ndarray, x1: np.ndarray, y0: np.ndarray, x0: np.ndarray) -> Effect:
-    """The uplift of the mean of y after removing what the covariate x (pre-assignment) predicts."""
+@dataclass(frozen=True)
+class Adjusted:
+    """A CUPED-adjusted uplift, or why there is none (``note``)."""
+
+    effect: Effect | None
+    note: str
+
+
+def cuped_uplift(y1: np.ndarray, x1: np.ndarray, y0: np.ndarray, x0: np.ndarray, raw: Effect) -> Adjusted:
+    """The uplift of the mean of y after removing what the covariate x (pre-assignment) predicts, with the raw
+    uplift's interval narrowed by the variance CUPED removes (√(1 - ρ²)). No variance in x: CUPED does not
+    apply."""
     y = np.concatenate([y1, y0]).astype(float)
     x = np.concatenate([x1, x0]).astype(float)
-    variance = float(np.var(x, ddof=1)) if len(x) > 1 else 0.0
-    theta = float(np.cov(y, x, ddof=1)[0, 1] / variance) if variance > 0 else 0.0
-    mean_x = float(np.mean(x)) if len(x) else 0.0
-    return mean_uplift(y1 - theta * (x1 - mean_x), y0 - theta * (x0 - mean_x))
+    if len(x) < 3 or float(np.var(x, ddof=1)) == 0:
+        return Adjusted(None, "does not apply: no payments before assignment to adjust by")
+    if math.isnan(raw.ci_low):
+        return Adjusted(None, "does not apply: the raw uplift has no interval")
+    theta = float(np.cov(y, x, ddof=1)[0, 1] / np.var(x, ddof=1))
+    rho = float(np.corrcoef(y, x)[0, 1]) if float(np.var(y, ddof=1)) > 0 else 0.0
+    narrowing = math.sqrt(max(0.0, 1.0 - rho * rho))
+    mean_x = float(np.mean(x))
+    adjusted = float(np.mean(y1 - theta * (x1 - mean_x)) - np.mean(y0 - theta * (x0 - mean_x)))
+    low = adjusted - (raw.uplift - raw.ci_low) * narrowing
+    high = adjusted + (raw.ci_high - raw.uplift) * narrowing
+    return Adjusted(Effect(raw.baseline, raw.variant, adjusted, low, high, raw.n_variant, raw.n_baseline),
+                    f"ρ = {rho:.2f}: the interval is {(1 - narrowing) * 100:.0f}% narrower than the raw one")
 
 
 def needed_per_arm(p0: float, effect: float) -> int | None:
