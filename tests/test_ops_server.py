@@ -40,12 +40,11 @@ from campaigns.db.models import ContactAttempt
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
 from campaigns.settings import PROJECT_ROOT
-from tests.conftest import POSTGRES_URL, free_port
+from tests.conftest import CHROMIUM, POSTGRES_URL, debian_chromium, free_port
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 POSTGRES_ADMIN = make_url(POSTGRES_URL).set(drivername="postgresql", database="postgres").render_as_string(False)
 SERVER_DATABASE = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg")
@@ -440,59 +439,51 @@ def is_favicon(url: str) -> bool:
 
 def test_the_ui_shows_the_deployments_schedule_zone_and_the_runs_artifact(stack, completed_daily):
     """What ops see, in a real browser: Debian's Chromium, driven through Playwright's client only."""
-    from playwright.sync_api import sync_playwright
-
     run, _ = completed_daily
     base = stack["api"].http.base_url.copy_with(path="/")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="America/New_York")
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text} {m.location.get('url')}")
-                    if m.type == "error" and not is_favicon(m.location.get("url", "")) else None)
-            page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}")
-                    if r.status >= 400 and not is_favicon(r.url) else None)
+    with debian_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="America/New_York")
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on("console", lambda m: problems.append(f"console: {m.text} {m.location.get('url')}")
+                if m.type == "error" and not is_favicon(m.location.get("url", "")) else None)
+        page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}")
+                if r.status >= 400 and not is_favicon(r.url) else None)
 
-            page.goto(f"{base}deployments", wait_until="networkidle")
-            page.get_by_text("daily-deadline").first.wait_for(timeout=30_000)
-            text = page.inner_text("body")
-            for name in ("daily", "dispatch", "daily-deadline", "pre-due-reminder", "soft-nudge", "plan-offer",
-                         "escalation"):
-                assert name in text
-            assert "At 09:00 AM every day" in text and "Every 15 minutes" in text
-            page.get_by_text("At 09:00 AM every day").first.hover()
-            page.get_by_text("(America/New_York)").first.wait_for(timeout=10_000)
-            page.screenshot(path=SCREENSHOTS / "deployments.png", full_page=True)
+        page.goto(f"{base}deployments", wait_until="networkidle")
+        page.get_by_text("daily-deadline").first.wait_for(timeout=30_000)
+        text = page.inner_text("body")
+        for name in ("daily", "dispatch", "daily-deadline", "pre-due-reminder", "soft-nudge", "plan-offer",
+                     "escalation"):
+            assert name in text
+        assert "At 09:00 AM every day" in text and "Every 15 minutes" in text
+        page.get_by_text("At 09:00 AM every day").first.hover()
+        page.get_by_text("(America/New_York)").first.wait_for(timeout=10_000)
+        page.screenshot(path=SCREENSHOTS / "deployments.png", full_page=True)
 
-            # The "Run" form ops fill in by hand: typed fields (a date picker, a date-time with its zone)
-            # and what each parameter means.
-            daily_id = stack["api"].deployments()["daily"]["id"]
-            page.goto(f"{base}deployments/deployment/{daily_id}/run", wait_until="networkidle")
-            page.get_by_text("The campaign day, YYYY-MM-DD").first.wait_for(timeout=30_000)
-            form = page.inner_text("body")
-            assert "Select date" in form and "Select date and time" in form
-            assert "with a UTC offset" in form and "Preview only" in form
-            assert "Property is type" not in form
-            page.screenshot(path=SCREENSHOTS / "daily-run-form.png", full_page=True)
+        # The "Run" form ops fill in by hand: typed fields (a date picker, a date-time with its zone)
+        # and what each parameter means.
+        daily_id = stack["api"].deployments()["daily"]["id"]
+        page.goto(f"{base}deployments/deployment/{daily_id}/run", wait_until="networkidle")
+        page.get_by_text("The campaign day, YYYY-MM-DD").first.wait_for(timeout=30_000)
+        form = page.inner_text("body")
+        assert "Select date" in form and "Select date and time" in form
+        assert "with a UTC offset" in form and "Preview only" in form
+        assert "Property is type" not in form
+        page.screenshot(path=SCREENSHOTS / "daily-run-form.png", full_page=True)
 
-            page.goto(f"{base}runs/flow-run/{run['id']}", wait_until="networkidle")
-            page.get_by_text("Completed").first.wait_for(timeout=30_000)
-            page.get_by_text("Artifacts", exact=True).first.click()
-            page.get_by_text("daily-campaign-summary").first.wait_for(timeout=30_000)
-            page.screenshot(path=SCREENSHOTS / "daily-run-artifacts.png", full_page=True)
-            page.get_by_text("daily-campaign-summary").first.click()
-            page.get_by_text("soft_nudge").first.wait_for(timeout=30_000)
-            artifact_text = page.inner_text("body")
-            assert "Decided at" in artifact_text and "Deferred (wait for window)" in artifact_text
-            assert not PERSONAL.search(artifact_text)
-            page.screenshot(path=SCREENSHOTS / "daily-summary-artifact.png", full_page=True)
-        finally:
-            browser.close()
+        page.goto(f"{base}runs/flow-run/{run['id']}", wait_until="networkidle")
+        page.get_by_text("Completed").first.wait_for(timeout=30_000)
+        page.get_by_text("Artifacts", exact=True).first.click()
+        page.get_by_text("daily-campaign-summary").first.wait_for(timeout=30_000)
+        page.screenshot(path=SCREENSHOTS / "daily-run-artifacts.png", full_page=True)
+        page.get_by_text("daily-campaign-summary").first.click()
+        page.get_by_text("soft_nudge").first.wait_for(timeout=30_000)
+        artifact_text = page.inner_text("body")
+        assert "Decided at" in artifact_text and "Deferred (wait for window)" in artifact_text
+        assert not PERSONAL.search(artifact_text)
+        page.screenshot(path=SCREENSHOTS / "daily-summary-artifact.png", full_page=True)
     assert problems == [], problems
 
 
@@ -538,27 +529,19 @@ def test_what_the_cli_ran_is_what_make_demo_ui_shows(stack, completed_daily):
 
     # Issue 24 item 19: the page a person opens, not only its API. Without PREFECT_UI_API_URL the UI asked
     # port 4200 ("Can't connect to Server API") and listed no run.
-    from playwright.sync_api import sync_playwright
-
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="America/New_York")
-            page.goto(f"http://127.0.0.1:{port}/runs", wait_until="networkidle")
-            page.get_by_text("daily_campaign").first.wait_for(timeout=30_000)
-            listed = page.inner_text("body")
-            assert "Can't connect" not in listed and "Something went wrong" not in listed
-            for flow_name in ("daily_campaign", "soft_nudge", "plan_offer"):
-                assert flow_name in listed
-            page.screenshot(path=SCREENSHOTS / "demo-ui-runs.png", full_page=True)
-            page.goto(f"http://127.0.0.1:{port}/runs/flow-run/{by_flow['daily_campaign']['id']}",
-                      wait_until="networkidle")
-            page.get_by_text("Artifacts", exact=True).first.click()
-            page.get_by_text("daily-campaign-summary").first.wait_for(timeout=30_000)
-            page.screenshot(path=SCREENSHOTS / "demo-ui-daily-artifacts.png", full_page=True)
-        finally:
-            browser.close()
+    with debian_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="America/New_York")
+        page.goto(f"http://127.0.0.1:{port}/runs", wait_until="networkidle")
+        page.get_by_text("daily_campaign").first.wait_for(timeout=30_000)
+        listed = page.inner_text("body")
+        assert "Can't connect" not in listed and "Something went wrong" not in listed
+        for flow_name in ("daily_campaign", "soft_nudge", "plan_offer"):
+            assert flow_name in listed
+        page.screenshot(path=SCREENSHOTS / "demo-ui-runs.png", full_page=True)
+        page.goto(f"http://127.0.0.1:{port}/runs/flow-run/{by_flow['daily_campaign']['id']}",
+                  wait_until="networkidle")
+        page.get_by_text("Artifacts", exact=True).first.click()
+        page.get_by_text("daily-campaign-summary").first.wait_for(timeout=30_000)
+        page.screenshot(path=SCREENSHOTS / "demo-ui-daily-artifacts.png", full_page=True)
     processes.terminate("demo-ui")

@@ -11,19 +11,17 @@ import threading
 import time
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from campaigns.money.payments import record_payment
 from campaigns.settings import PROJECT_ROOT
-from tests.conftest import NOW, free_port
+from tests.conftest import NOW, debian_chromium, free_port
 from tests.factories import add_account
 from tests.test_plan_lifecycle import RULES, SECRET, offer, plan_row
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 
 
@@ -31,12 +29,9 @@ SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 def plan_pages(engine):
     """The plan pages served by uvicorn, and a phone's Chromium: yields (base url, page, page errors)."""
     import uvicorn
-    from playwright.sync_api import sync_playwright
 
     from campaigns.delivery.webhooks import PlanLinks, create_app
 
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed (`.ci/run` installs it: apt-get install chromium)")
     app = create_app(engine, plan_links=PlanLinks(SECRET, RULES, ZoneInfo("America/New_York"), clock=lambda: NOW))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -47,15 +42,11 @@ def plan_pages(engine):
         time.sleep(0.05)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            try:
-                page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                yield f"http://127.0.0.1:{port}", page, errors
-            finally:
-                browser.close()
+        with debian_chromium() as browser:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield f"http://127.0.0.1:{port}", page, errors
     finally:
         server.should_exit = True
         thread.join(timeout=10)
