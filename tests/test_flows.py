@@ -263,7 +263,7 @@ def test_an_adhoc_flow_runs_a_file_cohort_under_its_run_name_and_a_bad_one_sends
         add_account(engine, account, days_past_due=dpd)
     ids = tmp_path / "ids.csv"
     ids.write_text("account_id\nH-20\nH-30\n")
-    summary = adhoc_campaign(stage="soft_nudge", cohort=AdhocCohort(file=str(ids)), as_of=AS_OF, now=NOW)
+    summary = adhoc_campaign(stage="plan_offer", cohort=AdhocCohort(file=str(ids)), as_of=AS_OF, now=NOW)
     assert summary["cohort"] == 2 and summary["sent"] == 2 and summary["cohort_source"] == "file ids.csv"
     with engine.connect() as conn:
         [name] = conn.execute(select(CampaignRun.name).where(CampaignRun.id == summary["run_id"])).scalars().all()

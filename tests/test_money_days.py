@@ -98,7 +98,8 @@ def test_plans_promises_placement_and_thanks_over_simulated_days(prefect_harness
         links = re.findall(r"https://pay\.example\.com/plans/(\S+)", email)
         assert len(links) == 2  # 3 and 6 instalments of a $600.00 balance
         assert client.post(f"/plans/{links[0]}").status_code == 200
-        assert client.post(f"/plans/{links[0]}").status_code == 409  # a used link
+        again = client.post(f"/plans/{links[0]}")  # the same link again: the plan chosen, not an error
+        assert again.status_code == 200 and "You already chose this plan" in again.text
 
     daily(date(2026, 11, 25))  # PROMISE-BROKEN's date passed yesterday: back in the ladder
     record_payment(engine, "PROMISE-KEPT", Decimal("120.50"), at(date(2026, 11, 25)), at(date(2026, 11, 25)), ZONE)

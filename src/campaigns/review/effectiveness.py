@@ -483,7 +483,7 @@ def review_units(units: pd.DataFrame, since: date, until: date, rules: ReviewRul
 def accruing(units: pd.DataFrame, rules: ReviewRules, now: datetime) -> list[str]:
     """The warning, first in the findings, when some assignments' attribution window has not closed: their cures
     and recoveries are still coming in, so the rates are lower than they will be."""
-    if units.empty:
+    if units.empty or "assigned_at" not in units.columns:
         return []
     closes = units["assigned_at"] + pd.Timedelta(days=rules.attribution_window_days)
     open_ = units[closes > pd.Timestamp(now)]
