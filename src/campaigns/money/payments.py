@@ -225,11 +225,11 @@ def record_payment(engine: Engine, account_id: str, amount: Decimal, paid_at: da
 
 def _manual_id(engine: Engine, account_id: str, paid_at: datetime, amount: Decimal, reference: str | None) -> str:
     made_from = f"{account_id}|{paid_at.isoformat()}|{amount}"
+    older = f"manual-{hashlib.sha256(made_from.encode()).hexdigest()[:24]}"
     if reference is None:
-        return f"manual-{hashlib.sha256(made_from.encode()).hexdigest()[:24]}"
+        return older
     # Before issue 24 the reference was not part of the id: a payment recorded then, with this reference, is
     # found under its old id, so recording it again is still one payment.
-    older = f"manual-{hashlib.sha256(made_from.encode()).hexdigest()[:24]}"
     with engine.connect() as conn:
         if conn.execute(select(Payment.reference).where(Payment.payment_id == older)).scalar() == reference:
             return older

@@ -77,19 +77,6 @@ def proportion_uplift(x1: float, n1: int, x0: float, n0: int) -> Effect:
     return Effect(p0, p1, d, low, high, int(n1), int(n0))
 
 
-def mean_uplift(y1: np.ndarray, y0: np.ndarray) -> Effect:
-    """The difference of two means with Welch's normal interval."""
-    n1, n0 = len(y1), len(y0)
-    if n1 < 2 or n0 < 2:
-        m1 = float(np.mean(y1)) if n1 else math.nan
-        m0 = float(np.mean(y0)) if n0 else math.nan
-        return Effect(m0, m1, m1 - m0, math.nan, math.nan, n1, n0)
-    m1, m0 = float(np.mean(y1)), float(np.mean(y0))
-    se = math.sqrt(np.var(y1, ddof=1) / n1 + np.var(y0, ddof=1) / n0)
-    d = m1 - m0
-    return Effect(m0, m1, d, d - Z95 * se, d + Z95 * se, n1, n0)
-
-
 def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
     """sum(numerator) / sum(denominator), and the effective sample size of the denominators (Kish's
     (Σd)² / Σd²); (nan, nan) with fewer than two units or nothing in the denominator."""
