@@ -111,7 +111,7 @@ def adhoc_command(
 ) -> None:
     """Run one stage for an ad-hoc cohort through Prefect (the adhoc_campaign flow): same policy, experiments,
     idempotency and log as the daily run; its attempts carry the run's name."""
-    from campaigns.cli.campaign import _print_previews, _summary_table
+    from campaigns.cli.campaign import _print_previews, _refuse_a_day_to_come, _summary_table
     from flows.adhoc import adhoc_campaign
 
     from campaigns.clock import resolve_clock
@@ -120,11 +120,7 @@ def adhoc_command(
 
     chosen, parsed = _stage(stage), _cohort(cohort)
     s = migrated_services()
-    if not dry_run and as_of is not None:
-        from campaigns.clock import refuse_a_future_day
-
-        refuse_a_future_day(as_of.date(), resolve_clock(None, parse_now_option(now), s.settings.lender_zone)[1],
-                            s.settings.lender_zone, f"a live ad-hoc {chosen.value} run")
+    _refuse_a_day_to_come(as_of, now, dry_run, f"a live ad-hoc {chosen.value} run")
     # A bad cohort is one line here, before a flow run starts (the flow checks it again, for UI runs).
     day = resolve_clock(as_of.date() if as_of else None, None, s.settings.lender_zone)[0]
     ids = resolve_cohort(s.engine, parsed, day, s.ladder, s.review.adhoc_views)

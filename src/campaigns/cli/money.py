@@ -66,9 +66,7 @@ def _today(s, moment: datetime) -> date:
 
 
 def _money(amounts: dict[str, Decimal]) -> str:
-    from campaigns.contact.render import format_money
-
-    return ", ".join(format_money(v, c, "en-US") for c, v in sorted(amounts.items())) or "nothing"
+    return ", ".join(_in(v, c) for c, v in sorted(amounts.items())) or "nothing"
 
 
 def _in(amount, currency: str) -> str:
@@ -118,15 +116,6 @@ def payments_import_command(
     out.print(f"{report.file}: {report.rows_read} rows read, {_summary(report)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _currency_of(s, account: str) -> str:
-    from sqlalchemy import select
-
-    from campaigns.db.models import Account
-
-    with s.engine.connect() as conn:
-        return conn.execute(select(Account.currency).where(Account.id == account)).scalar_one()
 
 
 def _account_line(s, account: str) -> str:
@@ -231,7 +220,7 @@ def payments_refund_command(
     now: NowOpt = None,
 ) -> None:
     """Pay an account's credit back (an over-payment): recorded in its ledger, once per reference."""
-    from campaigns.money.payments import PaymentError, refund_credit
+    from campaigns.money.payments import PaymentError, currency_of, refund_credit
 
     s = migrated_services()
     when = _moment(at, "--at")
@@ -243,7 +232,7 @@ def payments_refund_command(
     if report.already_recorded:
         out.print(f"refund {reference} already recorded for account {account}; nothing changed", highlight=False)
         return
-    out.print(f"refund {reference} of {_in(amount, _currency_of(s, account))} recorded; account {account}: "
+    out.print(f"refund {reference} of {_in(amount, currency_of(s.engine, account))} recorded; account {account}: "
               f"{_account_line(s, account)}",
               highlight=False)
 

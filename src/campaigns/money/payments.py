@@ -201,7 +201,8 @@ def _one(engine: Engine, row: dict[str, Any], now: datetime, zone: ZoneInfo, wha
     return report
 
 
-def _currency_of(engine: Engine, account_id: str) -> str:
+def currency_of(engine: Engine, account_id: str) -> str:
+    """The account's currency, or a ``PaymentError`` naming an unknown account."""
     with engine.connect() as conn:
         currency = conn.execute(select(Account.currency).where(Account.id == account_id)).scalar()
     if currency is None:
@@ -213,7 +214,7 @@ def record_payment(engine: Engine, account_id: str, amount: Decimal, paid_at: da
                    zone: ZoneInfo, *, reference: str | None = None, payment_id: str | None = None,
                    method: str | None = None) -> PaymentReport:
     """Record one payment (``campaigns payments record``), in the account's currency."""
-    currency = _currency_of(engine, account_id)
+    currency = currency_of(engine, account_id)
     # The same payment recorded twice (same account, moment, amount and reference) is one payment; two of the
     # same amount in the same second are told apart by their references (or --payment-id).
     if payment_id is None:
@@ -266,7 +267,7 @@ def reverse_payment(engine: Engine, payment_id: str, reason: str, now: datetime,
 def refund_credit(engine: Engine, account_id: str, amount: Decimal, reference: str, now: datetime, zone: ZoneInfo,
                   *, refunded_at: datetime | None = None) -> PaymentReport:
     """Pay back credit (``campaigns payments refund``): idempotent on ``reference`` (the refund's own id)."""
-    currency = _currency_of(engine, account_id)
+    currency = currency_of(engine, account_id)
     moment = _moment(engine, f"{REFUND}|{reference}", refunded_at, now)
     return _one(engine, {"payment_id": reference, "account_id": account_id, "amount": amount,
                          "currency": currency, "paid_at": moment.isoformat(), "type": REFUND,

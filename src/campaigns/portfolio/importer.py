@@ -702,7 +702,8 @@ def _opt_out_events(conn, customers: dict[str, dict], stored: dict, carried: dic
     file_said: set[str] = set()
     for customer_id, row in customers.items():
         before = stored.get(customer_id)
-        for channel, flag in (("email", "email_opt_out"), ("sms", "sms_opt_out"), ("push", "push_opt_out")):
+        for flag in OPT_OUTS:
+            channel = flag.removesuffix("_opt_out")
             if not row.get(flag) or (before is not None and getattr(before, flag)):
                 continue
             by_address = channel in carried.get(customer_id, ())
