@@ -33,7 +33,7 @@ CHILD = """
 import json, sys, time
 from datetime import date
 from pathlib import Path
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.db.engine import make_engine
 from campaigns.review.effectiveness import load_assignments, load_outcomes, review_units
 from campaigns.review.report import write_review

@@ -19,7 +19,7 @@ from campaigns.channels import OutboxGateway
 from campaigns.db.engine import make_engine, upgrade_database
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import deliver_queued
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.policy import load_policy
 from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.portfolio import import_portfolio

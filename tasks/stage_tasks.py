@@ -24,7 +24,7 @@ from campaigns.bootstrap import describe_gateways, services
 from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
-from campaigns.contact.outcomes import Tally
+from campaigns.attempts.log import Tally
 from campaigns.contact.figures import check_template_rules
 from campaigns.review.reporting import artifact_rows, decision_time, run_tally
 

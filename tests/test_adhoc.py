@@ -23,8 +23,8 @@ from campaigns.contact.adhoc import (
     resolve_cohort,
 )
 from campaigns.contact.cohorts import ChunkBounds, select_cohort
-from campaigns.contact.ladder import DayRange, load_ladder
-from campaigns.contact.outcomes import attempt_row
+from campaigns.ladder.config import DayRange, load_ladder
+from campaigns.attempts.log import attempt_row
 from campaigns.contact.pipeline import StageRun, enqueue_chunk
 from campaigns.db.models import CampaignRun, ContactAttempt, OutboxMessage, Payment, RenderedMessage, Stage
 from tests.conftest import AS_OF, NOW

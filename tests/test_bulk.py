@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
-from campaigns.contact.outcomes import attempt_row
+from campaigns.attempts.log import attempt_row
 from campaigns.db.bulk import COPY_FROM, copy_rows, insert_ignoring_conflicts
 from campaigns.db.models import ContactAttempt, RenderedMessage, Stage
 from campaigns.review.runs import start_run

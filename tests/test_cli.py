@@ -381,7 +381,7 @@ def test_the_worklist_says_what_was_tried_and_writes_amounts_in_the_currency(eng
 
     from campaigns.channels import OutboxGateway
     from campaigns.channels.agent import AgentWorklistGateway
-    from campaigns.contact.ladder import load_ladder
+    from campaigns.ladder.config import load_ladder
     from campaigns.db.models import Stage
     from tests.conftest import AS_OF
     from tests.test_pipeline import run_stage

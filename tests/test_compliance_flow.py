@@ -13,7 +13,7 @@ from campaigns.customers.preferences import (
 )
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, Customer, OptOutEvent, Stage
 from campaigns.delivery.deliver import deliver_queued
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.policy.content import check_templates
 from campaigns.policy.optout import opt_out_keyword

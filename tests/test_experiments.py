@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select
 
-from campaigns.contact.ladder import HOLDOUT, Experiment, Ladder, SegmentRules, StageRule
+from campaigns.ladder.config import HOLDOUT, Experiment, Ladder, SegmentRules, StageRule
 from campaigns.contact.segments import add_segments, classify_segments
 from campaigns.contact.strategy import PENDING, assign_variant, decide_contacts
 from campaigns.db.models import ContactAttempt, Payment, Stage
 from campaigns.contact.cohorts import ChunkBounds, select_cohort
-from campaigns.contact.outcomes import attempt_row
+from campaigns.attempts.log import attempt_row
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.test_policy_strategy import cohort

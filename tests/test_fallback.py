@@ -9,7 +9,7 @@ from campaigns.channels.base import RateLimited
 from campaigns.db.models import ContactAttempt, Customer, Stage
 from campaigns.delivery.deliver import PausePolicy, deliver_queued
 from campaigns.delivery.fallback import fall_back
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.delivery.provider_events import apply_sendgrid_events
 from campaigns.review.runs import start_run
 from tests.conftest import AS_OF, NOW

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from campaigns.contact.figures import Sample, _sheet, check_template_rules, stated_figure_problems
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.contact.pipeline import StageRun, message_context
 from campaigns.contact.render import TemplateLibrary
 from campaigns.db.models import Stage

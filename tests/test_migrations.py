@@ -82,7 +82,7 @@ def test_0005_reduces_old_details_that_could_echo_personal_data(database_url, tm
     from sqlalchemy import insert, select, text
 
     from campaigns.db.models import CampaignRun, ContactAttempt
-    from campaigns.contact.outcomes import attempt_row
+    from campaigns.attempts.log import attempt_row
     from tests.conftest import AS_OF, NOW
 
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"

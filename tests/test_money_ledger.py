@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from campaigns.channels.agent import AgentWorklistGateway
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.db.models import (
     Account,
     ContactAttempt,
@@ -39,7 +39,7 @@ from campaigns.money.payments import (
     reverse_payment,
 )
 from campaigns.money.promises import record_promise
-from campaigns.contact.ladder import AgencyRules
+from campaigns.ladder.config import AgencyRules
 from campaigns.portfolio.importer import import_portfolio
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account

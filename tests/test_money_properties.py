@@ -32,7 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy import delete, func, select
 
 from campaigns.channels.agent import AgentWorklistGateway
-from campaigns.contact.ladder import AgencyRules, load_ladder
+from campaigns.ladder.config import AgencyRules, load_ladder
 from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, make_offer, plan_stage_chunks
 from campaigns.db.models import Account, Base, ContactAttempt, PlanInstalment, RepaymentPlan, Stage
 from campaigns.delivery.deliver import deliver_queued

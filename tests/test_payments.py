@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
-from campaigns.contact.outcomes import attempt_row
+from campaigns.attempts.log import attempt_row
 from campaigns.db.models import Account, AgentWorklistItem, Base, CampaignRun, ContactAttempt, Payment
 from campaigns.money.payments import OPTIONAL, REQUIRED, PaymentError, import_payments, record_payment
 from campaigns.portfolio.importer import import_portfolio

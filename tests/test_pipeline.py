@@ -12,9 +12,9 @@ from campaigns.channels import OutboxGateway, PermanentDeliveryError, TransientD
 from campaigns.channels.agent import AgentWorklistGateway
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, OutboxMessage, RenderedMessage, Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.policy import load_policy
-from campaigns.contact.outcomes import Tally
+from campaigns.attempts.log import Tally
 from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.contact.render import TemplateLibrary
 from campaigns.review.reporting import run_tally

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from campaigns.db.models import Stage
-from campaigns.contact.ladder import Experiment, StageRule
+from campaigns.ladder.config import Experiment, StageRule
 from campaigns.policy import account_suppression, channel_suppression, reason_codes
 from campaigns.contact.strategy import PENDING, assign_holdout, assign_variant, decide_contacts
 

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from starlette.testclient import TestClient
 
 from campaigns.db.models import ContactAttempt, Customer, OptOutEvent, ProviderEvent, Stage
-from campaigns.contact.outcomes import attempt_row
+from campaigns.attempts.log import attempt_row
 from campaigns.delivery.provider_events import apply_sendgrid_events
 from campaigns.review.runs import start_run
 from campaigns.delivery.webhooks import SIGNATURE, TIMESTAMP, create_app

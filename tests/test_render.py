@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from campaigns.db.models import Stage
-from campaigns.contact.ladder import load_ladder
+from campaigns.ladder.config import load_ladder
 from campaigns.contact.pipeline import Brand, StageRun, compose_attempts
 from campaigns.contact.render import MessageFacts, RenderError, TemplateLibrary, check_required_content
 from campaigns.settings import PROJECT_ROOT

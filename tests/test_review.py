@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
-from campaigns.contact.ladder import Ladder
-from campaigns.contact.outcomes import attempt_row
+from campaigns.ladder.config import Ladder
+from campaigns.attempts.log import attempt_row
 from campaigns.db.models import ContactAttempt, Payment, PaymentPromise, ProviderEvent
 from campaigns.review.effectiveness import attach_outcomes, review_units, run_review
 from campaigns.review.rules import ReviewRules

@@ -100,7 +100,7 @@ def test_the_open_worklist_is_scored_by_the_ready_model_with_reasons(engine):
 def test_by_config_a_ready_model_chooses_the_tone_of_those_unlikely_to_pay_and_the_trace_says_so(engine):
     from sqlalchemy import select
 
-    from campaigns.contact.ladder import Experiment, RiskTone, SegmentRules
+    from campaigns.ladder.config import Experiment, RiskTone, SegmentRules
     from campaigns.contact.pipeline import StageRun, add_risk_scores
     from campaigns.contact.strategy import choose_tone
     from campaigns.db.models import ContactAttempt, Stage

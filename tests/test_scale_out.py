@@ -186,7 +186,7 @@ def test_every_query_of_a_stage_chunk_is_served_by_an_index(engine):
     from sqlalchemy import event
 
     from campaigns.channels import OutboxGateway
-    from campaigns.contact.ladder import load_ladder
+    from campaigns.ladder.config import load_ladder
     from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
     from campaigns.db.models import Stage
     from campaigns.delivery.deliver import deliver_queued

@@ -178,7 +178,7 @@ def test_through_delivery_each_answer_ends_in_the_right_state(engine, sendgrid_s
 
     from campaigns.db.models import ContactAttempt, Stage
     from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
-    from campaigns.contact.ladder import load_ladder
+    from campaigns.ladder.config import load_ladder
     from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
     from campaigns.review.runs import start_run
     from tests.conftest import AS_OF

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from campaigns.contact.cohorts import iter_cohort
-from campaigns.contact.ladder import AgencyRules, load_ladder
+from campaigns.ladder.config import AgencyRules, load_ladder
 from campaigns.customers.worklist import (
     WorklistError,
     export_worklist,

@@ -91,7 +91,7 @@ def friendly_errors(fn: Callable) -> Callable:
 
         from campaigns.clock import FutureDayError
         from campaigns.contact.adhoc import AdhocError
-        from campaigns.contact.ladder import LadderConfigError
+        from campaigns.ladder.config import LadderConfigError
         from campaigns.customers.calls import CallError
         from campaigns.customers.preferences import PreferenceError
         from campaigns.customers.worklist import WorklistError

@@ -54,7 +54,7 @@ def runs_command(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     from campaigns.review.runs import recent_runs
 
     s = migrated_services()
-    from campaigns.contact.outcomes import Tally
+    from campaigns.attempts.log import Tally
     from campaigns.review.runs import summary_row
 
     table = Table(title="recent runs (newest first)", title_justify="left")

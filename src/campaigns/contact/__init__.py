@@ -1,1 +1,1 @@
-"""Who is contacted, how, and with what message: ladder, cohorts, strategy, rendering, the attempt log."""
+"""Who is contacted, how, and with what message: cohorts, strategy, rendering, one chunk through the steps."""

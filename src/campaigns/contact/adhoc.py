@@ -22,7 +22,7 @@ from sqlalchemy import Engine, and_, column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.contact.cohorts import ChunkBounds
-from campaigns.contact.ladder import SEGMENTS, DayRange, Ladder, StageRule
+from campaigns.ladder.config import SEGMENTS, DayRange, Ladder, StageRule
 from campaigns.db.models import Account, Customer, Stage
 
 VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -272,7 +272,7 @@ def preview_cohort(engine: Engine, ladder: Ladder, templates, brand, policy, sta
     """What an ad-hoc run of ``stage`` would do for these accounts, writing nothing: counts by outcome and
     reason, the first ``limit`` messages as rendered (the customer's name masked unless ``reveal``: the caller
     logs the access), and the first ``limit`` suppressions with their reasons."""
-    from campaigns.contact.outcomes import Tally
+    from campaigns.attempts.log import Tally
     from campaigns.contact.pipeline import StageRun, prepare_chunk
     from campaigns.db.models import AttemptStatus
     from campaigns.privacy.subject import mask_name_in

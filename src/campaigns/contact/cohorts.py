@@ -26,7 +26,7 @@ from campaigns.db.models import (
     PaymentPromise,
     Stage,
 )
-from campaigns.contact.ladder import StageRule
+from campaigns.ladder.config import StageRule
 
 # Statuses that start a stage's every_days wait: we reached out (or may have), or the account was assigned
 # to the holdout. The holdout keeps the same cadence as the contacted, so both arms are assigned at

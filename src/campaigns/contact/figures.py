@@ -33,7 +33,7 @@ from types import SimpleNamespace
 
 from babel.numbers import get_currency_precision
 
-from campaigns.contact.ladder import Ladder
+from campaigns.ladder.config import Ladder
 from campaigns.contact.pipeline import Brand, StageRun, message_context
 from campaigns.contact.render import RenderError, TemplateLibrary, format_money
 from campaigns.db.models import Stage

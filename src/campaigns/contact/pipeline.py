@@ -20,8 +20,8 @@ from campaigns.channels.agent import describe_tried
 from campaigns.contact.cohorts import ChunkBounds, plan_chunks, select_cohort
 from campaigns.frames import records
 from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
-from campaigns.contact.ladder import Ladder, StageRule
-from campaigns.contact.outcomes import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
+from campaigns.ladder.config import Ladder, StageRule
+from campaigns.attempts.log import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
 from campaigns.money.links import LinkError, make_token, offer_expiry, offer_key
 from campaigns.money.plans import PlanOption, offer_options
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release

@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from campaigns.contact.ladder import SegmentRules
+from campaigns.ladder.config import SegmentRules
 from campaigns.db.engine import among, in_batches
 from campaigns.db.models import Account, ContactAttempt, Payment, Stage
 

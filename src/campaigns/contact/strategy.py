@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from campaigns.db.models import AttemptStatus, Channel
-from campaigns.contact.ladder import HOLDOUT, Arm, Experiment, SegmentRules, StageRule
+from campaigns.ladder.config import HOLDOUT, Arm, Experiment, SegmentRules, StageRule
 from campaigns.policy import account_suppression, channel_suppression
 
 DECISION_COLUMNS = ["account_id", "channel", "status", "reason", "variant", "experiment", "tone", "channels",

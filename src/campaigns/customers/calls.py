@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Engine, exists, insert, select
 
 from campaigns.db.models import Account, AttemptStatus, Channel, ContactAttempt, Customer, Dispute, Stage
-from campaigns.contact.outcomes import Tally, attempt_row
+from campaigns.attempts.log import Tally, attempt_row
 from campaigns.policy import RELEASE, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, holds_column
 from campaigns.review.runs import finish_run, start_run

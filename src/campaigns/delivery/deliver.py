@@ -35,7 +35,7 @@ from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
 from campaigns.customers.preferences import record_unusable_channel
 from campaigns.db.bulk import update_rows
 from campaigns.db.engine import among
-from campaigns.contact.outcomes import Tally
+from campaigns.attempts.log import Tally
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, release_frame
 from campaigns.delivery.provider_events import settle_from_events

@@ -30,8 +30,8 @@ from campaigns.channels.base import DeliveryGateway
 from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage, Stage
 from campaigns.delivery.deliver import deliver_queued
-from campaigns.contact.ladder import Ladder
-from campaigns.contact.outcomes import Tally
+from campaigns.ladder.config import Ladder
+from campaigns.attempts.log import Tally
 from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk
 from campaigns.policy import PolicyConfig
 from campaigns.contact.render import TemplateLibrary

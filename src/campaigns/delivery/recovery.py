@@ -30,7 +30,7 @@ from sqlalchemy import Engine, exists, or_, select, update
 
 from campaigns.channels.base import DeliveryGateway
 from campaigns.db.models import AttemptStatus, ContactAttempt, ProviderEvent
-from campaigns.contact.outcomes import Tally
+from campaigns.attempts.log import Tally
 from campaigns.delivery.provider_events import settle_from_events
 
 

@@ -33,8 +33,8 @@ from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.cohorts import open_promise_exists
-from campaigns.contact.ladder import AgencyRules
-from campaigns.contact.outcomes import suppress_pending
+from campaigns.ladder.config import AgencyRules
+from campaigns.attempts.log import suppress_pending
 from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, AgencyFeed, AgentWorklistItem, Customer, Dispute, Hold, LedgerEntry, Payment
 from campaigns.files import ensure_private_directory, open_private

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.engine import Connection
 
-from campaigns.contact.outcomes import suppress_pending
+from campaigns.attempts.log import suppress_pending
 from campaigns.db.bulk import copy_rows, insert_ignoring_conflicts, update_rows
 from campaigns.db.engine import among, in_batches
 from campaigns.db.models import (

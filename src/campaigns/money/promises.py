@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
-from campaigns.contact.outcomes import suppress_pending
+from campaigns.attempts.log import suppress_pending
 from campaigns.db.engine import in_batches
 from campaigns.db.models import Account, PaymentPromise
 from campaigns.money import ledger

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from campaigns.contact.ladder import Ladder
+from campaigns.ladder.config import Ladder
 from campaigns.money.agency import place_with_agency, report_to_agency
 from campaigns.money.offers import break_overdue_plans, expire_offers
 from campaigns.money.promises import break_overdue_promises

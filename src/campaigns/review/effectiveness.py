@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, false, func, select
 
-from campaigns.contact.ladder import HOLDOUT, Ladder
+from campaigns.ladder.config import HOLDOUT, Ladder
 from campaigns.db.models import (
     Account,
     CampaignRun,

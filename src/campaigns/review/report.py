@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from campaigns.contact.ladder import HOLDOUT
+from campaigns.ladder.config import HOLDOUT
 from campaigns.files import ensure_private_directory, open_private
 from campaigns.review.effectiveness import Review, bucket_labels
 

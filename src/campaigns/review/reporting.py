@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, and_, case, func, literal, or_, select
 
 from campaigns.db.models import ContactAttempt
-from campaigns.contact.outcomes import Tally
+from campaigns.attempts.log import Tally
 
 
 HANDED_OVER = "handled_by_other_run"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from campaigns.db.models import CampaignRun, Stage
-from campaigns.contact.outcomes import Tally
+from campaigns.attempts.log import Tally
 from campaigns.review.reporting import HANDED_OVER
 
 
