@@ -19,7 +19,8 @@ from campaigns.money import offers, promises
 from campaigns.money.links import LinkError, make_token, offer_expiry, parse_token, verify
 from campaigns.money.offers import PlanError, accept_link, accept_offer, break_overdue_plans, expire_offers
 from campaigns.money.payments import record_payment
-from campaigns.money.plans import PlanFee, PlanRules, affordable_counts, allocate, offer_options
+from campaigns.ladder.config import PlanFee, PlanRules
+from campaigns.money.plans import affordable_counts, allocate, offer_options
 from campaigns.money.promises import PromiseError, break_overdue_promises, record_promise
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account

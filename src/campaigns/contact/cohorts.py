@@ -23,10 +23,10 @@ from campaigns.db.models import (
     ContactAttempt,
     Customer,
     Dispute,
-    PaymentPromise,
     Stage,
 )
 from campaigns.ladder.config import StageRule
+from campaigns.money.promises import open_promise_exists
 
 # Statuses that start a stage's every_days wait: we reached out (or may have), or the account was assigned
 # to the holdout. The holdout keeps the same cadence as the contacted, so both arms are assigned at
@@ -56,10 +56,6 @@ FLAGS = ("cease_contact", "time_barred", "email_opt_out", "sms_opt_out", "sms_co
 # not of the original due date: these are what the ladder sees as "due".
 EFFECTIVE_DUE_DATE = func.coalesce(Account.plan_due_date, Account.due_date)
 EFFECTIVE_AMOUNT_DUE = case((Account.plan_due_date.is_not(None), Account.plan_amount_due), else_=Account.amount_due)
-
-
-def open_promise_exists():
-    return exists().where(PaymentPromise.account_id == Account.id, PaymentPromise.status == "open")
 
 
 @dataclass(frozen=True)

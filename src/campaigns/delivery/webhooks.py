@@ -47,7 +47,7 @@ from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
 from campaigns.customers.preferences import PreferenceError, receive_sms
 from campaigns.money.links import LinkError, make_token, parse_token
 from campaigns.money.offers import accept_link, offer_for_link, plan_chosen_with
-from campaigns.money.plans import PlanRules
+from campaigns.ladder.config import PlanRules
 from campaigns.delivery.provider_events import (
     apply_sendgrid_events,
     apply_twilio_status,

@@ -8,16 +8,61 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Self
+from decimal import Decimal
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from campaigns.config_files import load_yaml_model, name_entries
 from campaigns.db.models import Channel, Stage
-from campaigns.money.plans import PlanRules
 
 STAGE_ORDER: tuple[Stage, ...] = (Stage.pre_due, Stage.soft_nudge, Stage.plan_offer, Stage.escalation,
                                   Stage.thank_you)
+
+
+class PlanFee(BaseModel):
+    """An optional fee for spreading the payments: a percentage of the balance and/or a fixed amount per currency
+    (worked out by ``campaigns.money.plans.plan_fee``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    percent: Decimal = Field(default=Decimal(0), ge=0, le=25)
+    fixed: dict[str, Decimal] = Field(default_factory=dict)
+
+
+class PlanRules(BaseModel):
+    """How instalment options are made (the ``plans`` block of a stage in the ladder config)."""
+
+    model_config = ConfigDict(extra="forbid")
+    counts: list[int] = Field(min_length=1)
+    frequency: Literal["monthly", "fortnightly"] = "monthly"
+    first_due_in_days: int = Field(default=7, ge=1, le=60, description="from the offer to the first instalment")
+    offer_valid_days: int = Field(default=14, ge=1, le=90)
+    max_start_days: int = Field(default=30, ge=1, le=365,
+                                description="a plan's first instalment at most this many days after its offer")
+    min_instalment: dict[str, Decimal] = Field(default_factory=dict, description="per currency; others: none")
+    fee: PlanFee = Field(default_factory=PlanFee)
+    break_after_days: int = Field(default=10, ge=0, le=90,
+                                  description="an instalment this many days unpaid after its date breaks the plan")
+
+    @field_validator("counts")
+    @classmethod
+    def _counts(cls, counts: list[int]) -> list[int]:
+        if any(n < 2 or n > 60 for n in counts):
+            raise ValueError("an instalment plan has between 2 and 60 instalments")
+        if len(set(counts)) != len(counts):
+            raise ValueError("an instalment count is listed twice")
+        return sorted(counts)
+
+    @field_validator("min_instalment")
+    @classmethod
+    def _minimums(cls, minimums: dict[str, Decimal]) -> dict[str, Decimal]:
+        return {code.upper(): amount for code, amount in minimums.items()}
+
+    @model_validator(mode="after")
+    def _positive(self) -> Self:
+        if any(amount < 0 for amount in self.min_instalment.values()):
+            raise ValueError("a minimum instalment cannot be negative")
+        return self
 
 
 class DayRange(BaseModel):

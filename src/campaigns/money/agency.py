@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from campaigns.contact.cohorts import open_promise_exists
+from campaigns.money.promises import open_promise_exists
 from campaigns.ladder.config import AgencyRules
 from campaigns.attempts.log import suppress_pending
 from campaigns.db.engine import in_batches

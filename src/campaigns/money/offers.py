@@ -34,7 +34,8 @@ from campaigns.money import ledger
 from campaigns.money.currency import in_currency
 from campaigns.money.derivation import FEE
 from campaigns.money.links import LinkError, PlanLink, parse_token, verify
-from campaigns.money.plans import PlanRules, instalment_dates, split_evenly
+from campaigns.ladder.config import PlanRules
+from campaigns.money.plans import instalment_dates, plan_fee, split_evenly
 
 TRANSITIONS: dict[str, set[str]] = {
     "offered": {"accepted", "expired", "superseded"},
@@ -139,7 +140,7 @@ def accept_offer(engine: Engine, account_id: str, option: int, now: datetime, to
             raise PlanError(f"a plan starts at most {rules.max_start_days} days after its offer of "
                             f"{offer.offered_on}: {latest} at the latest, not {start} (plans.max_start_days)")
         balance = in_currency(account.balance, account.currency)
-        fee = rules.fee.amount(balance, account.currency)
+        fee = plan_fee(rules.fee, balance, account.currency)
         amounts = split_evenly(balance + fee, count, account.currency)
         schedule = list(zip(instalment_dates(start, count, rules.frequency), amounts))
         check_transition(offer.status, "accepted")
@@ -218,7 +219,7 @@ def offer_for_link(engine: Engine, token: str, now: datetime, secret: bytes,
     options = offer.options or []
     balance = in_currency(account.balance, offer.currency)
     if rules is not None and options and balance != in_currency(offer.total, offer.currency):
-        total = balance + rules.fee.amount(balance, offer.currency)
+        total = balance + plan_fee(rules.fee, balance, offer.currency)
         options = [{**o, "total": str(total), "instalments": [
             {"due": i["due"], "amount": str(a)}
             for i, a in zip(o["instalments"], split_evenly(total, int(o["count"]), offer.currency))]}

@@ -13,59 +13,15 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
+from campaigns.ladder.config import PlanFee, PlanRules
 from campaigns.money.currency import in_currency, minor_unit
 
 
-class PlanFee(BaseModel):
-    """An optional fee for spreading the payments: a percentage of the balance and/or a fixed amount per currency."""
-
-    model_config = ConfigDict(extra="forbid")
-    percent: Decimal = Field(default=Decimal(0), ge=0, le=25)
-    fixed: dict[str, Decimal] = Field(default_factory=dict)
-
-    def amount(self, balance: Decimal, currency: str) -> Decimal:
-        fee = balance * self.percent / 100 + self.fixed.get(currency, Decimal(0))
-        return Decimal(fee).quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
-
-
-class PlanRules(BaseModel):
-    """How instalment options are made (the ``plans`` block of a stage in the ladder config)."""
-
-    model_config = ConfigDict(extra="forbid")
-    counts: list[int] = Field(min_length=1)
-    frequency: Literal["monthly", "fortnightly"] = "monthly"
-    first_due_in_days: int = Field(default=7, ge=1, le=60, description="from the offer to the first instalment")
-    offer_valid_days: int = Field(default=14, ge=1, le=90)
-    max_start_days: int = Field(default=30, ge=1, le=365,
-                                description="a plan's first instalment at most this many days after its offer")
-    min_instalment: dict[str, Decimal] = Field(default_factory=dict, description="per currency; others: none")
-    fee: PlanFee = Field(default_factory=PlanFee)
-    break_after_days: int = Field(default=10, ge=0, le=90,
-                                  description="an instalment this many days unpaid after its date breaks the plan")
-
-    @field_validator("counts")
-    @classmethod
-    def _counts(cls, counts: list[int]) -> list[int]:
-        if any(n < 2 or n > 60 for n in counts):
-            raise ValueError("an instalment plan has between 2 and 60 instalments")
-        if len(set(counts)) != len(counts):
-            raise ValueError("an instalment count is listed twice")
-        return sorted(counts)
-
-    @field_validator("min_instalment")
-    @classmethod
-    def _minimums(cls, minimums: dict[str, Decimal]) -> dict[str, Decimal]:
-        return {code.upper(): amount for code, amount in minimums.items()}
-
-    @model_validator(mode="after")
-    def _positive(self) -> Self:
-        if any(amount < 0 for amount in self.min_instalment.values()):
-            raise ValueError("a minimum instalment cannot be negative")
-        return self
+def plan_fee(fee: PlanFee, balance: Decimal, currency: str) -> Decimal:
+    """The fee for spreading ``balance``: its percentage plus the currency's fixed part, in the minor unit."""
+    amount = balance * fee.percent / 100 + fee.fixed.get(currency, Decimal(0))
+    return Decimal(amount).quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)
@@ -163,7 +119,7 @@ def affordable_counts(total: Decimal, currency: str, rules: PlanRules) -> list[i
 
 def offer_options(balance: Decimal, currency: str, rules: PlanRules, offered_on: date) -> list[PlanOption]:
     """The options offered on ``offered_on`` for ``balance`` (plus the fee, if one is configured)."""
-    total = in_currency(balance, currency) + rules.fee.amount(in_currency(balance, currency), currency)
+    total = in_currency(balance, currency) + plan_fee(rules.fee, in_currency(balance, currency), currency)
     if total <= 0:
         return []
     first_due = offered_on + timedelta(days=rules.first_due_in_days)

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, exists, insert, select, update
 from sqlalchemy.engine import Connection
 
 from campaigns.attempts.log import suppress_pending
@@ -35,6 +35,11 @@ TRANSITIONS = {"open": {"kept", "broken"}, "kept": {"open", "broken"}, "broken":
 
 class PromiseError(ValueError):
     """A promise that cannot be recorded or moved, in one line (ids only)."""
+
+
+def open_promise_exists():
+    """A SQL condition: the account (``Account``, in the enclosing query) has an open promise to pay."""
+    return exists().where(PaymentPromise.account_id == Account.id, PaymentPromise.status == "open")
 
 
 def check_transition(current: str, wanted: str) -> None:
