@@ -19,10 +19,10 @@ from campaigns.contact.adhoc import (
     adhoc_rule,
     id_chunks,
     parse_cohort,
-    preview_cohort,
     resolve_cohort,
 )
 from campaigns.contact.cohorts import ChunkBounds, select_cohort
+from campaigns.contact.preview import preview_cohort
 from campaigns.ladder.config import DayRange, load_ladder
 from campaigns.attempts.log import attempt_row
 from campaigns.contact.pipeline import StageRun, enqueue_chunk

@@ -57,7 +57,8 @@ def preview_command(
     import getpass
 
     from campaigns.clock import resolve_clock
-    from campaigns.contact.adhoc import AdhocError, preview_cohort, resolve_cohort
+    from campaigns.contact.adhoc import AdhocError, resolve_cohort
+    from campaigns.contact.preview import preview_cohort
     from campaigns.db.models import Stage
     from campaigns.privacy.retention import log_access
 

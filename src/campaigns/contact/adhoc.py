@@ -22,8 +22,8 @@ from sqlalchemy import Engine, and_, column, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns.contact.cohorts import ChunkBounds
+from campaigns.db.models import Account, Customer
 from campaigns.ladder.config import SEGMENTS, DayRange, Ladder, StageRule
-from campaigns.db.models import Account, Customer, Stage
 
 VIEW_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -265,38 +265,3 @@ def resolve_cohort(engine: Engine, cohort: AdhocCohort, as_of: date, ladder: Lad
 
 __all__ = ["AdhocCohort", "AdhocError", "CohortFilter", "adhoc_rule", "check_stage_days", "id_chunks",
            "outside_stage_days", "parse_cohort", "resolve_cohort"]
-
-
-def preview_cohort(engine: Engine, ladder: Ladder, templates, brand, policy, stage: Stage, as_of: date, now,
-                   ids: list[str], chunk_size: int, limit: int = 5, *, reveal: bool = False) -> dict:
-    """What an ad-hoc run of ``stage`` would do for these accounts, writing nothing: counts by outcome and
-    reason, the first ``limit`` messages as rendered (the customer's name masked unless ``reveal``: the caller
-    logs the access), and the first ``limit`` suppressions with their reasons."""
-    from campaigns.attempts.log import Tally
-    from campaigns.contact.pipeline import StageRun, prepare_chunk
-    from campaigns.db.models import AttemptStatus
-    from campaigns.privacy.subject import mask_name_in
-
-    run = StageRun(run_id="preview", stage=stage, as_of=as_of, now=now, adhoc=True)
-    outside = check_stage_days(engine, ids, ladder.rule(stage), as_of, "the preview's")
-    tally, messages, suppressions, cohort_size = Tally(), [], [], 0
-    for bounds, part in id_chunks(ids, chunk_size):
-        cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, part)
-        cohort_size += len(cohort)
-        names = {} if reveal else dict(zip(cohort["account_id"], cohort["name"]))
-        for p in planned:
-            status = p.row["status"]
-            tally.add("would_send" if status == AttemptStatus.queued.value else status, p.row.get("reason"))
-            if p.message is not None and status == AttemptStatus.queued.value and len(messages) < limit:
-                messages.append({"account_id": p.row["account_id"], "channel": p.row["channel"],
-                                 "template": p.row["template"], "arm": p.row["variant"],
-                                 "subject": mask_name_in(p.message["subject"], names.get(p.row["account_id"])),
-                                 "text": mask_name_in(p.message["body_text"], names.get(p.row["account_id"]))})
-            elif status in (AttemptStatus.suppressed.value, AttemptStatus.deferred.value,
-                            AttemptStatus.failed.value) and len(suppressions) < limit:
-                suppressions.append({"account_id": p.row["account_id"], "channel": p.row["channel"],
-                                     "status": status, "reason": p.row.get("reason")})
-    left_out = len(ids) - cohort_size
-    return {"stage": stage.value, "as_of": as_of.isoformat(), "accounts": len(ids), "in_cohort": cohort_size,
-            "left_out": left_out, "outside_stage_days": len(outside),
-            "stage_days": describe_days(ladder.rule(stage).day_bounds), "counts": tally.as_dict(), "messages": messages, "suppressions": suppressions}
