@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+# The installation's key file's name in DATA_DIR (campaigns.privacy.keys reads and writes it).
+KEY_FILE_NAME = "data-keys.json"
+
+
 class ConfigurationError(ValueError):
     """The settings do not add up (a provider switched on without its credentials, say)."""
 
@@ -189,6 +193,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def key_file_path(self) -> Path:
+        """Where the installation's key file is: KEY_FILE, else DATA_DIR/data-keys.json."""
+        return Path(self.key_file) if self.key_file else Path(self.data_dir) / KEY_FILE_NAME
+
+    @property
     def lender_zone(self) -> ZoneInfo:
         return ZoneInfo(self.lender_timezone)
 
@@ -219,12 +228,10 @@ def reset_settings() -> None:
 
 def missing_credentials(settings: Settings) -> list[str]:
     """The credentials the chosen gateways need that the environment did not give (field names)."""
-    from campaigns.privacy.keys import key_file_path
-
     names = [name for (channel, gateway), names in CREDENTIALS_BY_GATEWAY.items()
              if getattr(settings, channel) == gateway for name in names if not getattr(settings, name)]
     # The keys that seal personal data: from Secret blocks where neither the environment nor a key file gives them.
-    if not (settings.data_keys or settings.blind_index_key) and not key_file_path(settings).exists():
+    if not (settings.data_keys or settings.blind_index_key) and not settings.key_file_path.exists():
         names += ["data_keys", "blind_index_key"]
     return names
 

@@ -32,7 +32,6 @@ from campaigns.settings import ConfigurationError
 
 KEY_BYTES = 32
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
-KEY_FILE_NAME = "data-keys.json"
 
 
 class KeyProblem(ConfigurationError):
@@ -108,10 +107,6 @@ def parse_data_keys(text: str, source: str = "CAMPAIGNS_DATA_KEYS") -> tuple[dic
     return keys, next(iter(keys))
 
 
-def key_file_path(settings) -> Path:
-    return Path(settings.key_file) if settings.key_file else Path(settings.data_dir) / KEY_FILE_NAME
-
-
 def load_keys(settings) -> KeyRing:
     """The key ring the settings give: the environment's keys, else the key file. ``MissingKeys`` if neither."""
     if settings.data_keys or settings.blind_index_key:
@@ -121,7 +116,7 @@ def load_keys(settings) -> KeyRing:
         keys, primary = parse_data_keys(settings.data_keys)
         return KeyRing(keys, primary, _decode(settings.blind_index_key, "CAMPAIGNS_BLIND_INDEX_KEY"),
                        source="the environment's CAMPAIGNS_DATA_KEYS")
-    path = key_file_path(settings)
+    path = settings.key_file_path
     if not path.exists():
         raise MissingKeys(
             f"no keys to seal personal data with: no key file at {path} and CAMPAIGNS_DATA_KEYS is empty. "
@@ -187,6 +182,6 @@ def ensure_keys(settings) -> tuple[Path | None, bool]:
     if settings.data_keys or settings.blind_index_key:
         load_keys(settings)  # given: they must at least be usable
         return None, False
-    path = key_file_path(settings)
+    path = settings.key_file_path
     _, made = create_key_file(path)
     return path, made
