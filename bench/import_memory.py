@@ -26,7 +26,8 @@ AS_OF = date(2026, 11, 22)
 CHILD = """
 import json, sys, time
 from datetime import datetime, timezone
-from campaigns.db.engine import make_engine, upgrade_database
+from campaigns.db.engine import make_engine
+from campaigns.schema_upgrade import upgrade_database
 from campaigns.portfolio import import_portfolio
 engine = make_engine(sys.argv[1])
 upgrade_database(engine)

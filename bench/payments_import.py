@@ -49,7 +49,8 @@ NOW = datetime(2026, 11, 23, 14, tzinfo=timezone.utc)
 def create_accounts(url: str, n: int) -> None:
     from zoneinfo import ZoneInfo
 
-    from campaigns.db.engine import make_engine, upgrade_database
+    from campaigns.db.engine import make_engine
+    from campaigns.schema_upgrade import upgrade_database
     from campaigns.db.models import Account, Customer, LedgerEntry
     from campaigns.money.ledger import reconcile
 

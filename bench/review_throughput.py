@@ -68,7 +68,8 @@ def copy_rows(raw, table: str, columns: list[str], rows) -> None:
 
 
 def populate(url: str, accounts: int, attempts: int, payments: int) -> None:
-    from campaigns.db.engine import make_engine, upgrade_database
+    from campaigns.db.engine import make_engine
+    from campaigns.schema_upgrade import upgrade_database
 
     engine = make_engine(url)
     upgrade_database(engine)

@@ -71,7 +71,8 @@ def fresh_database(url: str | None, name: str, workdir: Path) -> str:
 def generate(url: str, accounts: int, piece: int = 50_000) -> float:
     """``accounts`` accounts due yesterday, each with its own customer, written in pieces with COPY."""
     from campaigns.db.bulk import copy_rows
-    from campaigns.db.engine import make_engine, upgrade_database
+    from campaigns.db.engine import make_engine
+    from campaigns.schema_upgrade import upgrade_database
     from campaigns.db.models import Account, Customer
     from campaigns.policy.zones import phone_zones, stored_zones
     from campaigns.privacy.lookup import with_blind_indexes

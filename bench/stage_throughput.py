@@ -16,7 +16,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from campaigns.channels import OutboxGateway
-from campaigns.db.engine import make_engine, upgrade_database
+from campaigns.db.engine import make_engine
+from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import deliver_queued
 from campaigns.ladder.config import load_ladder

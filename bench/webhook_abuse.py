@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 SERVER = """
 import sys, uvicorn
-from campaigns.db.engine import make_engine, upgrade_database
+from campaigns.db.engine import make_engine
+from campaigns.schema_upgrade import upgrade_database
 from campaigns.delivery.webhooks import create_app
 engine = make_engine(sys.argv[1]); upgrade_database(engine)
 app = create_app(engine, sys.argv[2], twilio_auth_token="bench-token")

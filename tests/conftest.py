@@ -26,7 +26,7 @@ os.environ.setdefault("CAMPAIGNS_DATA_KEYS", f"t1:{base64.b64encode(secrets.toke
 os.environ.setdefault("CAMPAIGNS_BLIND_INDEX_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
 
 from campaigns import bootstrap  # noqa: E402
-from campaigns.db.engine import upgrade_database  # noqa: E402
+from campaigns.schema_upgrade import upgrade_database  # noqa: E402
 from campaigns.db.models import Base  # noqa: E402
 from campaigns.settings import PROJECT_ROOT, reset_settings  # noqa: E402
 

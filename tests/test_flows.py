@@ -196,7 +196,8 @@ def test_without_a_database_a_run_fails_at_once_saying_what_to_do(prefect_harnes
 
 
 def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tmp_path, monkeypatch):
-    from campaigns.db.engine import downgrade_database, make_engine, upgrade_database
+    from campaigns.db.engine import downgrade_database, make_engine
+    from campaigns.schema_upgrade import upgrade_database
     from campaigns.db.engine import SchemaNotReady
     from campaigns.settings import reset_settings
     from flows.stages import soft_nudge

@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from campaigns.db.engine import downgrade_database, make_engine, schema_revision, upgrade_database
+from campaigns.db.engine import downgrade_database, make_engine, schema_revision
+from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import Base
 from tests.conftest import create_postgres_schema, drop_postgres_schema, postgres_schema_url
 

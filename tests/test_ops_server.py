@@ -35,7 +35,8 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from campaigns.db.engine import make_engine, upgrade_database
+from campaigns.db.engine import make_engine
+from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import ContactAttempt
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file

@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from campaigns.channels import OutboxGateway
-from campaigns.db.engine import make_engine, upgrade_database
+from campaigns.db.engine import make_engine
+from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import Customer, OutboxMessage, RenderedMessage, Stage
 from campaigns.privacy.keys import (
     KeyProblem,

@@ -182,7 +182,7 @@ def demo_command(
     if not verbose:
         quiet_prefect_console()
     from campaigns.clock import resolve_clock
-    from campaigns.db.engine import upgrade_database
+    from campaigns.schema_upgrade import upgrade_database
     from campaigns.portfolio import import_portfolio
     from campaigns.portfolio.demo import (
         DemoSpec,

@@ -27,7 +27,8 @@ app.add_typer(db_app, name="db")
 @friendly_errors
 def db_upgrade() -> None:
     """Create the database or bring it to the latest schema (Alembic)."""
-    from campaigns.db.engine import schema_revision, upgrade_database
+    from campaigns.db.engine import schema_revision
+    from campaigns.schema_upgrade import upgrade_database
 
     s = creating_services()
     upgrade_database(s.engine, lender_zone=s.settings.lender_zone)

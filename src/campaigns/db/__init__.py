@@ -1,6 +1,6 @@
 """Persistence: the typed ORM models, the engine, and Alembic migrations."""
 
-from campaigns.db.engine import make_engine, upgrade_database
+from campaigns.db.engine import make_engine
 from campaigns.db.models import (
     AgentWorklistItem,
     Account,
@@ -46,5 +46,4 @@ __all__ = [
     "RepaymentPlan",
     "Stage",
     "make_engine",
-    "upgrade_database",
 ]

@@ -90,39 +90,6 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-LEDGER_REVISION = "0012"  # the revision that opened the money ledger
-
-
-def upgrade_database(engine: Engine, revision: str = "head", lender_zone: Any = None) -> None:
-    """Create or upgrade the schema with Alembic; then seal what an older version stored plain, and
-    reconcile every account with the ledger an older version did not have.
-
-    The sealing pass (``campaigns.privacy.rotation``) runs when the upgrade crosses revision 0010, the
-    one that brought sealing, and commits chunk by chunk: stopped half-way, ``campaigns keys rotate`` goes
-    on from where it is. It needs the keys only if there is something to seal. The ledger's pass
-    (``campaigns.money.ledger.reconcile``) runs when it crosses 0012, also chunk by chunk (``campaigns
-    ledger check --fix`` does the same again); ``lender_zone`` is the day promises are judged by.
-    """
-    from datetime import datetime, timezone
-    from zoneinfo import ZoneInfo
-
-    from campaigns.privacy.rotation import SEALING_REVISION, anything_to_seal, reseal
-
-    before = schema_revision(engine)[0]
-    command.upgrade(alembic_config(engine), revision)
-    after = int(schema_revision(engine)[0] or 0)
-    crossed = before is not None and int(before) < int(SEALING_REVISION) <= after
-    if crossed:
-        with engine.connect() as conn:
-            pending = anything_to_seal(conn)
-        if pending:
-            reseal(engine, plain_only=True)
-    if before is not None and int(before) < int(LEDGER_REVISION) <= after:
-        from campaigns.money.ledger import reconcile
-
-        reconcile(engine, datetime.now(timezone.utc), lender_zone or ZoneInfo("UTC"))
-
-
 def downgrade_database(engine: Engine, revision: str = "base") -> None:
     command.downgrade(alembic_config(engine), revision)
 
