@@ -168,7 +168,7 @@ def child_env(url: str, workdir: Path, args, api_url: str | None = None) -> dict
 
 def bench_keys(workdir: Path) -> None:
     """Keys for this run's sealed data (a key file of its own) unless the environment gives them."""
-    from campaigns.privacy.keys import create_key_file
+    from campaigns.sealing.keys import create_key_file
     from campaigns.settings import reset_settings
 
     if not os.environ.get("CAMPAIGNS_DATA_KEYS"):

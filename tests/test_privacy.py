@@ -19,7 +19,7 @@ from campaigns.channels import OutboxGateway
 from campaigns.db.engine import make_engine
 from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import Customer, OutboxMessage, RenderedMessage, Stage
-from campaigns.privacy.keys import (
+from campaigns.sealing.keys import (
     KeyProblem,
     KeyRing,
     MissingKeys,
@@ -30,7 +30,7 @@ from campaigns.privacy.keys import (
     read_key_file,
 )
 from campaigns.privacy.rotation import anything_to_seal, key_census, reseal, retire_key, rotate_keys
-from campaigns.privacy.sealing import PREFIX, SealBroken, UnknownKey, open_sealed, ring_for, seal, use_keys
+from campaigns.sealing.seal import PREFIX, SealBroken, UnknownKey, open_sealed, ring_for, seal, use_keys
 from campaigns.settings import Settings
 from tests.conftest import NOW, create_postgres_schema, drop_postgres_schema, postgres_schema_url
 from tests.factories import add_account, add_customer
@@ -205,7 +205,7 @@ def test_a_tampered_value_fails_the_read_that_needs_it(keyed):
 
 def _key_file_settings(tmp_path, engine) -> Settings:
     """Settings with the keys in a key file (the engine's current keys as its first key)."""
-    from campaigns.privacy.keys import write_key_file
+    from campaigns.sealing.keys import write_key_file
 
     ring = ring_for(engine.dialect)
     path = write_key_file(tmp_path / "data-keys.json", KeyRing(dict(ring.data_keys), ring.primary, ring.index_key))
@@ -260,7 +260,7 @@ def test_a_rotation_stopped_half_way_resumes_and_never_overwrites_a_concurrent_w
         reseal(keyed, new_ring, chunk_size=2, on_chunk=stop_after_first_chunk)
     with keyed.connect() as conn:  # the first chunk (C0, C1: 6 values) went, then C0's and C5's names changed
         assert key_census(conn, new_ring)["customers"] == {"k9": 5, old_ring.primary: 13}
-    from campaigns.privacy.keys import write_key_file
+    from campaigns.sealing.keys import write_key_file
 
     write_key_file(settings.key_file, new_ring)
     result = rotate_keys(keyed, settings, chunk_size=2)

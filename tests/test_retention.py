@@ -24,7 +24,7 @@ from campaigns.db.models import (
 )
 from campaigns.privacy.lookup import email_index
 from campaigns.privacy.retention import apply_retention, content_hash
-from campaigns.privacy.sealing import ring_for
+from campaigns.sealing.seal import ring_for
 from campaigns.privacy.subject import SubjectError, erase_customer, export_customer, mask, show_customer
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account

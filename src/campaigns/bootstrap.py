@@ -147,8 +147,8 @@ def services(settings: Settings | None = None) -> Services:
     global _built
     settings = settings or get_settings()
     if _built is None or _built[0] is not settings:
-        from campaigns.privacy.keys import MissingKeys, load_keys
-        from campaigns.privacy.sealing import use_keys
+        from campaigns.sealing.keys import MissingKeys, load_keys
+        from campaigns.sealing.seal import use_keys
 
         engine = _engine(settings.database_url)
         # The keys first: malformed ones are one clear error here; missing ones, before the database is used.

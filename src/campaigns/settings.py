@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-# The installation's key file's name in DATA_DIR (campaigns.privacy.keys reads and writes it).
+# The installation's key file's name in DATA_DIR (campaigns.sealing.keys reads and writes it).
 KEY_FILE_NAME = "data-keys.json"
 
 

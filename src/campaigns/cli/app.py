@@ -103,7 +103,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.money.promises import PromiseError
         from campaigns.policy import PolicyConfigError
         from campaigns.portfolio.importer import PortfolioFileError
-        from campaigns.privacy.sealing import SealError
+        from campaigns.sealing.seal import SealError
         from campaigns.privacy.subject import SubjectError
         from campaigns.review.rules import ReviewConfigError
         from campaigns.settings import ConfigurationError

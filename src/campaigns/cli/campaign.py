@@ -191,7 +191,7 @@ def demo_command(
         write_demo_file,
     )
 
-    from campaigns.privacy.keys import ensure_keys
+    from campaigns.sealing.keys import ensure_keys
     from campaigns.settings import get_settings
 
     # The demo's data is sealed at rest like a lender's: its keys in a private file made on the first run.

@@ -17,7 +17,7 @@ app.add_typer(keys_app, name="keys")
 @friendly_errors
 def keys_init() -> None:
     """Make the installation's key file (0600) unless keys are given. Back it up: without it nothing opens."""
-    from campaigns.privacy.keys import ensure_keys
+    from campaigns.sealing.keys import ensure_keys
     from campaigns.settings import get_settings
 
     path, made = ensure_keys(get_settings())
@@ -36,7 +36,7 @@ def keys_init() -> None:
 def keys_status() -> None:
     """How many stored values each key seals, per table (plain: stored before sealing, not sealed yet)."""
     from campaigns.privacy.rotation import key_census
-    from campaigns.privacy.sealing import ring_for
+    from campaigns.sealing.seal import ring_for
 
     s = migrated_services()
     ring = ring_for(s.engine.dialect)

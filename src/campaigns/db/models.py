@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from campaigns.db.types import Money, UTCDateTime
-from campaigns.privacy.sealing import Sealed
+from campaigns.sealing.seal import Sealed
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -1,15 +1,8 @@
-"""Personal data at rest: sealed fields, blind indexes and the keys behind them (issue 13).
+"""Personal data: finding a customer by a blind index, retention, key rotation, a subject's export and erasure.
 
-A customer's name, email and phone, and every rendered message (recipient,
-subject, bodies), are stored sealed: AES-256-GCM per value, under a key whose id
-is written beside the value, so keys can be rotated while stage runs go on. The
-column a value belongs to is authenticated with it, so a value copied into
-another column does not open. Equality lookups (an inbound STOP by phone number,
-a provider's unsubscribe by email) go through a keyed blind index (HMAC-SHA256
-with a key of its own), never through the plain value.
+The sealing itself (keys, sealed values and the column type) is the ``campaigns.sealing`` wing, below the database
+models that use it; this wing sits above the database.
 
-``keys``: where the keys come from (settings, a Prefect Secret block, or the
-installation's private key file) and the one clear error when they are missing.
-``sealing``: seal and open one value; the column type that does it on the way
-in and out of the database.
+``lookup``: blind-index lookups. ``retention``: what is kept how long. ``rotation``: resealing under a new key.
+``subject``: a subject's export and erasure, and names masked in previews.
 """

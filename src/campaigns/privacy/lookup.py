@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from campaigns.privacy.keys import KeyRing
-from campaigns.privacy.sealing import ring_for
+from campaigns.sealing.keys import KeyRing
+from campaigns.sealing.seal import ring_for
 
 
 def email_index(ring: KeyRing, email: str | None) -> str | None:

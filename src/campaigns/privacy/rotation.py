@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, Text, and_, bindparam, column, func, or_, select, table, update
 from sqlalchemy.engine import Connection
 
-from campaigns.privacy.keys import KeyRing
+from campaigns.sealing.keys import KeyRing
 from campaigns.privacy.lookup import email_index, phone_index
-from campaigns.privacy.sealing import PREFIX, Sealed, is_sealed, key_id_of, open_sealed, ring_for, seal
+from campaigns.sealing.seal import PREFIX, Sealed, is_sealed, key_id_of, open_sealed, ring_for, seal
 
 SEALING_REVISION = "0010"  # the migration that brought sealed columns (db.migrations.versions)
 
@@ -206,8 +206,8 @@ def rotate_keys(engine: Engine, settings, chunk_size: int = 1000, passes: int = 
     Stage runs may go on meanwhile: a run that had the old keys writes under the old primary until it reads
     the key file again, so the pass is repeated (``passes``) while values under other keys appear.
     """
-    from campaigns.privacy.keys import load_keys, new_key, write_key_file
-    from campaigns.privacy.sealing import use_keys
+    from campaigns.sealing.keys import load_keys, new_key, write_key_file
+    from campaigns.sealing.seal import use_keys
 
     ring = load_keys(settings)
     with engine.connect() as conn:
@@ -239,7 +239,7 @@ def rotate_keys(engine: Engine, settings, chunk_size: int = 1000, passes: int = 
 
 def retire_key(engine: Engine, settings, key_id: str):
     """Take ``key_id`` out of the key file once no stored value is sealed with it (else ``KeyProblem``)."""
-    from campaigns.privacy.keys import KeyProblem, KeyRing, load_keys, write_key_file
+    from campaigns.sealing.keys import KeyProblem, KeyRing, load_keys, write_key_file
 
     ring = load_keys(settings)
     if key_id not in ring.data_keys:

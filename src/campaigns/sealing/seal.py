@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import Text
 from sqlalchemy.types import TypeDecorator
 
-from campaigns.privacy.keys import KeyRing, load_keys
+from campaigns.sealing.keys import KeyRing, load_keys
 from campaigns.settings import get_settings
 
 PREFIX = "$cc1$"
