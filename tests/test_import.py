@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 import campaigns.portfolio.importer as importer
 from campaigns.db.models import Account, Base, Customer, Dispute
-from campaigns.portfolio.importer import COLUMNS, PortfolioFileError, import_portfolio
+from campaigns.intake.rows import RowFileError
+from campaigns.portfolio.importer import COLUMNS, import_portfolio
 from tests.conftest import NOW
 
 GOOD = {
@@ -114,16 +115,16 @@ def test_duplicate_account_in_file_is_an_error_naming_the_first(engine, tmp_path
 
 
 def test_unknown_and_missing_columns_reject_the_file(engine, tmp_path):
-    with pytest.raises(PortfolioFileError, match="unknown column.*favourite_colour"):
+    with pytest.raises(RowFileError, match="unknown column.*favourite_colour"):
         import_portfolio(engine, write_csv(tmp_path / "a.csv", [{**row(), "favourite_colour": "red"}],
                                            COLUMNS + ["favourite_colour"]))
-    with pytest.raises(PortfolioFileError, match="missing required column.*due_date"):
+    with pytest.raises(RowFileError, match="missing required column.*due_date"):
         import_portfolio(engine, write_csv(tmp_path / "b.csv", [{k: v for k, v in row().items() if k != "due_date"}],
                                            [c for c in COLUMNS if c != "due_date"]))
-    with pytest.raises(PortfolioFileError, match="no such file"):
+    with pytest.raises(RowFileError, match="no such file"):
         import_portfolio(engine, tmp_path / "missing.csv")
     (tmp_path / "c.xlsx").write_text("x")
-    with pytest.raises(PortfolioFileError, match="unknown file type"):
+    with pytest.raises(RowFileError, match="unknown file type"):
         import_portfolio(engine, tmp_path / "c.xlsx")
 
 
@@ -292,7 +293,7 @@ def test_a_row_with_the_wrong_number_of_cells_or_bad_bytes_costs_only_itself(eng
 def test_a_file_without_a_header_row_says_so_and_echoes_no_cell(engine, tmp_path):
     path = tmp_path / "p.csv"
     path.write_text(",".join(str(row().get(k, "")) for k in COLUMNS) + "\n", encoding="utf-8")
-    with pytest.raises(PortfolioFileError) as caught:
+    with pytest.raises(RowFileError) as caught:
         import_portfolio(engine, path, now=NOW)
     message = str(caught.value)
     assert "has no header row" in message
@@ -301,7 +302,7 @@ def test_a_file_without_a_header_row_says_so_and_echoes_no_cell(engine, tmp_path
 
 def test_an_unknown_column_that_does_not_look_like_a_name_is_withheld(engine, tmp_path):
     columns = COLUMNS + ["grace.garcia@example.com"]
-    with pytest.raises(PortfolioFileError) as caught:
+    with pytest.raises(RowFileError) as caught:
         import_portfolio(engine, write_csv(tmp_path / "p.csv", [{**row(), "grace.garcia@example.com": ""}], columns))
     assert "column 27 (name withheld)" in str(caught.value) and "garcia" not in str(caught.value)
 

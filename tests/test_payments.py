@@ -18,7 +18,7 @@ from campaigns.attempts.log import attempt_row
 from campaigns.db.models import Account, AgentWorklistItem, Base, CampaignRun, ContactAttempt, Payment
 from campaigns.money.payments import OPTIONAL, REQUIRED, PaymentError, import_payments, record_payment
 from campaigns.portfolio.importer import import_portfolio
-from campaigns.portfolio.importer import PortfolioFileError
+from campaigns.intake.rows import RowFileError
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.test_import import GOOD, write_csv as write_portfolio
@@ -109,7 +109,7 @@ def test_a_repeated_payment_id_in_one_file_names_the_first_row(engine, tmp_path)
 
 
 def test_a_file_with_wrong_columns_is_refused_whole(engine, tmp_path):
-    with pytest.raises(PortfolioFileError, match="missing required column"):
+    with pytest.raises(RowFileError, match="missing required column"):
         import_payments(engine, write_csv(tmp_path / "p.csv", [{"payment_id": "P1"}], ["payment_id"]), NOW, ZONE)
 
 

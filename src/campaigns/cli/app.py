@@ -102,7 +102,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.money.payments import PaymentError
         from campaigns.money.promises import PromiseError
         from campaigns.policy import PolicyConfigError
-        from campaigns.portfolio.importer import PortfolioFileError
+        from campaigns.intake.rows import RowFileError
         from campaigns.sealing.seal import SealError
         from campaigns.privacy.subject import SubjectError
         from campaigns.review.rules import ReviewConfigError
@@ -110,7 +110,7 @@ def friendly_errors(fn: Callable) -> Callable:
 
         try:
             return fn(*args, **kwargs)
-        except (CliError, LadderConfigError, PolicyConfigError, PortfolioFileError, PreferenceError,
+        except (CliError, LadderConfigError, PolicyConfigError, RowFileError, PreferenceError,
                 CallError, ConfigurationError, DatabaseMissing, PaymentError, PlanError, PromiseError, AgencyError,
                 WorklistError, LinkError, AdhocError, ReviewConfigError, SealError, SubjectError,
                 FutureDayError) as exc:

@@ -38,7 +38,7 @@ from campaigns.db.models import Account, LedgerEntry, Payment
 from campaigns.money import ledger
 from campaigns.money.currency import in_currency
 from campaigns.money.derivation import PAYMENT, REFUND, REVERSAL, Entry, derive_figures
-from campaigns.portfolio.importer import FileReport, PortfolioSource, Record, RowError, RowParser
+from campaigns.intake.rows import FileReport, Record, RowError, RowParser, RowSource
 from campaigns.progress import track
 
 REQUIRED = ["payment_id", "account_id", "amount", "currency", "paid_at"]
@@ -154,7 +154,7 @@ def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowE
 
 def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo) -> PaymentReport:
     """Load a payments file (CSV or Parquet), streaming, in batches of ``BATCH`` rows, each in one transaction."""
-    source = PortfolioSource(path, REQUIRED, OPTIONAL, row_is="payment (or reversal, refund)")
+    source = RowSource(path, REQUIRED, OPTIONAL, row_is="payment (or reversal, refund)")
     report = PaymentReport(file=str(path))
     seen: dict[tuple[str, str], int] = {}
     batch: list[tuple[int, dict]] = []
