@@ -37,7 +37,7 @@ from campaigns.ladder.config import load_ladder
 from campaigns.db.engine import make_engine
 from campaigns.review.effectiveness import load_assignments, load_outcomes, review_units
 from campaigns.review.report import write_review
-from campaigns.review.rules import load_review_rules
+from campaigns.review.config import load_review_rules
 from campaigns.settings import PROJECT_ROOT
 
 engine = make_engine(sys.argv[1])

@@ -331,7 +331,7 @@ def child_naive() -> dict:
     from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
     from campaigns.db.models import Stage
     from campaigns.delivery.deliver import deliver_queued
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
 
     s = services()
 

@@ -26,7 +26,7 @@ from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stag
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
 from campaigns.contact.render import TemplateLibrary
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from campaigns.settings import PROJECT_ROOT
 
 AS_OF = date(2026, 11, 22)

@@ -8,7 +8,7 @@ from prefect.artifacts import create_table_artifact
 from campaigns.bootstrap import describe_gateways, ready_services
 from campaigns.clock import refuse_a_future_day, resolve_clock
 from flows.credentials import load_credentials
-from campaigns.review.reporting import daily_rows, decision_time
+from campaigns.runs.summaries import daily_rows, decision_time
 from flows.parameters import AsOf, DryRun, Now
 from flows.stages import STAGE_FLOWS
 from tasks.stage_tasks import settle_day

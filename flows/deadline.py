@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
 from flows.credentials import load_credentials
-from campaigns.review.runs import stages_completed
+from campaigns.runs.records import stages_completed
 from flows.parameters import AsOf
 
 

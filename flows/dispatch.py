@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from prefect import flow
 
-from campaigns.review import runs
+from campaigns.runs import records as runs
 from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
 from flows.credentials import load_credentials

@@ -19,14 +19,14 @@ from prefect.tasks import exponential_backoff
 
 from campaigns.contact import cohorts, pipeline
 from campaigns.delivery import fallback, recovery
-from campaigns.review import runs
+from campaigns.runs import records as runs
 from campaigns.bootstrap import describe_gateways, services
 from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.attempts.log import Tally
 from campaigns.contact.figures import check_template_rules
-from campaigns.review.reporting import artifact_rows, decision_time, run_tally
+from campaigns.runs.summaries import artifact_rows, decision_time, run_tally
 
 def _database_trouble(task, task_run, state) -> bool:
     """Retry a database task only for errors a retry can fix (locks, dropped connections), not for bugs."""

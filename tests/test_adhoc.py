@@ -193,7 +193,7 @@ def test_the_preview_shows_messages_and_suppressions_and_writes_nothing(engine, 
 
 
 def test_an_adhoc_chunk_uses_the_daily_runs_guards_assignment_and_keys(engine, services):
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
 
     _portfolio(engine)
     add_account(engine, "TODAY", days_past_due=30)
@@ -269,7 +269,7 @@ def test_an_empty_cohort_is_an_error_not_the_whole_portfolio():
 
 
 def test_the_shipped_config_validates_and_allows_no_view_by_default():
-    from campaigns.review.rules import load_review_rules
+    from campaigns.review.config import load_review_rules
     from campaigns.settings import PROJECT_ROOT
 
     assert load_review_rules(PROJECT_ROOT / "config" / "review.yaml").adhoc_views == []

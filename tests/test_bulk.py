@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from campaigns.attempts.log import attempt_row
 from campaigns.db.bulk import COPY_FROM, copy_rows, insert_ignoring_conflicts
 from campaigns.db.models import ContactAttempt, RenderedMessage, Stage
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 

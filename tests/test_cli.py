@@ -408,7 +408,7 @@ def test_preview_and_review_commands(engine, tmp_path):
     from sqlalchemy import insert
 
     from campaigns.db.models import Payment, Stage
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
     from tests.conftest import AS_OF, NOW
     from tests.test_review import _assign
 

@@ -11,7 +11,7 @@ from campaigns.contact.cohorts import plan_chunks, select_cohort
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, Stage
 from campaigns.ladder.config import LadderConfigError, load_ladder
 from campaigns.attempts.log import attempt_row
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 

@@ -17,7 +17,7 @@ from campaigns.ladder.config import load_ladder
 from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.policy.content import check_templates
 from campaigns.policy.optout import opt_out_keyword
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.fakes import FakeGateway

@@ -151,7 +151,7 @@ def _past_nudge(engine, run_id: str, account_id: str, day: date, n: int) -> None
 
 
 def test_segments_are_read_from_the_contact_log_and_the_payments(engine):
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
 
     run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
     for account in ("NEW", "PAYER", "LATE", "CHRONIC"):
@@ -195,7 +195,7 @@ def test_an_arm_with_a_send_hour_is_deferred_to_that_hour_in_the_customers_day_a
 
 
 def test_a_chronic_late_payer_gets_the_direct_templates_and_its_trace_says_why(engine):
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
     from tests.fakes import FakeGateway
     from tests.test_pipeline import run_stage
 

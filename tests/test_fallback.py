@@ -11,7 +11,7 @@ from campaigns.delivery.deliver import PausePolicy, deliver_queued
 from campaigns.delivery.fallback import fall_back
 from campaigns.ladder.config import load_ladder
 from campaigns.delivery.provider_events import apply_sendgrid_events
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.fakes import FakeGateway

@@ -226,7 +226,7 @@ def test_the_weekly_review_writes_its_files_and_publishes_findings_and_tables(pr
     from sqlalchemy import insert
 
     from campaigns.db.models import Payment, Stage
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
     from flows.review import effectiveness_review
     from tests.test_review import _assign
 

@@ -43,7 +43,7 @@ from campaigns.money.payments import PaymentError, record_payment, refund_credit
 from campaigns.money.promises import PromiseError, record_promise
 from campaigns.money.settlement import settle_day
 from campaigns.portfolio.importer import import_portfolio
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from tests.fakes import FakeGateway
 from tests.test_import import GOOD, write_csv
 from tests.test_pipeline import POLICY, TEMPLATES

@@ -17,8 +17,8 @@ from campaigns.policy import load_policy
 from campaigns.attempts.log import Tally
 from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.contact.render import TemplateLibrary
-from campaigns.review.reporting import run_tally
-from campaigns.review.runs import start_run
+from campaigns.runs.summaries import run_tally
+from campaigns.runs.records import start_run
 from campaigns.settings import PROJECT_ROOT
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
@@ -345,7 +345,7 @@ def test_overlapping_runs_each_count_only_what_they_delivered(engine, ladder):
 
 
 def test_the_daily_summary_reads_as_a_table_not_json():
-    from campaigns.review.reporting import daily_rows
+    from campaigns.runs.summaries import daily_rows
 
     rows = daily_rows([
         {"stage": "pre_due", "cohort": 10, "sent": 4, "deferred": 5, "suppressed": 1, "failed": 0, "holdout": 0,

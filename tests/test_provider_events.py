@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from campaigns.db.models import ContactAttempt, Customer, OptOutEvent, ProviderEvent, Stage
 from campaigns.attempts.log import attempt_row
 from campaigns.delivery.provider_events import apply_sendgrid_events
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from campaigns.delivery.webhooks import SIGNATURE, TIMESTAMP, create_app
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account

@@ -23,7 +23,7 @@ from campaigns.ladder.config import load_ladder
 from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.contact.render import TemplateLibrary
 from campaigns.db.models import Base, ContactAttempt, Stage
-from campaigns.review.runs import start_run
+from campaigns.runs.records import start_run
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 from tests.test_pipeline import BRAND, POLICY

@@ -16,7 +16,7 @@ from campaigns.ladder.config import Ladder
 from campaigns.attempts.log import attempt_row
 from campaigns.db.models import ContactAttempt, Payment, PaymentPromise, ProviderEvent
 from campaigns.review.effectiveness import attach_outcomes, review_units, run_review
-from campaigns.review.rules import ReviewRules
+from campaigns.review.config import ReviewRules
 from campaigns.review.stats import needed_per_arm, proportion_uplift, sample_ratio, wilson
 from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
@@ -180,7 +180,7 @@ def _assign(engine, run_id, account, variant, *, as_of=AS_OF, stage="soft_nudge"
 
 def test_the_review_reads_the_log_and_the_payments_on_both_databases(engine):
     from campaigns.db.models import Stage
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
 
     run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW, name="daily")
     for account in ("A", "B", "H", "S"):

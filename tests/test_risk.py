@@ -81,7 +81,7 @@ def test_the_open_worklist_is_scored_by_the_ready_model_with_reasons(engine):
 
     from campaigns.customers.worklist import open_worklist
     from campaigns.db.models import Payment
-    from campaigns.review.rules import ReviewRules
+    from campaigns.review.config import ReviewRules
     from tests.test_worklist_agency import item
 
     item(engine, "PAYER", dpd=50)
@@ -104,7 +104,7 @@ def test_by_config_a_ready_model_chooses_the_tone_of_those_unlikely_to_pay_and_t
     from campaigns.contact.pipeline import StageRun, add_risk_scores
     from campaigns.contact.strategy import choose_tone
     from campaigns.db.models import ContactAttempt, Stage
-    from campaigns.review.rules import ReviewRules
+    from campaigns.review.config import ReviewRules
     from tests.conftest import AS_OF
     from tests.factories import add_account
     from tests.test_pipeline import run_stage

@@ -190,7 +190,7 @@ def test_every_query_of_a_stage_chunk_is_served_by_an_index(engine):
     from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
     from campaigns.db.models import Stage
     from campaigns.delivery.deliver import deliver_queued
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
     from campaigns.settings import get_settings
     from tests.test_pipeline import BRAND, POLICY, TEMPLATES
 

@@ -180,7 +180,7 @@ def test_through_delivery_each_answer_ends_in_the_right_state(engine, sendgrid_s
     from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
     from campaigns.ladder.config import load_ladder
     from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
-    from campaigns.review.runs import start_run
+    from campaigns.runs.records import start_run
     from tests.conftest import AS_OF
     from tests.factories import add_account
     from tests.test_pipeline import BRAND, POLICY, TEMPLATES

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from campaigns.channels import AgentWorklistGateway, DeliveryGateway, OutboxGateway
 from campaigns.db.engine import make_engine
 from campaigns.ladder.config import Ladder, load_ladder
-from campaigns.review.rules import ReviewRules, load_review_rules
+from campaigns.review.config import ReviewRules, load_review_rules
 from campaigns.contact.pipeline import Brand
 from campaigns.policy import PolicyConfig, load_policy
 from campaigns.contact.render import TemplateLibrary

@@ -105,7 +105,7 @@ def friendly_errors(fn: Callable) -> Callable:
         from campaigns.intake.rows import RowFileError
         from campaigns.sealing.seal import SealError
         from campaigns.privacy.subject import SubjectError
-        from campaigns.review.rules import ReviewConfigError
+        from campaigns.review.config import ReviewConfigError
         from campaigns.settings import ConfigurationError
 
         try:

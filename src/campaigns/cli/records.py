@@ -51,11 +51,11 @@ def outbox_command(
 @friendly_errors
 def runs_command(limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
     """Recent stage runs and their counts."""
-    from campaigns.review.runs import recent_runs
+    from campaigns.runs.records import recent_runs
 
     s = migrated_services()
     from campaigns.attempts.log import Tally
-    from campaigns.review.runs import summary_row
+    from campaigns.runs.records import summary_row
 
     table = Table(title="recent runs (newest first)", title_justify="left")
     for column in ("started UTC", "stage", "as of", "status", "cohort", "sent", "supp.", "hold", "failed", "run"):

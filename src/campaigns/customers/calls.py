@@ -19,7 +19,7 @@ from campaigns.db.models import Account, AttemptStatus, Channel, ContactAttempt,
 from campaigns.attempts.log import Tally, attempt_row
 from campaigns.policy import RELEASE, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, holds_column
-from campaigns.review.runs import finish_run, start_run
+from campaigns.runs.records import finish_run, start_run
 
 OUTCOMES = ("connected", "no_answer", "voicemail", "wrong_number")
 

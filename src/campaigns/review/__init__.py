@@ -1,4 +1,4 @@
-"""Looking back: run records and their summaries, and the effectiveness review (README, "What works").
+"""Looking back: the effectiveness review (README, "What works"). Run records are ``campaigns.runs``.
 
 ``from campaigns.review import run_review`` gives the review as DataFrames: ``review.arms``,
 ``review.uplift``, ``review.breakdown``, ``review.roll_rates``, ``review.weekly``,
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 _LAZY = {"run_review": "effectiveness", "review_units": "effectiveness", "attach_outcomes": "effectiveness",
          "Review": "effectiveness", "write_review": "report", "render_report": "report",
-         "ReviewRules": "rules", "load_review_rules": "rules"}
+         "ReviewRules": "config", "load_review_rules": "config"}
 
 
 def __getattr__(name: str):
-    # Lazily, so that importing campaigns.review.runs (every stage run does) loads no pandas statistics.
+    # Lazily, so that importing campaigns.runs.records (every stage run does) loads no pandas statistics.
     if name in _LAZY:
         from importlib import import_module
 

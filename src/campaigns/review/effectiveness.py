@@ -41,7 +41,7 @@ from campaigns.db.models import (
     ProviderEvent,
 )
 from campaigns.money.ledger import standing
-from campaigns.review.rules import ReviewRules
+from campaigns.review.config import ReviewRules
 from campaigns.review.stats import (
     Effect,
     cuped_uplift,

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from campaigns.db.models import CampaignRun, Stage
 from campaigns.attempts.log import Tally
-from campaigns.review.reporting import HANDED_OVER
+from campaigns.runs.summaries import HANDED_OVER
 
 
 OTHER_RUNS = ("dispatch", "call")  # runs that are not a stage: the dispatcher, an agent's logged call
