@@ -54,3 +54,19 @@ def test_flows_and_tasks_do_not_reach_into_operations():
     for folder in ("flows", "tasks"):
         for path in (PROJECT_ROOT / folder).rglob("*.py"):
             assert "operations" not in imported_modules(path), path
+
+
+def test_the_import_graph_keeps_its_layers_and_has_no_circle():
+    """The contracts in pyproject.toml ([tool.importlinter]): the layers from the CLI down to settings, and no
+    circle among any package's modules. A new upward import or circle fails here, naming the import.
+
+    In a process of its own: import-linter configures logging (disabling every logger already made), which would
+    silence the logs other tests read."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()",
+                           "--config", str(PROJECT_ROOT / "pyproject.toml"), "--no-cache"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in done.stdout

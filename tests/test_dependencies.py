@@ -23,6 +23,8 @@ DECLARED_WITHOUT_IMPORT = {
     "fastapi": "Prefect's server runs on it; declared only to keep it below 0.151 (see the pin's comment)",
     "tzdata": "the IANA zones zoneinfo reads where the system has no tz database",
     "importlib_metadata": "dask needs it on Python 3.11; declared only to keep it below 10 (see the pin's comment)",
+    "import-linter": "checks pyproject.toml's import contracts (tests/test_architecture.py runs it in a process of its "
+                     "own)",
 }
 CODE = ("src", "flows", "tasks", "operations", "tests", "bench")
 
