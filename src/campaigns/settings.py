@@ -32,17 +32,23 @@ class Settings(BaseSettings):
         default=f"sqlite:///{PROJECT_ROOT / 'var' / 'campaigns.db'}",
         description="SQLAlchemy URL. SQLite file by default; postgresql+psycopg://... at scale.",
     )
-    data_dir: Path = Field(default=PROJECT_ROOT / "var", description="Where demo files and exports go.")
-    ladder_config: Path = Field(default=PROJECT_ROOT / "config" / "ladder.yaml")
-    policy_config: Path = Field(default=PROJECT_ROOT / "config" / "policy.yaml")
+    data_dir: Path = Field(default=PROJECT_ROOT / "var", description=(
+        "Where the demo writes its files and, by default, the SQLite database and the key file; created readable by "
+        "you only (0700), and the files in it that hold personal data are 0600 whatever the umask."))
+    ladder_config: Path = Field(default=PROJECT_ROOT / "config" / "ladder.yaml",
+                                description="The ladder: stages, days past due, channels, experiments, plans, agency.")
+    policy_config: Path = Field(
+        default=PROJECT_ROOT / "config" / "policy.yaml",
+        description="Jurisdiction profiles (contact windows, caps, holidays) and max_defer_hours.")
     review_config: Path = Field(default=PROJECT_ROOT / "config" / "review.yaml",
                                 description="The effectiveness review: attribution window, currencies, costs.")
-    templates_dir: Path = Field(default=PROJECT_ROOT / "templates")
+    templates_dir: Path = Field(default=PROJECT_ROOT / "templates",
+                                description="Message templates: <stage>/<channel>.<locale>[.<variant>].j2.")
     lender_timezone: str = Field(
         default="America/New_York",
         description="IANA zone of the lender: decides what 'today' is for a daily run.",
     )
-    lender_name: str = "Acme Lending"
+    lender_name: str = Field(default="Acme Lending", description="The lender's name, as messages show it.")
     pay_url: str = Field(
         default="https://pay.example.com/a/{account_id}",
         description="How to pay; {account_id} is replaced per account.",
@@ -51,7 +57,7 @@ class Settings(BaseSettings):
         default="https://pay.example.com/preferences/{account_id}",
         description="Where a customer opts out of email; {account_id} is replaced per account.",
     )
-    support_phone: str = "+1 800 555 0100"
+    support_phone: str = Field(default="+1 800 555 0100", description="The number messages give for help.")
     plan_url: str = Field(
         default="https://pay.example.com/plans/{token}",
         description="A plan offer's accept link; {token} is the signed token. Serve it with `campaigns serve-webhooks` "
@@ -109,13 +115,16 @@ class Settings(BaseSettings):
         description="An `unknown` attempt no provider event has confirmed after this long is sent again; 0 = never.",
     )
     channel_email: str = Field(default="outbox", description="Gateway for email: outbox or sendgrid.")
-    sendgrid_api_key: str = Field(default="", repr=False)
-    sendgrid_from_email: str = "collections@example.com"
-    sendgrid_from_name: str | None = None
+    sendgrid_api_key: str = Field(default="", repr=False,
+                                  description="SendGrid API key (required with CHANNEL_EMAIL=sendgrid).")
+    sendgrid_from_email: str = Field(default="collections@example.com", description="The sender's address.")
+    sendgrid_from_name: str | None = Field(default=None, description="The sender's name.")
     sendgrid_asm_group_id: int | None = Field(default=None, description="Unsubscribe group for collection mail.")
     sendgrid_sandbox: bool = Field(default=False, description="Validate without delivering (SendGrid sandbox mode).")
-    sendgrid_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_timeout_seconds: float = Field(default=10.0, gt=0, le=120,
+                                            description="Request timeout (the client has none by default).")
+    sendgrid_host: str = Field(default="https://api.sendgrid.com",
+                               description="SendGrid's API host (an EU subuser's, say).")
     sendgrid_webhook_public_key: str = Field(default="", description="Event Webhook verification key (base64).")
     webhook_tolerance_seconds: int = Field(default=300, ge=10, le=3600, description="Older signed requests are refused.")
     webhook_max_body_bytes: int = Field(
@@ -123,19 +132,20 @@ class Settings(BaseSettings):
         description="Larger webhook bodies are refused (413) before they are read; SendGrid batches stay under 1 MB.",
     )
     channel_sms: str = Field(default="outbox", description="Gateway for SMS: outbox or twilio.")
-    twilio_account_sid: str = ""
-    twilio_auth_token: str = Field(default="", repr=False)
+    twilio_account_sid: str = Field(default="", description="Twilio account SID.")
+    twilio_auth_token: str = Field(default="", repr=False,
+                                   description="Twilio auth token; it also verifies Twilio's webhooks.")
     twilio_messaging_service_sid: str | None = Field(default=None, description="Preferred sender (handles STOP).")
     twilio_from_number: str | None = Field(default=None, description="Sender number (E.164) without a service.")
     twilio_status_callback_url: str | None = Field(
         default=None, description="Public URL of /webhooks/twilio/status (delivery reports).")
     twilio_webhook_url_base: str | None = Field(
         default=None, description="Public base URL Twilio calls (for its signatures), e.g. https://hooks.example.com")
-    twilio_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Request timeout.")
     channel_push: str = Field(default="outbox", description="Gateway for in-app push: outbox or webhook.")
     push_webhook_url: str | None = Field(default=None, description="The wallet's notification service endpoint.")
     push_webhook_secret: str = Field(default="", repr=False, description="HMAC-SHA256 signing secret.")
-    push_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    push_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Request timeout.")
     provider_rate_limits: dict[str, float] = Field(
         default_factory=dict,
         description='Messages per second per provider, kept by a Prefect global rate limit, e.g. {"sendgrid": 100}.',
