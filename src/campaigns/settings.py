@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     sendgrid_timeout_seconds: float = Field(default=10.0, gt=0, le=120,
                                             description="Request timeout (the client has none by default).")
     sendgrid_host: str = Field(default="https://api.sendgrid.com",
-                               description="SendGrid's API host (an EU subuser's, say).")
+                               description="SendGrid's API base URL.")
     sendgrid_webhook_public_key: str = Field(default="", description="Event Webhook verification key (base64).")
     webhook_tolerance_seconds: int = Field(default=300, ge=10, le=3600, description="Older signed requests are refused.")
     webhook_max_body_bytes: int = Field(
