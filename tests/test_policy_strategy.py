@@ -54,11 +54,11 @@ def test_the_next_channel_is_used_when_the_first_is_not_allowed():
     ]
 
 
-def test_the_readme_and_the_ladder_file_say_what_the_channel_order_does():
+def test_the_docs_and_the_ladder_file_say_what_the_channel_order_does():
     """They used to say the channels after the chosen one are logged as suppressed (issue 8: 17)."""
     from campaigns.settings import PROJECT_ROOT
 
-    readme = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((PROJECT_ROOT / "docs" / "concepts" / "ladder.md").read_text(encoding="utf-8").split())
     ladder = " ".join(line.lstrip("# ") for line in (PROJECT_ROOT / "config" / "ladder.yaml").read_text().splitlines())
     assert "each channel *before* it that cannot reach them is logged as suppressed with its reason; " \
            "the channels after it are not tried" in readme
