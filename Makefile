@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-ui test install clean-demo server worker deploy
+.PHONY: demo demo-ui test docs install clean-demo server worker deploy
 # The demo's Prefect history (runs, artifacts, logs) stays in var/, where `make demo-ui` shows it. Its UI is
 # told where its API is (PREFECT_UI_API_URL): without it, the page asks port 4200 and shows no run.
 DEMO_PREFECT_HOME ?= $(CURDIR)/var/prefect-demo
@@ -13,7 +13,7 @@ DEMO_UI_PORT ?= 4201
 $(BIN)/campaigns: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $@
 
 install: $(BIN)/campaigns
@@ -34,6 +34,10 @@ demo-ui: install
 test: install
 	bash scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The documentation site (docs/, MkDocs) into site/; a broken link, anchor or reference fails it. Open site/index.html.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## Ops: a long-lived Prefect server (UI at http://127.0.0.1:4200), its database on the local PostgreSQL. Blocks.
 server: install
