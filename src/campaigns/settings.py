@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         description='Messages per second per provider, kept by a Prefect global rate limit, e.g. {"sendgrid": 100}.',
     )
 
-    # Operations: the long-lived Prefect server ops watch (`campaigns ops ...`, docs in the README).
+    # Operations: the long-lived Prefect server ops watch (`campaigns ops ...`, docs/operations.md).
     prefect_database_url: str = Field(
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/prefect",
         description="Database of the long-lived Prefect server (`campaigns ops server`); created if missing.",

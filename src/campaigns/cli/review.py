@@ -24,7 +24,7 @@ def review_command(
     stage: Annotated[list[str] | None, typer.Option(help="Only these stages (repeat the option).")] = None,
 ) -> None:
     """The effectiveness review: arms, cure and recovery rates, uplift with 95% intervals, to DIR/report.html
-    and DIR/*.parquet (README, "What works")."""
+    and DIR/*.parquet (docs/data-team.md)."""
     from campaigns.review.effectiveness import run_review
     from campaigns.review.report import write_review
 

@@ -237,7 +237,8 @@ class RiskTone(BaseModel):
 
 
 class SegmentRules(BaseModel):
-    """How accounts are segmented from their history, and what each segment changes (README, "Segments")."""
+    """How accounts are segmented from their history, and what each segment changes
+    (docs/concepts/outcome-loop.md, "Segments and tone")."""
 
     model_config = ConfigDict(extra="forbid")
     lookback_days: int = Field(default=365, ge=30, le=3650, description="history read for late episodes")

@@ -1,4 +1,4 @@
-"""Looking back: the effectiveness review (README, "What works"). Run records are ``campaigns.runs``.
+"""Looking back: the effectiveness review (docs/data-team.md). Run records are ``campaigns.runs``.
 
 ``from campaigns.review import run_review`` gives the review as DataFrames: ``review.arms``,
 ``review.uplift``, ``review.breakdown``, ``review.roll_rates``, ``review.weekly``,

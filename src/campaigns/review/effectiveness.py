@@ -1,6 +1,6 @@
 """What works: the contact log and the payments read back as arms, outcomes and uplift.
 
-Definitions (the README's "What works" says the same, and nothing else uses others):
+Definitions (docs/data-team.md says the same, and nothing else uses others):
 
 - **Unit and arms (intention to treat).** An account's first assignment in a
   stage and experiment within the review's days (``since``..``until``, by the

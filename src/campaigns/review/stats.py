@@ -1,6 +1,6 @@
 """The statistics of the review: intervals, uplift, CUPED, sample sizes and the sample-ratio check.
 
-Methods (the README states them too):
+Methods (docs/data-team.md states them too):
 - a rate's interval is Wilson's score interval;
 - the uplift of a cure rate (a difference of two proportions) has Newcombe's
   hybrid score interval (his method 10, built from the two Wilson intervals),
