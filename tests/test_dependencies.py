@@ -25,13 +25,16 @@ DECLARED_WITHOUT_IMPORT = {
     "importlib_metadata": "dask needs it on Python 3.11; declared only to keep it below 10 (see the pin's comment)",
     "import-linter": "checks pyproject.toml's import contracts (tests/test_architecture.py runs it in a process of its "
                      "own)",
+    "mkdocs": "builds the docs site (`make docs`; tests/test_docs.py runs `python -m mkdocs build --strict`)",
+    "mkdocs-material": "the docs site's theme (mkdocs.yml: theme: material)",
 }
 CODE = ("src", "flows", "tasks", "operations", "tests", "bench")
 
 
 def declared() -> dict[str, Requirement]:
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    requirements = [*project["dependencies"], *project["optional-dependencies"]["test"],
+                    *project["optional-dependencies"]["docs"]]
     return {Requirement(r).name.lower(): Requirement(r) for r in requirements}
 
 
