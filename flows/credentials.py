@@ -12,7 +12,7 @@ from __future__ import annotations
 from prefect import get_run_logger
 from prefect.blocks.system import Secret
 
-from campaigns.settings import Settings, fill_credentials, get_settings, missing_credentials
+from campaigns.settings import Settings, get_settings, missing_credentials, with_credentials
 
 
 def secret_block_name(setting: str) -> str:
@@ -20,7 +20,9 @@ def secret_block_name(setting: str) -> str:
 
 
 def load_credentials() -> Settings:
-    """The settings, with the missing credentials of the chosen gateways filled from Secret blocks."""
+    """The environment's settings, with the missing credentials of the chosen gateways filled from Secret blocks: a
+    new Settings the flow passes to ``ready_services``, which makes them its tasks' (the environment's settings
+    are never rewritten)."""
     settings = get_settings()
     missing = missing_credentials(settings)
     if not missing:
@@ -33,4 +35,4 @@ def load_credentials() -> Settings:
             continue
     if found:
         get_run_logger().info("credentials from Secret blocks: %s", ", ".join(map(secret_block_name, found)))
-    return fill_credentials(found)
+    return with_credentials(settings, found)

@@ -26,8 +26,9 @@ os.environ.setdefault("CAMPAIGNS_DATA_KEYS", f"t1:{base64.b64encode(secrets.toke
 os.environ.setdefault("CAMPAIGNS_BLIND_INDEX_KEY", base64.b64encode(secrets.token_bytes(32)).decode())
 
 from campaigns import bootstrap  # noqa: E402
-from campaigns.schema_upgrade import upgrade_database  # noqa: E402
+from campaigns.db.engine import make_engine  # noqa: E402
 from campaigns.db.models import Base  # noqa: E402
+from campaigns.schema_upgrade import upgrade_database  # noqa: E402
 from campaigns.settings import PROJECT_ROOT, reset_settings  # noqa: E402
 
 POSTGRES_URL = os.environ.get("CAMPAIGNS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -97,7 +98,9 @@ def database_url(request, tmp_path_factory):
     else:
         schema = create_postgres_schema()
         url = postgres_schema_url(schema)
-    upgrade_database(bootstrap._engine(url))
+    migrating = make_engine(url)
+    upgrade_database(migrating)
+    migrating.dispose()
     yield url
     bootstrap.dispose_engines()
     if schema:
@@ -124,12 +127,44 @@ def engine(database_url, monkeypatch, ladder_file):
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", database_url)
     monkeypatch.setenv("CAMPAIGNS_LADDER_CONFIG", str(ladder_file))
     reset_settings()
-    eng = bootstrap._engine(database_url)
+    eng = bootstrap.services().engine  # the process's engine for it, with the session's keys
     with eng.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(delete(table))
     yield eng
     reset_settings()
+
+
+@pytest.fixture
+def services(engine):
+    """This process's services for the test's database and settings: what a flow's tasks get (bootstrap.PROCESS)."""
+    return bootstrap.services()
+
+
+@pytest.fixture
+def gateways():
+    """``gateways(email=fake, sms=fake)`` puts gateways in place of the configured ones for every flow and task this
+    test runs in this process (``gateways(email=None)``: the configured one again); all are back afterwards."""
+    put: list[str] = []
+
+    def put_in(**by_channel) -> None:
+        for channel, gateway in by_channel.items():
+            bootstrap.PROCESS.override_gateway(channel, gateway)
+            put.append(channel)
+
+    yield put_in
+    for channel in put:
+        bootstrap.PROCESS.override_gateway(channel, None)
+
+
+@pytest.fixture
+def fresh_process():
+    """Forget this process's services and engines before and after (a test that points the settings at another
+    database, or at none)."""
+    bootstrap.PROCESS.dispose()
+    yield
+    reset_settings()
+    bootstrap.PROCESS.dispose()
 
 
 @pytest.fixture(scope="session")

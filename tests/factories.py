@@ -65,3 +65,13 @@ def add_account(engine: Engine, account_id: str, *, days_past_due: int | None = 
             conn.execute(insert(Dispute.__table__), {"account_id": account_id, "opened_at": NOW,
                                                       "resolved_at": None, "source": "test"})
     return account_id
+
+
+def keyed_engine(url: str):
+    """An engine with the test session's keys (CAMPAIGNS_DATA_KEYS, set in conftest), as bootstrap.build gives one:
+    without keys no sealed column can be read or written."""
+    from campaigns.db.engine import make_engine
+    from campaigns.sealing.keys import load_keys
+    from campaigns.settings import get_settings
+
+    return make_engine(url, keys=load_keys(get_settings()))

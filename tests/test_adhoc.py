@@ -31,13 +31,6 @@ from tests.conftest import AS_OF, NOW
 from tests.factories import add_account
 
 
-@pytest.fixture
-def services(engine):
-    from campaigns import bootstrap
-
-    return bootstrap.services()
-
-
 def test_the_cohort_option_reads_a_file_a_view_or_a_filter():
     assert parse_cohort("ids.csv").file == "ids.csv" and parse_cohort("x/ids.PARQUET").file == "x/ids.PARQUET"
     assert parse_cohort("view:late_cards").view == "late_cards"

@@ -31,7 +31,6 @@ from collections import Counter
 import pytest
 from sqlalchemy import delete, select
 
-from campaigns import bootstrap
 from campaigns.db.models import AgentWorklistItem, Base, ContactAttempt
 from campaigns.delivery.provider_events import apply_sendgrid_events
 from campaigns.settings import PROJECT_ROOT, reset_settings
@@ -87,7 +86,7 @@ def final_state(engine) -> tuple[dict, list[int], int]:
 @pytest.mark.parametrize("idempotent", [True, False], ids=["idempotent-provider", "event-settled-provider"])
 @pytest.mark.parametrize("trial", TRIALS)
 def test_a_run_killed_at_a_random_point_then_recovered_sends_each_message_exactly_once(
-    prefect_harness, engine, database_url, ladder_file, tmp_path, monkeypatch, trial, idempotent
+    prefect_harness, engine, database_url, ladder_file, tmp_path, monkeypatch, trial, idempotent, gateways
 ):
     from flows.daily import daily_campaign
     from flows.dispatch import dispatch
@@ -119,16 +118,11 @@ def test_a_run_killed_at_a_random_point_then_recovered_sends_each_message_exactl
     monkeypatch.setenv("CAMPAIGNS_CLAIM_LEASE_SECONDS", "0")
     monkeypatch.setenv("CAMPAIGNS_RESEND_UNCONFIRMED_AFTER_HOURS", "0.00001")
     reset_settings()
-    bootstrap.override_gateway("email", log)
-    bootstrap.override_gateway("sms", log)
-    try:
-        daily_campaign(as_of=AS_OF, now=NOW)
-        if not idempotent:
-            apply_sendgrid_events(engine, log.processed_events(), NOW)
-        dispatch(now=NOW)
-    finally:
-        bootstrap.override_gateway("email", None)
-        bootstrap.override_gateway("sms", None)
+    gateways(email=log, sms=log)
+    daily_campaign(as_of=AS_OF, now=NOW)
+    if not idempotent:
+        apply_sendgrid_events(engine, log.processed_events(), NOW)
+    dispatch(now=NOW)
 
     where = f"(killed at checkpoint {kill_at} of {checkpoints}: {labels[kill_at - 1]}; replay with {replay})"
     sends = Counter(a for a, _ in log.lines())

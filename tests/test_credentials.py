@@ -37,21 +37,29 @@ def test_only_the_chosen_gateways_need_credentials(monkeypatch):
     reset_settings()
 
 
-def test_a_secret_block_fills_a_missing_credential_and_is_never_logged(prefect_harness, sendgrid_without_key, caplog):
+def test_a_secret_block_fills_a_missing_credential_and_is_never_logged(prefect_harness, sendgrid_without_key, caplog,
+                                                                      monkeypatch, tmp_path):
     from prefect.blocks.system import Secret
 
+    from campaigns.bootstrap import services
     from flows.credentials import load_credentials, secret_block_name
 
     Secret(value=KEY).save(secret_block_name("sendgrid_api_key"), overwrite=True)
+    monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
+    reset_settings()
 
     @flow
     def starts_a_run():
-        return load_credentials()
+        settings = load_credentials()
+        services(settings)  # as every flow does: ready_services(load_credentials())
+        return settings
 
     with caplog.at_level(logging.DEBUG):
         settings = starts_a_run()
     assert settings.sendgrid_api_key == KEY
-    assert get_settings() is settings  # the tasks of the run see the same settings
+    assert services().settings is settings  # the tasks of the run see the same settings
+    assert services().gateways["email"].__class__.__name__ == "SendGridEmailGateway"
+    assert get_settings().sendgrid_api_key == ""  # the environment's settings are never rewritten
     assert KEY not in caplog.text and KEY not in repr(settings)
     assert "campaigns-sendgrid-api-key" in caplog.text
 

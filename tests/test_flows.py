@@ -7,7 +7,6 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from campaigns import bootstrap
 from campaigns.channels import TransientDeliveryError
 from campaigns.db.models import CampaignRun, ContactAttempt, OutboxMessage
 from tests.conftest import AS_OF, NOW
@@ -57,17 +56,14 @@ def test_daily_campaign_twice_sends_nothing_twice(prefect_harness, portfolio):
     assert len(runs) == 10 and {r.status for r in runs} == {"completed"} and all(r.flow_run_id for r in runs)
 
 
-def test_a_task_failing_mid_chunk_is_retried_and_sends_each_message_once(prefect_harness, engine):
+def test_a_task_failing_mid_chunk_is_retried_and_sends_each_message_once(prefect_harness, engine, gateways):
     from flows.stages import soft_nudge
 
     for n in range(12):
         add_account(engine, f"A{n:02d}", days_past_due=5)
     flaky = FakeGateway(fail_on_calls={5}, error=TransientDeliveryError)
-    bootstrap.override_gateway("email", flaky)
-    try:
-        summary = soft_nudge(as_of=AS_OF, now=NOW)
-    finally:
-        bootstrap.override_gateway("email", None)
+    gateways(email=flaky)
+    summary = soft_nudge(as_of=AS_OF, now=NOW)
     assert flaky.calls == 13  # 12 messages + the refused call
     assert len(flaky.sent) == len(set(flaky.attempt_ids())) == 12
     assert summary["sent"] == 12 and sent_counts(engine) == Counter({"sent": 12})
@@ -110,7 +106,8 @@ def test_the_run_summary_is_an_artifact_without_personal_data(prefect_harness, e
     assert "zelda@" not in str(artifact.data)
 
 
-def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefect_harness, portfolio, monkeypatch):
+def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefect_harness, portfolio, monkeypatch,
+                                                                           gateways):
     from campaigns.settings import reset_settings
     from flows.daily import daily_campaign
 
@@ -118,12 +115,9 @@ def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefec
     monkeypatch.setenv("CAMPAIGNS_DELIVERY_BACKOFF_SECONDS", "0")
     reset_settings()
     down = FakeGateway(fail_on_calls=set(range(1, 1000)), error=TransientDeliveryError)
-    bootstrap.override_gateway("email", down)
-    try:
-        with pytest.raises(Exception, match="stage\\(s\\) failed: pre_due, soft_nudge, plan_offer"):
-            daily_campaign(as_of=AS_OF, now=NOW)
-    finally:
-        bootstrap.override_gateway("email", None)
+    gateways(email=down)
+    with pytest.raises(Exception, match="stage\\(s\\) failed: pre_due, soft_nudge, plan_offer"):
+        daily_campaign(as_of=AS_OF, now=NOW)
     with portfolio.connect() as conn:
         by_stage = dict(conn.execute(select(ContactAttempt.stage, func.count())
                                      .where(ContactAttempt.status == "sent").group_by(ContactAttempt.stage)).all())
@@ -133,7 +127,8 @@ def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefec
                     "thank_you": "completed"}
     assert sent_counts(portfolio)["deferred"] == 24  # logged, due again at once, not lost
 
-    summaries = daily_campaign(as_of=AS_OF, now=NOW)  # the provider is back
+    gateways(email=None)  # the provider is back: the configured gateway again
+    summaries = daily_campaign(as_of=AS_OF, now=NOW)
     by_stage = {s["stage"]: s for s in summaries}
     assert [by_stage[s]["sent"] for s in ("pre_due", "soft_nudge", "plan_offer", "escalation")] == [6, 9, 9, 0]
     assert sent_counts(portfolio)["sent"] == 30 and sent_counts(portfolio)["deferred"] == 0
@@ -176,7 +171,7 @@ def test_a_provider_rate_limit_from_settings_becomes_a_prefect_global_rate_limit
     assert limit.active_slots <= 6  # the six messages took their slots (decaying at 500 a second)
 
 
-def test_without_a_database_a_run_fails_at_once_saying_what_to_do(prefect_harness, tmp_path, monkeypatch):
+def test_without_a_database_a_run_fails_at_once_saying_what_to_do(prefect_harness, tmp_path, monkeypatch, fresh_process):
     """A worker with no database: one clear error before any stage, no empty file made, nothing retried."""
     from campaigns.db.engine import SchemaNotReady
     from campaigns.settings import reset_settings
@@ -185,17 +180,14 @@ def test_without_a_database_a_run_fails_at_once_saying_what_to_do(prefect_harnes
     missing = tmp_path / "campaigns.db"
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", f"sqlite:///{missing}")
     reset_settings()
-    bootstrap.dispose_engines()
     state = daily_campaign(as_of=AS_OF, now=NOW, return_state=True)
     assert state.is_failed()
     with pytest.raises(SchemaNotReady, match="run `campaigns db upgrade`"):
         state.result()
     assert not missing.exists()
-    reset_settings()
-    bootstrap.dispose_engines()
 
 
-def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tmp_path, monkeypatch):
+def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tmp_path, monkeypatch, fresh_process):
     from campaigns.db.engine import downgrade_database, make_engine
     from campaigns.schema_upgrade import upgrade_database
     from campaigns.db.engine import SchemaNotReady
@@ -209,11 +201,8 @@ def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tm
     old.dispose()
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", url)
     reset_settings()
-    bootstrap.dispose_engines()
     with pytest.raises(SchemaNotReady, match="code expects .*: run `campaigns db upgrade`"):
         soft_nudge(as_of=AS_OF, now=NOW)
-    reset_settings()
-    bootstrap.dispose_engines()
 
 
 def test_the_weekly_review_writes_its_files_and_publishes_findings_and_tables(prefect_harness, engine, tmp_path):

@@ -10,6 +10,7 @@ from campaigns.db.engine import downgrade_database, make_engine, schema_revision
 from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import Base
 from tests.conftest import create_postgres_schema, drop_postgres_schema, postgres_schema_url
+from tests.factories import keyed_engine
 
 TABLES = {"customers", "accounts", "payments", "contact_attempts", "campaign_runs", "disputes",
           "repayment_plans", "rendered_messages", "outbox_messages", "agent_worklist"}
@@ -37,7 +38,7 @@ def test_models_and_migrations_agree(engine):
 def test_upgrade_from_empty_then_down_and_up_again(database_url, tmp_path):
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     url, schema = _fresh_url(backend, tmp_path)
-    engine = make_engine(url)
+    engine = keyed_engine(url)  # the way down opens what 0010 sealed
     try:
         assert inspect(engine).get_table_names() == []
         upgrade_database(engine)
@@ -88,7 +89,7 @@ def test_0005_reduces_old_details_that_could_echo_personal_data(database_url, tm
 
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     url, schema = _fresh_url(backend, tmp_path)
-    engine = make_engine(url)
+    engine = keyed_engine(url)
     try:
         upgrade_database(engine, "0004")
         _old_account(engine, "A1")
@@ -155,7 +156,7 @@ def test_0012_opens_a_ledger_that_derives_every_accounts_figures(database_url, t
 
     backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
     url, schema = _fresh_url(backend, tmp_path)
-    engine = make_engine(url)
+    engine = keyed_engine(url)
     zone = ZoneInfo("America/New_York")
     day = timedelta(days=1)
     try:

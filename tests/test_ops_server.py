@@ -35,13 +35,13 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from campaigns.db.engine import make_engine
 from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import ContactAttempt
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
 from campaigns.settings import PROJECT_ROOT
 from tests.conftest import CHROMIUM, POSTGRES_URL, debian_chromium, free_port
+from tests.factories import keyed_engine
 
 pytestmark = pytest.mark.slow
 
@@ -179,7 +179,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     shutil.copy(PROJECT_ROOT / "prefect.yaml", home / "prefect.yaml")
     database_url = f"sqlite:///{home / 'campaigns.db'}"
     (home / ".env").write_text(f"CAMPAIGNS_DATABASE_URL={database_url}\nCAMPAIGNS_CHUNK_SIZE=250\n")
-    engine = make_engine(database_url)
+    engine = keyed_engine(database_url)
     upgrade_database(engine)
     frame = generate_portfolio(AS_OF, DemoSpec(accounts=400, seed=9))
     report = import_portfolio(engine, write_demo_file(frame, home / "portfolio.csv"),

@@ -33,7 +33,7 @@ from campaigns.privacy.rotation import anything_to_seal, key_census, reseal, ret
 from campaigns.sealing.seal import PREFIX, SealBroken, UnknownKey, open_sealed, ring_for, seal, use_keys
 from campaigns.settings import Settings
 from tests.conftest import NOW, create_postgres_schema, drop_postgres_schema, postgres_schema_url
-from tests.factories import add_account, add_customer
+from tests.factories import add_account, add_customer, keyed_engine
 from tests.test_pipeline import ladder, run_stage  # noqa: F401 (fixture)
 
 RING = KeyRing({"a": new_key()}, "a", new_key())
@@ -47,10 +47,10 @@ def raw_customers(engine) -> list[tuple]:
 
 @pytest.fixture
 def keyed(engine):
-    """The test's engine with the environment's keys set on it; put back as they were afterwards."""
-    use_keys(engine, ring_for(engine.dialect))
+    """The test's engine (it has the session's keys, from bootstrap); its keys put back as they were afterwards."""
+    before = ring_for(engine.dialect)
     yield engine
-    use_keys(engine, None)
+    use_keys(engine, before)
 
 
 # --- one value ---------------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_upgrading_a_plain_database_seals_it_in_place_and_a_downgrade_opens_it_a
     else:
         schema = create_postgres_schema()
         url = postgres_schema_url(schema)
-    engine = make_engine(url)
+    engine = keyed_engine(url)
     try:
         upgrade_database(engine, "0009")
         with engine.begin() as conn:
@@ -360,6 +360,9 @@ def test_keys_commands_init_status_rotate_retire(engine, tmp_path, monkeypatch):
         assert made.exit_code == 0 and f"key file made: {tmp_path / 'data-keys.json'}" in made.output
         assert "already there" in runner.invoke(app, ["keys", "init"]).output
         reset_settings()
+        from campaigns.bootstrap import services
+
+        assert services().engine is engine  # the process's engine, given the new key file's keys
         add_customer(engine, "C1", name="Grace Garcia")
         status = runner.invoke(app, ["keys", "status"])
         assert status.exit_code == 0 and "k1 (primary)" in status.output

@@ -1,21 +1,28 @@
-"""The one place that wires settings to real collaborators: engine, ladder, templates, gateways."""
+"""The one place that wires settings to real collaborators: engine, keys, ladder, templates, gateways.
+
+``build(settings, gateways=, keys=, engine=)`` is pure: it returns new ``Services`` and keeps nothing. A process keeps
+one set in ``PROCESS`` (a ``ProcessServices``), the only module-level state of the wiring: every task of a run asks it
+(``services()``) and finds them built. How chunk workers in other processes get settings and keys: docs/design.md,
+"Wiring".
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Engine
 
 from campaigns.channels import AgentWorklistGateway, DeliveryGateway, OutboxGateway
+from campaigns.contact.pipeline import Brand
+from campaigns.contact.render import TemplateLibrary
 from campaigns.db.engine import make_engine
 from campaigns.ladder.config import Ladder, load_ladder
-from campaigns.review.config import ReviewRules, load_review_rules
-from campaigns.contact.pipeline import Brand
 from campaigns.policy import PolicyConfig, load_policy
-from campaigns.contact.render import TemplateLibrary
+from campaigns.review.config import ReviewRules, load_review_rules
+from campaigns.sealing.keys import KeyRing, MissingKeys, load_keys
+from campaigns.sealing.seal import use_keys
 from campaigns.settings import ConfigurationError, Settings, get_settings
-
-_gateway_overrides: dict[str, DeliveryGateway] = {}
 
 
 @dataclass
@@ -28,6 +35,7 @@ class Services:
     policy: PolicyConfig
     review: ReviewRules
     gateways: dict[str, DeliveryGateway] = field(default_factory=dict)
+    keys: KeyRing | None = None
     # No keys to seal personal data with: the error for whatever needs the database (ready_services, the
     # CLI's migrated_services); work that never touches it (checking templates) goes on without keys.
     keys_missing: Exception | None = None
@@ -35,15 +43,6 @@ class Services:
     def require_keys(self) -> None:
         if self.keys_missing is not None:
             raise self.keys_missing
-
-
-_engines: dict[str, Engine] = {}
-
-
-def _engine(url: str) -> Engine:
-    if url not in _engines:
-        _engines[url] = make_engine(url)
-    return _engines[url]
 
 
 def _sendgrid(settings: Settings) -> DeliveryGateway:
@@ -110,9 +109,6 @@ def describe_gateways(settings: Settings) -> str:
                      for choice, channels in by_gateway.items())
 
 
-_built: tuple[Settings, Services] | None = None
-
-
 def plan_link_secret(settings: Settings) -> bytes:
     """The key that signs plan links: from settings, or one made once for this installation (a private file)."""
     if settings.plan_link_secret:
@@ -137,79 +133,125 @@ def plan_link_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def services(settings: Settings | None = None) -> Services:
-    """The wired collaborators for ``settings`` (default: the environment's).
+def build(settings: Settings, *, gateways: Mapping[str, DeliveryGateway] | None = None, keys: KeyRing | None = None,
+          engine: Engine | None = None) -> Services:
+    """The collaborators ``settings`` ask for, wired. Keeps nothing: call it again and you get new ones.
 
-    Built once per settings object and reused by every task of a run: the config
-    files are read and validated, templates and gateways set up, only once.
-    Gateway overrides are applied on every call, so they take effect at once.
+    ``keys``: the ring that seals personal data (default: the settings' keys, else the key file); it is given to
+    the engine, and nothing seals without it. ``gateways``: channel by channel, in place of the configured ones
+    (fakes in tests). ``engine``: an engine to reuse (default: a new one for ``settings.database_url``).
     """
-    global _built
-    settings = settings or get_settings()
-    if _built is None or _built[0] is not settings:
-        from campaigns.sealing.keys import MissingKeys, load_keys
-        from campaigns.sealing.seal import use_keys
-
-        engine = _engine(settings.database_url)
+    keys_missing = None
+    if keys is None:
         # The keys first: malformed ones are one clear error here; missing ones, before the database is used.
         try:
-            ring, keys_missing = load_keys(settings), None
+            keys = load_keys(settings)
         except MissingKeys as exc:
-            ring, keys_missing = None, exc
-        use_keys(engine, ring)
-        _built = (settings, Services(
-            settings=settings,
-            engine=engine,
-            ladder=load_ladder(settings.ladder_config),
-            templates=TemplateLibrary(settings.templates_dir),
-            brand=Brand(
-                lender_name=settings.lender_name,
-                pay_url=settings.pay_url,
-                email_preferences_url=settings.email_preferences_url,
-                support_phone=settings.support_phone,
-                plan_url=settings.plan_url,
-                plan_link_secret=plan_link_secret(settings),
-                lender_timezone=settings.lender_timezone,
-            ),
-            policy=load_policy(settings.policy_config),
-            review=load_review_rules(settings.review_config),
-            gateways=build_gateways(settings, engine),
-            keys_missing=keys_missing,
-        ))
-    built = _built[1]
-    return replace(built, gateways={**built.gateways, **_gateway_overrides})
+            keys_missing = exc
+    engine = engine if engine is not None else make_engine(settings.database_url)
+    use_keys(engine, keys)
+    return Services(
+        settings=settings,
+        engine=engine,
+        ladder=load_ladder(settings.ladder_config),
+        templates=TemplateLibrary(settings.templates_dir),
+        brand=Brand(
+            lender_name=settings.lender_name,
+            pay_url=settings.pay_url,
+            email_preferences_url=settings.email_preferences_url,
+            support_phone=settings.support_phone,
+            plan_url=settings.plan_url,
+            plan_link_secret=plan_link_secret(settings),
+            lender_timezone=settings.lender_timezone,
+        ),
+        policy=load_policy(settings.policy_config),
+        review=load_review_rules(settings.review_config),
+        gateways={**build_gateways(settings, engine), **(gateways or {})},
+        keys=keys,
+        keys_missing=keys_missing,
+    )
 
 
-_schema_checked: set[str] = set()
+class ProcessServices:
+    """What one process keeps of the wiring: its services, built once and reused by every task of a run (the config
+    files read and checked, templates and gateways set up, once), one engine per database URL, the databases whose
+    schema it has checked, and the gateways put in place of the configured ones.
+
+    Services are kept for the environment's settings (``get_settings()``) they were built from: a flow that starts
+    with those settings plus credentials from Secret blocks (``flows/credentials.py``) makes them the process's with
+    ``get(settings)``, and its tasks, asking ``get()``, find them. When the environment's settings are read again
+    (``reset_settings``), the next ``get()`` builds anew.
+    """
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Engine] = {}
+        self._current: tuple[Settings, Services] | None = None
+        self._gateways: dict[str, DeliveryGateway] = {}
+        self._schema_checked: set[str] = set()
+
+    def engine(self, url: str) -> Engine:
+        """This process's engine for ``url`` (its key ring is given when services are built for it)."""
+        if url not in self._engines:
+            self._engines[url] = make_engine(url)
+        return self._engines[url]
+
+    def get(self, settings: Settings | None = None) -> Services:
+        environment = get_settings()
+        current = self._current
+        if settings is None:
+            settings = current[1].settings if current is not None and current[0] is environment else environment
+        if current is None or current[0] is not environment or current[1].settings is not settings:
+            current = self._current = (environment, build(settings, engine=self.engine(settings.database_url)))
+        built = current[1]
+        return replace(built, gateways={**built.gateways, **self._gateways})
+
+    def ready(self, settings: Settings | None = None) -> Services:
+        """``get()``, once the database is known to exist at the code's schema (checked once per process and
+        database). Where a run starts: a missing or stale database is one clear error (``SchemaNotReady``: run
+        `campaigns db upgrade`), not a retried ``no such table`` in every task."""
+        from campaigns.db.engine import require_current_schema
+
+        s = self.get(settings)
+        s.require_keys()
+        key = s.engine.url.render_as_string(hide_password=False)
+        if key not in self._schema_checked:
+            require_current_schema(s.engine)
+            self._schema_checked.add(key)
+        return s
+
+    def override_gateway(self, channel: str, gateway: DeliveryGateway | None) -> None:
+        """Put a gateway in place of the configured one (tests, local experiments); None restores it."""
+        if gateway is None:
+            self._gateways.pop(channel, None)
+        else:
+            self._gateways[channel] = gateway
+
+    def dispose(self) -> None:
+        """Forget the services and close pooled connections (e.g. before a test drops its database)."""
+        self._current = None
+        self._schema_checked.clear()
+        while self._engines:
+            self._engines.popitem()[1].dispose()
+
+
+# The process's one cache of wiring (see ProcessServices). Nothing else in the package keeps state between calls.
+PROCESS = ProcessServices()
+
+
+def services(settings: Settings | None = None) -> Services:
+    """This process's services (``PROCESS.get``): built for ``settings`` (default: the environment's, or those a
+    flow started with), once."""
+    return PROCESS.get(settings)
 
 
 def ready_services(settings: Settings | None = None) -> Services:
-    """``services()``, once the database is known to exist at the code's schema (checked once per
-    process and database). Where a run starts: a missing or stale database is one clear error
-    (``SchemaNotReady``: run `campaigns db upgrade`), not a retried ``no such table`` in every task."""
-    from campaigns.db.engine import require_current_schema
-
-    s = services(settings)
-    s.require_keys()
-    key = s.engine.url.render_as_string(hide_password=False)
-    if key not in _schema_checked:
-        require_current_schema(s.engine)
-        _schema_checked.add(key)
-    return s
+    """This process's services, the database's schema checked (``PROCESS.ready``)."""
+    return PROCESS.ready(settings)
 
 
 def override_gateway(channel: str, gateway: DeliveryGateway | None) -> None:
-    """Put a gateway in place of the configured one (tests, local experiments); None restores it."""
-    if gateway is None:
-        _gateway_overrides.pop(channel, None)
-    else:
-        _gateway_overrides[channel] = gateway
+    PROCESS.override_gateway(channel, gateway)
 
 
 def dispose_engines() -> None:
-    """Close pooled connections (e.g. before a test drops its database)."""
-    global _built
-    _built = None
-    _schema_checked.clear()
-    while _engines:
-        _engines.popitem()[1].dispose()
+    PROCESS.dispose()

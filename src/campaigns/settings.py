@@ -246,12 +246,8 @@ def missing_credentials(settings: Settings) -> list[str]:
     return names
 
 
-def fill_credentials(values: dict[str, str]) -> Settings:
-    """Make the process's settings those of the environment plus ``values`` (credentials from a secret
-    store) for the fields the environment left empty. Returns the new settings."""
-    global _current
-    base = get_settings()
-    wanted = {name: value for name, value in values.items() if value and not getattr(base, name)}
-    if wanted:
-        _current = Settings(**wanted)
-    return get_settings()
+def with_credentials(settings: Settings, values: dict[str, str]) -> Settings:
+    """``settings`` plus ``values`` (credentials from a secret store) for the fields they left empty: a new Settings;
+    ``settings`` are not changed. A flow passes the result down (``bootstrap.ready_services``)."""
+    wanted = {name: value for name, value in values.items() if value and not getattr(settings, name)}
+    return settings.model_copy(update=wanted) if wanted else settings

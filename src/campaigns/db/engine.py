@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection, make_url
 
 from campaigns.db.bulk import upsert_rows
 from campaigns.files import create_private_file, ensure_private_directory, make_private
+from campaigns.sealing.keys import KeyRing
+from campaigns.sealing.seal import use_keys
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -24,13 +26,21 @@ class DatabaseMissing(Exception):
     """The SQLite file (or its directory) named by the settings does not exist."""
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys.
+def make_engine(url: str, *, keys: KeyRing | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url``, sealing personal data with ``keys`` (without them, reading or writing a sealed column
+    fails with ``MissingKeys``; ``campaigns.bootstrap.build`` gives the settings' keys); SQLite gets WAL, a busy
+    timeout and foreign keys.
 
     Bound parameters are never shown in errors or logs (``hide_parameters``): a
     failed statement would otherwise print the customers' names, emails and
     phones it carried.
     """
+    engine = _engine_for(url, **kwargs)
+    use_keys(engine, keys)
+    return engine
+
+
+def _engine_for(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -14,13 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from sqlalchemy import Text
 from sqlalchemy.types import TypeDecorator
 
-from campaigns.sealing.keys import KeyRing, load_keys
+from campaigns.sealing.keys import KeyRing, MissingKeys, load_keys
 from campaigns.settings import get_settings
 
 PREFIX = "$cc1$"
@@ -79,42 +78,34 @@ def open_sealed(ring: KeyRing, value: str, field: str) -> str:
 # --- which keys an engine uses ----------------------------------------------------------------------
 
 _RING_ATTRIBUTE = "campaigns_key_ring"
-_default: tuple[Any, KeyRing] | None = None
 
 
 def use_keys(engine, ring: KeyRing | None) -> None:
-    """Seal and open with ``ring`` on this engine (None: the settings' keys again)."""
+    """Seal and open with ``ring`` on this engine (None: take its keys away). ``campaigns.bootstrap.build`` gives
+    every engine it makes the settings' keys; there is no other source."""
     if ring is None:
         engine.dialect.__dict__.pop(_RING_ATTRIBUTE, None)
     else:
         setattr(engine.dialect, _RING_ATTRIBUTE, ring)
 
 
-def default_ring() -> KeyRing:
-    """The settings' keys (read once per settings object; ``MissingKeys`` if none are given)."""
-    global _default
-    settings = get_settings()
-    if _default is None or _default[0] is not settings:
-        _default = (settings, load_keys(settings))
-    return _default[1]
-
-
 def ring_for(dialect) -> KeyRing:
-    return getattr(dialect, _RING_ATTRIBUTE, None) or default_ring()
+    """The keys given to this dialect's engine (``use_keys``); ``MissingKeys`` if it was given none."""
+    ring = getattr(dialect, _RING_ATTRIBUTE, None)
+    if ring is None:
+        raise MissingKeys("this database engine was given no keys to seal personal data with "
+                          "(campaigns.bootstrap.build gives it the settings' keys; see `campaigns keys status`)")
+    return ring
 
 
 def reload_keys(dialect) -> KeyRing:
-    """The keys read again from where they came from, for this dialect's engine (and as the default).
+    """The keys read again from where the settings say they are, given to this dialect's engine.
 
     A rotation (``campaigns keys rotate``) adds a key to the key file while stage runs go on: a run that
     meets a value sealed with a key it has not seen reads the file again instead of failing.
     """
-    global _default
-    settings = get_settings()
-    ring = load_keys(settings)
-    _default = (settings, ring)
-    if getattr(dialect, _RING_ATTRIBUTE, None) is not None:
-        setattr(dialect, _RING_ATTRIBUTE, ring)
+    ring = load_keys(get_settings())
+    setattr(dialect, _RING_ATTRIBUTE, ring)
     return ring
 
 
