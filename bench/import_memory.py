@@ -27,9 +27,11 @@ CHILD = """
 import json, sys, time
 from datetime import datetime, timezone
 from campaigns.db.engine import make_engine
+from campaigns.sealing.keys import load_keys
+from campaigns.settings import get_settings
 from campaigns.schema_upgrade import upgrade_database
 from campaigns.portfolio import import_portfolio
-engine = make_engine(sys.argv[1])
+engine = make_engine(sys.argv[1], keys=load_keys(get_settings()))
 upgrade_database(engine)
 start = time.perf_counter()
 report = import_portfolio(engine, sys.argv[2], now=datetime(2026, 11, 22, 14, tzinfo=timezone.utc))

@@ -33,8 +33,10 @@ import json, sys, time
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 from campaigns.db.engine import make_engine
+from campaigns.sealing.keys import load_keys
+from campaigns.settings import get_settings
 from campaigns.money.payments import import_payments
-engine = make_engine(sys.argv[1])
+engine = make_engine(sys.argv[1], keys=load_keys(get_settings()))
 start = time.perf_counter()
 report = import_payments(engine, sys.argv[2], datetime(2026, 11, 23, 14, tzinfo=timezone.utc),
                          ZoneInfo("America/New_York"))
@@ -50,11 +52,13 @@ def create_accounts(url: str, n: int) -> None:
     from zoneinfo import ZoneInfo
 
     from campaigns.db.engine import make_engine
+    from campaigns.sealing.keys import load_keys
+    from campaigns.settings import get_settings
     from campaigns.schema_upgrade import upgrade_database
     from campaigns.db.models import Account, Customer, LedgerEntry
     from campaigns.money.ledger import reconcile
 
-    engine = make_engine(url)
+    engine = make_engine(url, keys=load_keys(get_settings()))
     upgrade_database(engine)
     due = date(2026, 11, 1)
     stated = NOW - timedelta(days=30)  # the lender's statement, before every payment of the file

@@ -35,12 +35,14 @@ from datetime import date
 from pathlib import Path
 from campaigns.ladder.config import load_ladder
 from campaigns.db.engine import make_engine
+from campaigns.sealing.keys import load_keys
+from campaigns.settings import get_settings
 from campaigns.review.effectiveness import load_assignments, load_outcomes, review_units
 from campaigns.review.report import write_review
 from campaigns.review.config import load_review_rules
 from campaigns.settings import PROJECT_ROOT
 
-engine = make_engine(sys.argv[1])
+engine = make_engine(sys.argv[1], keys=load_keys(get_settings()))
 rules = load_review_rules(PROJECT_ROOT / "config" / "review.yaml")
 ladder = load_ladder(PROJECT_ROOT / "config" / "ladder.yaml")
 since, until = date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
@@ -69,9 +71,11 @@ def copy_rows(raw, table: str, columns: list[str], rows) -> None:
 
 def populate(url: str, accounts: int, attempts: int, payments: int) -> None:
     from campaigns.db.engine import make_engine
+    from campaigns.sealing.keys import load_keys
+    from campaigns.settings import get_settings
     from campaigns.schema_upgrade import upgrade_database
 
-    engine = make_engine(url)
+    engine = make_engine(url, keys=load_keys(get_settings()))
     upgrade_database(engine)
     rng = random.Random(20261123)
     raw = engine.raw_connection()

@@ -72,12 +72,14 @@ def generate(url: str, accounts: int, piece: int = 50_000) -> float:
     """``accounts`` accounts due yesterday, each with its own customer, written in pieces with COPY."""
     from campaigns.db.bulk import copy_rows
     from campaigns.db.engine import make_engine
+    from campaigns.sealing.keys import load_keys
+    from campaigns.settings import get_settings
     from campaigns.schema_upgrade import upgrade_database
     from campaigns.db.models import Account, Customer
     from campaigns.policy.zones import phone_zones, stored_zones
     from campaigns.privacy.lookup import with_blind_indexes
 
-    engine = make_engine(url)
+    engine = make_engine(url, keys=load_keys(get_settings()))
     upgrade_database(engine)
     # What the importer stores beside each phone; NANP zones go by area code, so one parse per area code.
     zones_of_area = {area: stored_zones(phone_zones(f"+1{area}5550123")) for areas in AREAS.values() for area in areas}

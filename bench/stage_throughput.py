@@ -17,6 +17,8 @@ from pathlib import Path
 
 from campaigns.channels import OutboxGateway
 from campaigns.db.engine import make_engine
+from campaigns.sealing.keys import load_keys
+from campaigns.settings import get_settings
 from campaigns.schema_upgrade import upgrade_database
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import deliver_queued
@@ -44,7 +46,8 @@ def main() -> None:
     from scale import bench_keys  # bench/ is this script's own directory on sys.path
 
     bench_keys(workdir)
-    engine = make_engine(args.database_url or f"sqlite:///{workdir / 'bench.db'}")
+    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    engine = make_engine(url, keys=load_keys(get_settings()))
     upgrade_database(engine)
 
     t = time.perf_counter()

@@ -27,9 +27,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 SERVER = """
 import sys, uvicorn
 from campaigns.db.engine import make_engine
+from campaigns.sealing.keys import load_keys
+from campaigns.settings import get_settings
 from campaigns.schema_upgrade import upgrade_database
 from campaigns.delivery.webhooks import create_app
-engine = make_engine(sys.argv[1]); upgrade_database(engine)
+engine = make_engine(sys.argv[1], keys=load_keys(get_settings())); upgrade_database(engine)
 app = create_app(engine, sys.argv[2], twilio_auth_token="bench-token")
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning")
 """
