@@ -24,7 +24,8 @@ from campaigns.db.models import Stage
 from campaigns.delivery.deliver import deliver_queued
 from campaigns.ladder.config import load_ladder
 from campaigns.policy import load_policy
-from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
+from campaigns.contact.brand import Brand
+from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.portfolio import import_portfolio
 from campaigns.portfolio.demo import DemoSpec, generate_portfolio, write_demo_file
 from campaigns.contact.render import TemplateLibrary

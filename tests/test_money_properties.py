@@ -33,7 +33,9 @@ from sqlalchemy import delete, func, select
 
 from campaigns.channels.agent import AgentWorklistGateway
 from campaigns.ladder.config import AgencyRules, load_ladder
-from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, make_offer, plan_stage_chunks
+from campaigns.contact.brand import Brand
+from campaigns.contact.plan_offers import make_offer
+from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.db.models import Account, Base, ContactAttempt, PlanInstalment, RepaymentPlan, Stage
 from campaigns.delivery.deliver import deliver_queued
 from campaigns.money import ledger, offers
@@ -212,8 +214,7 @@ class MoneySequences(RuleBasedStateMachine):
     def plan(self, account, option, start_days):
         current = self._account(account)
         row = type("Row", (), {"account_id": account, "balance": current.balance, "currency": "USD"})()
-        made = make_offer(row, self.ladder.rule(Stage.plan_offer), StageRun("r", Stage.plan_offer, self.today,
-                                                                             self.now), BRAND)
+        made = make_offer(row, self.ladder.rule(Stage.plan_offer), self.today, BRAND)
         if made is None:
             return
         with self.engine.begin() as conn:

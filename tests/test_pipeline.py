@@ -15,7 +15,8 @@ from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.ladder.config import load_ladder
 from campaigns.policy import load_policy
 from campaigns.attempts.log import Tally
-from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk, plan_stage_chunks
+from campaigns.contact.brand import Brand
+from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
 from campaigns.contact.render import TemplateLibrary
 from campaigns.runs.summaries import run_tally
 from campaigns.runs.records import start_run

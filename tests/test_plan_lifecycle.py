@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from campaigns import bootstrap
-from campaigns.contact.pipeline import Brand, StageRun, make_offer
-from campaigns.db.models import Account, PaymentPromise, PlanInstalment, RepaymentPlan, Stage
+from campaigns.contact.brand import Brand
+from campaigns.contact.plan_offers import make_offer
+from campaigns.db.models import Account, PaymentPromise, PlanInstalment, RepaymentPlan
 from campaigns.money import offers, promises
 from campaigns.money.links import LinkError, make_token, offer_expiry, parse_token, verify
 from campaigns.money.offers import PlanError, accept_link, accept_offer, break_overdue_plans, expire_offers
@@ -123,7 +124,7 @@ def offer(engine, account_id: str, as_of: date = AS_OF, rules: PlanRules = RULES
     rule = type("Rule", (), {"plans": rules})()
     brand = Brand("Acme", "https://pay/{account_id}", "https://pref/{account_id}", "+1", plan_link_secret=SECRET,
                   lender_timezone="America/New_York")
-    made = make_offer(row, rule, StageRun("r", Stage.plan_offer, as_of, NOW), brand)
+    made = make_offer(row, rule, as_of, brand)
     with engine.begin() as conn:
         offers.store_offers(conn, [made.as_row(account_id, row.currency, NOW)], as_of)
     return {"offer": made, "tokens": [make_token(SECRET, account_id, as_of, n, made.expires_at)

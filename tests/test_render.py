@@ -11,7 +11,8 @@ import pytest
 
 from campaigns.db.models import Stage
 from campaigns.ladder.config import load_ladder
-from campaigns.contact.pipeline import Brand, StageRun, compose_attempts
+from campaigns.contact.brand import Brand
+from campaigns.contact.pipeline import StageRun, compose_attempts
 from campaigns.contact.render import MessageFacts, RenderError, TemplateLibrary, check_required_content
 from campaigns.settings import PROJECT_ROOT
 from campaigns.contact.strategy import decide_contacts

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Engine
 
 from campaigns.channels import AgentWorklistGateway, DeliveryGateway, OutboxGateway
-from campaigns.contact.pipeline import Brand
+from campaigns.contact.brand import Brand
 from campaigns.contact.render import TemplateLibrary
 from campaigns.db.engine import make_engine
 from campaigns.ladder.config import Ladder, load_ladder

@@ -34,7 +34,8 @@ from types import SimpleNamespace
 from babel.numbers import get_currency_precision
 
 from campaigns.ladder.config import Ladder
-from campaigns.contact.pipeline import Brand, StageRun, message_context
+from campaigns.contact.brand import Brand
+from campaigns.contact.pipeline import StageRun, message_context
 from campaigns.contact.render import RenderError, TemplateLibrary, format_money
 from campaigns.db.models import Stage
 from campaigns.policy.content import NAME, TemplateProblem, check_templates

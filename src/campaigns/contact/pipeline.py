@@ -14,16 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from campaigns.channels.agent import describe_tried
 from campaigns.contact.cohorts import ChunkBounds, plan_chunks, select_cohort
 from campaigns.frames import records
-from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
+from campaigns.db.models import AttemptStatus, Channel, Stage
 from campaigns.ladder.config import Ladder, StageRule
 from campaigns.attempts.log import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
-from campaigns.money.links import LinkError, make_token, offer_expiry, offer_key
-from campaigns.money.plans import PlanOption, offer_options
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.release import plausible_zone_column
 from campaigns.policy.content import mentions_litigation
@@ -39,34 +37,15 @@ from campaigns.contact.render import (
     plan_option_view,
 )
 from campaigns.contact.sms_length import sms_length
-from campaigns.money.offers import plan_history, store_offers
-from campaigns.money.promises import promise_history
+from campaigns.money.offers import store_offers
 from campaigns.contact.segments import add_segments
+from campaigns.contact.brand import Brand
+from campaigns.contact.escalation import attempts_so_far, escalation_reason
+from campaigns.contact.plan_offers import Offer, make_offer
 from campaigns.contact.strategy import PENDING, SEND_HOUR, decide_contacts, send_hour_release
 
 SMS_OPT_OUT_KEYWORD = {"zh-CN": "TD"}  # China's carriers use 回复TD退订
 DEFAULT_SMS_OPT_OUT_KEYWORD = "STOP"
-
-
-@dataclass(frozen=True)
-class Brand:
-    """Lender-wide facts every message carries (from settings)."""
-
-    lender_name: str
-    pay_url: str
-    email_preferences_url: str
-    support_phone: str
-    plan_url: str = "https://pay.example.com/plans/{token}"
-    plan_link_secret: bytes = b""
-    lender_timezone: str = "UTC"
-
-    def plan_link(self, account_id: str, offered_on: date, option: int, expires_at: datetime) -> str | None:
-        """The signed accept link of an option (0: the page listing them all); None without a secret."""
-        try:
-            token = make_token(self.plan_link_secret, account_id, offered_on, option, expires_at)
-        except LinkError:
-            return None
-        return self.plan_url.format(token=token)
 
 
 @dataclass(frozen=True)
@@ -102,41 +81,6 @@ def _recipient(row: Any, channel: str) -> str | None:
     return {"email": row.email, "sms": row.phone, "push": row.customer_id}.get(channel)
 
 
-@dataclass(frozen=True)
-class Offer:
-    """The instalment options one plan_offer message makes, as stored in ``repayment_plans``."""
-
-    key: str
-    offered_on: date
-    expires_at: datetime
-    balance: Decimal
-    options: list[PlanOption]
-
-    def as_row(self, account_id: str, currency: str, now: datetime) -> dict[str, Any]:
-        return {
-            "offer_key": self.key, "account_id": account_id, "status": "offered", "instalments": 0,
-            "total": self.balance, "currency": currency, "schedule": [], "created_at": now,
-            "options": [{"option": n, "count": o.count, "total": str(o.total),
-                         "instalments": [{"due": i.due_date.isoformat(), "amount": str(i.amount)}
-                                         for i in o.instalments]}
-                        for n, o in enumerate(self.options, start=1)],
-            "offered_on": self.offered_on, "expires_at": self.expires_at,
-        }
-
-
-def make_offer(row: Any, rule: StageRule, run: StageRun, brand: Brand) -> Offer | None:
-    """The options offered to this account today (None: the stage offers no plans, or the balance is too small)."""
-    if rule.plans is None:
-        return None
-    options = offer_options(Decimal(row.balance), row.currency, rule.plans, run.as_of)
-    if not options:
-        return None
-    from zoneinfo import ZoneInfo
-
-    expires = offer_expiry(run.as_of, rule.plans.offer_valid_days, ZoneInfo(brand.lender_timezone))
-    return Offer(offer_key(row.account_id, run.as_of), run.as_of, expires, Decimal(row.balance), options)
-
-
 def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, brand: Brand,
                     offer: Offer | None = None) -> tuple[dict, MessageFacts]:
     """What a template is given, and the facts the rendered message must state.
@@ -169,7 +113,7 @@ def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bran
         "credit": "",
     }
     if offer is None and rule.plans is not None:
-        offer = make_offer(row, rule, run, brand)
+        offer = make_offer(row, rule, run.as_of, brand)
     if offer is not None:
         views = []
         for number, option in enumerate(offer.options, start=1):
@@ -188,46 +132,6 @@ def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bran
         return context, MessageFacts(amount="", due_date="", pay_url="", opt_out=opt_out)
     facts = MessageFacts(amount=amount, due_date=due, pay_url=pay_url, opt_out=opt_out)
     return context, facts
-
-
-RECENT_TRIED = 10  # contacts listed on a worklist item; older ones are counted
-
-
-def _attempts_so_far(engine: Engine, account_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """What was tried per account before escalation: how many attempts, and the latest with day and outcome."""
-    if not account_ids:
-        return {}
-    a = ContactAttempt
-    stmt = (
-        select(a.account_id, a.as_of, a.stage, a.channel, a.status, a.reason)
-        .where(a.account_id.in_(account_ids), a.stage != Stage.escalation.value)
-        .order_by(a.account_id, a.as_of.desc(), a.id.desc())
-    )
-    tried: dict[str, dict[str, Any]] = {}
-    with engine.connect() as conn:
-        for r in conn.execute(stmt):
-            entry = tried.setdefault(r.account_id, {"attempts": 0, "recent": []})
-            entry["attempts"] += 1
-            if len(entry["recent"]) < RECENT_TRIED:
-                entry["recent"].append({"on": r.as_of.isoformat(), "stage": r.stage, "channel": r.channel,
-                                        "outcome": f"{r.status} ({r.reason})" if r.reason else r.status})
-        # The plans and promises it made go with it: an agent calls someone who said yes before differently.
-        for key, history in (("plans", plan_history(conn, account_ids)), ("promises", promise_history(conn, account_ids))):
-            for account_id, items in history.items():
-                tried.setdefault(account_id, {"attempts": 0, "recent": []})[key] = items
-    return tried
-
-
-def escalation_reason(tried: dict[str, Any], vulnerable: bool) -> str:
-    """Why the account goes to people: a specialist's review for a vulnerable customer, then a broken
-    plan or promise, then simply an aged debt."""
-    if vulnerable:
-        return "vulnerable_review"
-    if any(p.get("status") == "broken" for p in tried.get("plans", [])):
-        return "broken_plan"
-    if any(p.get("status") == "broken" for p in tried.get("promises", [])):
-        return "broken_promise"
-    return "aged_debt"
 
 
 def compose_attempts(
@@ -298,7 +202,7 @@ def compose_attempts(
         offer = None
         try:
             name = templates.resolve(run.stage.value, decision.channel, row.locale, decision.tone)
-            offer = make_offer(row, rule, run, brand)
+            offer = make_offer(row, rule, run.as_of, brand)
             context, facts = message_context(row, decision.channel, rule, run, brand, offer)
             content = templates.render(name, decision.channel, context)
             check_required_content(content, facts)
@@ -396,7 +300,7 @@ def prepare_chunk(
         if ladder.segments.risk_tone is not None and not cohort.empty:
             cohort = add_risk_scores(conn, cohort, run)
     decisions = decide_contacts(cohort, rule, ladder.experiment_for(run.stage, run.as_of), ladder.segments)
-    tried = _attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
+    tried = attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
     planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried, policy.sms_max_segments)
     with engine.connect() as conn:
         apply_release_policy(conn, planned, cohort, run, policy)

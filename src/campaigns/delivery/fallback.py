@@ -32,7 +32,8 @@ from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage, 
 from campaigns.delivery.deliver import deliver_queued
 from campaigns.ladder.config import Ladder
 from campaigns.attempts.log import Tally
-from campaigns.contact.pipeline import Brand, StageRun, enqueue_chunk
+from campaigns.contact.brand import Brand
+from campaigns.contact.pipeline import StageRun, enqueue_chunk
 from campaigns.policy import PolicyConfig
 from campaigns.contact.render import TemplateLibrary
 
