@@ -11,7 +11,7 @@ from flows.credentials import load_credentials
 from campaigns.runs.summaries import daily_rows, decision_time
 from flows.parameters import AsOf, DryRun, Now
 from flows.stages import STAGE_FLOWS
-from tasks.stage_tasks import settle_day
+from tasks.settlement_tasks import settle_day
 
 
 @flow(name="daily_campaign", description="Run every stage of the ladder for one day.")

@@ -23,14 +23,14 @@ from campaigns.bootstrap import ready_services
 from campaigns.clock import resolve_clock
 from flows.credentials import load_credentials
 from flows.parameters import Now
-from tasks.stage_tasks import (
+from tasks.dispatch_tasks import (
     fall_back_channels,
     finish_dispatch_run,
     plan_due_chunks,
     recover_interrupted,
     release_due_chunk,
-    with_delivery_retries,
 )
+from tasks.retries import with_delivery_retries
 
 
 @flow(name="dispatch", description="Release deferred messages whose contact window has opened.")

@@ -20,8 +20,8 @@ from tasks.stage_tasks import (
     plan_cohort_chunks,
     resolve_adhoc_chunks,
     start_stage_run,
-    with_delivery_retries,
 )
+from tasks.retries import with_delivery_retries
 
 
 def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: bool,

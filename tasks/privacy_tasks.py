@@ -9,7 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from campaigns.bootstrap import services
 from campaigns.privacy.retention import apply_retention
-from tasks.stage_tasks import DB_RETRIES
+from tasks.retries import DB_RETRIES
 
 
 @task(name="apply-retention", tags=["campaigns", "db"], **DB_RETRIES)

@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from campaigns.bootstrap import services
 from campaigns.review.effectiveness import review_days, run_review
 from campaigns.review.report import write_review
-from tasks.stage_tasks import DB_RETRIES
+from tasks.retries import DB_RETRIES
 
 
 def _cell(value):

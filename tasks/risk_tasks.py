@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from campaigns.bootstrap import services
 from campaigns.risk.model import train_and_store, training_units
-from tasks.stage_tasks import DB_RETRIES
+from tasks.retries import DB_RETRIES
 
 
 @task(name="train-risk-model", tags=["campaigns", "db"], **DB_RETRIES)

@@ -1,4 +1,6 @@
-"""Tasks of a stage run. Each wraps one function of ``campaigns`` and adds retries and logs.
+"""Tasks of a stage run (the dispatcher's are in ``dispatch_tasks``, the day's settlement in ``settlement_tasks``, retry
+policy in ``retries``, provider rate limits in ``provider_limits``). Each wraps one function of ``campaigns`` and adds
+retries and logs.
 
 They take and return plain data (ids, dates, dicts), look their collaborators up
 through ``campaigns.bootstrap``, and are never cached: idempotency lives in the
@@ -7,18 +9,13 @@ database (unique keys), not in Prefect's run records.
 
 from __future__ import annotations
 
-import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 from prefect import get_run_logger, task
-from sqlalchemy.exc import InterfaceError, OperationalError
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.tasks import exponential_backoff
 
-from campaigns.contact import cohorts, pipeline
-from campaigns.delivery import fallback, recovery
+from campaigns.contact import pipeline
 from campaigns.runs import records as runs
 from campaigns.bootstrap import describe_gateways, services
 from campaigns.contact.cohorts import ChunkBounds
@@ -27,59 +24,8 @@ from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.attempts.log import Tally
 from campaigns.contact.figures import check_template_rules
 from campaigns.runs.summaries import artifact_rows, decision_time, run_tally
-
-def _database_trouble(task, task_run, state) -> bool:
-    """Retry a database task only for errors a retry can fix (locks, dropped connections), not for bugs."""
-    return isinstance(state.data, (OperationalError, InterfaceError))
-
-
-DB_RETRIES = dict(retries=3, retry_delay_seconds=[1, 5, 15], retry_condition_fn=_database_trouble,
-                  cache_policy=NO_CACHE)
-# Provider calls back off exponentially with jitter; `with_delivery_retries` applies the settings.
-PROVIDER_RETRIES = dict(retries=5, retry_delay_seconds=exponential_backoff(backoff_factor=2),
-                        retry_jitter_factor=0.5, cache_policy=NO_CACHE)
-
-
-def with_delivery_retries(provider_task, settings):
-    """A provider task with the retry count and back-off from settings (CAMPAIGNS_DELIVERY_*)."""
-    return provider_task.with_options(
-        retries=settings.delivery_retries,
-        retry_delay_seconds=exponential_backoff(settings.delivery_backoff_seconds)(settings.delivery_retries),
-    )
-
-
-def rate_limit_name(provider: str) -> str:
-    return f"campaigns-provider-{provider}"
-
-
-def provider_throttle(settings):
-    """A throttle for ``deliver_queued`` that holds each provider to its rate (a Prefect global rate limit),
-    across every task and flow run of the deployment; None when no limit is set."""
-    limited = dict(settings.provider_rate_limits)
-    if not limited:
-        return None
-    from prefect.concurrency.sync import rate_limit
-
-    def throttle(provider: str, n: int) -> None:
-        if provider in limited:
-            rate_limit(rate_limit_name(provider), occupy=n, strict=True)
-
-    return throttle
-
-
-def ensure_provider_limits(settings, claim_size: int = 50) -> None:
-    """Create or update the global rate limits from settings: ``rate`` slots free up each second, and a
-    claimed group (up to ``claim_size`` messages) always fits in the bucket."""
-    if not settings.provider_rate_limits:
-        return
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        for provider, per_second in settings.provider_rate_limits.items():
-            client.upsert_global_concurrency_limit_by_name(
-                rate_limit_name(provider), limit=max(claim_size, math.ceil(per_second)),
-                slot_decay_per_second=float(per_second))
-
+from tasks.provider_limits import ensure_provider_limits, provider_throttle
+from tasks.retries import DB_RETRIES, PROVIDER_RETRIES
 
 class TemplateProblems(RuntimeError):
     """The templates break the content rules: nothing is decided or sent until they are fixed."""
@@ -192,88 +138,3 @@ def finish_stage_run(run: pipeline.StageRun, cohort_size: int, enqueue_tallies: 
     return summary
 
 
-@task(name="recover-interrupted", tags=["campaigns", "db"], **DB_RETRIES)
-def recover_interrupted(now: datetime) -> dict[str, int]:
-    """Settle what a crashed deliverer left ``sending``, and re-queue what no provider ever confirmed."""
-    s = services()
-    hours = s.settings.resend_unconfirmed_after_hours
-    tally = recovery.recover(
-        s.engine, s.gateways, now=now, wall_now=datetime.now(timezone.utc),
-        lease=timedelta(seconds=s.settings.claim_lease_seconds),
-        unconfirmed_after=timedelta(hours=hours) if hours else None,
-    )
-    if tally.counts:
-        get_run_logger().warning("recovered after an interruption: %s", tally.as_dict())
-    return tally.as_dict()
-
-
-@task(name="fall-back-channels", tags=["campaigns", "provider"], **PROVIDER_RETRIES)
-def fall_back_channels(run_id: str, now: datetime, today: date) -> dict[str, int]:
-    """Where the chosen channel turned out unusable (bounce, STOP, no app), try the stage's next channel."""
-    s = services()
-    ensure_provider_limits(s.settings)
-    tally = fallback.fall_back(s.engine, s.ladder, s.templates, s.brand, s.policy, s.gateways, run_id=run_id,
-                               now=now, today=today, chunk_size=s.settings.chunk_size)
-    if tally.counts:
-        get_run_logger().info("channel fallback: %s", tally.as_dict())
-    return tally.as_dict()
-
-
-@task(name="plan-due-chunks", tags=["campaigns", "db"], **DB_RETRIES)
-def plan_due_chunks(now: datetime) -> list[ChunkBounds]:
-    s = services()
-    with s.engine.connect() as conn:
-        chunks = cohorts.plan_due_chunks(conn, now, s.settings.chunk_size, queued_before=_left_behind(now))
-    get_run_logger().info("%d chunk(s) of deferred messages are due", len(chunks))
-    return chunks
-
-
-def _left_behind(now: datetime) -> datetime:
-    """Queued attempts decided longer ago than the claim lease belong to a run that stopped."""
-    return now - timedelta(seconds=services().settings.claim_lease_seconds)
-
-
-@task(
-    name="release-due-chunk",
-    tags=["campaigns", "provider"],
-    **PROVIDER_RETRIES,
-)
-def release_due_chunk(run_id: str, now: datetime, bounds: ChunkBounds) -> dict[str, int]:
-    """Re-check every rule for the due deferred messages of a chunk, and send those now allowed."""
-    s = services()
-    tally = deliver_queued(s.engine, s.gateways, now=now, policy=s.policy, run_id=run_id, bounds=bounds,
-                           include_queued=False, queued_before=_left_behind(now), throttle=provider_throttle(s.settings))
-    get_run_logger().info("released the chunk of %s: %s", bounds, tally.as_dict())
-    return tally.as_dict()
-
-
-@task(name="finish-dispatch-run", tags=["campaigns", "db"], **DB_RETRIES)
-def finish_dispatch_run(run_id: str, now: datetime, tallies: list[dict[str, int]],
-                        status: str = "completed") -> dict:
-    s = services()
-    tally = Tally()
-    for t in tallies:
-        tally.merge(t)
-    runs.finish_run(s.engine, run_id, cohort_size=0, tally=tally, finished_at=datetime.now(timezone.utc),
-                    status=status)
-    summary = runs.summary_row("dispatch", 0, tally)
-    create_table_artifact(
-        key="dispatch-summary",
-        table=artifact_rows(summary)[1:],
-        description=(f"Deferred messages released, deferred again or stopped at {decision_time(now, s.settings.lender_zone)}; "
-                     f"channels: {describe_gateways(s.settings)}; run `{run_id}`. No personal data."),
-    )
-    return summary
-
-
-@task(name="settle-day", tags=["campaigns", "db"], **DB_RETRIES)
-def settle_day(as_of: date, now: datetime, dry_run: bool) -> dict:
-    """Expire offers, break overdue plans and promises, place aged accounts with the agency (idempotent)."""
-    from campaigns.money.settlement import settle_day as settle
-
-    s = services()
-    done = settle(s.engine, s.ladder, as_of, now, s.settings.data_dir / "agency", dry_run=dry_run,
-                  zone=s.settings.lender_zone)
-    if any(v for k, v in done.as_dict().items() if k not in ("placement_file", "activity_file")):
-        get_run_logger().info("settled %s: %s", as_of, {k: v for k, v in done.as_dict().items() if v})
-    return done.as_dict()

@@ -129,7 +129,7 @@ def test_a_short_retry_after_is_waited_out_and_the_throttle_sees_each_group(engi
 
 def test_a_batch_gateway_takes_its_rate_limit_slots_a_claim_at_a_time(engine, ladder_file):
     """The outbox takes a whole batch in one group, but a provider's rate limit holds only ``claim_size``
-    slots (tasks.stage_tasks.ensure_provider_limits): the throttle is asked for at most that many at once."""
+    slots (tasks.provider_limits.ensure_provider_limits): the throttle is asked for at most that many at once."""
     from campaigns.channels import OutboxGateway
 
     enqueue_soft_nudge(engine, ladder_file, 7)

@@ -264,7 +264,7 @@ def _claim_groups(released: list[tuple[int, str, dict]], gateways: Mapping[str, 
     """The released attempts in the groups they are claimed in, one channel each: a claim lives at most
     ``claim_size`` provider timeouts, but a channel stored in this database has none to wait out, so its
     attempts go in one group for the batch, unless a rate limit holds them (its bucket holds ``claim_size``
-    slots: ``tasks.stage_tasks.ensure_provider_limits``)."""
+    slots: ``tasks.provider_limits.ensure_provider_limits``)."""
     by_channel: dict[str, list[tuple[int, str, dict]]] = {}
     for item in released:
         by_channel.setdefault(item[1], []).append(item)
