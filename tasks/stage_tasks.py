@@ -22,7 +22,7 @@ from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.attempts.log import Tally
-from campaigns.contact.figures import check_template_rules
+from campaigns.contact.template_figures_check import check_template_rules
 from campaigns.runs.summaries import artifact_rows, decision_time, run_tally
 from tasks.provider_limits import ensure_provider_limits, provider_throttle
 from tasks.retries import DB_RETRIES, PROVIDER_RETRIES

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from typer.testing import CliRunner
 
-from campaigns.contact.figures import Sample, _sheet, check_template_rules, stated_figure_problems
+from campaigns.contact.template_figures_check import Sample, _sheet, check_template_rules, stated_figure_problems
 from campaigns.ladder.config import load_ladder
 from campaigns.contact.pipeline import StageRun, message_context
 from campaigns.contact.render import TemplateLibrary

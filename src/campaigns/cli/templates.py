@@ -15,7 +15,7 @@ app.add_typer(templates_app, name="templates")
 def templates_check_command() -> None:
     """Check every template: blocks, amount, due date, pay link, opt-out, every money figure stated right
     (on rendered samples); flag any that mention suing."""
-    from campaigns.contact.figures import check_template_rules
+    from campaigns.contact.template_figures_check import check_template_rules
 
     s = wired_services()
     names, problems, litigious = check_template_rules(s.templates, s.ladder, s.brand)
