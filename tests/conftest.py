@@ -38,6 +38,7 @@ BACKENDS = ("sqlite", "postgresql")
 # The crash test kills its runs at points drawn from this seed: a new one every session, shown in the
 # report header and in every failure, so a failure can be replayed with CAMPAIGNS_KILL_SEED=<seed>.
 KILL_SEED = int(os.environ.get("CAMPAIGNS_KILL_SEED") or random.SystemRandom().randrange(2**32))
+os.environ["CAMPAIGNS_KILL_SEED"] = str(KILL_SEED)  # parallel workers (pytest -n) start from here: one seed for all
 
 
 def pytest_report_header(config):
@@ -52,7 +53,25 @@ def pytest_addoption(parser):
     parser.addoption("--db", choices=(*BACKENDS, "all"), default="all", help="database backend(s) to test")
 
 
+# What kind of test each is, from what it needs (tests/ is in rooms by wing; the kind is a marker):
+# flows: Prefect's test server; e2e: a browser, a long-lived server, or real processes (marked slow);
+# database: a database; unit: none of these. `make test-fast` runs unit and database on SQLite, without `long`.
+KINDS = ("unit", "database", "flows", "e2e")
+
+
+def kind_of(item) -> str:
+    if "prefect_harness" in item.fixturenames:
+        return "flows"
+    if item.get_closest_marker("slow"):
+        return "e2e"
+    if "database_url" in item.fixturenames:
+        return "database"
+    return "unit"
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(getattr(pytest.mark, kind_of(item)))
     wanted = config.getoption("--db")
     if wanted == "all":
         return
@@ -119,6 +138,14 @@ def ladder_file(tmp_path) -> Path:
     path = tmp_path / "ladder.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
     return path
+
+
+@pytest.fixture
+def ladder(ladder_file):
+    """That ladder, loaded."""
+    from campaigns.ladder.config import load_ladder
+
+    return load_ladder(ladder_file)
 
 
 @pytest.fixture

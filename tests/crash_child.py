@@ -1,6 +1,6 @@
 """A daily campaign run in its own process, killed (SIGKILL) at the K-th checkpoint.
 
-Used by ``tests/test_crash_recovery.py``. Checkpoints are every SQL statement
+Used by ``tests/delivery/test_crash_recovery.py``. Checkpoints are every SQL statement
 before and after it runs, every commit, and the fake provider's two moments (a
 request received; a message accepted whose answer has not come back yet).
 With ``CRASH_KILL_AT=0`` it runs to the end and prints how many checkpoints it
