@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-ui test docs install clean-demo server worker deploy
+.PHONY: demo demo-ui test test-fast docs install clean-demo server worker deploy
 # The demo's Prefect history (runs, artifacts, logs) stays in var/, where `make demo-ui` shows it. Its UI is
 # told where its API is (PREFECT_UI_API_URL): without it, the page asks port 4200 and shows no run.
 DEMO_PREFECT_HOME ?= $(CURDIR)/var/prefect-demo
@@ -34,6 +34,10 @@ demo-ui: install
 test: install
 	bash scripts/ensure_postgres.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The quick lane: unit and database tests on SQLite, in two workers, without the long property runs (docs/development.md).
+test-fast: install
+	$(BIN)/python -m pytest -n 2 --db sqlite -m "not flows and not e2e and not long" $(PYTEST_ARGS)
 
 ## The documentation site (docs/, MkDocs) into site/; a broken link, anchor or reference fails it. Open site/index.html.
 docs: install

@@ -6,7 +6,7 @@ A page says ``<!-- reference: settings -->`` (or ``cli``, ``reason-codes``) wher
 - cli: every command of the ``campaigns`` Typer app, its help, arguments and options;
 - reason-codes: ``campaigns.attempts.reasons``: each status, and each reason with its status and meaning.
 
-``tests/test_docs.py`` imports this file to check that every setting and command is in the pages.
+``tests/project/test_docs.py`` imports this file to check that every setting and command is in the pages.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ DECLARED_WITHOUT_IMPORT = {
     "importlib_metadata": "dask needs it on Python 3.11; declared only to keep it below 10 (see the pin's comment)",
     "import-linter": "checks pyproject.toml's import contracts (tests/project/test_architecture.py runs it in a process of its "
                      "own)",
+    "pytest-xdist": "runs the suite in parallel workers (`make test`: pytest -n PYTEST_WORKERS)",
     "mkdocs": "builds the docs site (`make docs`; tests/project/test_docs.py runs `python -m mkdocs build --strict`)",
     "mkdocs-material": "the docs site's theme (mkdocs.yml: theme: material)",
 }
