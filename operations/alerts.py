@@ -26,7 +26,7 @@ from prefect.client.orchestration import get_client
 
 ALERT_BLOCK_NAME = "campaigns-alerts"
 ALERT_AUTOMATION_NAME = "campaigns: an unattended run failed"
-# Every scheduled deployment of prefect.yaml (tests/test_ops_cli.py holds the two lists together).
+# Every scheduled deployment of prefect.yaml (tests/orchestration/test_ops_cli.py holds the two lists together).
 ALERTED_DEPLOYMENTS = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "retention", "train-risk-model")
 FAILED_STATES = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut")
 

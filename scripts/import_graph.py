@@ -3,7 +3,7 @@ floors (the longest chain of wings importing wings), imports, and circles betwee
 
     .venv/bin/python scripts/import_graph.py [-v]
 
-The rules themselves are import-linter's contracts in pyproject.toml, checked by tests/test_architecture.py; this
+The rules themselves are import-linter's contracts in pyproject.toml, checked by tests/project/test_architecture.py; this
 prints the figures the design page and the issue notes quote. -v lists every import between wings.
 """
 

@@ -1,4 +1,4 @@
-"""Write into the README what `make demo` prints, from a real run (tests/test_docs.py checks they agree).
+"""Write into the README what `make demo` prints, from a real run (tests/project/test_docs.py checks they agree).
 
     .venv/bin/python scripts/readme_demo.py
 
