@@ -1,4 +1,5 @@
-"""Write into the README what `make demo` prints, from a real run (tests/project/test_docs.py checks they agree).
+"""Write into the README what `make demo` prints, from a real run (tests/cli/test_cli.py,
+test_the_readme_shows_what_the_demo_prints, checks that they agree).
 
     .venv/bin/python scripts/readme_demo.py
 
