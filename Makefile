@@ -30,14 +30,16 @@ demo-ui: install
 	  PREFECT_UI_API_URL=http://127.0.0.1:$(DEMO_UI_PORT)/api \
 	  $(BIN)/prefect server start --host 127.0.0.1 --port $(DEMO_UI_PORT)
 
-## The whole suite, on SQLite and on PostgreSQL (started if it is down).
+## The whole suite, on SQLite and on PostgreSQL (started if it is down), in PYTEST_WORKERS parallel workers (pytest-xdist;
+## each has its own databases and Prefect test server). PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 test: install
 	bash scripts/ensure_postgres.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## The quick lane: unit and database tests on SQLite, in two workers, without the long property runs (docs/development.md).
 test-fast: install
-	$(BIN)/python -m pytest -n 2 --db sqlite -m "not flows and not e2e and not long" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --db sqlite -m "not flows and not e2e and not long" $(PYTEST_ARGS)
 
 ## The documentation site (docs/, MkDocs) into site/; a broken link, anchor or reference fails it. Open site/index.html.
 docs: install

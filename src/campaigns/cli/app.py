@@ -214,10 +214,10 @@ def clock_now(now: str | None) -> datetime:
     return resolve_clock(None, parse_now_option(now), wired_services().settings.lender_zone)[1]
 
 
-def _show_progress() -> None:
+@app.callback()
+def _every_command() -> None:
+    """Runs before any command: long work shows its progress on the terminal (stderr, so that the tables on stdout
+    stay clean when piped). Installed when a command runs, not when the module is imported."""
     from campaigns.cli.progress import install
 
-    install(err)  # stderr: the tables on stdout stay clean when piped
-
-
-_show_progress()
+    install(err)
