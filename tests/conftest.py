@@ -29,7 +29,7 @@ from campaigns import bootstrap  # noqa: E402
 from campaigns.db.engine import make_engine  # noqa: E402
 from campaigns.db.models import Base  # noqa: E402
 from campaigns.schema_upgrade import upgrade_database  # noqa: E402
-from campaigns.settings import PROJECT_ROOT, reset_settings  # noqa: E402
+from campaigns.settings import PROJECT_ROOT  # noqa: E402
 
 POSTGRES_URL = os.environ.get("CAMPAIGNS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 AS_OF = date(2026, 11, 22)
@@ -153,13 +153,11 @@ def engine(database_url, monkeypatch, ladder_file):
     """The session's database, emptied, and the settings pointing at it."""
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", database_url)
     monkeypatch.setenv("CAMPAIGNS_LADDER_CONFIG", str(ladder_file))
-    reset_settings()
     eng = bootstrap.services().engine  # the process's engine for it, with the session's keys
     with eng.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(delete(table))
     yield eng
-    reset_settings()
 
 
 @pytest.fixture
@@ -190,7 +188,6 @@ def fresh_process():
     database, or at none)."""
     bootstrap.PROCESS.dispose()
     yield
-    reset_settings()
     bootstrap.PROCESS.dispose()
 
 

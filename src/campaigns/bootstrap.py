@@ -179,8 +179,8 @@ class ProcessServices:
 
     Services are kept for the environment's settings (``get_settings()``) they were built from: a flow that starts
     with those settings plus credentials from Secret blocks (``flows/credentials.py``) makes them the process's with
-    ``get(settings)``, and its tasks, asking ``get()``, find them. When the environment's settings are read again
-    (``reset_settings``), the next ``get()`` builds anew.
+    ``get(settings)``, and its tasks, asking ``get()``, find them. When the environment says something else (a test
+    that sets a variable, say), the next ``get()`` builds anew.
     """
 
     def __init__(self) -> None:
@@ -199,8 +199,10 @@ class ProcessServices:
         environment = get_settings()
         current = self._current
         if settings is None:
-            settings = current[1].settings if current is not None and current[0] is environment else environment
-        if current is None or current[0] is not environment or current[1].settings is not settings:
+            settings = current[1].settings if current is not None and current[0] == environment else environment
+        # Built without keys (none yet): look again, as `campaigns keys init` may have made the key file since.
+        if (current is None or current[0] != environment or current[1].settings != settings
+                or current[1].keys_missing is not None):
             current = self._current = (environment, build(settings, engine=self.engine(settings.database_url)))
         built = current[1]
         return replace(built, gateways={**built.gateways, **self._gateways})

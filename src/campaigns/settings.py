@@ -219,21 +219,11 @@ CREDENTIALS_BY_GATEWAY = {
     ("channel_push", "webhook"): ("push_webhook_secret",),
 }
 
-_current: Settings | None = None
-
-
 def get_settings() -> Settings:
-    """The process's settings, read from the environment (and `.env`) once."""
-    global _current
-    if _current is None:
-        _current = Settings()
-    return _current
-
-
-def reset_settings() -> None:
-    """Forget cached settings (after the environment changed, e.g. in tests)."""
-    global _current
-    _current = None
+    """The settings the environment (and the working directory's `.env`) gives now. Read at each call (about 1.5 ms)
+    and kept by no one here: a process keeps what it builds from them in ``campaigns.bootstrap.PROCESS``, which
+    builds again when they change."""
+    return Settings()
 
 
 def missing_credentials(settings: Settings) -> list[str]:

@@ -47,25 +47,19 @@ def test_a_naive_now_is_refused_with_a_hint(engine):
 
 
 def test_an_unmigrated_database_says_what_to_do(tmp_path, monkeypatch):
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    reset_settings()
     result = invoke("runs")
     assert result.exit_code == 1 and "run `campaigns db upgrade`" in result.output
     assert invoke("db", "upgrade").exit_code == 0
     assert invoke("runs").exit_code == 0
-    reset_settings()
 
 
 def test_bad_settings_are_one_line(engine, monkeypatch):
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv("CAMPAIGNS_LENDER_TIMEZONE", "Mars/Olympus")
-    reset_settings()
     result = invoke("runs")
     assert result.exit_code == 1 and "CAMPAIGNS_LENDER_TIMEZONE" in result.output and "Mars/Olympus" in result.output
-    reset_settings()
 
 
 @pytest.mark.slow
@@ -88,10 +82,8 @@ def test_run_dry_run_then_live_then_outbox_runs_and_worklist(prefect_harness, en
 
 @pytest.mark.slow
 def test_demo_end_to_end(prefect_harness, engine, tmp_path, monkeypatch):
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
-    reset_settings()
     args = ("demo", "--accounts", 400, "--as-of", "2026-11-22", "--now", "2026-11-22T14:00:00Z")
     result = invoke(*args)
     assert result.exit_code == 0, result.output
@@ -178,16 +170,13 @@ def test_preference_commands(engine, tmp_path):
 
 
 def test_templates_check_command(tmp_path, monkeypatch):
-    from campaigns.settings import reset_settings
     from tests.contact.test_render import copy_templates
 
     assert invoke("templates", "check").output.strip().endswith("40 template(s) checked, 0 problem(s)")
     root = copy_templates(tmp_path)
     (root / "pre_due" / "sms.en-US.j2").write_text("{% block text %}{{ amount }}{% endblock %}")
     monkeypatch.setenv("CAMPAIGNS_TEMPLATES_DIR", str(root))
-    reset_settings()
     result = runner.invoke(app, ["templates", "check"])
-    reset_settings()
     assert result.exit_code == 1 and "pre_due/sms.en-US.j2: never states the due date" in result.output
 
 
@@ -238,10 +227,8 @@ def test_unknown_channels_are_refused_and_help_lists_them(engine):
 
 
 def test_a_provider_switched_on_without_credentials_is_a_one_line_error(engine, monkeypatch):
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv("CAMPAIGNS_CHANNEL_SMS", "twilio")
-    reset_settings()
     result = invoke("recover")
     assert result.exit_code == 1
     assert "TWILIO_ACCOUNT_SID" in result.output and "Traceback" not in result.output
@@ -266,14 +253,9 @@ def one_line_error(result) -> str:
     ],
 )
 def test_bad_settings_name_the_variable_in_one_line(monkeypatch, variable, value, expected):
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv(variable, value)
-    reset_settings()
-    try:
-        line = one_line_error(invoke("runs"))
-    finally:
-        reset_settings()
+    line = one_line_error(invoke("runs"))
     assert expected in line and "secret" not in line
 
 
@@ -291,19 +273,14 @@ def test_a_timestamp_that_is_not_iso_gives_an_example(engine):
 
 
 def test_a_sqlite_database_in_a_missing_directory_is_not_silently_created(tmp_path, monkeypatch):
-    from campaigns.settings import reset_settings
 
     url_path = tmp_path / "typo" / "campaigns.db"
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", f"sqlite:///{url_path}")
-    reset_settings()
-    try:
-        assert "no database at" in one_line_error(invoke("runs"))
-        assert "directory" in one_line_error(invoke("db", "upgrade")) and "does not exist" in one_line_error(invoke("db", "upgrade"))
-        assert not url_path.parent.exists()
-        url_path.parent.mkdir()
-        assert invoke("db", "upgrade").exit_code == 0 and url_path.is_file()
-    finally:
-        reset_settings()
+    assert "no database at" in one_line_error(invoke("runs"))
+    assert "directory" in one_line_error(invoke("db", "upgrade")) and "does not exist" in one_line_error(invoke("db", "upgrade"))
+    assert not url_path.parent.exists()
+    url_path.parent.mkdir()
+    assert invoke("db", "upgrade").exit_code == 0 and url_path.is_file()
 
 
 def test_a_database_error_is_one_line_without_its_parameters():
@@ -467,14 +444,13 @@ def test_the_readme_shows_what_the_demo_prints(prefect_harness, engine, tmp_path
     (scripts/readme_demo.py); here the demo runs again, on each database, and must print the same."""
     import re
 
-    from campaigns.settings import PROJECT_ROOT, reset_settings
+    from campaigns.settings import PROJECT_ROOT
     from scripts.readme_demo import readme_block, shown_part
 
     day, block = readme_block((PROJECT_ROOT / "README.md").read_text(encoding="utf-8"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.delenv("CAMPAIGNS_LADDER_CONFIG")  # the shipped ladder, holdout and experiments included
-    reset_settings()
     result = invoke("demo", "--as-of", day)
     assert result.exit_code == 0, result.output
     where = re.compile(r"(is in contact_attempts: ).*")  # this test's database, not the demo's SQLite file

@@ -67,16 +67,11 @@ def test_each_misstatement_found_in_the_old_templates_is_caught(tmp_path):
 
 def test_the_templates_check_command_fails_on_a_misstated_figure(tmp_path, monkeypatch):
     from campaigns.cli import app
-    from campaigns.settings import reset_settings
 
     root = copy_templates(tmp_path)
     (root / "plan_offer" / "sms.en-US.j2").write_text(OLD["plan_offer/sms.en-US.j2"], encoding="utf-8")
     monkeypatch.setenv("CAMPAIGNS_TEMPLATES_DIR", str(root))
-    reset_settings()
-    try:
-        result = CliRunner().invoke(app, ["templates", "check"])
-    finally:
-        reset_settings()
+    result = CliRunner().invoke(app, ["templates", "check"])
     assert result.exit_code == 1
     assert "plan_offer/sms.en-US.j2: offers instalments" in result.output
 

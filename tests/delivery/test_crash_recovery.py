@@ -33,7 +33,7 @@ from sqlalchemy import delete, select
 
 from campaigns.db.models import AgentWorklistItem, Base, ContactAttempt
 from campaigns.delivery.provider_events import apply_sendgrid_events
-from campaigns.settings import PROJECT_ROOT, reset_settings
+from campaigns.settings import PROJECT_ROOT
 from tests.conftest import AS_OF, KILL_SEED, NOW
 from tests.factories import add_account
 from tests.fakes import ProviderLog
@@ -117,7 +117,6 @@ def test_a_run_killed_at_a_random_point_then_recovered_sends_each_message_exactl
     # and the dispatcher recovers the dead process's claims (its lease long gone).
     monkeypatch.setenv("CAMPAIGNS_CLAIM_LEASE_SECONDS", "0")
     monkeypatch.setenv("CAMPAIGNS_RESEND_UNCONFIRMED_AFTER_HOURS", "0.00001")
-    reset_settings()
     gateways(email=log, sms=log)
     daily_campaign(as_of=AS_OF, now=NOW)
     if not idempotent:

@@ -71,10 +71,8 @@ def test_plans_promises_placement_and_thanks_over_simulated_days(prefect_harness
 
     from campaigns import bootstrap
     from campaigns.delivery.webhooks import PlanLinks, create_app
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
-    reset_settings()
     for account_id, dpd in (("PLAN-OK", 20), ("PLAN-BREAK", 40), ("PROMISE-KEPT", 5), ("PROMISE-BROKEN", 5),
                             ("PLACED", 95)):
         add_account(engine, account_id, due_date=DAY0 - timedelta(days=dpd))  # balance 600.00, due 120.50

@@ -7,7 +7,7 @@ import logging
 import pytest
 from prefect import flow
 
-from campaigns.settings import get_settings, missing_credentials, reset_settings
+from campaigns.settings import get_settings, missing_credentials
 
 KEY = "SG.not-a-real-key-but-secret-all-the-same"
 
@@ -17,24 +17,18 @@ def sendgrid_without_key(monkeypatch):
     monkeypatch.setenv("CAMPAIGNS_CHANNEL_EMAIL", "sendgrid")
     monkeypatch.delenv("CAMPAIGNS_SENDGRID_API_KEY", raising=False)
     monkeypatch.chdir("/")  # no .env
-    reset_settings()
     yield
-    reset_settings()
 
 
 def test_only_the_chosen_gateways_need_credentials(monkeypatch):
     monkeypatch.chdir("/")
     for name in ("CHANNEL_EMAIL", "CHANNEL_SMS", "CHANNEL_PUSH", "SENDGRID_API_KEY", "TWILIO_AUTH_TOKEN"):
         monkeypatch.delenv(f"CAMPAIGNS_{name}", raising=False)
-    reset_settings()
     assert missing_credentials(get_settings()) == []
     monkeypatch.setenv("CAMPAIGNS_CHANNEL_SMS", "twilio")
-    reset_settings()
     assert missing_credentials(get_settings()) == ["twilio_auth_token"]
     monkeypatch.setenv("CAMPAIGNS_TWILIO_AUTH_TOKEN", "from-the-environment")
-    reset_settings()
     assert missing_credentials(get_settings()) == []
-    reset_settings()
 
 
 def test_a_secret_block_fills_a_missing_credential_and_is_never_logged(prefect_harness, sendgrid_without_key, caplog,
@@ -46,7 +40,6 @@ def test_a_secret_block_fills_a_missing_credential_and_is_never_logged(prefect_h
 
     Secret(value=KEY).save(secret_block_name("sendgrid_api_key"), overwrite=True)
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
-    reset_settings()
 
     @flow
     def starts_a_run():
@@ -71,7 +64,6 @@ def test_the_environment_wins_over_a_secret_block(prefect_harness, sendgrid_with
 
     Secret(value=KEY).save(secret_block_name("sendgrid_api_key"), overwrite=True)
     monkeypatch.setenv("CAMPAIGNS_SENDGRID_API_KEY", "from-the-environment")
-    reset_settings()
 
     @flow
     def starts_a_run():
@@ -86,13 +78,9 @@ def test_without_a_block_the_credential_stays_missing_for_the_gateway_to_report(
     monkeypatch.setenv("CAMPAIGNS_CHANNEL_PUSH", "webhook")
     monkeypatch.delenv("CAMPAIGNS_PUSH_WEBHOOK_SECRET", raising=False)
     monkeypatch.chdir("/")
-    reset_settings()
 
     @flow
     def starts_a_run():
         return load_credentials()
 
-    try:
-        assert starts_a_run().push_webhook_secret == ""
-    finally:
-        reset_settings()
+    assert starts_a_run().push_webhook_secret == ""

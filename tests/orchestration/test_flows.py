@@ -108,12 +108,10 @@ def test_the_run_summary_is_an_artifact_without_personal_data(prefect_harness, e
 
 def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefect_harness, portfolio, monkeypatch,
                                                                            gateways):
-    from campaigns.settings import reset_settings
     from flows.daily import daily_campaign
 
     monkeypatch.setenv("CAMPAIGNS_DELIVERY_RETRIES", "1")
     monkeypatch.setenv("CAMPAIGNS_DELIVERY_BACKOFF_SECONDS", "0")
-    reset_settings()
     down = FakeGateway(fail_on_calls=set(range(1, 1000)), error=TransientDeliveryError)
     gateways(email=down)
     with pytest.raises(Exception, match="stage\\(s\\) failed: pre_due, soft_nudge, plan_offer"):
@@ -139,7 +137,6 @@ def test_a_failed_stage_does_not_stop_the_others_and_a_rerun_completes_it(prefec
 
 def test_a_stage_does_not_start_with_templates_that_break_the_content_rules(prefect_harness, engine, tmp_path,
                                                                           monkeypatch):
-    from campaigns.settings import reset_settings
     from flows.stages import soft_nudge
     from tests.contact.test_render import copy_templates
 
@@ -147,7 +144,6 @@ def test_a_stage_does_not_start_with_templates_that_break_the_content_rules(pref
     root = copy_templates(tmp_path)
     (root / "soft_nudge" / "sms.en-US.j2").write_text("{% block text %}{{ amount }} {{ pay_url }}{% endblock %}")
     monkeypatch.setenv("CAMPAIGNS_TEMPLATES_DIR", str(root))
-    reset_settings()
     with pytest.raises(Exception, match="never states the due date"):
         soft_nudge(as_of=AS_OF, now=NOW)
     assert sent_counts(engine) == Counter()
@@ -156,13 +152,11 @@ def test_a_stage_does_not_start_with_templates_that_break_the_content_rules(pref
 def test_a_provider_rate_limit_from_settings_becomes_a_prefect_global_rate_limit(prefect_harness, engine, monkeypatch):
     from prefect.client.orchestration import get_client
 
-    from campaigns.settings import reset_settings
     from flows.stages import soft_nudge
 
     for n in range(6):
         add_account(engine, f"A{n:02d}", days_past_due=5)
     monkeypatch.setenv("CAMPAIGNS_PROVIDER_RATE_LIMITS", '{"outbox": 500}')
-    reset_settings()
     summary = soft_nudge(as_of=AS_OF, now=NOW)
     assert summary["sent"] == 6
     with get_client(sync_client=True) as client:
@@ -174,12 +168,10 @@ def test_a_provider_rate_limit_from_settings_becomes_a_prefect_global_rate_limit
 def test_without_a_database_a_run_fails_at_once_saying_what_to_do(prefect_harness, tmp_path, monkeypatch, fresh_process):
     """A worker with no database: one clear error before any stage, no empty file made, nothing retried."""
     from campaigns.db.engine import SchemaNotReady
-    from campaigns.settings import reset_settings
     from flows.daily import daily_campaign
 
     missing = tmp_path / "campaigns.db"
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", f"sqlite:///{missing}")
-    reset_settings()
     state = daily_campaign(as_of=AS_OF, now=NOW, return_state=True)
     assert state.is_failed()
     with pytest.raises(SchemaNotReady, match="run `campaigns db upgrade`"):
@@ -191,7 +183,6 @@ def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tm
     from campaigns.db.engine import downgrade_database, make_engine
     from campaigns.schema_upgrade import upgrade_database
     from campaigns.db.engine import SchemaNotReady
-    from campaigns.settings import reset_settings
     from flows.stages import soft_nudge
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -200,7 +191,6 @@ def test_an_outdated_schema_fails_the_run_with_the_revisions(prefect_harness, tm
     downgrade_database(old, "-1")
     old.dispose()
     monkeypatch.setenv("CAMPAIGNS_DATABASE_URL", url)
-    reset_settings()
     with pytest.raises(SchemaNotReady, match="code expects .*: run `campaigns db upgrade`"):
         soft_nudge(as_of=AS_OF, now=NOW)
 

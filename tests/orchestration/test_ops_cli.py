@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from campaigns.cli import app
-from campaigns.settings import Settings, reset_settings
+from campaigns.settings import Settings
 
 runner = CliRunner()
 
@@ -18,9 +18,7 @@ def no_real_server(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env
     for name in ("ALERT_WEBHOOK_URL", "ALERT_BLOCK", "PREFECT_DATABASE_URL", "PREFECT_HOME"):
         monkeypatch.delenv(f"CAMPAIGNS_{name}", raising=False)
-    reset_settings()
     yield
-    reset_settings()
 
 
 def invoke(*args):
@@ -42,7 +40,6 @@ def test_alerts_without_a_destination_say_which_setting_to_set():
 
 def test_an_alert_block_must_name_its_type(monkeypatch):
     monkeypatch.setenv("CAMPAIGNS_ALERT_BLOCK", "ops-email")
-    reset_settings()
     result = invoke("ops", "alerts")
     assert result.exit_code == 1 and "must be type-slug/name, e.g. slack-webhook/ops" in result.output
 
@@ -65,7 +62,6 @@ def test_the_server_database_needs_asyncpg_and_a_reachable_postgresql(monkeypatc
     assert ensure_server_database("sqlite+aiosqlite:////tmp/prefect.db") == "sqlite+aiosqlite:////tmp/prefect.db"
 
     monkeypatch.setenv("CAMPAIGNS_PREFECT_DATABASE_URL", "postgresql+asyncpg://postgres:hunter2@127.0.0.1:9/prefect")
-    reset_settings()
     result = invoke("ops", "server")
     assert result.exit_code == 1 and "cannot reach the Prefect server's PostgreSQL" in result.output
     assert "hunter2" not in result.output

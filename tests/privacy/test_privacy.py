@@ -272,14 +272,12 @@ def test_a_rotation_stopped_half_way_resumes_and_never_overwrites_a_concurrent_w
 
 
 def test_a_reader_holding_the_old_keys_reads_the_key_file_again_after_a_rotation(keyed, tmp_path, monkeypatch):
-    from campaigns.settings import reset_settings
 
     add_customer(keyed, "C1", name="Grace Garcia")
     settings = _key_file_settings(tmp_path, keyed)
     monkeypatch.delenv("CAMPAIGNS_DATA_KEYS")
     monkeypatch.delenv("CAMPAIGNS_BLIND_INDEX_KEY")
     monkeypatch.setenv("CAMPAIGNS_KEY_FILE", str(settings.key_file))
-    reset_settings()
     before = ring_for(keyed.dialect)
     rotate_keys(keyed, settings)
     use_keys(keyed, before)  # a worker that loaded its keys before the rotation
@@ -343,13 +341,11 @@ def test_keys_commands_init_status_rotate_retire(engine, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from campaigns.cli import app
-    from campaigns.settings import reset_settings
 
     runner = CliRunner()
     monkeypatch.delenv("CAMPAIGNS_DATA_KEYS")
     monkeypatch.delenv("CAMPAIGNS_BLIND_INDEX_KEY")
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
-    reset_settings()
     try:
         missing = runner.invoke(app, ["keys", "status"])
         assert missing.exit_code == 1 and "error: no keys to seal personal data" in missing.output
@@ -359,7 +355,6 @@ def test_keys_commands_init_status_rotate_retire(engine, tmp_path, monkeypatch):
         made = runner.invoke(app, ["keys", "init"])
         assert made.exit_code == 0 and f"key file made: {tmp_path / 'data-keys.json'}" in made.output
         assert "already there" in runner.invoke(app, ["keys", "init"]).output
-        reset_settings()
         from campaigns.bootstrap import services
 
         assert services().engine is engine  # the process's engine, given the new key file's keys
@@ -374,7 +369,6 @@ def test_keys_commands_init_status_rotate_retire(engine, tmp_path, monkeypatch):
         assert "Grace" not in rotated.output + status.output
     finally:
         use_keys(engine, None)
-        reset_settings()
 
 
 # --- the demo, byte by byte ---------------------------------------------------------------------------------
@@ -407,10 +401,8 @@ def test_after_the_demo_no_email_phone_or_name_is_stored_plain_anywhere(prefect_
     from typer.testing import CliRunner
 
     from campaigns.cli import app
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
-    reset_settings()
     result = CliRunner().invoke(app, ["demo", "--accounts", "300", "--as-of", "2026-11-22",
                                       "--now", "2026-11-22T14:00:00Z"], catch_exceptions=False)
     assert result.exit_code == 0, result.output

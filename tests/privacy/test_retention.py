@@ -157,10 +157,8 @@ def test_erasure_removes_the_person_keeps_the_facts_and_stops_what_was_queued(en
 
 def test_the_commands(engine, ladder, tmp_path, monkeypatch):  # noqa: F811
     from campaigns.cli import app
-    from campaigns.settings import reset_settings
 
     monkeypatch.setenv("CAMPAIGNS_DATA_DIR", str(tmp_path))
-    reset_settings()
     contacted(engine, ladder, names=("Grace Garcia",))
     runner = CliRunner()
 
