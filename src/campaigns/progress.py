@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 
@@ -24,20 +25,22 @@ class Silent:
 
 
 Display = Callable[[str, "int | None"], AbstractContextManager[Tracker]]
-_display: Display | None = None
+# The display of the work running in this context (a CLI command and what it runs in its thread), not of the
+# process: a worker's other runs, in contexts of their own, show nothing.
+_display: ContextVar[Display | None] = ContextVar("campaigns_progress_display", default=None)
 
 
 def set_display(display: Display | None) -> None:
-    """Install a display: ``display(label, total)`` is a context manager yielding a ``Tracker``."""
-    global _display
-    _display = display
+    """Install a display for this context: ``display(label, total)`` is a context manager yielding a ``Tracker``."""
+    _display.set(display)
 
 
 @contextmanager
 def track(label: str, total: int | None) -> Iterator[Tracker]:
-    """Report the progress of one piece of work to the installed display, if any."""
-    if _display is None:
+    """Report the progress of one piece of work to the display installed in this context, if any."""
+    display = _display.get()
+    if display is None:
         yield Silent()
         return
-    with _display(label, total) as tracker:
+    with display(label, total) as tracker:
         yield tracker
