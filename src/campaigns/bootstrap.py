@@ -236,7 +236,9 @@ class ProcessServices:
             self._engines.popitem()[1].dispose()
 
 
-# The process's one cache of wiring (see ProcessServices). Nothing else in the package keeps state between calls.
+# The process's one cache of wiring (see ProcessServices). Besides it, the package keeps between calls only memoised
+# pure look-ups (lru_cache: zones, currencies, formats) and the CLI's progress display, which belongs to the context
+# of the command that installed it (campaigns.progress).
 PROCESS = ProcessServices()
 
 
