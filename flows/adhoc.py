@@ -11,7 +11,7 @@ from pydantic import Field
 from campaigns.contact.adhoc import AdhocCohort
 from campaigns.db.models import Stage
 from flows.parameters import AsOf, DryRun, Now
-from flows.runners import chunk_task_runner
+from flows.runners import RunnerFromSettings
 from flows.stage_run import run_stage
 
 
@@ -31,7 +31,7 @@ CohortParam = Annotated[AdhocCohort, Field(description="Exactly one of: file (CS
                                                        "country), or view (named in adhoc_views).")]
 
 
-@flow(name="adhoc_campaign", task_runner=chunk_task_runner(),
+@flow(name="adhoc_campaign", task_runner=RunnerFromSettings(),
       description="One stage for a chosen cohort, through the same policy, experiments, idempotency and log as "
                   "the daily run.")
 def adhoc_campaign(stage: StageParam, cohort: CohortParam, as_of: AsOf = None, now: Now = None,

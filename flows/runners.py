@@ -13,16 +13,15 @@ import os
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from campaigns.settings import Settings
+from campaigns.settings import Settings, get_settings
 
 
 def chunk_workers(settings: Settings) -> int:
     return settings.chunk_workers or os.cpu_count() or 1
 
 
-def chunk_task_runner(settings: Settings | None = None) -> TaskRunner:
-    """The task runner the stage flows submit their chunks to, from settings (read when the flows load)."""
-    settings = settings or Settings()
+def chunk_task_runner(settings: Settings) -> TaskRunner:
+    """The task runner the stage flows submit their chunks to, as ``settings`` say."""
     workers = chunk_workers(settings)
     if settings.task_runner == "processes":
         return ProcessPoolTaskRunner(max_workers=workers)
@@ -35,3 +34,15 @@ def chunk_task_runner(settings: Settings | None = None) -> TaskRunner:
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
                                               "dashboard_address": None})
     return ThreadPoolTaskRunner(max_workers=workers)
+
+
+class RunnerFromSettings(TaskRunner):
+    """The stage flows' task runner, chosen when a flow run starts rather than when the flows are imported: Prefect
+    asks a flow's task runner for a ``duplicate()`` to run each flow run with, and this one answers with the runner
+    the settings say at that moment (``chunk_task_runner``). It runs nothing itself."""
+
+    def duplicate(self) -> TaskRunner:
+        return chunk_task_runner(get_settings())
+
+    def submit(self, task, parameters, wait_for=None, dependencies=None):
+        raise RuntimeError("RunnerFromSettings only chooses a flow run's task runner; use the one duplicate() gives")

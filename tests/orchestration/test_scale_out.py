@@ -75,6 +75,22 @@ def test_the_runner_follows_the_settings():
     assert local.address is None and local.cluster_kwargs["n_workers"] == 2
 
 
+def test_a_stage_flow_takes_its_runner_from_the_settings_when_a_run_starts_not_when_it_is_imported(monkeypatch):
+    """Prefect runs each flow run with ``flow.task_runner.duplicate()``: that is where the settings are read."""
+    from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
+    from flows.adhoc import adhoc_campaign
+    from flows.stages import soft_nudge
+
+    monkeypatch.setenv("CAMPAIGNS_TASK_RUNNER", "threads")
+    assert isinstance(soft_nudge.task_runner.duplicate(), ThreadPoolTaskRunner)
+    monkeypatch.setenv("CAMPAIGNS_TASK_RUNNER", "processes")
+    monkeypatch.setenv("CAMPAIGNS_CHUNK_WORKERS", "3")
+    for flow in (soft_nudge, adhoc_campaign):
+        runner = flow.task_runner.duplicate()
+        assert isinstance(runner, ProcessPoolTaskRunner) and runner._max_workers == 3
+
+
 RUN_STAGE = """
 import json, os, sys, time
 from datetime import date, datetime
