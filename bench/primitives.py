@@ -168,8 +168,8 @@ def main() -> None:
     url = fresh_database(args.database_url, "campaigns_primitives", Path("/tmp"))
     copies = copy_costs(url, args.rows)
     print(f"COPY of {args.rows:,} attempt rows into contact_attempts:")
-    for name, figures in copies.items():
-        print(f"  {name:58} {figures['rows_per_s']:>9,} rows/s  client {figures['client_cpu_us']:>5} µs  "
+    for configuration, figures in copies.items():
+        print(f"  {configuration:58} {figures['rows_per_s']:>9,} rows/s  client {figures['client_cpu_us']:>5} µs  "
               f"postgres {figures['postgres_cpu_us']:>5} µs  WAL {figures['wal_bytes']:>5} B per row")
     print(json.dumps({"rows": args.rows, "at": datetime.now(timezone.utc).isoformat(), "render_us": render,
                       "seal_us": sealed, "copy": copies}))

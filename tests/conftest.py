@@ -121,7 +121,7 @@ def database_url(request, tmp_path_factory):
     upgrade_database(migrating)
     migrating.dispose()
     yield url
-    bootstrap.dispose_engines()
+    bootstrap.PROCESS.dispose()
     if schema:
         drop_postgres_schema(schema)
 

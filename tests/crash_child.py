@@ -41,8 +41,8 @@ def main() -> None:
     for name in ("before_cursor_execute", "after_cursor_execute", "commit"):
         event.listen(engine, name, partial(checkpoint, name))
     provider = ProviderLog(os.environ["CRASH_PROVIDER_LOG"], os.environ["CRASH_IDEMPOTENT"] == "1", checkpoint)
-    bootstrap.override_gateway("email", provider)
-    bootstrap.override_gateway("sms", provider)
+    bootstrap.PROCESS.override_gateway("email", provider)
+    bootstrap.PROCESS.override_gateway("sms", provider)
     daily_campaign(as_of=date.fromisoformat(os.environ["CRASH_AS_OF"]),
                    now=datetime.fromisoformat(os.environ["CRASH_NOW"]))
     print(json.dumps(passed))

@@ -35,7 +35,6 @@ class Services:
     policy: PolicyConfig
     review: ReviewRules
     gateways: dict[str, DeliveryGateway] = field(default_factory=dict)
-    keys: KeyRing | None = None
     # No keys to seal personal data with: the error for whatever needs the database (ready_services, the
     # CLI's migrated_services); work that never touches it (checking templates) goes on without keys.
     keys_missing: Exception | None = None
@@ -167,7 +166,6 @@ def build(settings: Settings, *, gateways: Mapping[str, DeliveryGateway] | None 
         policy=load_policy(settings.policy_config),
         review=load_review_rules(settings.review_config),
         gateways={**build_gateways(settings, engine), **(gateways or {})},
-        keys=keys,
         keys_missing=keys_missing,
     )
 
@@ -251,11 +249,3 @@ def services(settings: Settings | None = None) -> Services:
 def ready_services(settings: Settings | None = None) -> Services:
     """This process's services, the database's schema checked (``PROCESS.ready``)."""
     return PROCESS.ready(settings)
-
-
-def override_gateway(channel: str, gateway: DeliveryGateway | None) -> None:
-    PROCESS.override_gateway(channel, gateway)
-
-
-def dispose_engines() -> None:
-    PROCESS.dispose()

@@ -135,8 +135,8 @@ def log(attempt_ids):
 
 
 outbox = MeetingOutbox(bootstrap.services().engine)
-bootstrap.override_gateway("email", outbox)
-bootstrap.override_gateway("sms", outbox)
+bootstrap.PROCESS.override_gateway("email", outbox)
+bootstrap.PROCESS.override_gateway("sms", outbox)
 summary = soft_nudge(as_of=date.fromisoformat(sys.argv[2]), now=datetime.fromisoformat(sys.argv[3]))
 print(json.dumps({k: v for k, v in summary.items() if isinstance(v, (int, str))}))
 """
