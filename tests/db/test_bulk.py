@@ -182,7 +182,7 @@ def test_a_bad_row_in_a_batch_is_the_database_error_an_insert_gives(engine, acco
 
     run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
     rows = _rows(run_id, accounts)
-    rows[7]["account_id"] = "NO-SUCH-ACCOUNT"
+    rows[7]["status"] = None  # NOT NULL
     with pytest.raises(IntegrityError) as caught:
         with engine.begin() as conn:
             insert_ignoring_conflicts(conn, ContactAttempt.__table__, rows, "idempotency_key")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -302,18 +303,31 @@ class CampaignRun(Base):
     name: Mapped[str | None] = mapped_column(String(128), doc="the Prefect flow run's name (e.g. an ad-hoc run's)")
 
 
+IN_FLIGHT_STATUSES = text("status IN ('queued', 'deferred', 'sending')")
+
+
 class ContactAttempt(Base):
+    """One intended contact and what became of it.
+
+    The stage writes about a million of these a day, so the table carries only what lookups need: the key, the
+    idempotency key, an account's history (account, stage, day), the review's window (stage, created_at), a
+    run's rows (run_id, delivered_by_run_id), and the rows still on their way (a partial index: settled rows,
+    nearly all of them, cost it nothing). ``account_id`` and ``run_id`` have no foreign key (revision 0013):
+    attempts are written only for accounts the stage has just read from ``accounts``, by the run it started
+    first, and neither accounts nor runs are ever deleted; the check cost PostgreSQL 8 µs of the 18 µs a row.
+    """
+
     __tablename__ = "contact_attempts"
     __table_args__ = (
         Index("ix_contact_attempts_account_stage_as_of", "account_id", "stage", "as_of"),
-        Index("ix_contact_attempts_stage_as_of_status", "stage", "as_of", "status"),
-        Index("ix_contact_attempts_status_release_after", "status", "release_after"),
+        Index("ix_contact_attempts_status_release_after", "status", "release_after",
+              postgresql_where=IN_FLIGHT_STATUSES, sqlite_where=IN_FLIGHT_STATUSES),
         Index("ix_contact_attempts_stage_created", "stage", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("campaign_runs.id"), index=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    account_id: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[str] = mapped_column(String(64))
     stage: Mapped[str] = mapped_column(String(16))
     cycle: Mapped[str] = mapped_column(String(64), doc="which occurrence of the stage this is")
@@ -443,7 +457,8 @@ class RenderedMessage(Base):
 
     __tablename__ = "rendered_messages"
 
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), primary_key=True)
+    # No foreign key (revision 0013): written in the transaction that writes its attempt, with that attempt's id.
+    attempt_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     recipient: Mapped[str | None] = mapped_column(Sealed("message.recipient", 320))
     subject: Mapped[str | None] = mapped_column(Sealed("message.subject", 300))
     body_text: Mapped[str | None] = mapped_column(Sealed("message.body_text"), doc="NULL once reduced")
@@ -461,7 +476,8 @@ class OutboxMessage(Base):
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), unique=True)
+    # No foreign key (revision 0013): written in the transaction that logs its attempt sent, with that attempt's id.
+    attempt_id: Mapped[int] = mapped_column(Integer, unique=True)
     channel: Mapped[str] = mapped_column(String(8))
     recipient: Mapped[str | None] = mapped_column(Sealed("message.recipient", 320))
     subject: Mapped[str | None] = mapped_column(Sealed("message.subject", 300))
