@@ -16,6 +16,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from campaigns.channels import OutboxGateway
+from campaigns.channels.base import stored_in
 from campaigns.db.engine import make_engine
 from campaigns.sealing.keys import load_keys
 from campaigns.settings import get_settings
@@ -73,14 +74,16 @@ def main() -> None:
         t_enqueue = t_deliver = 0.0
         for bounds in chunks:
             t1 = time.perf_counter()
-            result = enqueue_chunk(engine, ladder, templates, brand, run, bounds, policy)
+            result = enqueue_chunk(engine, ladder, templates, brand, run, bounds, policy,
+                                   stores=stored_in(gateways, engine))  # as the flow: the outbox written final
             t2 = time.perf_counter()
-            deliver_queued(engine, gateways, stage=stage.value, as_of=AS_OF, now=NOW, policy=policy,
-                           run_id=run.run_id, bounds=bounds)
+            if result.queued_ids:
+                deliver_queued(engine, gateways, stage=stage.value, as_of=AS_OF, now=NOW, policy=policy,
+                               run_id=run.run_id, attempt_ids=result.queued_ids)
             t_deliver += time.perf_counter() - t2
             t_enqueue += t2 - t1
             cohort += result.cohort_size
-            queued += result.tally.total("queued")
+            queued += result.tally.total("queued") + result.tally.total("sent")
         total = time.perf_counter() - t0
         print(f"{stage.value:>10}: {cohort:6d} accounts, {queued:6d} messages | decide+render+log "
               f"{cohort / max(t_enqueue, 1e-9):8,.0f} accounts/s | deliver (outbox) {queued / max(t_deliver, 1e-9):6,.0f} msg/s "

@@ -43,7 +43,8 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
         if chunks is None:
             chunks = [(bounds, None) for bounds in plan_cohort_chunks(stage, as_of)]
         # Chunks run side by side on the flow's task runner (flows.runners), a window of them at a time so
-        # the pool always has work; each chunk's delivery is submitted as soon as its log is written.
+        # the pool always has work; a chunk with messages for a provider has its delivery submitted as soon
+        # as its log is written (the outbox's and the worklist's are final in the log already).
         window = 2 * chunk_workers(settings)
         waiting, in_flight, delivering = deque(chunks), deque(), []
 
@@ -64,7 +65,7 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
                     cohort_size += result.cohort_size
                     tallies.append(result.tally.as_dict())
                     previews.extend(result.previews)
-                    if not dry_run:
+                    if result.queued_ids:  # only what waits for a provider: the rest was written final
                         delivering.append(deliver.submit(run, bounds, result.queued_ids))
                 except Exception as exc:  # noqa: BLE001 - raised below, once every chunk has settled
                     failure = failure or exc

@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from campaigns.contact import pipeline
 from campaigns.runs import records as runs
 from campaigns.bootstrap import describe_gateways, services
+from campaigns.channels.base import stored_in
 from campaigns.contact.cohorts import ChunkBounds
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
@@ -80,8 +81,13 @@ def enqueue_chunk(run: pipeline.StageRun, bounds: ChunkBounds, dry_run: bool,
     """Decide, render and log one chunk (one transaction: a retry redoes it whole or finds it done);
     for an ad-hoc run, only ``accounts`` of it."""
     s = services()
-    step = pipeline.preview_chunk if dry_run else pipeline.enqueue_chunk
-    result = step(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy, accounts=accounts)
+    if dry_run:
+        result = pipeline.preview_chunk(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy,
+                                        accounts=accounts)
+    else:  # the outbox and the worklist are written final here; providers' messages wait for deliver-chunk
+        result = pipeline.enqueue_chunk(s.engine, s.ladder, s.templates, s.brand, run, bounds, s.policy,
+                                        accounts=accounts, stores=stored_in(s.gateways, s.engine,
+                                                                            s.settings.provider_rate_limits))
     get_run_logger().info("chunk of %s: %d accounts, %s", bounds,
                           result.cohort_size, result.tally.as_dict())
     return result

@@ -7,7 +7,7 @@ With ``CRASH_KILL_AT=0`` it runs to the end and prints how many checkpoints it
 passed, so the test can draw K from the whole run.
 
 Environment: CAMPAIGNS_* (database, ladder, chunk size), PREFECT_API_URL (the
-test session's server), CRASH_PROVIDER_LOG, CRASH_IDEMPOTENT, CRASH_KILL_AT,
+test session's server), CRASH_PROVIDER_LOG (empty: the outbox), CRASH_IDEMPOTENT, CRASH_KILL_AT,
 CRASH_AS_OF, CRASH_NOW.
 """
 
@@ -40,9 +40,10 @@ def main() -> None:
     engine = bootstrap.services().engine
     for name in ("before_cursor_execute", "after_cursor_execute", "commit"):
         event.listen(engine, name, partial(checkpoint, name))
-    provider = ProviderLog(os.environ["CRASH_PROVIDER_LOG"], os.environ["CRASH_IDEMPOTENT"] == "1", checkpoint)
-    bootstrap.PROCESS.override_gateway("email", provider)
-    bootstrap.PROCESS.override_gateway("sms", provider)
+    if os.environ["CRASH_PROVIDER_LOG"]:  # else the configured outbox: messages written final with their attempts
+        provider = ProviderLog(os.environ["CRASH_PROVIDER_LOG"], os.environ["CRASH_IDEMPOTENT"] == "1", checkpoint)
+        bootstrap.PROCESS.override_gateway("email", provider)
+        bootstrap.PROCESS.override_gateway("sms", provider)
     daily_campaign(as_of=date.fromisoformat(os.environ["CRASH_AS_OF"]),
                    now=datetime.fromisoformat(os.environ["CRASH_NOW"]))
     print(json.dumps(passed))

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from campaigns.contact.cohorts import ChunkBounds
 from campaigns.channels import OutboxGateway, PermanentDeliveryError, TransientDeliveryError
 from campaigns.channels.agent import AgentWorklistGateway
+from campaigns.channels.base import stored_in
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, OutboxMessage, RenderedMessage, Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.ladder.config import load_ladder
@@ -30,12 +31,15 @@ TEMPLATES = TemplateLibrary(PROJECT_ROOT / "templates")
 POLICY = load_policy(PROJECT_ROOT / "config" / "policy.yaml")
 
 
-def run_stage(engine, ladder, stage, gateways, as_of=AS_OF, now=None, chunk_size=4) -> tuple[str, Tally]:
+def run_stage(engine, ladder, stage, gateways, as_of=AS_OF, now=None, chunk_size=4, final=True) -> tuple[str, Tally]:
+    """A stage as the flow runs it: channels of this database (the outbox, the worklist) written final in the
+    chunk's one write (``final=False``: left queued for the deliverer, as a provider's are), then delivery."""
     now = now or NOW + (as_of - AS_OF)  # the same hour of the run's own day
     run = StageRun(run_id=start_run(engine, stage, as_of, now, started_at=now), stage=stage, as_of=as_of, now=now)
     enqueued = Tally()
+    stores = stored_in(gateways, engine) if final else None
     for bounds in plan_stage_chunks(engine, ladder, stage, as_of, chunk_size):
-        enqueued.merge(enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY).tally)
+        enqueued.merge(enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY, stores=stores).tally)
         deliver_queued(engine, gateways, stage=stage.value, as_of=as_of, now=now, policy=POLICY, run_id=run.run_id,
                        bounds=bounds)
     return run.run_id, enqueued
@@ -149,7 +153,7 @@ def test_the_outbox_channel_stores_each_message_once(engine, ladder):
     with engine.connect() as conn:
         stored = conn.execute(select(OutboxMessage.channel, OutboxMessage.subject, OutboxMessage.body_text)).all()
         rendered = conn.execute(select(func.count()).select_from(RenderedMessage)).scalar_one()
-    assert len(stored) == rendered == 3
+    assert len(stored) == 3 and rendered == 0  # released to the outbox, the message moved there: one copy
     assert sorted(c for c, _, _ in stored) == ["email", "email", "sms"]
     assert all("https://pay.example.com/" in text for _, _, text in stored)
 
@@ -187,7 +191,7 @@ def test_a_channel_of_our_own_database_stores_a_group_at_once_and_a_bad_message_
     for n in range(12):
         add_account(engine, f"A{n:02d}", days_past_due=3)
     outbox = PickyOutbox(engine, refuse="A05")
-    run_stage(engine, ladder, Stage.soft_nudge, {"email": outbox}, chunk_size=100)
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": outbox}, chunk_size=100, final=False)  # released later
     by_account = {a.account_id: (a.status, a.reason, a.provider_message_id) for a in attempts(engine)
                   if a.status != "holdout"}
     assert by_account.pop("A05")[:2] == ("failed", "invalid_address")
@@ -210,6 +214,8 @@ def test_the_outbox_marks_a_group_sent_and_stores_it_in_one_transaction(engine, 
                    as_of=AS_OF, now=NOW)
     [bounds] = plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 100)
     enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY)
+    with engine.connect() as conn:
+        rendered = dict(conn.execute(select(RenderedMessage.attempt_id, RenderedMessage.body_text)).all())
     commits = []
 
     def committed(conn):
@@ -227,9 +233,10 @@ def test_the_outbox_marks_a_group_sent_and_stores_it_in_one_transaction(engine, 
     assert not [a for a in attempts(engine) if a.status == "sending"]
     with engine.connect() as conn:
         stored = dict(conn.execute(select(OutboxMessage.attempt_id, OutboxMessage.body_text)).all())
-        rendered = dict(conn.execute(select(RenderedMessage.attempt_id, RenderedMessage.body_text)).all())
+        left = conn.execute(select(func.count()).select_from(RenderedMessage)).scalar_one()
     assert sorted(stored) == sorted(a.id for a in sent)
-    assert all(stored[i] == rendered[i] for i in stored)  # copied inside the database, as rendered
+    assert all(stored[i] == rendered[i] for i in stored)  # moved inside the database, as rendered
+    assert left == len(rendered) - len(stored)  # the outbox row is now each sent message's one copy
     assert all(a.provider_message_id == f"outbox-{a.id}" and a.policy_trace[-1]["check"] == "release"
                and a.delivered_by_run_id == run.run_id for a in sent)
 
@@ -265,11 +272,13 @@ def test_escalation_puts_accounts_on_the_worklist_with_what_was_tried(engine, la
         {"on": "2026-11-02", "stage": "plan_offer", "channel": "email", "outcome": "sent"},
         {"on": "2026-10-13", "stage": "soft_nudge", "channel": "email", "outcome": "sent"}]}
     assert [a.stage for a in attempts(engine)] == ["soft_nudge", "plan_offer", "escalation"]
-    with engine.connect() as conn:
-        [summary] = conn.execute(select(RenderedMessage.body_text).join(
-            ContactAttempt, ContactAttempt.id == RenderedMessage.attempt_id).where(ContactAttempt.stage == "escalation")).scalars()
-    assert summary == ("Escalated at 46 days past due; tried: 2026-11-02 plan_offer email sent; "
-                       "2026-10-13 soft_nudge email sent")
+    [escalated] = [a for a in attempts(engine) if a.stage == "escalation"]
+    assert (escalated.status, escalated.provider_message_id) == ("sent", f"worklist-{escalated.id}")
+    with engine.connect() as conn:  # the worklist item is the one record of it: no rendered copy beside it
+        assert not conn.execute(select(RenderedMessage).where(RenderedMessage.attempt_id == escalated.id)).all()
+    from campaigns.channels.agent import describe_tried
+
+    assert describe_tried(item.tried) == "2026-11-02 plan_offer email sent; 2026-10-13 soft_nudge email sent"
 
 
 def test_the_worklist_says_what_was_tried_in_words():
@@ -355,3 +364,87 @@ def test_the_daily_summary_reads_as_a_table_not_json():
     assert rows[0]["Reasons"] == "suppressed: opted_out 1; deferred: outside_contact_window 5"
     assert rows[1]["Reasons"] == "none" and rows[1]["Held out"] == 1
     assert all(isinstance(v, (int, str)) for row in rows for v in row.values())
+
+
+class CountingTemplates(TemplateLibrary):
+    """The project's templates, counting renders (a re-run of the day should render nothing)."""
+
+    renders = 0
+
+    def render(self, *args, **kwargs):
+        CountingTemplates.renders += 1
+        return super().render(*args, **kwargs)
+
+
+def test_a_stage_writes_once_what_is_final_and_leaves_only_a_providers_messages_queued(engine, ladder):
+    """Decide once, write once: the outbox's messages are logged sent with their outbox row as the one copy, in
+    the chunk's one transaction; the SMS provider's wait queued with their rendered message for the deliverer."""
+    mixed_portfolio(engine)
+    for n in range(6):
+        add_account(engine, f"H{n}", days_past_due=3, customer={"sms_consent": True})
+    outbox, sms = OutboxGateway(engine), FakeGateway()
+    gateways = {"email": outbox, "sms": sms}
+    stores = stored_in(gateways, engine)
+    assert list(stores) == ["email"]  # the provider is not a table of this database
+    run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW), stage=Stage.soft_nudge,
+                   as_of=AS_OF, now=NOW)
+    [bounds] = plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 100)
+    result = enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, POLICY, stores=stores)
+    logged = attempts(engine)
+    sent = [a for a in logged if a.status == "sent"]
+    queued = [a for a in logged if a.status == "queued"]
+    assert sent and queued and {a.channel for a in sent} == {"email"} and {a.channel for a in queued} == {"sms"}
+    assert sorted(result.queued_ids) == [a.id for a in queued]
+    assert result.tally.total("sent") == len(sent) and result.tally.total("queued") == len(queued)
+    assert all(a.provider_message_id == f"outbox-{a.id}" and a.sent_at == NOW and a.delivered_by_run_id == run.run_id
+               and a.policy_trace[-1]["check"] == "enqueue" and a.policy_trace[-1]["decision"] == "release"
+               for a in sent)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(OutboxMessage.attempt_id, OutboxMessage.channel)).all())
+        rendered = conn.execute(select(RenderedMessage.attempt_id)).scalars().all()
+    assert sorted(stored) == [a.id for a in sent] and set(stored.values()) == {"email"}
+    assert sorted(rendered) == [a.id for a in queued]  # each message stored once, where its sender reads it
+    tally = deliver_queued(engine, gateways, stage="soft_nudge", as_of=AS_OF, now=NOW, policy=POLICY,
+                           run_id=run.run_id, attempt_ids=result.queued_ids)
+    assert tally.total("sent") == len(queued) == len(sms.sent)
+
+    # The same day again: nothing rendered, nothing written, nothing left to deliver.
+    CountingTemplates.renders = 0
+    again = enqueue_chunk(engine, ladder, CountingTemplates(PROJECT_ROOT / "templates"), BRAND, run, bounds, POLICY,
+                          stores=stores)
+    assert CountingTemplates.renders == 0 and again.queued_ids == []
+    assert again.tally.as_dict() == {"already_recorded": len(logged)}
+    assert [(a.id, a.status) for a in attempts(engine)] == [(a.id, "sent") if a.status == "queued" else (a.id, a.status)
+                                                            for a in logged]
+
+
+def test_writing_final_at_once_decides_exactly_what_the_deliverer_would(engine, ladder):
+    """The same portfolio, day and gateways through both paths: every account ends with the same channel,
+    status and reason, and the same messages are stored."""
+    mixed_portfolio(engine)
+    for n in range(8):
+        add_account(engine, f"H{n}", days_past_due=3 + n, customer={"sms_consent": n % 2 == 0,
+                                                                    "email_opt_out": n % 3 == 0})
+    outbox = OutboxGateway(engine)
+    gateways = {"email": outbox, "sms": outbox}
+
+    def outcome():
+        with engine.connect() as conn:
+            rows = conn.execute(select(ContactAttempt.account_id, ContactAttempt.channel, ContactAttempt.status,
+                                       ContactAttempt.reason, OutboxMessage.body_text)
+                                .outerjoin(OutboxMessage, OutboxMessage.attempt_id == ContactAttempt.id)).all()
+        return sorted(tuple(r) for r in rows)
+
+    run_stage(engine, ladder, Stage.soft_nudge, gateways, final=True)
+    final = outcome()
+    with engine.begin() as conn:
+        for table in (OutboxMessage, RenderedMessage, ContactAttempt):
+            conn.execute(table.__table__.delete())
+    run_stage(engine, ladder, Stage.soft_nudge, gateways, final=False)
+    assert outcome() == final and {status for _, _, status, _, _ in final} >= {"sent", "suppressed"}
+
+
+def test_a_channel_under_a_rate_limit_is_left_to_the_deliverer(engine):
+    outbox = OutboxGateway(engine)
+    assert stored_in({"email": outbox, "sms": outbox}, engine, rate_limited={"outbox"}) == {}
+    assert stored_in({"email": outbox}, object()) == {}  # another database's outbox: delivered, not stored here

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from campaigns.db.bulk import copy_rows, insert_ignoring_conflicts
+from campaigns.db.bulk import allocate_ids, copy_rows, hold_write_lock, taken_keys
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage, Stage
 
 TERMINAL = ("sent", "suppressed", "holdout", "failed", "unknown")  # deferred and queued are on their way
@@ -68,8 +70,20 @@ class Tally:
         return dict(sorted(self.counts.items()))
 
 
-def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt]) -> tuple[Tally, list[int]]:
-    """Write the attempts whose keys are free; store the message of each new queued one.
+def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt],
+                     stores: Mapping[str, Any] | None = None) -> tuple[Tally, list[int]]:
+    """Write the attempts whose keys are free, each once with what is already final about it, and each
+    message once.
+
+    An attempt cleared to go now on a channel of ``stores`` (a table of this database: the outbox, the
+    worklist; ``channels.base.stored_in``) is written ``sent``, and its message is the channel's own row (the
+    outbox row, the worklist item), in this same transaction: nothing is left for a deliverer to claim, re-read
+    or update. An attempt for a provider stays ``queued`` (or ``deferred``) with its message in
+    ``rendered_messages``, for the deliverer to claim and send.
+
+    The free keys are looked up once and the new rows get their ids before they are written (``allocate_ids``),
+    so the attempts and their messages are each one COPY (executemany on SQLite). A key taken meanwhile by a
+    concurrent writer (PostgreSQL) rolls the batch back to its savepoint and the lookup is made again.
 
     Returns what was newly logged, by status and reason, plus ``already_recorded``
     for keys an earlier run (or try) had taken, and the ids of the new queued
@@ -77,29 +91,67 @@ def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt]) -> tup
     logged whole or not at all.
     """
     planned = list(planned)
-    tally = Tally()
-    queued: list[int] = []
-    if not planned:
-        return tally, queued
+    stores = stores or {}
     table = ContactAttempt.__table__
-    created = insert_ignoring_conflicts(conn, table, [p.row for p in planned], key="idempotency_key")
-    new_ids = {key: attempt_id for attempt_id, key in created}
-    messages = []
-    for p in planned:
-        attempt_id = new_ids.get(p.row["idempotency_key"])
-        if attempt_id is None:
-            tally.add("already_recorded")
+    if planned:
+        hold_write_lock(conn, table)  # SQLite: no other writer between the key lookup and the write
+    for _ in range(5):
+        tally, queued = Tally(), []
+        if not planned:
+            return tally, queued
+        taken = taken_keys(conn, table, "idempotency_key", [p.row["idempotency_key"] for p in planned])
+        fresh = []
+        for p in planned:
+            if p.row["idempotency_key"] in taken:
+                tally.add("already_recorded")
+                continue
+            taken.add(p.row["idempotency_key"])  # a key repeated in the batch: its first row
+            fresh.append(p)
+        if not fresh:
+            return tally, queued
+        rows, messages, stored = [], [], {}
+        for attempt_id, p in zip(allocate_ids(conn, table, len(fresh)), fresh):
+            row = {"id": attempt_id, **p.row}
+            status = row["status"]
+            gateway = stores.get(row["channel"]) if status == AttemptStatus.queued.value else None
+            if gateway is not None and p.message is not None:
+                row.update(status=AttemptStatus.sent.value, sent_at=row["created_at"],
+                           provider_message_id=gateway.message_id(attempt_id), delivered_by_run_id=row["run_id"])
+                stored.setdefault(gateway.table, []).append(gateway.stored_row(row, p.message, row["created_at"]))
+                tally.add("sent")
+            elif status == AttemptStatus.queued.value:
+                tally.add("queued")
+                queued.append(attempt_id)
+            else:
+                tally.add(status, row.get("reason"))
+            if gateway is None and status in (AttemptStatus.queued.value, AttemptStatus.deferred.value) \
+                    and p.message is not None:
+                messages.append({"attempt_id": attempt_id, **p.message})
+            rows.append(row)
+        try:
+            with _savepoint(conn):
+                copy_rows(conn, table, rows)
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "23505":  # only a key taken meanwhile is looked up again
+                raise
             continue
-        if p.row["status"] == AttemptStatus.queued.value:
-            tally.add("queued")
-            queued.append(attempt_id)
-        else:
-            tally.add(p.row["status"], p.row.get("reason"))
-        if p.row["status"] in (AttemptStatus.queued.value, AttemptStatus.deferred.value) and p.message is not None:
-            messages.append({"attempt_id": attempt_id, **p.message})
-    if messages:
-        copy_rows(conn, RenderedMessage.__table__, messages)
-    return tally, queued
+        if messages:
+            copy_rows(conn, RenderedMessage.__table__, messages)
+        for target, target_rows in stored.items():
+            copy_rows(conn, target, target_rows)
+        return tally, queued
+    raise RuntimeError("the attempt log's keys kept being taken by concurrent writers; the chunk is retried whole")
+
+
+@contextmanager
+def _savepoint(conn: Connection):
+    # SQLite: this transaction holds the database's one write lock since allocate_ids, so no concurrent writer
+    # can take a key; pysqlite's savepoints need workarounds, and none is needed.
+    if conn.dialect.name == "sqlite":
+        yield
+        return
+    with conn.begin_nested():
+        yield
 
 
 def attempt_row(

@@ -36,8 +36,13 @@ class AgentWorklistGateway:
     def __init__(self, engine: Engine):
         self.engine = engine
 
+    table = AgentWorklistItem.__table__
+
     def message_id(self, attempt_id: int) -> str:
         return f"worklist-{attempt_id}"
+
+    def stored_row(self, attempt: dict, message: dict, now: datetime) -> dict:
+        return self._row(attempt["id"], attempt["account_id"], message["payload"], now)
 
     def send(self, message: OutgoingMessage, now: datetime) -> str:
         with self.engine.begin() as conn:
@@ -58,14 +63,12 @@ class AgentWorklistGateway:
 
     def _insert(self, conn: Connection, messages: list[OutgoingMessage], now: datetime) -> None:
         # The unique attempt_id makes a second item impossible: a repeat adds nothing.
-        insert_ignoring_conflicts(conn, AgentWorklistItem.__table__, [{
-            "attempt_id": m.attempt_id,
-            "account_id": m.account_id,
-            "reason": m.payload["reason"],
-            "days_past_due": m.payload["days_past_due"],
-            "amount_due": Decimal(m.payload["amount_due"]),
-            "currency": m.payload["currency"],
-            "tried": m.payload["tried"],
-            "status": "open",
-            "created_at": now,
-        } for m in messages], key="attempt_id")
+        insert_ignoring_conflicts(conn, AgentWorklistItem.__table__,
+                                  [self._row(m.attempt_id, m.account_id, m.payload, now) for m in messages],
+                                  key="attempt_id")
+
+    @staticmethod
+    def _row(attempt_id: int, account_id: str, payload: dict, now: datetime) -> dict:
+        return {"attempt_id": attempt_id, "account_id": account_id, "reason": payload["reason"],
+                "days_past_due": payload["days_past_due"], "amount_due": Decimal(payload["amount_due"]),
+                "currency": payload["currency"], "tried": payload["tried"], "status": "open", "created_at": now}

@@ -98,3 +98,19 @@ class StoringGateway(DeliveryGateway, Protocol):
     def store(self, conn: Any, attempt_ids: list[int], now: datetime) -> None:
         """Store the rendered messages of ``attempt_ids`` in ``conn``'s transaction; a repeat stores nothing."""
         ...
+
+    def stored_row(self, attempt: dict[str, Any], message: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """The row of ``table`` that stores ``message`` for ``attempt`` (its id already given): how a stage
+        writes a message for this channel in the very transaction that logs its attempt, the one copy of it."""
+        ...
+
+    table: Any  # where ``stored_row``'s rows go
+
+
+def stored_in(gateways: Any, engine: Any, rate_limited: Any = ()) -> dict[str, "StoringGateway"]:
+    """The channels of ``gateways`` that are tables of ``engine``'s database and under no provider rate limit:
+    an attempt on one of them is final when it is logged (its message stored, itself ``sent``), in one write."""
+    limited = set(rate_limited)
+    return {channel: gateway for channel, gateway in gateways.items()
+            if gateway is not None and hasattr(gateway, "stored_row") and hasattr(gateway, "message_id")
+            and getattr(gateway, "engine", None) is engine and getattr(gateway, "provider", channel) not in limited}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, literal, select
+from sqlalchemy import Engine, delete, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -26,8 +26,16 @@ class OutboxGateway:
     def __init__(self, engine: Engine):
         self.engine = engine
 
+    table = OutboxMessage.__table__
+
     def message_id(self, attempt_id: int) -> str:
         return f"outbox-{attempt_id}"
+
+    def stored_row(self, attempt: dict, message: dict, now: datetime) -> dict:
+        # The outbox row is the message: no rendered_messages copy is kept beside it.
+        return {"attempt_id": attempt["id"], "channel": attempt["channel"], "recipient": message["recipient"],
+                "subject": message["subject"], "body_text": message["body_text"], "body_html": message["body_html"],
+                "accepted_at": now}
 
     def send(self, message: OutgoingMessage, now: datetime) -> str:
         row = {"attempt_id": message.attempt_id, "channel": message.channel, "recipient": message.recipient,
@@ -38,8 +46,9 @@ class OutboxGateway:
         return self.message_id(message.attempt_id)
 
     def store(self, conn: Connection, attempt_ids: list[int], now: datetime) -> None:
-        """Copy the rendered messages into the outbox inside the database, one statement for the group (the
-        bodies never travel through Python again)."""
+        """Move the rendered messages of a group released later (a deferral) into the outbox inside the
+        database, one statement each way: the bodies never travel through Python again, and the outbox row
+        is then the one copy of each message."""
         outbox, message, attempt = OutboxMessage.__table__, RenderedMessage.__table__, ContactAttempt.__table__
         rendered = (
             select(attempt.c.id, attempt.c.channel, message.c.recipient, message.c.subject, message.c.body_text,
@@ -51,3 +60,6 @@ class OutboxGateway:
         conn.execute(insert_(outbox).from_select(
             ["attempt_id", "channel", "recipient", "subject", "body_text", "body_html", "accepted_at"], rendered,
         ).on_conflict_do_nothing(index_elements=["attempt_id"]))
+        conn.execute(delete(message).where(among(conn, message.c.attempt_id, attempt_ids),
+                                           message.c.attempt_id.in_(select(outbox.c.attempt_id).where(
+                                               among(conn, outbox.c.attempt_id, attempt_ids)))))

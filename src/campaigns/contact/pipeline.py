@@ -7,21 +7,23 @@ Prefect, from a test, or from a notebook.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from campaigns.channels.agent import describe_tried
-from campaigns.contact.cohorts import ChunkBounds, plan_chunks, select_cohort
+from campaigns.contact.cohorts import ChunkBounds, due_condition, plan_chunks, select_cohort
 from campaigns.frames import records
-from campaigns.db.models import AttemptStatus, Channel, Stage
+from campaigns.db.bulk import taken_keys
+from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
 from campaigns.ladder.config import Ladder, StageRule
-from campaigns.attempts.log import PlannedAttempt, Tally, attempt_row, enqueue_attempts, stage_cycle
+from campaigns.attempts.log import (PlannedAttempt, Tally, attempt_row, enqueue_attempts, idempotency_key,
+                                    stage_cycle)
 from campaigns.policy import DEFER, RELEASE, SUPPRESS, PolicyConfig, evaluate_release
 from campaigns.policy.release import plausible_zone_column
 from campaigns.policy.content import mentions_litigation
@@ -66,8 +68,8 @@ class ChunkResult:
     cohort_size: int
     tally: Tally
     previews: list[dict[str, Any]]
-    # The chunk's new queued attempts, for its delivery to take without searching; None: search the chunk's
-    # bounds (some keys were taken already, so an earlier run may have left queued attempts there).
+    # What the chunk's delivery takes, without searching: its new attempts queued for a provider, and any an
+    # earlier run of the day left due in its bounds. Empty: nothing to deliver (the rest was written final).
     queued_ids: list[int] | None = None
 
 
@@ -285,9 +287,12 @@ def add_risk_scores(conn, cohort: pd.DataFrame, run: StageRun) -> pd.DataFrame:
 
 def prepare_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
-    policy: PolicyConfig, accounts: Sequence[str] | None = None,
-) -> tuple[pd.DataFrame, list[PlannedAttempt]]:
-    """Read one cohort chunk (only ``accounts`` of it, if given) and decide and render everything for it (no writes)."""
+    policy: PolicyConfig, accounts: Sequence[str] | None = None, skip_recorded: bool = False,
+) -> tuple[pd.DataFrame, list[PlannedAttempt], int]:
+    """Read one cohort chunk (only ``accounts`` of it, if given) and decide and render everything for it (no
+    writes); with ``skip_recorded``, decisions whose attempt is in the log already are neither rendered nor
+    checked (a re-run of the day costs a read and a lookup per account). Returns the cohort, the planned
+    attempts and how many decisions were skipped so."""
     rule = ladder.rule(run.stage)
     if run.adhoc:
         from campaigns.contact.adhoc import adhoc_rule
@@ -300,24 +305,64 @@ def prepare_chunk(
         if ladder.segments.risk_tone is not None and not cohort.empty:
             cohort = add_risk_scores(conn, cohort, run)
     decisions = decide_contacts(cohort, rule, ladder.experiment_for(run.stage, run.as_of), ladder.segments)
+    recorded = 0
+    if skip_recorded and not decisions.empty:
+        decisions, recorded = _without_recorded(engine, decisions, cohort, rule, run)
     tried = attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
     planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried, policy.sms_max_segments)
     with engine.connect() as conn:
         apply_release_policy(conn, planned, cohort, run, policy)
-    return cohort, planned
+    return cohort, planned, recorded
+
+
+def _without_recorded(engine: Engine, decisions: pd.DataFrame, cohort: pd.DataFrame, rule: StageRule,
+                      run: StageRun) -> tuple[pd.DataFrame, int]:
+    """The decisions whose idempotency key is still free (one lookup for the chunk), and how many were not."""
+    due = dict(zip(cohort["account_id"], cohort["due_date"]))
+    keys = [idempotency_key(account_id, run.stage, stage_cycle(run.stage, run.as_of, due[account_id],
+                                                               rule.once_per_due_date), channel)
+            for account_id, channel in zip(decisions["account_id"], decisions["channel"])]
+    with engine.connect() as conn:
+        taken = taken_keys(conn, ContactAttempt.__table__, "idempotency_key", keys)
+    if not taken:
+        return decisions, 0
+    free = [key not in taken for key in keys]
+    return decisions[free].reset_index(drop=True), len(keys) - sum(free)
+
+
+def leftover_due_ids(engine: Engine, run: StageRun, bounds: ChunkBounds) -> list[int]:
+    """Attempts of this stage and day in ``bounds`` still due to be sent (queued, or deferred and due now): an
+    earlier run of the day that stopped left them; a re-run's delivery takes them (through the partial index
+    of rows on their way, whatever the size of the log)."""
+    a = ContactAttempt
+    stmt = select(a.id).where(due_condition(run.now), a.stage == run.stage.value, a.as_of == run.as_of,
+                              a.account_id <= bounds.upto)
+    if bounds.after is not None:
+        stmt = stmt.where(a.account_id > bounds.after)
+    with engine.connect() as conn:
+        return list(conn.execute(stmt.order_by(a.id)).scalars())
 
 
 def enqueue_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
-    policy: PolicyConfig, accounts: Sequence[str] | None = None,
+    policy: PolicyConfig, accounts: Sequence[str] | None = None, stores: Mapping[str, Any] | None = None,
 ) -> ChunkResult:
-    """Log every decision of one chunk in one transaction (idempotent)."""
-    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
+    """Decide once and write once: log every decision of one chunk in one transaction (idempotent).
+
+    What is final now is written final: suppressed, held out, deferred, failed to render, and ``sent`` on a
+    channel of ``stores`` (a table of this database, ``channels.base.stored_in``), its message stored there
+    in the same transaction. What remains for a provider is ``queued``; ``queued_ids`` says which (with
+    any left due by an earlier run of the day in the chunk), and is empty when there is nothing to deliver.
+    """
+    cohort, planned, recorded = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts,
+                                              skip_recorded=True)
     with engine.begin() as conn:
-        tally, queued = enqueue_attempts(conn, planned)
+        tally, queued = enqueue_attempts(conn, planned, stores)
         store_offers(conn, [p.offer for p in planned if p.offer and p.message is not None], run.as_of)
-    return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[],
-                       queued_ids=None if tally.total("already_recorded") else queued)
+    tally.add("already_recorded", n=recorded)
+    if tally.total("already_recorded"):
+        queued = sorted(set(queued) | set(leftover_due_ids(engine, run, bounds)))
+    return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[], queued_ids=queued)
 
 
 def preview_chunk(
@@ -328,7 +373,7 @@ def preview_chunk(
     name masked: they travel as task results and are printed on a terminal."""
     from campaigns.privacy.subject import mask_name_in
 
-    cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
+    cohort, planned, _ = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts)
     names = dict(zip(cohort["account_id"], cohort["name"])) if "name" in cohort.columns else {}
     tally = Tally()
     previews = []

@@ -27,7 +27,7 @@ def preview_cohort(engine: Engine, ladder: Ladder, templates, brand, policy, sta
     outside = check_stage_days(engine, ids, ladder.rule(stage), as_of, "the preview's")
     tally, messages, suppressions, cohort_size = Tally(), [], [], 0
     for bounds, part in id_chunks(ids, chunk_size):
-        cohort, planned = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, part)
+        cohort, planned, _ = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, part)
         cohort_size += len(cohort)
         names = {} if reveal else dict(zip(cohort["account_id"], cohort["name"]))
         for p in planned:

@@ -194,10 +194,39 @@ def _sqlite_insert_new(conn: Connection, table: Table, columns: list[str], rows:
 
 
 def taken_keys(conn: Connection, table: Table, key: str, keys: Sequence[Any]) -> set[Any]:
-    """Which of ``keys`` are in ``table`` already (one array parameter)."""
+    """Which of ``keys`` are in ``table`` already (one parameter: an array on PostgreSQL, JSON on SQLite)."""
     wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return set()
+    if conn.dialect.name == "sqlite":
+        return {r[0] for r in conn.exec_driver_sql(
+            f'SELECT "{key}" FROM "{table.name}" WHERE "{key}" IN (SELECT value FROM json_each(?))',
+            (json.dumps(wanted),))}
     return set(conn.execute(select(table.c[key]).where(
         table.c[key] == any_(bindparam("keys", wanted, type_=postgresql.ARRAY(table.c[key].type))))).scalars())
+
+
+def hold_write_lock(conn: Connection, table: Table) -> None:
+    """SQLite: take the database's one write lock now, for the rest of the transaction (an UPDATE that matches
+    no row: ids start at 1), so that what this transaction reads before it writes (which keys are taken, the
+    largest id) stays true until it commits. PostgreSQL: nothing (its writers meet at the unique keys)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f'UPDATE "{table.name}" SET id = id WHERE id = 0')
+
+
+def allocate_ids(conn: Connection, table: Table, n: int) -> list[int]:
+    """``n`` new ids of ``table`` for rows this transaction will write, known before they are written (so rows
+    that point at them can be built in the same pass). PostgreSQL takes them from the table's sequence; SQLite
+    holds its one write lock first (``hold_write_lock``), so the ids after the largest stay this transaction's
+    until it ends."""
+    if n <= 0:
+        return []
+    if conn.dialect.name == "sqlite":
+        hold_write_lock(conn, table)
+        start = conn.exec_driver_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table.name}"').scalar_one()
+        return list(range(start + 1, start + n + 1))
+    return list(conn.execute(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+                             {"table": f'"{table.name}"', "n": n}).scalars())
 
 
 def _copy_new_keys(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]], key: str):

@@ -3,7 +3,8 @@
 What a message said is personal data kept only as long as it is needed to show a
 contact (``RETENTION_MESSAGE_DAYS``, 90 by default): after that the rendered
 message keeps the SHA-256 of what was sent (so a copy a customer shows us can
-still be checked against it) and the outbox's copy goes. The contact log keeps
+still be checked against it) and the outbox's row goes (when the outbox row was
+the message's one copy, a reduced rendered message keeps its hash). The contact log keeps
 the facts an audit needs (when, which channel, which template version, status,
 reason): it never held personal data. A customer whose accounts have all been
 paid or closed for ``RETENTION_CLOSED_CUSTOMER_DAYS`` loses name, email and
@@ -21,7 +22,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, bindparam, case, delete, exists, func, insert, select, update
+from sqlalchemy import Engine, bindparam, case, delete, exists, func, insert, or_, select, union, update
 from sqlalchemy.engine import Connection
 
 from campaigns.db.engine import among
@@ -61,9 +62,13 @@ def content_hash(recipient: str | None, subject: str | None, body_text: str | No
 
 
 def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> tuple[int, int]:
-    """Reduce these attempts' rendered messages to their hash and delete the outbox's copies (one transaction).
-    Returns (messages reduced, outbox copies deleted)."""
-    m = RenderedMessage
+    """Reduce these attempts' messages to their hash and delete the outbox's rows (one transaction).
+
+    A message is held once: in ``rendered_messages`` (for a provider, or waiting), or as its outbox row (written
+    when the stage logged it sent). An outbox row that was the only copy leaves a reduced ``rendered_messages``
+    row behind with its hash, so every message reduced can still be checked against a copy a customer shows.
+    Returns (messages reduced, outbox rows deleted)."""
+    m, o = RenderedMessage, OutboxMessage
     rows = conn.execute(select(m.attempt_id, m.recipient, m.subject, m.body_text, m.body_html)
                         .where(among(conn, m.attempt_id, attempt_ids), m.reduced_at.is_(None))).all()
     if rows:
@@ -73,9 +78,16 @@ def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> 
                     content_sha256=bindparam("_hash"), reduced_at=now),
             [{"_id": r.attempt_id, "_hash": content_hash(r.recipient, r.subject, r.body_text, r.body_html)}
              for r in rows])
-    deleted = conn.execute(delete(OutboxMessage).where(among(conn, OutboxMessage.attempt_id, attempt_ids))
-                           ).rowcount or 0
-    return len(rows), deleted
+    only = conn.execute(select(o.attempt_id, o.recipient, o.subject, o.body_text, o.body_html)
+                        .where(among(conn, o.attempt_id, attempt_ids),
+                               ~exists().where(m.attempt_id == o.attempt_id))).all()
+    if only:
+        conn.execute(insert(m.__table__), [
+            {"attempt_id": r.attempt_id, "recipient": None, "subject": None, "body_text": None, "body_html": None,
+             "payload": {}, "content_sha256": content_hash(r.recipient, r.subject, r.body_text, r.body_html),
+             "reduced_at": now} for r in only])
+    deleted = conn.execute(delete(o).where(among(conn, o.attempt_id, attempt_ids))).rowcount or 0
+    return len(rows) + len(only), deleted
 
 
 def anonymise_customer(conn: Connection, customer_id: str, now: datetime) -> None:
@@ -97,36 +109,34 @@ def apply_retention(engine: Engine, now: datetime, *, message_days: int, closed_
     closed_before = now - timedelta(days=closed_customer_days)
     report = RetentionReport(messages_before=messages_before.isoformat(), closed_before=closed_before.isoformat(),
                              dry_run=dry_run)
-    a, m = ContactAttempt, RenderedMessage
-    old_messages = (select(m.attempt_id).join(a, a.id == m.attempt_id)
+    a, m, o = ContactAttempt, RenderedMessage, OutboxMessage
+    old_rendered = (select(m.attempt_id.label("attempt_id")).join(a, a.id == m.attempt_id)
                     .where(m.reduced_at.is_(None), a.created_at < messages_before, a.status.not_in(IN_FLIGHT)))
-    old_outbox = (select(OutboxMessage.attempt_id).where(OutboxMessage.accepted_at < messages_before)
-                  .where(~exists().where(m.attempt_id == OutboxMessage.attempt_id, m.reduced_at.is_(None))))
+    old_outbox = (select(o.attempt_id.label("attempt_id")).join(a, a.id == o.attempt_id)
+                  .where(o.accepted_at < messages_before, a.status.not_in(IN_FLIGHT)))
+    old = union(old_rendered, old_outbox).subquery()
     customers = _closed_customers(closed_before)
     if dry_run:
         with engine.connect() as conn:
-            report.messages_reduced = conn.execute(select(func.count()).select_from(old_messages.subquery())
-                                                   ).scalar_one()
-            report.outbox_deleted = conn.execute(select(func.count()).select_from(OutboxMessage).where(
-                OutboxMessage.attempt_id.in_(old_messages.scalar_subquery())
-                | OutboxMessage.attempt_id.in_(old_outbox.scalar_subquery()))).scalar_one()
+            outbox_only = old_outbox.where(~exists().where(m.attempt_id == o.attempt_id))
+            report.messages_reduced = sum(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+                                          for q in (old_rendered, outbox_only))
+            report.outbox_deleted = conn.execute(select(func.count()).select_from(o).where(
+                o.attempt_id.in_(select(old.c.attempt_id)))).scalar_one()
             report.customers_anonymised = conn.execute(select(func.count()).select_from(customers.subquery())
                                                        ).scalar_one()
         return report
     after = 0
     while True:  # keyset pages: each chunk its own transaction, so a stop keeps what was done
         with engine.begin() as conn:
-            ids = conn.execute(old_messages.where(m.attempt_id > after).order_by(m.attempt_id)
-                               .limit(chunk_size)).scalars().all()
+            ids = conn.execute(select(old.c.attempt_id).where(old.c.attempt_id > after)
+                               .order_by(old.c.attempt_id).limit(chunk_size)).scalars().all()
             if not ids:
                 break
             reduced, deleted = reduce_messages(conn, list(ids), now)
             report.messages_reduced += reduced
             report.outbox_deleted += deleted
         after = ids[-1]
-    with engine.begin() as conn:  # outbox copies whose message was reduced before (or has none)
-        report.outbox_deleted += conn.execute(delete(OutboxMessage).where(
-            OutboxMessage.attempt_id.in_(old_outbox.scalar_subquery()))).rowcount or 0
     while True:
         with engine.begin() as conn:
             ids = conn.execute(customers.order_by(Customer.id).limit(chunk_size)).scalars().all()
@@ -154,9 +164,10 @@ def _closed_customers(closed_before: datetime):
 def reduce_messages_of(conn: Connection, customer_id: str, now: datetime) -> tuple[int, int]:
     """Reduce every message to this customer, whatever its age (settled ones: an in-flight one keeps its body).
     Returns (messages reduced, outbox copies deleted)."""
-    a = ContactAttempt
-    ids = conn.execute(select(a.id).join(RenderedMessage, RenderedMessage.attempt_id == a.id)
-                       .where(a.customer_id == customer_id, a.status.not_in(IN_FLIGHT))).scalars().all()
+    a, m, o = ContactAttempt, RenderedMessage, OutboxMessage
+    held = or_(exists().where(m.attempt_id == a.id, m.reduced_at.is_(None)), exists().where(o.attempt_id == a.id))
+    ids = conn.execute(select(a.id).where(a.customer_id == customer_id, a.status.not_in(IN_FLIGHT), held)
+                       ).scalars().all()
     return reduce_messages(conn, list(ids), now) if ids else (0, 0)
 
 

@@ -34,6 +34,7 @@ from campaigns.db.models import (
     Payment,
     PaymentPromise,
     PersonalDataAccess,
+    OutboxMessage,
     PlanInstalment,
     RenderedMessage,
     RepaymentPlan,
@@ -116,8 +117,10 @@ def export_customer(engine: Engine, account_id: str, now: datetime, *, actor: st
         accounts = _row(conn, Account, Account.customer_id == customer_id)
         ids = [a["id"] for a in accounts]
         attempts = _row(conn, ContactAttempt, ContactAttempt.customer_id == customer_id)
-        messages = {m["attempt_id"]: m for m in _row(conn, RenderedMessage, RenderedMessage.attempt_id.in_(
-            select(ContactAttempt.id).where(ContactAttempt.customer_id == customer_id)))}
+        theirs = select(ContactAttempt.id).where(ContactAttempt.customer_id == customer_id)
+        # A message is held once: its outbox row (logged sent by the stage), else its rendered message.
+        messages = {m["attempt_id"]: m for m in _row(conn, RenderedMessage, RenderedMessage.attempt_id.in_(theirs))}
+        messages.update((m["attempt_id"], m) for m in _row(conn, OutboxMessage, OutboxMessage.attempt_id.in_(theirs)))
         for attempt in attempts:
             attempt["message"] = messages.get(attempt["id"])
         document = {
