@@ -97,6 +97,23 @@ def test_any_message_text_comes_back_as_it_was_copied(engine, accounts, bodies, 
         (subject, body, body or None, {"body": body}) for body in bodies]
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(details=st.lists(st.one_of(st.none(), text), min_size=N, max_size=N))
+def test_copied_attempts_with_their_ids_come_back_as_given(engine, accounts, details):
+    """``copy_rows`` of attempts with their ids given (how a stage writes them): an unsealed text column with tabs,
+    newlines, backslashes, ``\\N`` or any Unicode, a JSON trace, money, dates and timestamps come back as given."""
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
+    rows = [{"id": 1000 + i, **row, "detail": detail}
+            for i, (row, detail) in enumerate(zip(_rows(run_id, accounts), details))]
+    with engine.begin() as conn:
+        conn.execute(delete(ContactAttempt))
+        copy_rows(conn, ContactAttempt.__table__, rows)
+    with engine.connect() as conn:
+        stored = conn.execute(select(ContactAttempt).order_by(ContactAttempt.id)).all()
+    assert [(r.id, r.detail, r.policy_trace, r.amount_due, r.as_of, r.created_at) for r in stored] == [
+        (r["id"], r["detail"], r["policy_trace"], r["amount_due"], r["as_of"], r["created_at"]) for r in rows]
+
+
 def test_rows_are_updated_only_where_the_condition_still_holds(engine, accounts):
     from sqlalchemy import update
 
