@@ -210,12 +210,28 @@ def plan_chunks(conn: Connection, rule: StageRule, as_of: date, chunk_size: int)
 
 
 def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkBounds,
-                  accounts: Sequence[str] | None = None) -> pd.DataFrame:
-    """The cohort members in ``bounds`` (and among ``accounts``, if given), one row per account."""
+                  accounts: Sequence[str] | None = None, unlogged_only: bool = False) -> pd.DataFrame:
+    """The cohort members in ``bounds`` (and among ``accounts``, if given), one row per account; with
+    ``unlogged_only``, only those this stage has not logged on ``as_of`` yet (``logged_today`` counts the others)."""
     stmt = cohort_statement(rule, as_of)
     if accounts is not None:
         stmt = stmt.where(Account.id.in_(list(accounts)))
+    if unlogged_only:
+        a = ContactAttempt
+        stmt = stmt.where(~exists().where(a.account_id == Account.id, a.stage == rule.stage.value, a.as_of == as_of))
     return cohort_frame(conn.execute(_bounded(stmt, bounds)).all(), as_of)
+
+
+def logged_today(conn: Connection, stage: Stage, as_of: date, bounds: ChunkBounds) -> dict[str, int]:
+    """How many attempts this stage logged on ``as_of`` for each account in ``bounds``: a chunk's share of an
+    earlier run of the same day, decided then whole (a chunk's attempts are one transaction), and not decided
+    again."""
+    a = ContactAttempt
+    stmt = select(a.account_id, func.count()).where(
+        a.stage == stage.value, a.as_of == as_of, a.account_id <= bounds.upto).group_by(a.account_id)
+    if bounds.after is not None:
+        stmt = stmt.where(a.account_id > bounds.after)
+    return {account_id: int(n) for account_id, n in conn.execute(stmt)}
 
 
 def cohort_statement(rule: StageRule, as_of: date) -> Select:

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from campaigns.channels.agent import describe_tried
-from campaigns.contact.cohorts import ChunkBounds, due_condition, plan_chunks, select_cohort
+from campaigns.contact.cohorts import ChunkBounds, due_condition, logged_today, plan_chunks, select_cohort
 from campaigns.frames import records
 from campaigns.db.bulk import taken_keys
 from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
@@ -288,31 +288,40 @@ def add_risk_scores(conn, cohort: pd.DataFrame, run: StageRun) -> pd.DataFrame:
 def prepare_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
     policy: PolicyConfig, accounts: Sequence[str] | None = None, skip_recorded: bool = False,
-) -> tuple[pd.DataFrame, list[PlannedAttempt], int]:
+) -> tuple[pd.DataFrame, list[PlannedAttempt], tuple[int, int]]:
     """Read one cohort chunk (only ``accounts`` of it, if given) and decide and render everything for it (no
-    writes); with ``skip_recorded``, decisions whose attempt is in the log already are neither rendered nor
-    checked (a re-run of the day costs a read and a lookup per account). Returns the cohort, the planned
-    attempts and how many decisions were skipped so."""
+    writes). With ``skip_recorded``, what is in the log already is decided once only: accounts this stage logged
+    today are not read again (``logged_today`` counts them; a re-run of the day costs one query a chunk), and
+    of ``accounts`` given (ad hoc, a fallback), decisions whose idempotency key is taken are neither rendered
+    nor checked. Returns the cohort, the planned attempts, and (attempts, accounts) already recorded."""
     rule = ladder.rule(run.stage)
     if run.adhoc:
         from campaigns.contact.adhoc import adhoc_rule
 
         rule = adhoc_rule(rule)
+    by_account = skip_recorded and accounts is None
+    recorded_accounts = 0
     with engine.connect() as conn:
-        cohort = select_cohort(conn, rule, run.as_of, bounds, accounts)
+        cohort = select_cohort(conn, rule, run.as_of, bounds, accounts, unlogged_only=by_account)
+        recorded = 0
+        if by_account:  # read after the cohort: an account a concurrent run logged in between is counted once
+            read = set(cohort["account_id"])
+            logged = {account: n for account, n in logged_today(conn, run.stage, run.as_of, bounds).items()
+                      if account not in read}
+            recorded, recorded_accounts = sum(logged.values()), len(logged)
         cohort["holds"] = holds_column(conn, cohort["customer_id"].tolist(), run.now)
         cohort = add_segments(conn, cohort, run.as_of, ladder.segments)
         if ladder.segments.risk_tone is not None and not cohort.empty:
             cohort = add_risk_scores(conn, cohort, run)
     decisions = decide_contacts(cohort, rule, ladder.experiment_for(run.stage, run.as_of), ladder.segments)
-    recorded = 0
     if skip_recorded and not decisions.empty:
-        decisions, recorded = _without_recorded(engine, decisions, cohort, rule, run)
+        decisions, taken = _without_recorded(engine, decisions, cohort, rule, run)
+        recorded += taken
     tried = attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None
     planned = compose_attempts(cohort, decisions, rule, run, templates, brand, tried, policy.sms_max_segments)
     with engine.connect() as conn:
         apply_release_policy(conn, planned, cohort, run, policy)
-    return cohort, planned, recorded
+    return cohort, planned, (recorded, recorded_accounts)
 
 
 def _without_recorded(engine: Engine, decisions: pd.DataFrame, cohort: pd.DataFrame, rule: StageRule,
@@ -354,15 +363,15 @@ def enqueue_chunk(
     in the same transaction. What remains for a provider is ``queued``; ``queued_ids`` says which (with
     any left due by an earlier run of the day in the chunk), and is empty when there is nothing to deliver.
     """
-    cohort, planned, recorded = prepare_chunk(engine, ladder, templates, brand, run, bounds, policy, accounts,
-                                              skip_recorded=True)
+    cohort, planned, (recorded, recorded_accounts) = prepare_chunk(
+        engine, ladder, templates, brand, run, bounds, policy, accounts, skip_recorded=True)
     with engine.begin() as conn:
         tally, queued = enqueue_attempts(conn, planned, stores)
         store_offers(conn, [p.offer for p in planned if p.offer and p.message is not None], run.as_of)
     tally.add("already_recorded", n=recorded)
     if tally.total("already_recorded"):
         queued = sorted(set(queued) | set(leftover_due_ids(engine, run, bounds)))
-    return ChunkResult(cohort_size=len(cohort), tally=tally, previews=[], queued_ids=queued)
+    return ChunkResult(cohort_size=len(cohort) + recorded_accounts, tally=tally, previews=[], queued_ids=queued)
 
 
 def preview_chunk(
