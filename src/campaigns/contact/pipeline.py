@@ -314,7 +314,7 @@ def prepare_chunk(
         if ladder.segments.risk_tone is not None and not cohort.empty:
             cohort = add_risk_scores(conn, cohort, run)
     decisions = decide_contacts(cohort, rule, ladder.experiment_for(run.stage, run.as_of), ladder.segments)
-    if skip_recorded and not decisions.empty:
+    if skip_recorded and not by_account and not decisions.empty:  # accounts given: some may be logged already
         decisions, taken = _without_recorded(engine, decisions, cohort, rule, run)
         recorded += taken
     tried = attempts_so_far(engine, cohort["account_id"].tolist()) if Channel.agent in rule.channels else None

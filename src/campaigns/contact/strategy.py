@@ -106,7 +106,13 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
                         cohort["pay_chance"] if "pay_chance" in cohort.columns else None)
     account_reason = account_suppression(cohort).to_numpy(dtype=object)
     blocked = np.array([r is not None for r in account_reason])
-    orders = [channel_order(rule, seg, experiment.arm(arm), rules) for seg, arm in zip(segments, arms)]
+    by_name = {a.name: a for a in experiment.arms}
+    order_of: dict[tuple, tuple] = {}  # one order per (segment, arm), not one per account
+    orders = []
+    for seg, arm in zip(segments, arms):
+        if (seg, arm) not in order_of:
+            order_of[(seg, arm)] = channel_order(rule, seg, by_name.get(arm), rules)
+        orders.append(order_of[(seg, arm)])
     account_ids = np.asarray(ids, dtype=object)
 
     frames = []
@@ -144,7 +150,7 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
                     "status": np.where(held, AttemptStatus.holdout.value, PENDING), "reason": None,
                     "variant": np.where(held, HOLDOUT, arms[group][picked]), "experiment": experiment.name,
                     "tone": tones[group][picked], "channels": names,
-                    "send_hour": [None if h else (experiment.arm(v).send_hour if experiment.arm(v) else None)
+                    "send_hour": [None if h else (by_name[v].send_hour if v in by_name else None)
                                   for h, v in zip(held, arms[group][picked])],
                 }))
     decisions = pd.concat(frames, ignore_index=True)[DECISION_COLUMNS].astype(object)
