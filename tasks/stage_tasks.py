@@ -20,6 +20,7 @@ from campaigns.runs import records as runs
 from campaigns.bootstrap import describe_gateways, services
 from campaigns.channels.base import stored_in
 from campaigns.contact.cohorts import ChunkBounds
+from campaigns.db.engine import refresh_statistics
 from campaigns.db.models import Stage
 from campaigns.delivery.deliver import DeliveryInterrupted, deliver_queued
 from campaigns.attempts.log import Tally
@@ -124,6 +125,9 @@ def finish_stage_run(run: pipeline.StageRun, cohort_size: int, enqueue_tallies: 
         for t in enqueue_tallies:
             tally.merge(t)
     else:
+        # The run may have logged a million rows: the next queries (the review's, the dispatcher's, tomorrow's
+        # cohort) are planned on statistics that know it.
+        refresh_statistics(s.engine, ("contact_attempts", "outbox_messages", "rendered_messages"))
         tally = run_tally(s.engine, run.run_id)
         tally.add("already_recorded", n=sum(t.get("already_recorded", 0) for t in enqueue_tallies))
     runs.finish_run(s.engine, run.run_id, cohort_size=cohort_size, tally=tally,

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.clock import NaiveTimestampError, parse_now
 from campaigns.db.bulk import insert_ignoring_conflicts
-from campaigns.db.engine import among, in_batches
+from campaigns.db.engine import among, in_batches, refresh_statistics
 from campaigns.db.models import Account, LedgerEntry, Payment
 from campaigns.money import ledger
 from campaigns.money.currency import in_currency
@@ -170,6 +170,7 @@ def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo) -
                 progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
         store_payments(engine, batch, now, zone, report)
         progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
+    refresh_statistics(engine, ("payments", "ledger_entries", "accounts"))
     return report
 
 

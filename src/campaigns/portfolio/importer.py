@@ -44,7 +44,7 @@ from sqlalchemy import Engine, and_, insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 
 from campaigns.clock import NaiveTimestampError, parse_now
-from campaigns.db.engine import among, upsert
+from campaigns.db.engine import among, refresh_statistics, upsert
 from campaigns.intake.rows import (
     PERSONAL,
     FileReport,
@@ -268,6 +268,7 @@ def import_portfolio(engine: Engine, path: Path, now: datetime | None = None,
         _store(engine, batch, now, report, zone, balance_as_of)
         progress.update(source.completed, f"{report.rows_read:,} rows, {len(report.errors):,} errors")
     report.customers_loaded = len(customers_seen)
+    refresh_statistics(engine, ("customers", "accounts", "ledger_entries"))
     return report
 
 
