@@ -327,7 +327,8 @@ def _floor_worker(part: list[tuple[str | None, str]]) -> dict:
             driver.execute("PRAGMA floor.synchronous=NORMAL")
             driver.execute("PRAGMA busy_timeout=600000")
         for after, upto in part:
-            rows = conn.execute(_bounded(cohort_statement(rule, AS_OF), ChunkBounds(after, upto))).all()
+            bounds = ChunkBounds(after, upto)
+            rows = conn.execute(_bounded(cohort_statement(rule, AS_OF, bounds), bounds)).all()
             conn.rollback()  # the read is its own; each range is written in one transaction below
             attempts, messages = [], []
             if postgres:

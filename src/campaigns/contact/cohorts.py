@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select, true
 from sqlalchemy.engine import Connection
 
 from campaigns.db.models import (
@@ -91,7 +91,7 @@ def stage_days_condition(rule: StageRule, as_of: date):
     return clause
 
 
-def _thank_you_filter(rule: StageRule, as_of: date):
+def _thank_you_filter(rule: StageRule, as_of: date, bounds: ChunkBounds | None = None):
     """Accounts paid off in the last ``paid_in_full_within_days`` days, never thanked for this payoff.
 
     A payoff is told from the next by when it was recorded (``payoff_seen_at``: a reversal and a new
@@ -112,15 +112,24 @@ def _thank_you_filter(rule: StageRule, as_of: date):
         paid,
         Account.paid_off_at >= since,
         Account.paid_off_at < until,
-        ~exists().where(attempt.account_id == Account.id, attempt.as_of == as_of, attempt.stage != rule.stage.value),
-        ~exists().where(attempt.account_id == Account.id, attempt.stage == rule.stage.value,
+        ~exists().where(attempt.account_id == Account.id, in_bounds(attempt.account_id, bounds),
+                        attempt.as_of == as_of, attempt.stage != rule.stage.value),
+        ~exists().where(attempt.account_id == Account.id, in_bounds(attempt.account_id, bounds),
+                        attempt.stage == rule.stage.value,
                         attempt.as_of < as_of, attempt.created_at >= Account.payoff_seen_at,
                         ~and_(attempt.status == AttemptStatus.suppressed.value, attempt.reason == "figures_changed")),
     )
 
 
-def cohort_filter(rule: StageRule, as_of: date):
-    """The WHERE clause of a stage's cohort on ``as_of``.
+def in_bounds(column, bounds: ChunkBounds | None):
+    """``column`` (an account id) within ``bounds``; no condition without bounds."""
+    if bounds is None:
+        return true()
+    return and_(column > bounds.after, column <= bounds.upto) if bounds.after is not None else column <= bounds.upto
+
+
+def cohort_filter(rule: StageRule, as_of: date, bounds: ChunkBounds | None = None):
+    """The WHERE clause of a stage's cohort on ``as_of`` (for a chunk: within ``bounds``).
 
     Paid or closed accounts and accounts owing nothing never enter a cohort. An
     account already handled by another stage today, one handed to agents, or one
@@ -133,13 +142,18 @@ def cohort_filter(rule: StageRule, as_of: date):
     accounts are not ``open``: an agency has them.
     """
     if rule.after_payment:
-        return _thank_you_filter(rule, as_of)
+        return _thank_you_filter(rule, as_of, bounds)
     attempt = ContactAttempt
+    # Each subquery on the contact log is bounded to the chunk's accounts as well as joined to them: a planner
+    # whose statistics predate the run's million new rows (an empty table, to it) may scan the subquery once and
+    # join in memory; bounded, that costs the chunk's rows, not the whole day's (90 s a chunk at 1,000,000).
+    mine = in_bounds(attempt.account_id, bounds)
     other_stage_today = exists().where(
-        attempt.account_id == Account.id, attempt.as_of == as_of, attempt.stage != rule.stage.value
+        attempt.account_id == Account.id, mine, attempt.as_of == as_of, attempt.stage != rule.stage.value
     )
     handed_to_agents = exists().where(
-        AgentWorklistItem.account_id == Account.id, AgentWorklistItem.status == "open"
+        AgentWorklistItem.account_id == Account.id, in_bounds(AgentWorklistItem.account_id, bounds),
+        AgentWorklistItem.status == "open"
     )
     instalments = reminds_instalments(rule)
     clauses = [
@@ -157,6 +171,7 @@ def cohort_filter(rule: StageRule, as_of: date):
         clauses.append(
             ~exists().where(
                 attempt.account_id == Account.id,
+                mine,
                 attempt.stage == rule.stage.value,
                 attempt.as_of > as_of - timedelta(days=rule.every_days),
                 attempt.as_of < as_of,
@@ -167,6 +182,7 @@ def cohort_filter(rule: StageRule, as_of: date):
         clauses.append(
             ~exists().where(
                 attempt.account_id == Account.id,
+                mine,
                 attempt.stage == rule.stage.value,
                 attempt.as_of >= Account.due_date,
                 attempt.as_of < as_of,
@@ -213,12 +229,13 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
                   accounts: Sequence[str] | None = None, unlogged_only: bool = False) -> pd.DataFrame:
     """The cohort members in ``bounds`` (and among ``accounts``, if given), one row per account; with
     ``unlogged_only``, only those this stage has not logged on ``as_of`` yet (``logged_today`` counts the others)."""
-    stmt = cohort_statement(rule, as_of)
+    stmt = cohort_statement(rule, as_of, bounds)
     if accounts is not None:
         stmt = stmt.where(Account.id.in_(list(accounts)))
     if unlogged_only:
         a = ContactAttempt
-        stmt = stmt.where(~exists().where(a.account_id == Account.id, a.stage == rule.stage.value, a.as_of == as_of))
+        stmt = stmt.where(~exists().where(a.account_id == Account.id, in_bounds(a.account_id, bounds),
+                                          a.stage == rule.stage.value, a.as_of == as_of))
     return cohort_frame(conn.execute(_bounded(stmt, bounds)).all(), as_of)
 
 
@@ -234,7 +251,7 @@ def logged_today(conn: Connection, stage: Stage, as_of: date, bounds: ChunkBound
     return {account_id: int(n) for account_id, n in conn.execute(stmt)}
 
 
-def cohort_statement(rule: StageRule, as_of: date) -> Select:
+def cohort_statement(rule: StageRule, as_of: date, bounds: ChunkBounds | None = None) -> Select:
     """The SELECT of the stage's cohort on ``as_of``, in account order, one row per account (``COHORT_COLUMNS``
     but ``days_past_due``)."""
     open_dispute = (
@@ -280,7 +297,7 @@ def cohort_statement(rule: StageRule, as_of: date) -> Select:
             Account.paid_off_at.is_not(None).label("paid_off"),
         )
         .join(Customer, Customer.id == Account.customer_id)
-        .where(cohort_filter(rule, as_of))
+        .where(cohort_filter(rule, as_of, bounds))
         .order_by(Account.id)
     )
 
