@@ -73,8 +73,14 @@ def fresh_database(url: str | None, name: str, workdir: Path) -> str:
     return parsed.set(database=name).render_as_string(hide_password=False)
 
 
-def generate(url: str, accounts: int, piece: int = 50_000) -> float:
-    """``accounts`` accounts due yesterday, each with its own customer, written in pieces with COPY."""
+# --daily: accounts spread over the ladder's days past due, so that every stage has its cohort (pre_due, soft_nudge,
+# plan_offer, escalation); None: all due yesterday (soft_nudge's cohort).
+LADDER_DAYS = (-3, -1, 1, 2, 5, 9, 16, 23, 30, 40, 50, 60)
+
+
+def generate(url: str, accounts: int, piece: int = 50_000, spread: bool = False) -> float:
+    """``accounts`` accounts due yesterday (``spread``: over ``LADDER_DAYS``), each with its own customer, written in
+    pieces with COPY."""
     from campaigns.db.bulk import copy_rows
     from campaigns.db.engine import make_engine
     from campaigns.sealing.keys import load_keys
@@ -104,7 +110,7 @@ def generate(url: str, accounts: int, piece: int = 50_000) -> float:
             rows.append({
                 "id": f"A{n:08d}", "customer_id": f"C{n:08d}", "currency": "CNY" if zh else "USD",
                 "balance": balance, "amount_due": (balance / 8).quantize(Decimal("0.01")),
-                "due_date": AS_OF - timedelta(days=1), "status": "open", "product": "card", "cease_contact": False,
+                "due_date": AS_OF - timedelta(days=LADDER_DAYS[n % len(LADDER_DAYS)] if spread else 1), "status": "open", "product": "card", "cease_contact": False,
                 "created_at": NOW, "updated_at": NOW})
         with engine.begin() as conn:
             with_blind_indexes(conn, customers)
@@ -401,6 +407,35 @@ def child_floor() -> dict:
             "worker_cpu_s": round(sum(d["cpu_s"] for d in done), 1)}
 
 
+def child_daily() -> dict:
+    """The whole day through Prefect (every stage, then the dispatcher once the quiet hours end in every US zone):
+    each stage's wall time from its run record, the dispatcher's around its flow call."""
+    from prefect.client.orchestration import get_client
+    from sqlalchemy import select
+
+    from campaigns.bootstrap import services
+    from campaigns.db.models import CampaignRun
+    from flows.daily import daily_campaign
+    from flows.dispatch import dispatch
+
+    with get_client(sync_client=True) as client:
+        client.hello()
+    started = time.perf_counter()
+    summaries = daily_campaign(as_of=AS_OF, now=NOW)
+    daily_s = time.perf_counter() - started
+    with services().engine.connect() as conn:
+        runs = conn.execute(select(CampaignRun.stage, CampaignRun.started_at, CampaignRun.finished_at,
+                                   CampaignRun.cohort_size)).all()
+    started = time.perf_counter()
+    released = dispatch(now=NOW + timedelta(hours=2))  # 09:00 in Los Angeles: every deferral is due
+    return {"daily_s": round(daily_s, 1), "dispatch_s": round(time.perf_counter() - started, 1),
+            "stages": {r.stage: {"cohort": r.cohort_size, "wall_s": round((r.finished_at - r.started_at)
+                                                                          .total_seconds(), 1)} for r in runs},
+            "sent": {row["stage"]: row.get("sent", 0) for row in summaries},
+            "dispatched": {k: v for k, v in (released or {}).items() if isinstance(v, (int, float))}
+            if isinstance(released, dict) else str(released)[:200]}
+
+
 def child_naive() -> dict:
     """One Prefect task per account (decide, render, log, deliver), as a design that maps accounts to tasks would."""
     from prefect import flow, task
@@ -449,10 +484,16 @@ def main() -> None:
                         help="a PostgreSQL server for the benchmark's own Prefect server (default: the local one); "
                              "'none': Prefect's temporary server")
     parser.add_argument("--stage-only", action="store_true", help="skip the floor and the naive sample")
-    parser.add_argument("--child", choices=("stage", "floor", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--daily", action="store_true",
+                        help="instead: accounts spread over the ladder's days, the whole daily flow and the dispatcher")
+    parser.add_argument("--child", choices=("stage", "floor", "naive", "daily"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps({"stage": child_stage, "floor": child_floor, "naive": child_naive}[args.child]()))
+        print(json.dumps({"stage": child_stage, "floor": child_floor, "naive": child_naive,
+                          "daily": child_daily}[args.child]()))
+        return
+    if args.daily:
+        run_daily(args)
         return
 
     workdir = Path(tempfile.mkdtemp(prefix="scale-"))
@@ -511,6 +552,27 @@ def main() -> None:
                        "ratio_to_naive": round(args.accounts / stage["wall_s"] / naive_rate, 1)})
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result))
+
+
+def run_daily(args) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="scale-daily-"))
+    bench_keys(workdir)
+    url = fresh_database(args.database_url, "campaigns_scale", workdir)
+    generated_s = generate(url, args.accounts, spread=True)
+    analyze(url)
+    prefect_on = args.database_url if make_url(url).get_backend_name() == "postgresql" else args.prefect_server_on
+    server = start_prefect_server(prefect_on, workdir) if prefect_on and prefect_on != "none" else None
+    try:
+        day, peak_mb, cpu = run_child("daily", child_env(url, workdir / "daily", args,
+                                                         "http://127.0.0.1:4299/api" if server else None),
+                                      server=server)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
+    print(json.dumps({"accounts": args.accounts, "database": make_url(url).get_backend_name(), **day,
+                      "peak_rss_mb": round(peak_mb), "cpu_s": cpu, "task_runner": args.task_runner,
+                      "generate_s": round(generated_s, 1), "load_average": [round(x, 2) for x in os.getloadavg()]}))
 
 
 def analyze(url: str) -> None:
