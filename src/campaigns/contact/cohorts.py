@@ -8,12 +8,15 @@ large the portfolio is.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Select, and_, case, exists, func, literal, or_, select, true
+from sqlalchemy import (Select, String, all_, and_, bindparam, case, distinct, exists, func, literal, literal_column,
+                        or_, select, true)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from campaigns.db.models import (
@@ -239,16 +242,23 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
     return cohort_frame(conn.execute(_bounded(stmt, bounds)).all(), as_of)
 
 
-def logged_today(conn: Connection, stage: Stage, as_of: date, bounds: ChunkBounds) -> dict[str, int]:
-    """How many attempts this stage logged on ``as_of`` for each account in ``bounds``: a chunk's share of an
-    earlier run of the same day, decided then whole (a chunk's attempts are one transaction), and not decided
-    again."""
+def logged_today(conn: Connection, stage: Stage, as_of: date, bounds: ChunkBounds,
+                 besides: Sequence[str] = ()) -> tuple[int, int]:
+    """(attempts, accounts) this stage logged on ``as_of`` in ``bounds``, but for the accounts ``besides``: a
+    chunk's share of an earlier run of the same day, decided then whole (a chunk's attempts are one transaction),
+    and not decided again. Counted in the database: a re-run's chunk reads two numbers, not its accounts."""
     a = ContactAttempt
-    stmt = select(a.account_id, func.count()).where(
-        a.stage == stage.value, a.as_of == as_of, a.account_id <= bounds.upto).group_by(a.account_id)
-    if bounds.after is not None:
-        stmt = stmt.where(a.account_id > bounds.after)
-    return {account_id: int(n) for account_id, n in conn.execute(stmt)}
+    stmt = select(func.count(), func.count(distinct(a.account_id))).where(
+        a.stage == stage.value, a.as_of == as_of, in_bounds(a.account_id, bounds))
+    besides = list(besides)
+    if besides:
+        if conn.dialect.name == "postgresql":  # one array parameter, however many
+            stmt = stmt.where(a.account_id != all_(bindparam("besides", besides, type_=postgresql.ARRAY(String))))
+        else:  # one JSON parameter (SQLite counts bound parameters)
+            stmt = stmt.where(a.account_id.not_in(select(literal_column("value")).select_from(
+                func.json_each(json.dumps(besides)))))
+    attempts, accounts = conn.execute(stmt).one()
+    return int(attempts), int(accounts)
 
 
 def cohort_statement(rule: StageRule, as_of: date, bounds: ChunkBounds | None = None) -> Select:

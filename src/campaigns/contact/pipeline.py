@@ -305,10 +305,8 @@ def prepare_chunk(
         cohort = select_cohort(conn, rule, run.as_of, bounds, accounts, unlogged_only=by_account)
         recorded = 0
         if by_account:  # read after the cohort: an account a concurrent run logged in between is counted once
-            read = set(cohort["account_id"])
-            logged = {account: n for account, n in logged_today(conn, run.stage, run.as_of, bounds).items()
-                      if account not in read}
-            recorded, recorded_accounts = sum(logged.values()), len(logged)
+            recorded, recorded_accounts = logged_today(conn, run.stage, run.as_of, bounds,
+                                                       besides=cohort["account_id"].tolist())
         cohort["holds"] = holds_column(conn, cohort["customer_id"].tolist(), run.now)
         cohort = add_segments(conn, cohort, run.as_of, ladder.segments)
         if ladder.segments.risk_tone is not None and not cohort.empty:
