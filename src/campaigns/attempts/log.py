@@ -145,8 +145,8 @@ def enqueue_attempts(conn: Connection, planned: Iterable[PlannedAttempt],
 
 @contextmanager
 def _savepoint(conn: Connection):
-    # SQLite: this transaction holds the database's one write lock since allocate_ids, so no concurrent writer
-    # can take a key; pysqlite's savepoints need workarounds, and none is needed.
+    # SQLite: this transaction holds the database's one write lock since before its key lookup (hold_write_lock),
+    # so no concurrent writer can take a key; pysqlite's savepoints need workarounds, and none is needed.
     if conn.dialect.name == "sqlite":
         yield
         return

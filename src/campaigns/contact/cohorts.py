@@ -137,8 +137,10 @@ def cohort_filter(rule: StageRule, as_of: date, bounds: ChunkBounds | None = Non
     Paid or closed accounts and accounts owing nothing never enter a cohort. An
     account already handled by another stage today, one handed to agents, or one
     this stage reached within ``every_days`` is left out. Same-day attempts of the
-    same stage are *not* left out: a re-run must see the same cohort so that its
-    idempotency keys collide instead of silently shrinking the run.
+    same stage are *not* left out here: a re-run must see the same cohort so that its
+    idempotency keys collide instead of silently shrinking the run. (A chunk of a
+    re-run reads only the accounts not logged yet, ``select_cohort(unlogged_only=True)``,
+    and counts the others as already recorded: decided once, never silently dropped.)
 
     An open promise to pay keeps the account out of every stage; a plan in good
     standing keeps it out of all but the instalment reminders (pre_due). Placed
