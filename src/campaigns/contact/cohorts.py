@@ -197,9 +197,7 @@ def cohort_filter(rule: StageRule, as_of: date, bounds: ChunkBounds | None = Non
 
 
 def _bounded(stmt: Select, bounds: ChunkBounds) -> Select:
-    if bounds.after is not None:
-        stmt = stmt.where(Account.id > bounds.after)
-    return stmt.where(Account.id <= bounds.upto)
+    return stmt.where(in_bounds(Account.id, bounds))
 
 
 def _boundaries(conn: Connection, ids: Select, chunk_size: int) -> list[ChunkBounds]:
@@ -333,6 +331,20 @@ def due_condition(now, include_queued: bool = True, queued_before=None):
     if queued_before is not None:
         return ((a.status == AttemptStatus.queued.value) & (a.created_at <= queued_before)) | due
     return due
+
+
+def due_ids(conn: Connection, now, *, stage: str | None = None, as_of: date | None = None,
+            bounds: ChunkBounds | None = None, limit: int | None = None, include_queued: bool = True,
+            queued_before=None) -> list[int]:
+    """Ids of the attempts to decide now (``due_condition``), of ``stage`` on ``as_of`` within ``bounds`` when
+    given, in id order (found through the partial index of rows on their way, whatever the size of the log)."""
+    a = ContactAttempt
+    stmt = select(a.id).where(due_condition(now, include_queued, queued_before), in_bounds(a.account_id, bounds))
+    if stage is not None:
+        stmt = stmt.where(a.stage == stage)
+    if as_of is not None:
+        stmt = stmt.where(a.as_of == as_of)
+    return list(conn.execute(stmt.order_by(a.id).limit(limit)).scalars())
 
 
 def plan_due_chunks(conn: Connection, now, chunk_size: int, queued_before=None) -> list[ChunkBounds]:

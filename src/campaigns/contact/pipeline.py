@@ -14,10 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from campaigns.channels.agent import describe_tried
-from campaigns.contact.cohorts import ChunkBounds, due_condition, logged_today, plan_chunks, select_cohort
+from campaigns.contact.cohorts import ChunkBounds, due_ids, logged_today, plan_chunks, select_cohort
 from campaigns.frames import records
 from campaigns.db.bulk import taken_keys
 from campaigns.db.models import AttemptStatus, Channel, ContactAttempt, Stage
@@ -337,19 +337,6 @@ def _without_recorded(engine: Engine, decisions: pd.DataFrame, cohort: pd.DataFr
     return decisions[free].reset_index(drop=True), len(keys) - sum(free)
 
 
-def leftover_due_ids(engine: Engine, run: StageRun, bounds: ChunkBounds) -> list[int]:
-    """Attempts of this stage and day in ``bounds`` still due to be sent (queued, or deferred and due now): an
-    earlier run of the day that stopped left them; a re-run's delivery takes them (through the partial index
-    of rows on their way, whatever the size of the log)."""
-    a = ContactAttempt
-    stmt = select(a.id).where(due_condition(run.now), a.stage == run.stage.value, a.as_of == run.as_of,
-                              a.account_id <= bounds.upto)
-    if bounds.after is not None:
-        stmt = stmt.where(a.account_id > bounds.after)
-    with engine.connect() as conn:
-        return list(conn.execute(stmt.order_by(a.id)).scalars())
-
-
 def enqueue_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
     policy: PolicyConfig, accounts: Sequence[str] | None = None, stores: Mapping[str, Any] | None = None,
@@ -368,7 +355,10 @@ def enqueue_chunk(
         store_offers(conn, [p.offer for p in planned if p.offer and p.message is not None], run.as_of)
     tally.add("already_recorded", n=recorded)
     if tally.total("already_recorded"):
-        queued = sorted(set(queued) | set(leftover_due_ids(engine, run, bounds)))
+        # what an earlier run of the day that stopped left due in the chunk: this run's delivery takes it too
+        with engine.connect() as conn:
+            left = due_ids(conn, run.now, stage=run.stage.value, as_of=run.as_of, bounds=bounds)
+        queued = sorted(set(queued) | set(left))
     return ChunkResult(cohort_size=len(cohort) + recorded_accounts, tally=tally, previews=[], queued_ids=queued)
 
 

@@ -29,7 +29,7 @@ from campaigns.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from campaigns.contact.cohorts import ChunkBounds, due_condition
+from campaigns.contact.cohorts import ChunkBounds, due_condition, due_ids
 from campaigns.frames import records
 from campaigns.db.models import AttemptStatus, ContactAttempt, RenderedMessage
 from campaigns.customers.preferences import record_unusable_channel
@@ -48,25 +48,6 @@ class DeliveryInterrupted(Exception):
         super().__init__(f"delivery interrupted by a transient provider error: {type(cause).__name__}")
         self.tally = tally
 
-
-def _due_ids(
-    engine: Engine, stage: str | None, as_of: date | None, bounds: ChunkBounds | None, now: datetime,
-    limit: int, include_queued: bool, queued_before: datetime | None,
-) -> list[int]:
-    """Attempts to decide now (``due_condition``)."""
-    attempt = ContactAttempt
-    condition = due_condition(now, include_queued, queued_before)
-    stmt = select(attempt.id).where(condition)
-    if stage is not None:
-        stmt = stmt.where(attempt.stage == stage)
-    if as_of is not None:
-        stmt = stmt.where(attempt.as_of == as_of)
-    if bounds is not None:
-        if bounds.after is not None:
-            stmt = stmt.where(attempt.account_id > bounds.after)
-        stmt = stmt.where(attempt.account_id <= bounds.upto)
-    with engine.connect() as conn:
-        return list(conn.execute(stmt.order_by(attempt.id).limit(limit)).scalars())
 
 
 def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str | None,
@@ -231,7 +212,9 @@ def deliver_queued(
     due = due_condition(now, include_queued, queued_before)
     while True:
         if waiting is None:
-            ids = _due_ids(engine, stage, as_of, bounds, now, batch_size, include_queued, queued_before)
+            with engine.connect() as conn:
+                ids = due_ids(conn, now, stage=stage, as_of=as_of, bounds=bounds, limit=batch_size,
+                              include_queued=include_queued, queued_before=queued_before)
         else:
             ids, waiting = waiting[:batch_size], waiting[batch_size:]
         if not ids:
