@@ -107,10 +107,16 @@ class StoringGateway(DeliveryGateway, Protocol):
     table: Any  # where ``stored_row``'s rows go
 
 
+def is_table_of(gateway: Any, engine: Any) -> bool:
+    """Whether ``gateway`` is a table of this very database (a ``StoringGateway`` on ``engine``): what it stores
+    is written in the transaction that logs it."""
+    return (gateway is not None and all(hasattr(gateway, a) for a in ("store", "stored_row", "message_id"))
+            and getattr(gateway, "engine", None) is engine)
+
+
 def stored_in(gateways: Any, engine: Any, rate_limited: Any = ()) -> dict[str, "StoringGateway"]:
     """The channels of ``gateways`` that are tables of ``engine``'s database and under no provider rate limit:
     an attempt on one of them is final when it is logged (its message stored, itself ``sent``), in one write."""
     limited = set(rate_limited)
     return {channel: gateway for channel, gateway in gateways.items()
-            if gateway is not None and hasattr(gateway, "stored_row") and hasattr(gateway, "message_id")
-            and getattr(gateway, "engine", None) is engine and getattr(gateway, "provider", channel) not in limited}
+            if is_table_of(gateway, engine) and getattr(gateway, "provider", channel) not in limited}

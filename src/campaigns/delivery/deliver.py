@@ -26,6 +26,7 @@ from campaigns.channels.base import (
     DeliveryGateway,
     OutgoingMessage,
     StoringGateway,
+    is_table_of,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
@@ -103,13 +104,6 @@ def _store_sent(engine: Engine, gateway: StoringGateway, group: list[tuple[int, 
         if taken:
             gateway.store(conn, taken, now)
     return len(taken)
-
-
-def stores_in(gateway: DeliveryGateway | None, engine: Engine) -> bool:
-    """Whether ``gateway`` is a table of this very database (``StoringGateway``), so a group is stored and
-    logged in one transaction."""
-    return (gateway is not None and hasattr(gateway, "store") and hasattr(gateway, "message_id")
-            and getattr(gateway, "engine", None) is engine)
 
 
 def _messages(engine: Engine, ids: list[int]) -> list[OutgoingMessage]:
@@ -232,7 +226,7 @@ def deliver_queued(
                 # Slots are taken before the claim, so a claim never waits on a rate limit: meanwhile another
                 # deliverer (a second run of the same day) claims what this one has not reached.
                 throttle(provider_of(gateway, channel), len(group))
-            if stores_in(gateway, engine):
+            if is_table_of(gateway, engine):
                 try:
                     tally.add("sent", n=_store_sent(engine, gateway, group, now, run_id, clock()))
                     continue
@@ -253,7 +247,7 @@ def _claim_groups(released: list[tuple[int, str, dict]], gateways: Mapping[str, 
         by_channel.setdefault(item[1], []).append(item)
     groups = []
     for channel, items in by_channel.items():
-        size = len(items) if stores_in(gateways.get(channel), engine) and not throttled else claim_size
+        size = len(items) if is_table_of(gateways.get(channel), engine) and not throttled else claim_size
         groups.extend((channel, items[i:i + size]) for i in range(0, len(items), size))
     return groups
 
