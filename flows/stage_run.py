@@ -37,16 +37,23 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
     chunks = resolve_adhoc_chunks(stage, cohort, as_of) if cohort is not None else None
     run = StageRun(run_id=start_stage_run(stage, as_of, now, dry_run), stage=stage, as_of=as_of, now=now,
                    adhoc=cohort is not None)
-    cohort_size, tallies, previews = 0, [], []
+    cohort_size, tallies, previews, delivering = 0, [], [], []
     failure: BaseException | None = None
     try:
         if chunks is None:
-            chunks = [(bounds, None) for bounds in plan_cohort_chunks(stage, as_of)]
+            planned, rest = plan_cohort_chunks(run, dry_run)
+            chunks = [(bounds, None) for bounds in planned]
+            if rest is not None:  # logged by an earlier run of the day: counted, and what it left due delivered
+                bounds, result = rest
+                cohort_size += result.cohort_size
+                tallies.append(result.tally.as_dict())
+                if result.queued_ids:
+                    delivering.append(deliver.submit(run, bounds, result.queued_ids))
         # Chunks run side by side on the flow's task runner (flows.runners), a window of them at a time so
         # the pool always has work; a chunk with messages for a provider has its delivery submitted as soon
         # as its log is written (the outbox's and the worklist's are final in the log already).
         window = 2 * chunk_workers(settings)
-        waiting, in_flight, delivering = deque(chunks), deque(), []
+        waiting, in_flight = deque(chunks), deque()
 
         def submit_more() -> None:
             while waiting and len(in_flight) < window:

@@ -52,11 +52,19 @@ def start_stage_run(stage: Stage, as_of: date, now: datetime, dry_run: bool) -> 
 
 
 @task(name="plan-cohort-chunks", tags=["campaigns", "db"], **DB_RETRIES)
-def plan_cohort_chunks(stage: Stage, as_of: date) -> list[ChunkBounds]:
+def plan_cohort_chunks(run: pipeline.StageRun, dry_run: bool) -> tuple[list[ChunkBounds],
+                                                                      tuple[ChunkBounds, pipeline.ChunkResult] | None]:
+    """The cohort's chunks. A live run plans only accounts the stage has not logged that day (a re-run of a
+    finished day plans none), and returns what lies beyond its last chunk, logged already: counted, with what
+    an earlier run left due there. A dry run previews the whole cohort."""
     s = services()
-    chunks = pipeline.plan_stage_chunks(s.engine, s.ladder, stage, as_of, s.settings.chunk_size)
-    get_run_logger().info("%s: %d chunk(s) of at most %d accounts", stage.value, len(chunks), s.settings.chunk_size)
-    return chunks
+    chunks = pipeline.plan_stage_chunks(s.engine, s.ladder, run.stage, run.as_of, s.settings.chunk_size,
+                                        unlogged_only=not dry_run)
+    rest = None if dry_run else pipeline.recorded_beyond(s.engine, run, chunks)
+    get_run_logger().info("%s: %d chunk(s) of at most %d accounts%s", run.stage.value, len(chunks),
+                          s.settings.chunk_size, f"; {rest[1].cohort_size} account(s) logged already beyond them"
+                          if rest and rest[1].cohort_size else "")
+    return chunks, rest
 
 
 @task(name="resolve-adhoc-cohort", tags=["campaigns", "db"], **DB_RETRIES)

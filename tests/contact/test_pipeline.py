@@ -17,7 +17,7 @@ from campaigns.ladder.config import load_ladder
 from campaigns.policy import load_policy
 from campaigns.attempts.log import Tally
 from campaigns.contact.brand import Brand
-from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks
+from campaigns.contact.pipeline import StageRun, enqueue_chunk, plan_stage_chunks, recorded_beyond
 from campaigns.contact.render import TemplateLibrary
 from campaigns.runs.summaries import run_tally
 from campaigns.runs.records import start_run
@@ -324,6 +324,46 @@ def test_each_sms_carries_its_encoding_and_segments_and_an_overlong_one_fails(en
         enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, bounds, strict)
     later = {(a.account_id, a.status, a.reason) for a in attempts(engine) if a.as_of == run.as_of}
     assert ("ZH", "failed", "sms_too_long") in later
+
+
+def test_a_rerun_plans_only_what_is_left_to_decide_and_counts_and_delivers_the_rest(engine, ladder):
+    """A re-run of the day reads no account twice: it plans chunks of the accounts not logged yet (none, once the
+    day is done), and what lies beyond its last chunk is counted as already recorded, with what an earlier run
+    that stopped left queued there delivered by this run."""
+    for n in range(10):  # no email: each is logged twice, the email suppressed (invalid_address), the SMS queued
+        add_account(engine, f"A{n}", days_past_due=3, customer={"email": None, "sms_consent": True})
+    sms = FakeGateway()
+    run = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW), stage=Stage.soft_nudge,
+                   as_of=AS_OF, now=NOW)
+    chunks = plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 4, unlogged_only=True)
+    assert [(b.after, b.upto) for b in chunks] == [(None, "A3"), ("A3", "A7"), ("A7", "A9")]
+    bounds, rest = recorded_beyond(engine, run, chunks)
+    assert (bounds.after, bounds.upto, rest.cohort_size, rest.tally.as_dict(), rest.queued_ids) == ("A9", None, 0, {}, [])
+    # A run that stopped after logging (queued for the SMS provider, not sent) the first and the last chunk.
+    for b in (chunks[0], chunks[2]):
+        enqueue_chunk(engine, ladder, TEMPLATES, BRAND, run, b, POLICY)
+    queued = {a.account_id: a.id for a in attempts(engine) if a.status == "queued"}
+    assert sorted(queued) == ["A0", "A1", "A2", "A3", "A8", "A9"]
+
+    again = StageRun(run_id=start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW), stage=Stage.soft_nudge,
+                     as_of=AS_OF, now=NOW)
+    chunks = plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 4, unlogged_only=True)
+    assert [(b.after, b.upto) for b in chunks] == [(None, "A7")]  # A4..A7, and A0..A3 counted in its bounds
+    bounds, rest = recorded_beyond(engine, again, chunks)
+    assert (bounds.after, rest.cohort_size, rest.tally.as_dict()) == ("A7", 2, {"already_recorded": 4})
+    assert rest.queued_ids == [queued["A8"], queued["A9"]]
+    deliver_queued(engine, {"sms": sms}, stage="soft_nudge", as_of=AS_OF, now=NOW, policy=POLICY,
+                   run_id=again.run_id, bounds=bounds, attempt_ids=rest.queued_ids)
+    assert sorted(m.account_id for m in sms.sent) == ["A8", "A9"]
+    result = enqueue_chunk(engine, ladder, TEMPLATES, BRAND, again, chunks[0], POLICY)
+    assert result.cohort_size == 8 and result.tally.as_dict() == {"already_recorded": 8, "queued": 4,
+                                                                         "suppressed:invalid_address": 4}
+    assert sorted(result.queued_ids) == sorted(a.id for a in attempts(engine) if a.status == "queued")
+
+    # The day done: nothing to plan, and all of it counted beyond the (no) last chunk.
+    assert plan_stage_chunks(engine, ladder, Stage.soft_nudge, AS_OF, 4, unlogged_only=True) == []
+    bounds, rest = recorded_beyond(engine, again, [])
+    assert (bounds.after, rest.cohort_size, rest.tally.as_dict()) == (None, 10, {"already_recorded": 20})
 
 
 def test_overlapping_runs_each_count_only_what_they_delivered(engine, ladder):

@@ -63,15 +63,17 @@ EFFECTIVE_AMOUNT_DUE = case((Account.plan_due_date.is_not(None), Account.plan_am
 
 @dataclass(frozen=True)
 class ChunkBounds:
-    """Accounts with ``after < id <= upto`` (``after`` None: from the start)."""
+    """Accounts with ``after < id <= upto`` (``after`` None: from the start; ``upto`` None: to the end)."""
 
     after: str | None
-    upto: str
+    upto: str | None
 
     def as_dict(self) -> dict[str, str | None]:
         return {"after": self.after, "upto": self.upto}
 
     def __str__(self) -> str:  # in logs: "accounts up to A0002999", "accounts after A0001000 up to A0002999"
+        if self.upto is None:
+            return f"accounts after {self.after}" if self.after is not None else "all accounts"
         return f"accounts {f'after {self.after} ' if self.after is not None else ''}up to {self.upto}"
 
 
@@ -128,7 +130,10 @@ def in_bounds(column, bounds: ChunkBounds | None):
     """``column`` (an account id) within ``bounds``; no condition without bounds."""
     if bounds is None:
         return true()
-    return and_(column > bounds.after, column <= bounds.upto) if bounds.after is not None else column <= bounds.upto
+    clauses = [column > bounds.after] if bounds.after is not None else []
+    if bounds.upto is not None:
+        clauses.append(column <= bounds.upto)
+    return and_(*clauses) if clauses else true()
 
 
 def cohort_filter(rule: StageRule, as_of: date, bounds: ChunkBounds | None = None):
@@ -223,9 +228,21 @@ def _boundaries(conn: Connection, ids: Select, chunk_size: int) -> list[ChunkBou
     return chunks
 
 
-def plan_chunks(conn: Connection, rule: StageRule, as_of: date, chunk_size: int) -> list[ChunkBounds]:
-    """Split the cohort into id ranges of at most ``chunk_size`` accounts."""
-    return _boundaries(conn, select(Account.id).where(cohort_filter(rule, as_of)), chunk_size)
+def plan_chunks(conn: Connection, rule: StageRule, as_of: date, chunk_size: int,
+                unlogged_only: bool = False) -> list[ChunkBounds]:
+    """Split the cohort into id ranges of at most ``chunk_size`` accounts; with ``unlogged_only``, of at most
+    ``chunk_size`` accounts this stage has not logged on ``as_of`` yet (a re-run of the day plans only what is
+    left to decide: none at all when the day is done; what lies beyond the last range is ``ChunkBounds(last.upto, None)``)."""
+    ids = select(Account.id).where(cohort_filter(rule, as_of))
+    if unlogged_only:
+        ids = ids.where(~_logged_by_stage(rule.stage, as_of))
+    return _boundaries(conn, ids, chunk_size)
+
+
+def _logged_by_stage(stage: Stage, as_of: date, bounds: ChunkBounds | None = None):
+    a = ContactAttempt
+    return exists().where(a.account_id == Account.id, in_bounds(a.account_id, bounds), a.stage == stage.value,
+                          a.as_of == as_of)
 
 
 def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkBounds,
@@ -236,9 +253,7 @@ def select_cohort(conn: Connection, rule: StageRule, as_of: date, bounds: ChunkB
     if accounts is not None:
         stmt = stmt.where(Account.id.in_(list(accounts)))
     if unlogged_only:
-        a = ContactAttempt
-        stmt = stmt.where(~exists().where(a.account_id == Account.id, in_bounds(a.account_id, bounds),
-                                          a.stage == rule.stage.value, a.as_of == as_of))
+        stmt = stmt.where(~_logged_by_stage(rule.stage, as_of, bounds))
     return cohort_frame(conn.execute(_bounded(stmt, bounds)).all(), as_of)
 
 

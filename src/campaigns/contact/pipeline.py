@@ -73,9 +73,26 @@ class ChunkResult:
     queued_ids: list[int] | None = None
 
 
-def plan_stage_chunks(engine: Engine, ladder: Ladder, stage: Stage, as_of: date, chunk_size: int) -> list[ChunkBounds]:
+def plan_stage_chunks(engine: Engine, ladder: Ladder, stage: Stage, as_of: date, chunk_size: int,
+                      unlogged_only: bool = False) -> list[ChunkBounds]:
+    """The stage's cohort on ``as_of`` in id ranges of at most ``chunk_size`` accounts (``unlogged_only``: of
+    accounts this stage has not logged that day yet; ``recorded_beyond`` accounts for the rest)."""
     with engine.connect() as conn:
-        return plan_chunks(conn, ladder.rule(stage), as_of, chunk_size)
+        return plan_chunks(conn, ladder.rule(stage), as_of, chunk_size, unlogged_only=unlogged_only)
+
+
+def recorded_beyond(engine: Engine, run: StageRun, chunks: Sequence[ChunkBounds]) -> tuple[ChunkBounds, ChunkResult]:
+    """What this stage logged on the run's day beyond the last of ``chunks`` (all of it, with no chunks): a
+    re-run plans only accounts not logged yet (``plan_stage_chunks(unlogged_only=True)``), and the rest was
+    decided once already. Counted as the chunks count theirs (cohort size and ``already_recorded``), with what an
+    earlier run that stopped left due there (``queued_ids``, for this run's delivery)."""
+    bounds = ChunkBounds(after=chunks[-1].upto if chunks else None, upto=None)
+    with engine.connect() as conn:
+        attempts, accounts = logged_today(conn, run.stage, run.as_of, bounds)
+        left = due_ids(conn, run.now, stage=run.stage.value, as_of=run.as_of, bounds=bounds) if attempts else []
+    tally = Tally()
+    tally.add("already_recorded", n=attempts)
+    return bounds, ChunkResult(cohort_size=accounts, tally=tally, previews=[], queued_ids=left)
 
 
 def _recipient(row: Any, channel: str) -> str | None:
