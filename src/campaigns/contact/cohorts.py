@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (Select, String, all_, and_, bindparam, case, distinct, exists, func, literal, literal_column,
                         or_, select, true)
@@ -328,12 +329,19 @@ def cohort_statement(rule: StageRule, as_of: date, bounds: ChunkBounds | None = 
 
 
 def cohort_frame(rows: Sequence[Sequence], as_of: date) -> pd.DataFrame:
-    """Rows of ``cohort_statement`` as the cohort DataFrame, with ``days_past_due`` on ``as_of``."""
-    frame = pd.DataFrame(list(rows), columns=COHORT_COLUMNS[:-1])
-    frame["days_past_due"] = [(as_of - d).days for d in frame["due_date"].tolist()]
-    for flag in FLAGS:
-        frame[flag] = frame[flag].fillna(False).astype(bool)
-    return frame
+    """Rows of ``cohort_statement`` as the cohort DataFrame, with ``days_past_due`` on ``as_of``.
+
+    Built a column at a time from arrays (flags as booleans, None as False): pandas building the frame from rows,
+    then mending each flag column, cost twice as much as reading the rows."""
+    count = len(rows)
+    columns = list(zip(*rows)) if count else [()] * (len(COHORT_COLUMNS) - 1)
+    data = {}
+    for name, values in zip(COHORT_COLUMNS, columns):
+        data[name] = np.fromiter(map(bool, values), dtype=bool, count=count) if name in FLAGS \
+            else np.fromiter(values, dtype=object, count=count)
+    data["days_past_due"] = np.fromiter(((as_of - due).days for due in columns[COHORT_COLUMNS.index("due_date")]),
+                                        dtype=np.int64, count=count)
+    return pd.DataFrame(data, columns=COHORT_COLUMNS)
 
 
 def due_condition(now, include_queued: bool = True, queued_before=None):

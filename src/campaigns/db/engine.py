@@ -55,7 +55,17 @@ def _engine_for(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _binary_arrays(dbapi_connection, _record):
+        # A list bound as one parameter (``among``: ``= ANY(:ids)``, thousands of ids a chunk) goes in binary:
+        # psycopg's text form quotes and escapes each element in Python (1.1 µs an id, 0.3 in binary).
+        from psycopg.types.array import ListBinaryDumper
+
+        dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
+
+    return engine
 
 
 def sqlite_file(url: str) -> Path | None:
