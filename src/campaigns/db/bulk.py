@@ -18,6 +18,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -27,6 +28,8 @@ from sqlalchemy import (JSON, Column, MetaData, Table, Text, any_, bindparam, ca
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+
+from campaigns.db.types import UTCDateTime
 
 COPY_FROM = 20  # fewer rows than this: a plain INSERT is as quick and needs no temporary table
 
@@ -88,16 +91,49 @@ def _bind_processor(conn: Connection, column: Column):
 def _copy_values(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]):
     """Each row's values in ``columns`` order, through the columns' own bind processing (so COPY stores
     what an INSERT would: JSON serialised, None as JSON null, naive datetimes refused, money as Decimal)."""
-    processors = [(i, p) for i, c in enumerate(columns) if (p := _bind_processor(conn, table.c[c])) is not None]
-    defaulted = [(i, table.c[c]) for i, c in enumerate(columns) if c not in rows[0]] if rows else []
+    if not rows:
+        return
+    processors = []
+    for i, c in enumerate(columns):
+        process = _bind_processor(conn, table.c[c])
+        if process is not None:
+            # A chunk's rows share their timestamps (the run's now): each converted once, not once a row.
+            processors.append((i, _last_value_kept(process) if isinstance(table.c[c].type, UTCDateTime) else process))
+    defaulted = [(i, table.c[c]) for i, c in enumerate(columns) if c not in rows[0]]
+    # The rows' own keys first, then the model's defaults (``_column_list``): the first read at once, in C.
+    own = [c for c in columns if c in rows[0]]
+    read = itemgetter(*own) if len(own) > 1 and own == columns[:len(own)] else None
+    rest = columns[len(own):]
     for row in rows:
-        values = [row.get(c) for c in columns]
+        if read is None:
+            values = [row.get(c) for c in columns]
+        else:
+            try:
+                values = list(read(row))
+            except KeyError:  # a row without some of the first row's keys: None there, as an INSERT would bind
+                values = [row.get(c) for c in own]
+            if rest:
+                values.extend([row.get(c) for c in rest])
         for i, column in defaulted:
             if column.name not in row:
                 values[i] = _default_of(column)
         for i, process in processors:
             values[i] = process(values[i])
         yield values
+
+
+def _last_value_kept(process):
+    """``process``, answering at once for the same value object as the call before."""
+    last: list[Any] = [_NOTHING, None]
+
+    def processed(value):
+        if value is not last[0]:
+            last[0], last[1] = value, process(value)
+        return last[1]
+    return processed
+
+
+_NOTHING = object()
 
 
 def _copy(conn: Connection, target: str, columns: list[str], values) -> None:
