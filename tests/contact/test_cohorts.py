@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert
 
-from campaigns.contact.cohorts import plan_chunks, select_cohort
+from campaigns.contact.cohorts import FLAGS, ChunkBounds, plan_chunks, select_cohort
 from campaigns.db.models import AgentWorklistItem, ContactAttempt, Stage
 from campaigns.ladder.config import LadderConfigError, load_ladder
 from campaigns.attempts.log import attempt_row
@@ -53,6 +53,42 @@ def test_the_cohort_carries_what_policy_needs(engine, ladder):
         frame = select_cohort(conn, ladder.rule(Stage.soft_nudge), AS_OF, bounds)
     record = frame.iloc[0]
     assert record["has_open_dispute"] and record["email_opt_out"] and record["days_past_due"] == 3
+
+
+def test_a_cohort_frame_reads_missing_flags_as_false_and_missing_text_as_missing(engine, ladder):
+    add_account(engine, "E", days_past_due=3, customer={"email": None, "phone": None})
+    add_account(engine, "F", days_past_due=4)
+    rule = ladder.rule(Stage.soft_nudge)
+    with engine.connect() as conn:
+        [bounds] = plan_chunks(conn, rule, AS_OF, 10)
+        frame = select_cohort(conn, rule, AS_OF, bounds)
+        empty = select_cohort(conn, rule, AS_OF, bounds, accounts=["nobody"])
+    assert list(frame["account_id"]) == ["E", "F"] and list(frame["days_past_due"]) == [3, 4]
+    assert frame["email"].isna().tolist() == [True, False] and frame["phone"].isna().tolist() == [True, False]
+    assert all(frame[flag].dtype == bool for flag in FLAGS)  # NULL (no row, no value) is False, never NaN
+    assert not frame["has_open_dispute"].any() and not frame["in_plan"].any()
+    assert list(empty.columns) == list(frame.columns) and empty.empty and empty["days_past_due"].dtype == "int64"
+
+
+def test_a_rerun_plans_only_accounts_not_logged_that_day(engine, ladder):
+    for n in range(5):
+        add_account(engine, f"A{n}", days_past_due=3)
+    rule = ladder.rule(Stage.soft_nudge)
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
+    with engine.begin() as conn:
+        for account_id in ("A1", "A2", "A4"):
+            conn.execute(insert(ContactAttempt), attempt_row(
+                run_id=run_id, account_id=account_id, customer_id=f"C-{account_id}", stage=Stage.soft_nudge,
+                cycle=AS_OF.isoformat(), as_of=AS_OF, channel="email", status="sent", now=NOW))
+    with engine.connect() as conn:
+        every = plan_chunks(conn, rule, AS_OF, 2)
+        left = plan_chunks(conn, rule, AS_OF, 2, unlogged_only=True)
+        tomorrow = plan_chunks(conn, rule, AS_OF + timedelta(days=1), 2, unlogged_only=True)
+    assert [(b.after, b.upto) for b in every] == [(None, "A1"), ("A1", "A3"), ("A3", "A4")]
+    assert [(b.after, b.upto) for b in left] == [(None, "A3")]  # A0 and A3; A1 and A2 in its range, counted there
+    assert str(ChunkBounds("A3", None)) == "accounts after A3" and str(ChunkBounds(None, None)) == "all accounts"
+    # Tomorrow the contacted wait (every_days) and the others are due again: A0 and A3, one range.
+    assert [(b.after, b.upto) for b in tomorrow] == [(None, "A3")]
 
 
 def test_keyset_chunks_cover_the_cohort_exactly_once(engine, ladder):

@@ -5,6 +5,7 @@ Every test runs on SQLite (executemany) and PostgreSQL (COPY through a staging t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -112,6 +113,32 @@ def test_copied_attempts_with_their_ids_come_back_as_given(engine, accounts, det
         stored = conn.execute(select(ContactAttempt).order_by(ContactAttempt.id)).all()
     assert [(r.id, r.detail, r.policy_trace, r.amount_due, r.as_of, r.created_at) for r in stored] == [
         (r["id"], r["detail"], r["policy_trace"], r["amount_due"], r["as_of"], r["created_at"]) for r in rows]
+
+
+def test_a_row_missing_a_key_or_with_timestamps_of_its_own_is_copied_as_an_insert_would_bind_it(engine, accounts):
+    """Rows are read in C over the first row's keys and a chunk's shared timestamp is converted once: a later row
+    without some key still gets None there, a row's own timestamp is its own, and a naive one in the middle of a
+    batch is refused."""
+    run_id = start_run(engine, Stage.soft_nudge, AS_OF, NOW, started_at=NOW)
+    rows = [{"id": 2000 + i, **row, "detail": f"d{i}"} for i, row in enumerate(_rows(run_id, accounts))]
+    for i, row in enumerate(rows):
+        if i % 4 == 1:
+            del row["detail"], row["template"]
+        if i % 3 == 2:
+            row["created_at"] = row["updated_at"] = NOW + timedelta(minutes=i)
+    with engine.begin() as conn:
+        conn.execute(delete(ContactAttempt))
+        copy_rows(conn, ContactAttempt.__table__, rows)
+    with engine.connect() as conn:
+        stored = conn.execute(select(ContactAttempt).order_by(ContactAttempt.id)).all()
+    assert [(r.id, r.detail, r.template, r.created_at, r.updated_at) for r in stored] == [
+        (r["id"], r.get("detail"), r.get("template"), r["created_at"], r["updated_at"]) for r in rows]
+
+    naive = [{**row, "id": 3000 + i, "idempotency_key": f"naive-{i}"} for i, row in enumerate(rows)]
+    naive[7]["updated_at"] = NOW.replace(tzinfo=None)
+    with pytest.raises(Exception, match="naive datetime"):
+        with engine.begin() as conn:
+            copy_rows(conn, ContactAttempt.__table__, naive)
 
 
 def test_rows_are_updated_only_where_the_condition_still_holds(engine, accounts):
