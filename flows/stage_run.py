@@ -39,16 +39,22 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
                    adhoc=cohort is not None)
     cohort_size, tallies, previews, delivering = 0, [], [], []
     failure: BaseException | None = None
+
+    def take(result, bounds) -> None:
+        """Count what a chunk (or what lies beyond the chunks) decided, and deliver what waits for a provider."""
+        nonlocal cohort_size
+        cohort_size += result.cohort_size
+        tallies.append(result.tally.as_dict())
+        previews.extend(result.previews)
+        if result.queued_ids:  # only what waits for a provider: the rest was written final
+            delivering.append(deliver.submit(run, bounds, result.queued_ids))
+
     try:
         if chunks is None:
             planned, rest = plan_cohort_chunks(run, dry_run)
             chunks = [(bounds, None) for bounds in planned]
             if rest is not None:  # logged by an earlier run of the day: counted, and what it left due delivered
-                bounds, result = rest
-                cohort_size += result.cohort_size
-                tallies.append(result.tally.as_dict())
-                if result.queued_ids:
-                    delivering.append(deliver.submit(run, bounds, result.queued_ids))
+                take(rest[1], rest[0])
         # Chunks run side by side on the flow's task runner (flows.runners), a window of them at a time so
         # the pool always has work; a chunk with messages for a provider has its delivery submitted as soon
         # as its log is written (the outbox's and the worklist's are final in the log already).
@@ -68,12 +74,7 @@ def run_stage(stage: Stage, as_of: date | None, now: datetime | None, dry_run: b
                 # A chunk that fails (after its retries) costs that chunk: the others still finish, and the
                 # run is then recorded as failed with everything they did.
                 try:
-                    result = logged.result()
-                    cohort_size += result.cohort_size
-                    tallies.append(result.tally.as_dict())
-                    previews.extend(result.previews)
-                    if result.queued_ids:  # only what waits for a provider: the rest was written final
-                        delivering.append(deliver.submit(run, bounds, result.queued_ids))
+                    take(logged.result(), bounds)
                 except Exception as exc:  # noqa: BLE001 - raised below, once every chunk has settled
                     failure = failure or exc
                 submit_more()

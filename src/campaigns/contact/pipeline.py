@@ -89,10 +89,15 @@ def recorded_beyond(engine: Engine, run: StageRun, chunks: Sequence[ChunkBounds]
     bounds = ChunkBounds(after=chunks[-1].upto if chunks else None, upto=None)
     with engine.connect() as conn:
         attempts, accounts = logged_today(conn, run.stage, run.as_of, bounds)
-        left = due_ids(conn, run.now, stage=run.stage.value, as_of=run.as_of, bounds=bounds) if attempts else []
+        left = _left_due(conn, run, bounds) if attempts else []
     tally = Tally()
     tally.add("already_recorded", n=attempts)
     return bounds, ChunkResult(cohort_size=accounts, tally=tally, previews=[], queued_ids=left)
+
+
+def _left_due(conn, run: StageRun, bounds: ChunkBounds) -> list[int]:
+    """What an earlier run of the day that stopped left due in ``bounds``: this run's delivery takes it too."""
+    return due_ids(conn, run.now, stage=run.stage.value, as_of=run.as_of, bounds=bounds)
 
 
 def _recipient(row: Any, channel: str) -> str | None:
@@ -372,10 +377,8 @@ def enqueue_chunk(
         store_offers(conn, [p.offer for p in planned if p.offer and p.message is not None], run.as_of)
     tally.add("already_recorded", n=recorded)
     if tally.total("already_recorded"):
-        # what an earlier run of the day that stopped left due in the chunk: this run's delivery takes it too
         with engine.connect() as conn:
-            left = due_ids(conn, run.now, stage=run.stage.value, as_of=run.as_of, bounds=bounds)
-        queued = sorted(set(queued) | set(left))
+            queued = sorted(set(queued) | set(_left_due(conn, run, bounds)))
     return ChunkResult(cohort_size=len(cohort) + recorded_accounts, tally=tally, previews=[], queued_ids=queued)
 
 

@@ -59,8 +59,8 @@ def segment_inputs(conn: Connection, cohort: pd.DataFrame, as_of: date, rules: S
         "account_id": ids,
         "payments_before": [payments.get(i, 0) for i in ids],
         "late_episodes": [len(episodes.get(i, ())) for i in ids],
-        "tenure_days": _tenure_days(cohort["account_created_at"], start_of_day) if read_with_cohort
-        else [(start_of_day - created[i]).days if created.get(i) else 0 for i in ids],
+        "tenure_days": _tenure_days(cohort["account_created_at"] if read_with_cohort
+                                    else pd.Series([created.get(i) for i in ids], dtype=object), start_of_day),
     })
 
 

@@ -50,7 +50,6 @@ class DeliveryInterrupted(Exception):
         self.tally = tally
 
 
-
 def _record_decisions(engine: Engine, frame, decided, now: datetime, run_id: str | None,
                       tally: Tally) -> list[tuple[int, str, dict]]:
     """Write deferrals and suppressions (each decision's trace added to the attempt's); return (id, channel,
