@@ -177,6 +177,20 @@ def among(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
     return column.in_(values)
 
 
+def driver_rows(conn: Connection, stmt: Any) -> list[tuple]:
+    """A SELECT's rows as psycopg gives them, on PostgreSQL: tuples, with no SQLAlchemy row or type processing.
+
+    For hot reads of many small rows (a refresh reads the whole ledger of every account it touches), where
+    building SQLAlchemy's rows and converting each timestamp cost more than the query. What that skips is the
+    caller's to do: a timestamp comes in the session's time zone (``UTCDateTime`` would make it UTC). The
+    parameters reach psycopg as they are, so they must be plain values (ids, lists of ids: ``among``).
+    """
+    compiled = stmt.compile(dialect=conn.dialect)
+    with conn.connection.driver_connection.cursor() as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
+
+
 def in_batches(values: Sequence[Any], size: int = IN_BATCH) -> Iterator[list[Any]]:
     """``values`` in consecutive lists of at most ``size``, for ``column.in_(...)`` over many ids."""
     items = list(values)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from campaigns.attempts.log import suppress_pending
 from campaigns.db.bulk import copy_rows, insert_ignoring_conflicts, update_rows
-from campaigns.db.engine import among, in_batches
+from campaigns.db.engine import among, driver_rows, in_batches
 from campaigns.db.models import (
     ACCOUNT_DERIVED,
     Account,
@@ -57,6 +57,7 @@ from campaigns.money.derivation import (
 from campaigns.money.plans import add_months
 
 ZERO = Decimal(0)
+UTC = timezone.utc
 ENTRY_COLUMNS = ("id", "account_id", "kind", "effective_at", "recorded_at", "amount", "balance", "amount_due",
                  "due_date", "lender_status", "payment_id")  # Entry's fields, account_id second
 
@@ -111,12 +112,18 @@ def entries_of(conn: Connection, account_ids: Sequence[str]) -> dict[str, list[E
     """Each account's ledger, in the order it was recorded."""
     t = LedgerEntry.__table__
     found: dict[str, list[Entry]] = defaultdict(list)
+    make = Entry._make
     for part in in_batches(sorted(set(account_ids))):
         stmt = select(*(t.c[c] for c in ENTRY_COLUMNS)).where(among(conn, t.c.account_id, part)).order_by(
             t.c.account_id, t.c.id)
-        make = Entry._make
-        for r in conn.execute(stmt):
-            found[r[1]].append(make(r[:1] + r[2:]))  # every column but account_id, in Entry's order
+        if conn.dialect.name == "postgresql":
+            # psycopg's tuples: SQLAlchemy's rows and timestamp processing were a third of this read, which is
+            # a quarter of a payments import's Python. The two timestamps are made UTC here, as UTCDateTime does.
+            for r in driver_rows(conn, stmt):
+                found[r[1]].append(make((r[0], r[2], r[3].astimezone(UTC), r[4].astimezone(UTC), *r[5:])))
+        else:
+            for r in conn.execute(stmt):
+                found[r[1]].append(make(r[:1] + r[2:]))  # every column but account_id, in Entry's order
     return found
 
 
