@@ -163,11 +163,12 @@ class Payment(Base):
     """
 
     __tablename__ = "payments"
+    # Every lookup by account uses this one (revision 0014 dropped the account_id index it made redundant).
     __table_args__ = (Index("ix_payments_account_paid_at", "account_id", "paid_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     payment_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
