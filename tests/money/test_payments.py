@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select
 
 from campaigns.attempts.log import attempt_row
-from campaigns.db.models import Account, AgentWorklistItem, Base, CampaignRun, ContactAttempt, Payment
+from campaigns.db.models import Account, AgentWorklistItem, Base, CampaignRun, ContactAttempt, LedgerEntry, Payment
 from campaigns.money.payments import OPTIONAL, REQUIRED, PaymentError, import_payments, record_payment
 from campaigns.portfolio.importer import import_portfolio
 from campaigns.intake.rows import RowFileError
@@ -255,3 +255,109 @@ def test_any_single_bad_cell_costs_exactly_its_row(engine, tmp_path, data):
     report = import_payments(engine, write_csv(tmp_path / "fuzz.csv", rows), NOW, ZONE)
     assert {(e.row, e.field) for e in report.errors} == {(broken + 2, field)}, [str(e) for e in report.errors]
     assert report.payments_loaded == 4 and account(engine).balance == Decimal("596.00")
+
+
+def _mixed_file(path: Path) -> Path:
+    """Payments, reversals and refunds over eight accounts, an account's events in several batches, and rows that
+    fail: a payment on an unknown account, a bad amount, a repeated id, a reversal of another account's payment
+    (of this file, and of the database), a reversal of a payment already reversed, a refund beyond the credit."""
+    rows = []
+    for i in range(24):
+        rows.append(payment(payment_id=f"P{i}", account_id=f"A{i % 8}", amount="40.00",
+                            paid_at=f"2026-11-2{i % 3}T1{i % 10}:00:00Z", reference=f"R{i}"))
+    rows += [
+        payment(payment_id="P-big", account_id="A3", amount="700.00", paid_at="2026-11-21T09:00:00Z"),
+        payment(payment_id="P-nobody", account_id="NOPE"),
+        payment(payment_id="P-bad", amount="twelve"),
+        payment(payment_id="P3", account_id="A3", amount="40.00"),  # repeated id
+        payment(payment_id="V1", account_id="A1", amount="40.00", type="reversal", reverses="P1",
+                paid_at="2026-11-22T12:00:00Z", reason="chargeback"),
+        payment(payment_id="V2", account_id="A2", amount="40.00", type="reversal", reverses="P5",
+                paid_at="2026-11-22T12:00:00Z", reason="chargeback"),  # P5 is A5's
+        payment(payment_id="V3", account_id="A6", amount="40.00", type="reversal", reverses="OLD7",
+                paid_at="2026-11-22T12:00:00Z", reason="chargeback"),  # OLD7 is A7's, in the database
+        payment(payment_id="V4", account_id="A1", amount="40.00", type="reversal", reverses="P1",
+                paid_at="2026-11-22T13:00:00Z", reason="chargeback"),  # reversed already, by V1
+        payment(payment_id="F1", account_id="A3", amount="10.00", type="refund", paid_at="2026-11-22T14:00:00Z"),
+        payment(payment_id="F2", account_id="A3", amount="900.00", type="refund", paid_at="2026-11-22T15:00:00Z"),
+    ]
+    return write_csv(path, rows)
+
+
+def _state(engine) -> dict:
+    """What an import leaves, without the ids a database's sequences hand out."""
+    derived = [c for c in ("balance", "amount_due", "due_date", "status", "credit", "paid_off_at", "payoff_seen_at",
+                           "figures")]
+    with engine.connect() as conn:
+        accounts = conn.execute(select(Account.id, *(getattr(Account, c) for c in derived)).order_by(Account.id)).all()
+        entries = conn.execute(select(LedgerEntry.entry_key, LedgerEntry.account_id, LedgerEntry.kind,
+                                      LedgerEntry.effective_at, LedgerEntry.amount, LedgerEntry.reason,
+                                      LedgerEntry.source).order_by(LedgerEntry.entry_key)).all()
+        payments = conn.execute(select(Payment.payment_id, Payment.account_id, Payment.amount, Payment.paid_at,
+                                       Payment.method, Payment.reference).order_by(Payment.payment_id)).all()
+        attempts = conn.execute(select(ContactAttempt.account_id, ContactAttempt.stage, ContactAttempt.status,
+                                       ContactAttempt.reason).order_by(ContactAttempt.account_id,
+                                                                       ContactAttempt.stage)).all()
+    return {"accounts": accounts, "entries": entries, "payments": payments, "attempts": attempts}
+
+
+def test_a_file_stored_by_several_processes_leaves_what_one_process_leaves(engine, tmp_path):
+    """Each process holds its own accounts' rows, in file order: the report (its errors in row order), the ledger,
+    the accounts' figures and the stopped messages are those of one process storing the file, batch by batch."""
+    path = _mixed_file(tmp_path / "mixed.csv")
+    outcomes = []
+    for processes in (0, 2):
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(delete(table))
+        for i in range(8):
+            add_account(engine, f"A{i}", days_past_due=5)
+        record_payment(engine, "A7", Decimal("40.00"), NOW - timedelta(days=3), NOW, ZONE, payment_id="OLD7")
+        with engine.begin() as conn:
+            _attempt(conn, "A3", "soft_nudge", "queued")  # A3 pays off: this stops
+            _attempt(conn, "A4", "soft_nudge", "deferred")  # A4 pays 120 of 120.50 due: this waits
+        report = import_payments(engine, path, NOW, ZONE, processes=processes, batch=3)
+        outcomes.append((report, _state(engine)))
+    (one, one_state), (two, two_state) = outcomes
+    assert [(e.row, e.field, e.message) for e in two.errors] == [(e.row, e.field, e.message) for e in one.errors]
+    assert {(e.row, e.field) for e in one.errors} == {(27, "account_id"), (28, "amount"), (29, "payment_id"),
+                                                     (31, "reverses"), (32, "reverses"), (33, "reverses"),
+                                                     (35, "amount")}, [str(e) for e in one.errors]
+    assert two_state == one_state
+    fields = ("rows_read", "payments_loaded", "reversals_loaded", "refunds_loaded", "already_recorded",
+              "accounts_paid_off", "accounts_reopened", "in_statement", "applied", "credit")
+    assert {f: getattr(two, f) for f in fields} == {f: getattr(one, f) for f in fields}
+    assert (one.payments_loaded, one.reversals_loaded, one.refunds_loaded, one.accounts_paid_off) == (25, 1, 1, 1)
+    assert {a.account_id: a.status for a in one_state["attempts"]} == {"A3": "suppressed", "A4": "deferred"}
+
+
+def test_two_imports_at_once_that_share_a_payment_id_on_different_accounts_record_it_once(engine, tmp_path):
+    """Each import locks only its own accounts, so both may find the id new; the one that commits second fails its
+    unique key, is retried row by row, and only the shared row is an error. Run many times: the race is real."""
+    import threading
+
+    for i in range(8):
+        add_account(engine, f"A{i}", days_past_due=5)
+    for attempt in range(3):
+        shared = f"P-shared-{attempt}"
+        files = [write_csv(tmp_path / f"f{attempt}-{side}.csv",
+                           [payment(payment_id=f"P{attempt}-{side}-{i}", account_id=f"A{side * 4 + i}", amount="1.00")
+                            for i in range(4)] + [payment(payment_id=shared, account_id=f"A{side * 4}", amount="2.00")])
+                 for side in (0, 1)]
+        start, reports = threading.Barrier(2), [None, None]
+
+        def run(side: int) -> None:
+            start.wait()
+            reports[side] = import_payments(engine, files[side], NOW, ZONE, processes=0)
+
+        threads = [threading.Thread(target=run, args=(side,)) for side in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.payments_loaded for r in reports) == [4, 5]
+        errors = [(e.row, e.field) for r in reports for e in r.errors]
+        assert errors == [(6, "account_id")], [str(e) for r in reports for e in r.errors]
+        with engine.connect() as conn:
+            assert conn.execute(select(Payment.account_id).where(Payment.payment_id == shared)).scalars().all() in (
+                ["A0"], ["A4"])
