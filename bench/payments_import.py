@@ -7,8 +7,9 @@ Creates ``--accounts`` open accounts (written directly with their opening statem
 in the ledger, then reconciled; not timed) in a schema of its own (PostgreSQL) or a
 fresh SQLite file, writes a CSV of ``--payments``
 payments spread over them (a few per account, some paying off, a few over-paying),
-then imports it in a child process (so peak RSS is the import's own) and imports
-it again (every row already recorded). Prints rows, seconds, rows/s and peak RSS.
+then imports it in a child process and imports it again (every row already recorded). Prints rows, seconds,
+rows/s, the peak RSS of the import's process tree (its storing processes included, sampled every 0.1 s), and
+the CPU seconds of the import's tree and of PostgreSQL's backends meanwhile.
 Run by hand; the numbers go in the issue note, never in test asserts.
 """
 
@@ -94,8 +95,36 @@ def write_payments(path: Path, payments: int, accounts: int) -> None:
 
 
 def run_child(url: str, path: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, url, str(path)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """The import in a child process, its tree sampled: its JSON, plus ``peak_tree_mb``, ``import_cpu_s`` and
+    ``postgres_cpu_s``."""
+    import psutil
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from scale import communicate_sampling
+
+    def postgres() -> list:
+        return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+
+    before = {p.pid: sum(p.cpu_times()[:2]) for p in postgres()}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(path)], stdout=subprocess.PIPE, text=True)
+    root = psutil.Process(proc.pid)
+    peak, cpu, pg = 0, {}, {}
+
+    def sample() -> None:
+        nonlocal peak
+        tree = [root, *root.children(recursive=True)]
+        peak = max(peak, sum(p.memory_info().rss for p in tree))
+        for p in tree:
+            cpu[p.pid] = sum(p.cpu_times()[:2])
+        for p in postgres():
+            pg[p.pid] = sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0)
+
+    out, _ = communicate_sampling(proc, sample, 0.1)
+    if proc.returncode:
+        raise SystemExit(f"the import failed (exit {proc.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(peak_tree_mb=peak / 2**20, import_cpu_s=sum(cpu.values()), postgres_cpu_s=sum(pg.values()))
+    return result
 
 
 def main() -> None:
@@ -124,7 +153,9 @@ def main() -> None:
         for label in ("first import", "same file again"):
             result = run_child(url, path)
             print(f"{label:>16}: {result['seconds']:7.1f} s, {result['rows'] / result['seconds']:9,.0f} rows/s, "
-                  f"peak RSS {result['peak_kb'] / 1024:6.0f} MB; loaded {result['loaded']:,}, already recorded "
+                  f"peak RSS {result['peak_tree_mb']:5.0f} MB (this process {result['peak_kb'] / 1024:.0f}); CPU s: "
+                  f"import {result['import_cpu_s']:.1f}, PostgreSQL {result['postgres_cpu_s']:.1f}; "
+                  f"loaded {result['loaded']:,}, already recorded "
                   f"{result['again']:,}, paid off {result['paid_off']:,}, errors {result['errors']}")
     finally:
         if schema:
