@@ -196,7 +196,7 @@ def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo, *
     elif processes is None:
         rows = source.total // CSV_ROW_BYTES if source.kind == "csv" else source.total
         processes = (os.cpu_count() or 1) if rows >= STORE_IN_PROCESSES_FROM else 0
-    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    seen: dict[Any, tuple[int, str]] = {}
     store = _SharedStore(engine, processes, now, zone, report) if processes > 1 else _Store(engine, now, zone, report)
     with track(f"payments {source.path.name}", source.total) as progress, store:
         for record in source.records():
@@ -303,15 +303,18 @@ def _store_share(batch: list[tuple[int, dict]], now: datetime, zone: ZoneInfo, f
     return report
 
 
-def _parse_record(report: PaymentReport, record: Record, seen: dict[tuple[str, str], tuple[int, str]],
-                  now: datetime) -> dict | None:
+def _parse_record(report: PaymentReport, record: Record, seen: dict[Any, tuple[int, str]], now: datetime
+                  ) -> dict | None:
+    """A record's payment, reversal or refund, or None (its errors reported). ``seen``: the file's events so far,
+    each (its row, its account) by its id: a payment's id itself, (type, id) for a reversal or a refund (a million
+    rows' ids are held: a payment's key is its id, no tuple around it)."""
     if record.problem:
         report.errors.append(RowError(report.file, record.row, None, record.problem))
         return None
     parsed = parse_payment(report.file, record.row, record.values, report.errors, now, record.undecodable)
     if parsed is None:
         return None
-    key = (parsed["type"], parsed["payment_id"])
+    key = parsed["payment_id"] if parsed["type"] == PAYMENT else (parsed["type"], parsed["payment_id"])
     first = seen.get(key)
     if first is not None:
         report.errors.append(RowError(report.file, record.row, "payment_id", f"duplicate of row {first[0]}"))
@@ -320,7 +323,7 @@ def _parse_record(report: PaymentReport, record: Record, seen: dict[tuple[str, s
     if parsed["type"] == REVERSAL:
         # A payment of this file on another account: said here, since that account's rows may be stored by
         # another process (the database would say the same of a payment it holds).
-        target = seen.get((PAYMENT, parsed["reverses"]))
+        target = seen.get(parsed["reverses"])
         if target is not None and target[1] != parsed["account_id"]:
             report.errors.append(RowError(report.file, record.row, "reverses", f"payment {parsed['reverses']} is on "
                                                                                f"account {target[1]}, not this one"))
