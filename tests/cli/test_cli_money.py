@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
 from campaigns.db.models import Account, ContactAttempt, PaymentPromise
@@ -16,11 +17,12 @@ from tests.money.test_plan_lifecycle import offer
 from tests.customers.test_worklist_agency import item
 
 
-def test_payments_import_reports_each_bad_row_a_summary_and_exits_non_zero(engine, tmp_path):
+@pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["default", "two-processes"])
+def test_payments_import_reports_each_bad_row_a_summary_and_exits_non_zero(engine, tmp_path, processes):
     add_account(engine, "A1", days_past_due=5)
     path = write_csv(tmp_path / "p.csv", [payment(), payment(payment_id="P2", currency="EUR"),
                                           payment(payment_id="P3", amount="1000")])
-    result = invoke("payments", "import", path, "--now", NOW.isoformat())
+    result = invoke("payments", "import", path, "--now", NOW.isoformat(), *processes)
     assert result.exit_code == 1
     assert f"{path}: row 3, field currency: EUR is not the account's currency (USD)" in result.output
     assert ("3 rows read, 2 payments loaded ($600.00 applied), 0 already recorded, 1 rows rejected; "

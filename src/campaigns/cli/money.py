@@ -105,13 +105,16 @@ def payments_import_command(
                                               "(ISO 8601 with offset); optional method, reference, type (payment, "
                                               "reversal, refund), reverses (a reversal's payment), reason.")],
     now: NowOpt = None,
+    processes: Annotated[int | None, typer.Option(
+        min=0, help="Processes that store the rows, each holding its own accounts (PostgreSQL only). Default: one "
+                    "per core for a file of 50,000 rows or more; 0: this process.")] = None,
 ) -> None:
     """Load payments (and reversals, refunds). The same file twice changes nothing; bad rows are reported and the
     good ones load."""
     from campaigns.money.payments import import_payments
 
     s = migrated_services()
-    report = import_payments(s.engine, path, clock_now(now), s.settings.lender_zone)
+    report = import_payments(s.engine, path, clock_now(now), s.settings.lender_zone, processes=processes)
     print_row_errors(report.errors)
     out.print(f"{report.file}: {report.rows_read} rows read, {_summary(report)}", highlight=False)
     if not report.ok:
