@@ -97,33 +97,18 @@ def write_payments(path: Path, payments: int, accounts: int) -> None:
 def run_child(url: str, path: Path) -> dict:
     """The import in a child process, its tree sampled: its JSON, plus ``peak_tree_mb``, ``import_cpu_s`` and
     ``postgres_cpu_s``."""
-    import psutil
-
     sys.path.insert(0, str(Path(__file__).parent))
-    from scale import communicate_sampling
+    from scale import ProcSampler, communicate_sampling
 
-    def postgres() -> list:
-        return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
-
-    before = {p.pid: sum(p.cpu_times()[:2]) for p in postgres()}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(path)], stdout=subprocess.PIPE, text=True)
-    root = psutil.Process(proc.pid)
-    peak, cpu, pg = 0, {}, {}
-
-    def sample() -> None:
-        nonlocal peak
-        tree = [root, *root.children(recursive=True)]
-        peak = max(peak, sum(p.memory_info().rss for p in tree))
-        for p in tree:
-            cpu[p.pid] = sum(p.cpu_times()[:2])
-        for p in postgres():
-            pg[p.pid] = sum(p.cpu_times()[:2]) - before.get(p.pid, 0.0)
-
-    out, _ = communicate_sampling(proc, sample, 0.1)
+    sampler = ProcSampler([proc.pid])
+    out, _ = communicate_sampling(proc, sampler.sample, 0.1)
     if proc.returncode:
         raise SystemExit(f"the import failed (exit {proc.returncode})")
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(peak_tree_mb=peak / 2**20, import_cpu_s=sum(cpu.values()), postgres_cpu_s=sum(pg.values()))
+    cpu = sampler.by_role()
+    result.update(peak_tree_mb=sampler.peak / 2**20, import_cpu_s=cpu.get("tree", 0.0),
+                  postgres_cpu_s=cpu.get("postgres", 0.0))
     return result
 
 
