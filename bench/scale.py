@@ -210,10 +210,16 @@ class ProcSampler:
         self.roots, self.role = roots, role
         self.postmaster = next((pid for pid in _pids() if _name(pid) == "postgres"
                                 and _name(_parent(pid)) != "postgres"), None)
-        self.before = {pid: _cpu_s(pid) for pid in self._postgres() + self._trees()}
+        self.before: dict[int, float] = {}
+        for pid in self._postgres() + self._trees():
+            try:
+                self.before[pid] = _cpu_s(pid)
+            except (OSError, ValueError, IndexError):  # it ended meanwhile
+                pass
         self.roles: dict[int, str] = {}
         self.cpu: dict[int, tuple[str, float]] = {}
         self.peak = 0
+        self.peak_by_role: dict[str, int] = {}  # each role's own peak (their sum may peak at another moment)
 
     def _postgres(self) -> list[int]:
         return [] if self.postmaster is None else [self.postmaster, *_children(self.postmaster)]
@@ -223,17 +229,22 @@ class ProcSampler:
 
     def sample(self) -> None:
         rss = 0
+        by_role: dict[str, int] = {}
         for pid in self._trees():
             try:
                 if pid not in self.roles:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         self.roles[pid] = self.role(f.read().replace(b"\0", b" ").decode(errors="replace"))
                 with open(f"/proc/{pid}/statm") as f:
-                    rss += int(f.read().split()[1]) * self.PAGE
+                    resident = int(f.read().split()[1]) * self.PAGE
+                rss += resident
+                by_role[self.roles[pid]] = by_role.get(self.roles[pid], 0) + resident
                 self.cpu[pid] = (self.roles[pid], _cpu_s(pid) - self.before.get(pid, 0.0))
             except (OSError, ValueError, IndexError):  # it ended meanwhile
                 pass
         self.peak = max(self.peak, rss)
+        for role, resident in by_role.items():
+            self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), resident)
         for pid in self._postgres():
             try:
                 self.cpu[pid] = ("postgres", _cpu_s(pid) - self.before.get(pid, 0.0))
@@ -330,7 +341,9 @@ def run_child(mode: str, env: dict[str, str], *extra: str, server: subprocess.Po
     out, _ = communicate_sampling(proc, sampler.sample, 0.1)
     if proc.returncode:
         raise SystemExit(f"{mode} run failed (exit {proc.returncode})")
-    return json.loads(out.strip().splitlines()[-1]), sampler.peak / 2**20, sampler.by_role()
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_rss_mb_by_role"] = {role: round(peak / 2**20) for role, peak in sampler.peak_by_role.items()}
+    return result, sampler.peak / 2**20, sampler.by_role()
 
 
 def child_stage() -> dict:
@@ -588,8 +601,8 @@ def main() -> None:
         wal = wal_position(url)
         stage, peak_mb, stage_cpu = run_child("stage", child_env(url, workdir / "stage", args, api_url), server=server)
         stage_wal = wal_position(url) - wal if wal is not None else None
-        print(f"stage: {stage['summary']} in {stage['wall_s']:.1f}s, peak RSS {peak_mb:.0f} MB, CPU s {stage_cpu}",
-              file=sys.stderr)
+        print(f"stage: {stage['summary']} in {stage['wall_s']:.1f}s, peak RSS {peak_mb:.0f} MB "
+              f"(each role's own peak: {stage['peak_rss_mb_by_role']}), CPU s {stage_cpu}", file=sys.stderr)
         again, _, again_cpu = run_child("stage", child_env(url, workdir / "again", args, api_url), server=server)
         print(f"the same day again: {again['summary']} in {again['wall_s']:.1f}s", file=sys.stderr)
     finally:
@@ -600,7 +613,7 @@ def main() -> None:
     result = {
         "accounts": args.accounts, "database": database, "wall_s": round(stage["wall_s"], 2),
         "accounts_per_s": round(args.accounts / stage["wall_s"]), "peak_rss_mb": round(peak_mb),
-        "cpu_s": stage_cpu, "stage_cpu_us_per_account": round(stage_cpu_s / args.accounts * 1e6, 1),
+        "peak_rss_mb_by_role": stage["peak_rss_mb_by_role"], "cpu_s": stage_cpu, "stage_cpu_us_per_account": round(stage_cpu_s / args.accounts * 1e6, 1),
         # The whole server's WAL while the stage ran (its Prefect server's database included, on the same server).
         "wal_bytes_per_account": round(stage_wal / args.accounts) if stage_wal is not None else None,
         "second_run_s": round(again["wall_s"], 2), "second_run_counts": {
