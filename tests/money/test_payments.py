@@ -323,6 +323,9 @@ def test_a_file_stored_by_several_processes_leaves_what_one_process_leaves(engin
     assert {(e.row, e.field) for e in one.errors} == {(27, "account_id"), (28, "amount"), (29, "payment_id"),
                                                      (31, "reverses"), (32, "reverses"), (33, "reverses"),
                                                      (35, "amount")}, [str(e) for e in one.errors]
+    messages = {e.row: e.message for e in one.errors}
+    assert messages[31] == "payment P5 is for account A5 (row 7), not this one"
+    assert messages[32] == "payment OLD7 is on account A7, not this one"
     assert two_state == one_state
     fields = ("rows_read", "payments_loaded", "reversals_loaded", "refunds_loaded", "already_recorded",
               "accounts_paid_off", "accounts_reopened", "in_statement", "applied", "credit")

@@ -61,10 +61,11 @@ TEXT_LIMITS = {"method": 32, "reference": 64}
 FREE_TEXT = re.compile(r"^[A-Za-z0-9_.:/#+-]*$")
 # A reversal's reason is a code, never free text (it is stored plain: no room for a name or a story).
 REASON = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
-# Rows per transaction. Each batch re-derives the accounts it touches from their whole ledger, so fewer, larger
-# batches derive an account fewer times: 5,000 took 10% less time than 1,000 (100,000 payments, PostgreSQL),
-# and a batch's accounts stay locked for about a second.
+# Rows per transaction. On PostgreSQL 5,000 took 10% less time than 1,000 (100,000 payments: fewer statements
+# and commits), and a batch's accounts stay locked for about a second. On SQLite a batch holds the database's one
+# write lock, which every other writer waits for, and 5,000 was no quicker than 1,000 (200,000 payments).
 BATCH = 5000
+SQLITE_BATCH = 1000
 # From this many rows (a CSV's size over CSV_ROW_BYTES) a PostgreSQL import stores in one process per core: a
 # process costs about a second to start. SQLite has one writer at a time, so it always stores in this process.
 STORE_IN_PROCESSES_FROM = 50_000
@@ -182,8 +183,9 @@ def parse_payment(file: str, row: int, values: dict[str, str], errors: list[RowE
 
 
 def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo, *, processes: int | None = None,
-                    batch: int = BATCH) -> PaymentReport:
-    """Load a payments file (CSV or Parquet), streaming, in batches of ``batch`` rows, each in one transaction.
+                    batch: int | None = None) -> PaymentReport:
+    """Load a payments file (CSV or Parquet), streaming, in batches of ``batch`` rows (None: ``BATCH``, on SQLite
+    ``SQLITE_BATCH``), each in one transaction.
 
     ``processes``: how many processes store the rows (PostgreSQL only; None: one per core from
     ``STORE_IN_PROCESSES_FROM`` rows, else this process). The report is the same either way; its errors are
@@ -191,6 +193,8 @@ def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo, *
     """
     source = RowSource(path, REQUIRED, OPTIONAL, row_is="payment (or reversal, refund)")
     report = PaymentReport(file=str(path))
+    if batch is None:
+        batch = SQLITE_BATCH if engine.dialect.name == "sqlite" else BATCH
     if engine.dialect.name == "sqlite":
         processes = 0
     elif processes is None:
@@ -321,12 +325,13 @@ def _parse_record(report: PaymentReport, record: Record, seen: dict[Any, tuple[i
         return None
     seen[key] = (record.row, parsed["account_id"])
     if parsed["type"] == REVERSAL:
-        # A payment of this file on another account: said here, since that account's rows may be stored by
-        # another process (the database would say the same of a payment it holds).
+        # A payment of this file for another account: said here, since that account's rows may be stored by
+        # another process (for a payment the database holds, the database says so).
         target = seen.get(parsed["reverses"])
         if target is not None and target[1] != parsed["account_id"]:
-            report.errors.append(RowError(report.file, record.row, "reverses", f"payment {parsed['reverses']} is on "
-                                                                               f"account {target[1]}, not this one"))
+            report.errors.append(RowError(report.file, record.row, "reverses",
+                                          f"payment {parsed['reverses']} is for account {target[1]} (row {target[0]}), "
+                                          "not this one"))
             return None
     return parsed
 
