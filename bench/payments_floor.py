@@ -25,18 +25,15 @@ import json
 import sys
 import tempfile
 import time
-import uuid
 import zlib
 from collections import defaultdict
 from datetime import timezone
 from multiprocessing import get_context
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from payments_import import NOW, create_accounts, write_payments  # noqa: E402
-from scale import ProcSampler  # noqa: E402
+from payments_import import NOW, create_accounts, own_schema, run_sampled, write_payments  # noqa: E402
 
 BATCH = 5000
 ACCOUNT_COLUMNS = ("balance", "amount_due", "due_date", "credit", "paid_off_at", "statement_id", "ledger_head")
@@ -136,39 +133,19 @@ def main() -> None:
         return
     if not args.database_url:
         parser.error("--database-url is required: the floor is PostgreSQL's")
-    import subprocess
-
-    from scale import communicate_sampling
-
     workdir = Path(tempfile.mkdtemp(prefix="bench-payments-floor-"))
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.database_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{args.database_url}?options=-csearch_path%3D{schema}"
-    try:
+    with own_schema(args.database_url, workdir) as url:
         create_accounts(url, args.accounts)
         path = workdir / "payments.csv"
         write_payments(path, args.payments, args.accounts)
-        proc = subprocess.Popen([sys.executable, __file__, "--processes", str(args.processes), "--child", url,
-                                 str(path)], stdout=subprocess.PIPE, text=True)
-        sampler = ProcSampler([proc.pid])
-        out, _ = communicate_sampling(proc, sampler.sample, 0.1)
-        if proc.returncode:
-            raise SystemExit(f"the floor failed (exit {proc.returncode})")
-        result = json.loads(out.strip().splitlines()[-1])
-        cpu = sampler.by_role()
-        result.update(payments=args.payments, accounts=args.accounts, processes=args.processes,
-                      peak_rss_mb=round(sampler.peak / 2**20), floor_cpu_s=cpu.get("tree", 0.0),
-                      postgres_cpu_s=cpu.get("postgres", 0.0),
-                      cpu_us_per_payment=round((cpu.get("tree", 0.0) + cpu.get("postgres", 0.0))
-                                               / args.payments * 1e6, 1))
-        print(f"floor: {result['seconds']:.1f} s, CPU s: this tree {result['floor_cpu_s']}, PostgreSQL "
-              f"{result['postgres_cpu_s']}, peak RSS {result['peak_rss_mb']} MB")
-        print(json.dumps(result))
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        result, peak_mb, cpu = run_sampled([sys.executable, __file__, "--processes", str(args.processes), "--child",
+                                            url, str(path)], "the floor")
+    result.update(payments=args.payments, accounts=args.accounts, processes=args.processes,
+                  peak_rss_mb=round(peak_mb), floor_cpu_s=cpu.get("tree", 0.0), postgres_cpu_s=cpu.get("postgres", 0.0),
+                  cpu_us_per_payment=round((cpu.get("tree", 0.0) + cpu.get("postgres", 0.0)) / args.payments * 1e6, 1))
+    print(f"floor: {result['seconds']:.1f} s, CPU s: this tree {result['floor_cpu_s']}, PostgreSQL "
+          f"{result['postgres_cpu_s']}, peak RSS {result['peak_rss_mb']} MB")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

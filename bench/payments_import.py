@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -94,21 +95,43 @@ def write_payments(path: Path, payments: int, accounts: int) -> None:
                              f"R{i}"])
 
 
-def run_child(url: str, path: Path) -> dict:
-    """The import in a child process, its tree sampled: its JSON, plus ``peak_tree_mb``, ``import_cpu_s`` and
-    ``postgres_cpu_s``."""
+@contextmanager
+def own_schema(database_url: str | None, workdir: Path):
+    """A URL for the benchmark's own database: a new schema on the given PostgreSQL (dropped afterwards), else an
+    SQLite file under ``workdir``."""
+    if not database_url:
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(database_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def run_sampled(command: list[str], what: str) -> tuple[dict, float, dict[str, float]]:
+    """``command`` in a child process, its tree sampled: (its last line's JSON, peak RSS of the tree in MB, CPU
+    seconds of the tree and of PostgreSQL, as ``tree`` and ``postgres``)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from scale import ProcSampler, communicate_sampling
 
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     sampler = ProcSampler([proc.pid])
     out, _ = communicate_sampling(proc, sampler.sample, 0.1)
     if proc.returncode:
-        raise SystemExit(f"the import failed (exit {proc.returncode})")
-    result = json.loads(out.strip().splitlines()[-1])
-    cpu = sampler.by_role()
-    result.update(peak_tree_mb=sampler.peak / 2**20, import_cpu_s=cpu.get("tree", 0.0),
-                  postgres_cpu_s=cpu.get("postgres", 0.0))
+        raise SystemExit(f"{what} failed (exit {proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1]), sampler.peak / 2**20, sampler.by_role()
+
+
+def run_child(url: str, path: Path) -> dict:
+    """The import in a child process, its tree sampled: its JSON, plus ``peak_tree_mb``, ``import_cpu_s`` and
+    ``postgres_cpu_s``."""
+    result, peak_mb, cpu = run_sampled([sys.executable, "-c", CHILD, url, str(path)], "the import")
+    result.update(peak_tree_mb=peak_mb, import_cpu_s=cpu.get("tree", 0.0), postgres_cpu_s=cpu.get("postgres", 0.0))
     return result
 
 
@@ -119,22 +142,13 @@ def main() -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (a schema of its own is made and dropped)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-payments-"))
-    schema = None
-    if args.database_url:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.database_url)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{args.database_url}?options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{workdir / 'bench.db'}"
-    try:
+    with own_schema(args.database_url, workdir) as url:
         create_accounts(url, args.accounts)
         path = workdir / "payments.csv"
         write_payments(path, args.payments, args.accounts)
         mb = path.stat().st_size / 1e6
         print(f"{args.payments:,} payments over {args.accounts:,} accounts, {mb:.0f} MB CSV, "
-              f"{'PostgreSQL' if schema else 'SQLite'}")
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}")
         for label in ("first import", "same file again"):
             result = run_child(url, path)
             print(f"{label:>16}: {result['seconds']:7.1f} s, {result['rows'] / result['seconds']:9,.0f} rows/s, "
@@ -142,10 +156,6 @@ def main() -> None:
                   f"import {result['import_cpu_s']:.1f}, PostgreSQL {result['postgres_cpu_s']:.1f}; "
                   f"loaded {result['loaded']:,}, already recorded "
                   f"{result['again']:,}, paid off {result['paid_off']:,}, errors {result['errors']}")
-    finally:
-        if schema:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 if __name__ == "__main__":
