@@ -16,7 +16,14 @@ from sqlalchemy import delete, insert, select
 
 from campaigns.attempts.log import attempt_row
 from campaigns.db.models import Account, AgentWorklistItem, Base, CampaignRun, ContactAttempt, LedgerEntry, Payment
-from campaigns.money.payments import OPTIONAL, REQUIRED, PaymentError, import_payments, record_payment
+from campaigns.money.payments import (
+    OPTIONAL,
+    REQUIRED,
+    PaymentError,
+    import_payments,
+    record_payment,
+    store_processes,
+)
 from campaigns.portfolio.importer import import_portfolio
 from campaigns.intake.rows import RowFileError
 from tests.conftest import AS_OF, NOW
@@ -364,3 +371,15 @@ def test_two_imports_at_once_that_share_a_payment_id_on_different_accounts_recor
         with engine.connect() as conn:
             assert conn.execute(select(Payment.account_id).where(Payment.payment_id == shared)).scalars().all() in (
                 ["A0"], ["A4"])
+
+
+@pytest.mark.parametrize(("dialect", "rows", "asked", "cores", "processes"), [
+    ("postgresql", 49_999, None, 2, 0),  # a small file: starting processes costs more than it saves
+    ("postgresql", 50_000, None, 2, 2),  # one per core
+    ("postgresql", 5_000_000, None, 64, 4),  # at most four by default: each holds a connection and ~150 MB
+    ("postgresql", 100, 3, 2, 3),  # asked for
+    ("postgresql", 5_000_000, 0, 8, 0),  # asked for: this process
+    ("sqlite", 5_000_000, 4, 8, 0),  # one writer at a time
+])
+def test_how_many_processes_store_a_file(dialect, rows, asked, cores, processes):
+    assert store_processes(dialect, rows, asked, cores) == processes

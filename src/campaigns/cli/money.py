@@ -107,7 +107,7 @@ def payments_import_command(
     now: NowOpt = None,
     processes: Annotated[int | None, typer.Option(
         min=0, help="Processes that store the rows, each holding its own accounts (PostgreSQL only). Default: one "
-                    "per core for a file of 50,000 rows or more; 0: this process.")] = None,
+                    "per core, at most 4, for a file of 50,000 rows or more; 0: this process.")] = None,
 ) -> None:
     """Load payments (and reversals, refunds). The same file twice changes nothing; bad rows are reported and the
     good ones load."""

@@ -15,7 +15,7 @@ Each batch is one transaction: the accounts are locked, the events appended, and
 the accounts (``campaigns.money.ledger``): balance, amount due, credit, status, plans, promises, and what
 was queued that is now wrong to send.
 
-A large file on PostgreSQL is stored by one process per core (``import_payments(processes=...)``): this
+A large file on PostgreSQL is stored by one process per core, up to four (``import_payments(processes=...)``): this
 process reads and checks the rows, and each account's rows go, in file order, to the one process that holds
 that account's share, which stores them in batches over a connection of its own. Shares never hold the same
 account, so their locks never meet, and every account sees its events in the order a single process would.
@@ -70,6 +70,9 @@ SQLITE_BATCH = 1000
 # process costs about a second to start. SQLite has one writer at a time, so it always stores in this process.
 STORE_IN_PROCESSES_FROM = 50_000
 CSV_ROW_BYTES = 70
+# At most this many by default: each holds a connection and about 150 MB, and past a few the database's own
+# writes are the limit (measured with two on two cores; ``processes=`` takes more).
+STORE_PROCESSES_AT_MOST = 4
 # The values that make a row the same event: a known id with any of them different is an error.
 IDENTITY = ("account_id", "amount", "currency", "paid_at", "method", "reference")
 EVENT_IDENTITY = ("account_id", "amount", "currency", "paid_at")
@@ -187,19 +190,16 @@ def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo, *
     """Load a payments file (CSV or Parquet), streaming, in batches of ``batch`` rows (None: ``BATCH``, on SQLite
     ``SQLITE_BATCH``), each in one transaction.
 
-    ``processes``: how many processes store the rows (PostgreSQL only; None: one per core from
-    ``STORE_IN_PROCESSES_FROM`` rows, else this process). The report is the same either way; its errors are
-    in row order.
+    ``processes``: how many processes store the rows (PostgreSQL only; None: one per core, at most
+    ``STORE_PROCESSES_AT_MOST``, from ``STORE_IN_PROCESSES_FROM`` rows, else this process). The report is the
+    same either way; its errors are in row order.
     """
     source = RowSource(path, REQUIRED, OPTIONAL, row_is="payment (or reversal, refund)")
     report = PaymentReport(file=str(path))
     if batch is None:
         batch = SQLITE_BATCH if engine.dialect.name == "sqlite" else BATCH
-    if engine.dialect.name == "sqlite":
-        processes = 0
-    elif processes is None:
-        rows = source.total // CSV_ROW_BYTES if source.kind == "csv" else source.total
-        processes = (os.cpu_count() or 1) if rows >= STORE_IN_PROCESSES_FROM else 0
+    rows = source.total // CSV_ROW_BYTES if source.kind == "csv" else source.total
+    processes = store_processes(engine.dialect.name, rows, processes, os.cpu_count() or 1)
     seen: dict[Any, tuple[int, str]] = {}
     store = _SharedStore(engine, processes, now, zone, report) if processes > 1 else _Store(engine, now, zone, report)
     with track(f"payments {source.path.name}", source.total) as progress, store:
@@ -215,6 +215,16 @@ def import_payments(engine: Engine, path: Path, now: datetime, zone: ZoneInfo, *
     report.errors.sort(key=lambda e: e.row)
     refresh_statistics(engine, ("payments", "ledger_entries", "accounts"))
     return report
+
+
+def store_processes(dialect: str, rows: int, asked: int | None, cores: int) -> int:
+    """How many processes store a file of about ``rows`` rows (0 or 1: this process): ``asked`` if given, else one
+    per core (at most ``STORE_PROCESSES_AT_MOST``) from ``STORE_IN_PROCESSES_FROM`` rows; SQLite always 0."""
+    if dialect == "sqlite":
+        return 0
+    if asked is not None:
+        return asked
+    return min(cores, STORE_PROCESSES_AT_MOST) if rows >= STORE_IN_PROCESSES_FROM else 0
 
 
 class _Store:
@@ -634,4 +644,4 @@ def money_events(engine: Engine, account_id: str) -> list[dict[str, Any]]:
 
 
 __all__ = ["PaymentError", "PaymentReport", "import_payments", "money_events", "parse_payment", "record_payment",
-           "refund_credit", "reverse_payment", "store_payments"]
+           "refund_credit", "reverse_payment", "store_payments", "store_processes"]
