@@ -127,6 +127,10 @@ class Settings(BaseSettings):
                                description="SendGrid's API base URL.")
     sendgrid_webhook_public_key: str = Field(default="", description="Event Webhook verification key (base64).")
     webhook_tolerance_seconds: int = Field(default=300, ge=10, le=3600, description="Older signed requests are refused.")
+    payment_webhook_secret: str = Field(
+        default="", repr=False,
+        description="Shared secret that signs a processor's payment notifications (POST /webhooks/payments); empty: "
+                    "the endpoint is off.")
     webhook_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=100 * 1_048_576,
         description="Larger webhook bodies are refused (413) before they are read; SendGrid batches stay under 1 MB.",

@@ -12,6 +12,11 @@ opt the sender out of SMS at once) verify Twilio's signature.
 and stale timestamps (replays), then applies the events once each. Responses and
 logs carry counts only.
 
+``POST /webhooks/payments`` takes a lender's processor's payment notifications as they happen, signed with a
+shared secret the way our push webhook signs (``X-Campaigns-Timestamp``, ``X-Campaigns-Signature``:
+``sha256=`` + hex HMAC-SHA256 of ``"{timestamp}.{raw body}"``): one event or an array, each with a payments
+file's fields, recorded once per ``payment_id`` (``campaigns.money.payments.record_notifications``).
+
 Nothing is read before it has to be: the signature headers (and SendGrid's
 timestamp) are checked first, then the body is read up to ``max_body_bytes``
 (413 beyond, whatever Content-Length says), and only then is the signature
@@ -23,11 +28,12 @@ still never get past the bad one.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from urllib.parse import parse_qsl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -37,16 +43,21 @@ from markupsafe import escape
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from campaigns.channels.push_webhook import SIGNATURE as CAMPAIGNS_SIGNATURE
+from campaigns.channels.push_webhook import TIMESTAMP as CAMPAIGNS_TIMESTAMP
+from campaigns.channels.push_webhook import verify_signature
 from campaigns.contact.render import format_day, format_money
 from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
 from campaigns.customers.preferences import PreferenceError, receive_sms
 from campaigns.money.links import LinkError, make_token, parse_token
 from campaigns.money.offers import accept_link, offer_for_link, plan_chosen_with
+from campaigns.money.payments import record_notifications
 from campaigns.ladder.config import PlanRules
 from campaigns.delivery.provider_events import (
     apply_sendgrid_events,
@@ -88,14 +99,19 @@ def too_large(limit: int) -> JSONResponse:
 def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds: int = 300,
                clock: Callable[[], float] = time.time, *, twilio_auth_token: str = "",
                twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               plan_links: PlanLinks | None = None, limits: SourceLimits | None = None) -> Starlette:
-    """The receiver; each provider's routes exist only when its verification secret is configured, and the
-    plan-acceptance pages only when plans are (``plan_links``). Every route is behind ``limits`` (per source
-    address: requests, and answers that refused a signature or a link; default ``default_limits()``)."""
-    if not sendgrid_public_key and not twilio_auth_token and plan_links is None:
+               plan_links: PlanLinks | None = None, limits: SourceLimits | None = None,
+               payments: PaymentNotifications | None = None) -> Starlette:
+    """The receiver; each provider's routes exist only when its verification secret is configured, the
+    plan-acceptance pages only when plans are (``plan_links``), and payment notifications only with their
+    secret (``payments``). Every route is behind ``limits`` (per source address: requests, and answers that
+    refused a signature or a link; default ``default_limits()``)."""
+    if not sendgrid_public_key and not twilio_auth_token and plan_links is None and payments is None:
         raise ValueError("the webhook receiver needs SendGrid's verification key (CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY) "
-                         "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), or plans to accept")
+                         "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), plans to accept, or the "
+                         "payment notifications' secret (CAMPAIGNS_PAYMENT_WEBHOOK_SECRET)")
     routes = []
+    if payments is not None:
+        routes.append(_payments_route(engine, payments, tolerance_seconds, clock, max_body_bytes))
     if plan_links is not None:
         routes.extend(_plan_routes(engine, plan_links))
     if sendgrid_public_key:
@@ -121,6 +137,53 @@ class PlanLinks:
     rules: PlanRules
     zone: ZoneInfo
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class PaymentNotifications:
+    """What the payment notifications need: the shared secret and the lender's zone (for the ledger's days)."""
+
+    secret: str = field(repr=False)
+    zone: ZoneInfo
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+
+
+def _payments_route(engine: Engine, payments: PaymentNotifications, tolerance_seconds: int,
+                    clock: Callable[[], float], max_body_bytes: int) -> Route:
+    """A processor's payment notifications. Unsigned or stale: 401 before the body is read; too large: 413; a bad
+    signature: 403; not JSON or not events: 400. Then every event is checked as a payments file's row: 200 when
+    each was recorded (or already was), 422 with each refused event's place, field and message (ids and codes
+    only) when any was refused; the good ones are recorded either way, so sending the whole batch again is safe."""
+
+    async def notified(request: Request) -> JSONResponse:
+        signature, stamp = request.headers.get(CAMPAIGNS_SIGNATURE), request.headers.get(CAMPAIGNS_TIMESTAMP)
+        if not signature or not stamp:
+            return JSONResponse({"error": "unsigned request"}, status_code=401)
+        if not STAMP.match(stamp) or abs(clock() - int(stamp)) > tolerance_seconds:
+            return JSONResponse({"error": "stale or malformed timestamp"}, status_code=401)
+        try:
+            body = await read_body(request, max_body_bytes)
+        except BodyTooLarge:
+            return too_large(max_body_bytes)
+        if not verify_signature(payments.secret, stamp, body, signature, now=clock(),
+                                tolerance_seconds=tolerance_seconds):
+            return JSONResponse({"error": "bad signature"}, status_code=403)
+        try:
+            # Amounts as Decimal from the start: a JSON number is never a float on its way to the ledger.
+            events = json.loads(body, parse_float=Decimal)
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python's decoder goes
+            return JSONResponse({"error": "expected a JSON object or array of payment events"}, status_code=400)
+        if isinstance(events, dict):
+            events = [events]
+        if not isinstance(events, list) or not events:
+            return JSONResponse({"error": "expected a JSON object or array of payment events"}, status_code=400)
+        report = await run_in_threadpool(record_notifications, engine, events, payments.clock(), payments.zone)
+        answer = {"recorded": report.payments_loaded + report.reversals_loaded + report.refunds_loaded,
+                  "already_recorded": report.already_recorded,
+                  "refused": [{"event": e.row, "field": e.field, "error": e.message} for e in report.errors]}
+        return JSONResponse(answer, status_code=422 if report.errors else 200)
+
+    return Route("/webhooks/payments", notified, methods=["POST"])
 
 
 PAGE_LOCALE = "en-US"  # the pages are in English for now (the messages that link to them are localised)

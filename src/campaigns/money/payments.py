@@ -54,6 +54,7 @@ from campaigns.progress import track
 
 REQUIRED = ["payment_id", "account_id", "amount", "currency", "paid_at"]
 OPTIONAL = ["method", "reference", "type", "reverses", "reason"]
+FIELDS = frozenset(REQUIRED + OPTIONAL)
 TYPES = (PAYMENT, REVERSAL, REFUND)
 TEXT_LIMITS = {"method": 32, "reference": 64}
 # A method or a reference is a processor's code, never free text: no spaces (a name) and no @ (an email):
@@ -344,6 +345,32 @@ def _parse_record(report: PaymentReport, record: Record, seen: dict[Any, tuple[i
                                           "not this one"))
             return None
     return parsed
+
+
+def record_notifications(engine: Engine, events: list[Any], now: datetime, zone: ZoneInfo) -> PaymentReport:
+    """A processor's payment notifications, as they happen (the signed ``POST /webhooks/payments``).
+
+    Each event has a payments file's fields (the same names; values as JSON strings or numbers; other fields are
+    ignored) and is checked and stored as a file's row is: once per ``payment_id`` (the same notification again
+    is ``already_recorded``), a reversal or a refund by its ``type``. A bad event is an error naming its place
+    (1 for the first) and field; the good ones are stored, in one transaction.
+    """
+    report = PaymentReport(file="notification")
+    seen: dict[Any, tuple[int, str]] = {}
+    batch: list[tuple[int, dict]] = []
+    for place, event in enumerate(events, start=1):
+        report.rows_read += 1
+        if isinstance(event, dict):
+            values = {k: "" if v is None else str(v) for k, v in event.items() if k in FIELDS}
+            record = Record(place, values)
+        else:
+            record = Record(place, {}, "is not an object of payment fields")
+        parsed = _parse_record(report, record, seen, now)
+        if parsed is not None:
+            batch.append((place, parsed))
+    store_payments(engine, batch, now, zone, report)
+    report.errors.sort(key=lambda e: e.row)
+    return report
 
 
 def _one(engine: Engine, row: dict[str, Any], now: datetime, zone: ZoneInfo, what: str) -> PaymentReport:
@@ -644,4 +671,4 @@ def money_events(engine: Engine, account_id: str) -> list[dict[str, Any]]:
 
 
 __all__ = ["PaymentError", "PaymentReport", "import_payments", "money_events", "parse_payment", "record_payment",
-           "refund_credit", "reverse_payment", "store_payments", "store_processes"]
+           "record_notifications", "refund_credit", "reverse_payment", "store_payments", "store_processes"]
