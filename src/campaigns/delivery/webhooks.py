@@ -96,6 +96,21 @@ def too_large(limit: int) -> JSONResponse:
     return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=413)
 
 
+async def signed_body(request: Request, signature_header: str, timestamp_header: str, tolerance_seconds: int,
+                      clock: Callable[[], float], limit: int) -> tuple[str, str, bytes] | Response:
+    """(signature, timestamp, body) of a request signed over a timestamp, or the answer that refuses it: 401
+    unsigned or stale (before the body is read), 413 too large. The signature itself is the caller's to verify."""
+    signature, stamp = request.headers.get(signature_header), request.headers.get(timestamp_header)
+    if not signature or not stamp:
+        return JSONResponse({"error": "unsigned request"}, status_code=401)
+    if not STAMP.match(stamp) or abs(clock() - int(stamp)) > tolerance_seconds:
+        return JSONResponse({"error": "stale or malformed timestamp"}, status_code=401)
+    try:
+        return signature, stamp, await read_body(request, limit)
+    except BodyTooLarge:
+        return too_large(limit)
+
+
 def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds: int = 300,
                clock: Callable[[], float] = time.time, *, twilio_auth_token: str = "",
                twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -156,15 +171,11 @@ def _payments_route(engine: Engine, payments: PaymentNotifications, tolerance_se
     only) when any was refused; the good ones are recorded either way, so sending the whole batch again is safe."""
 
     async def notified(request: Request) -> JSONResponse:
-        signature, stamp = request.headers.get(CAMPAIGNS_SIGNATURE), request.headers.get(CAMPAIGNS_TIMESTAMP)
-        if not signature or not stamp:
-            return JSONResponse({"error": "unsigned request"}, status_code=401)
-        if not STAMP.match(stamp) or abs(clock() - int(stamp)) > tolerance_seconds:
-            return JSONResponse({"error": "stale or malformed timestamp"}, status_code=401)
-        try:
-            body = await read_body(request, max_body_bytes)
-        except BodyTooLarge:
-            return too_large(max_body_bytes)
+        signed = await signed_body(request, CAMPAIGNS_SIGNATURE, CAMPAIGNS_TIMESTAMP, tolerance_seconds, clock,
+                                   max_body_bytes)
+        if isinstance(signed, Response):
+            return signed
+        signature, stamp, body = signed
         if not verify_signature(payments.secret, stamp, body, signature, now=clock(),
                                 tolerance_seconds=tolerance_seconds):
             return JSONResponse({"error": "bad signature"}, status_code=403)
@@ -321,15 +332,10 @@ def _sendgrid_route(engine: Engine, sendgrid_public_key: str, tolerance_seconds:
     verifier = EventWebhook(sendgrid_public_key)
 
     async def sendgrid_events(request: Request) -> JSONResponse:
-        signature, stamp = request.headers.get(SIGNATURE), request.headers.get(TIMESTAMP)
-        if not signature or not stamp:
-            return JSONResponse({"error": "unsigned request"}, status_code=401)
-        if not STAMP.match(stamp) or abs(clock() - int(stamp)) > tolerance_seconds:
-            return JSONResponse({"error": "stale or malformed timestamp"}, status_code=401)
-        try:
-            body = await read_body(request, max_body_bytes)
-        except BodyTooLarge:
-            return too_large(max_body_bytes)
+        signed = await signed_body(request, SIGNATURE, TIMESTAMP, tolerance_seconds, clock, max_body_bytes)
+        if isinstance(signed, Response):
+            return signed
+        signature, stamp, body = signed
         raw = body.decode("utf-8", errors="replace")
         try:
             valid = verifier.verify_signature(raw, signature, stamp)
