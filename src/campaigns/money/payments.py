@@ -30,7 +30,7 @@ import re
 import zlib
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from multiprocessing import get_context
@@ -106,10 +106,9 @@ class PaymentReport(FileReport):
     def merge(self, other: PaymentReport) -> None:
         """Add what another process stored of the same file (its rows are counted here, as they are read)."""
         self.errors.extend(other.errors)
-        for name in ("payments_loaded", "reversals_loaded", "refunds_loaded", "already_recorded",
-                     "accounts_paid_off", "accounts_reopened", "plans_completed", "plans_reopened", "promises_kept",
-                     "promises_reopened", "in_statement"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for counter in fields(self):  # every count the report keeps, but the rows this process read
+            if counter.name != "rows_read" and isinstance(getattr(other, counter.name), int):
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(other, counter.name))
         for mine, theirs in ((self.applied, other.applied), (self.credit, other.credit)):
             for currency, amount in theirs.items():
                 self.add_money(mine, currency, amount)
