@@ -22,7 +22,7 @@ URL = "/webhooks/payments"
 
 
 def client_for(engine, **options) -> TestClient:
-    notifications = PaymentNotifications(SECRET, ZoneInfo("America/New_York"), clock=lambda: NOW)
+    notifications = PaymentNotifications(SECRET, ZoneInfo("America/New_York"))
     return TestClient(create_app(engine, payments=notifications, clock=lambda: STAMP + 5, **options))
 
 

@@ -160,7 +160,6 @@ class PaymentNotifications:
 
     secret: str = field(repr=False)
     zone: ZoneInfo
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
 def _payments_route(engine: Engine, payments: PaymentNotifications, tolerance_seconds: int,
@@ -188,7 +187,8 @@ def _payments_route(engine: Engine, payments: PaymentNotifications, tolerance_se
             events = [events]
         if not isinstance(events, list) or not events:
             return JSONResponse({"error": "expected a JSON object or array of payment events"}, status_code=400)
-        report = await run_in_threadpool(record_notifications, engine, events, payments.clock(), payments.zone)
+        now = datetime.fromtimestamp(clock(), timezone.utc)  # the clock the signature's timestamp is checked by
+        report = await run_in_threadpool(record_notifications, engine, events, now, payments.zone)
         answer = {"recorded": report.payments_loaded + report.reversals_loaded + report.refunds_loaded,
                   "already_recorded": report.already_recorded,
                   "refused": [{"event": e.row, "field": e.field, "error": e.message} for e in report.errors]}
