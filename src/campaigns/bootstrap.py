@@ -110,17 +110,26 @@ def describe_gateways(settings: Settings) -> str:
 
 def plan_link_secret(settings: Settings) -> bytes:
     """The key that signs plan links: from settings, or one made once for this installation (a private file)."""
-    if settings.plan_link_secret:
-        return settings.plan_link_secret.encode()
+    return _installation_secret(settings, settings.plan_link_secret, "plan-link.key")
+
+
+def customer_page_secret(settings: Settings) -> bytes:
+    """The key that signs the customer pages' links: from settings, or one made once for this installation."""
+    return _installation_secret(settings, settings.customer_page_secret, "customer-page.key")
+
+
+def _installation_secret(settings: Settings, configured: str, file_name: str) -> bytes:
+    if configured:
+        return configured.encode()
     import os
     import secrets
 
     from campaigns.files import ensure_private_directory, open_private
 
-    path = ensure_private_directory(settings.data_dir) / "plan-link.key"
+    path = ensure_private_directory(settings.data_dir) / file_name
     if not path.exists():
         # Written aside, then linked into place: two processes starting at once agree on one key.
-        draft = path.with_name(f".plan-link.{os.getpid()}.tmp")
+        draft = path.with_name(f".{file_name}.{os.getpid()}.tmp")
         with open_private(draft) as handle:
             handle.write(secrets.token_hex(32))
         try:
@@ -162,6 +171,13 @@ def build(settings: Settings, *, gateways: Mapping[str, DeliveryGateway] | None 
             plan_url=settings.plan_url,
             plan_link_secret=plan_link_secret(settings),
             lender_timezone=settings.lender_timezone,
+            page_url=settings.customer_page_url,
+            page_secret=customer_page_secret(settings) if settings.customer_page_url else b"",
+            page_valid_days=settings.customer_page_valid_days,
+            logo_url=settings.brand_logo_url,
+            colour=settings.brand_colour,
+            support_email=settings.support_email,
+            support_hours=settings.support_hours,
         ),
         policy=load_policy(settings.policy_config),
         review=load_review_rules(settings.review_config),

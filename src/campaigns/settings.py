@@ -51,8 +51,31 @@ class Settings(BaseSettings):
     lender_name: str = Field(default="Acme Lending", description="The lender's name, as messages show it.")
     pay_url: str = Field(
         default="https://pay.example.com/a/{account_id}",
-        description="How to pay; {account_id} is replaced per account.",
+        description="The lender's payment page; {account_id} (and, if you want it, {amount}) is replaced per account. "
+                    "The self-service page's Pay button opens it; messages link to it when there is no page.",
     )
+    customer_page_url: str = Field(
+        default="https://pay.example.com/c/{token}",
+        description="Each customer's self-service page (pay, plan, more time, why, call back, dispute, stop a "
+                    "channel, rate us), linked from every message; {token} is its signed token. Serve it with "
+                    "`campaigns serve-webhooks` (GET /c/{token}) behind your public host. Empty: messages carry "
+                    "PAY_URL instead.",
+    )
+    customer_page_secret: str = Field(
+        default="", repr=False,
+        description="HMAC key of the page links (its own, not the plan links'). Empty: a random key is made once in "
+                    "DATA_DIR/customer-page.key (0600).")
+    customer_page_valid_days: int = Field(default=30, ge=1, le=365,
+                                          description="Days a message's page link keeps working after it was sent.")
+    brand_logo_url: str = Field(default="", description="The lender's logo on the customer's page (https URL); "
+                                                        "empty: the name alone.")
+    brand_colour: str = Field(default="#1d4ed8", pattern=r"^#[0-9a-fA-F]{6}$",
+                              description="The lender's colour on the customer's page (#rrggbb; the main button's "
+                                          "background, so pick one white text reads well on).")
+    support_email: str = Field(default="help@example.com", description="The address the customer's page gives "
+                                                                      "for help.")
+    support_hours: str = Field(default="Mon-Fri 09:00-18:00", description="When the support phone answers, as the "
+                                                                          "customer's page shows it.")
     email_preferences_url: str = Field(
         default="https://pay.example.com/preferences/{account_id}",
         description="Where a customer opts out of email; {account_id} is replaced per account.",
@@ -195,6 +218,14 @@ class Settings(BaseSettings):
         if "{token}" not in value:
             raise ValueError("must contain {token}, where each plan link's signed token goes, e.g. "
                              "https://pay.example.com/plans/{token}")
+        return value
+
+    @field_validator("customer_page_url")
+    @classmethod
+    def _page_url_has_token(cls, value: str) -> str:
+        if value and "{token}" not in value:
+            raise ValueError("must contain {token}, where each page link's signed token goes, e.g. "
+                             "https://pay.example.com/c/{token}")
         return value
 
     @field_validator("lender_timezone")

@@ -46,10 +46,12 @@ def serve_webhooks_command(
     port: Annotated[int, typer.Option(help="Port.")] = 8085,
 ) -> None:
     """Run the webhook receiver (ASGI, uvicorn): SendGrid events, Twilio status reports and replies, the
+    customers' own pages (GET /c/{token} and its forms) unless CAMPAIGNS_CUSTOMER_PAGE_URL is empty, the
     plan-acceptance pages (GET/POST /plans/{token}) when the ladder offers plans, and payment notifications
     (POST /webhooks/payments) when CAMPAIGNS_PAYMENT_WEBHOOK_SECRET is set."""
     import uvicorn
 
+    from campaigns.delivery.customer_page import CustomerPages
     from campaigns.delivery.webhooks import PaymentNotifications, PlanLinks, create_app, default_limits
 
     s = migrated_services()
@@ -57,12 +59,15 @@ def serve_webhooks_command(
     links = PlanLinks(s.brand.plan_link_secret, rules, s.settings.lender_zone) if rules is not None else None
     payments = (PaymentNotifications(s.settings.payment_webhook_secret, s.settings.lender_zone)
                 if s.settings.payment_webhook_secret else None)
-    if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token or links or payments):
+    pages = (CustomerPages(s.brand.page_secret, s.brand, s.settings.lender_zone, s.ladder.deferral, s.ladder.segments)
+             if s.brand.page_secret else None)
+    if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token or links or payments or pages):
         raise CliError("nothing to receive: set CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY, CAMPAIGNS_TWILIO_AUTH_TOKEN "
                        "and/or CAMPAIGNS_PAYMENT_WEBHOOK_SECRET")
     app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds,
                       twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base,
                       max_body_bytes=s.settings.webhook_max_body_bytes, plan_links=links, payments=payments,
+                      customer_pages=pages,
                       limits=default_limits(s.settings.webhook_requests_per_second, s.settings.webhook_burst,
                                             s.settings.webhook_failures_per_minute))
     uvicorn.run(app_, host=host, port=port, log_level="info")

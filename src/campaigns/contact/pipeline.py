@@ -39,6 +39,7 @@ from campaigns.contact.render import (
     plan_option_view,
 )
 from campaigns.contact.sms_length import sms_length
+from campaigns.money.currency import in_currency
 from campaigns.money.offers import store_offers
 from campaigns.contact.segments import add_segments
 from campaigns.contact.brand import Brand
@@ -115,7 +116,9 @@ def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bran
     locale = row.locale or "en-US"
     amount = format_money(Decimal(row.amount_due), row.currency, locale)
     due = format_day(row.due_date, locale)
-    pay_url = brand.pay_url.format(account_id=row.account_id)
+    # Every message links the customer's own page (pay, plan, more time, help); the lender's payment page without one.
+    pay_url = (brand.page_link(row.account_id, run.as_of)
+               or brand.payment_page(row.account_id, in_currency(Decimal(row.amount_due), row.currency)))
     opt_out_url = brand.email_preferences_url.format(account_id=row.account_id)
     keyword = SMS_OPT_OUT_KEYWORD.get(locale, DEFAULT_SMS_OPT_OUT_KEYWORD)
     context = {

@@ -285,6 +285,8 @@ class PaymentPromise(Base):
     promised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     source: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16), default="promise", server_default="promise",
+                                      doc="promise, or deferral: the customer asked for more time on their page")
 
 
 class CampaignRun(Base):
@@ -487,13 +489,43 @@ class OutboxMessage(Base):
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CustomerAction(Base):
+    """What a customer did or said to us (their page, a reply): one row each, once, with its code.
+
+    ``action``: stated_reason, asked_for_time, asked_for_call, disputed, stopped_channel, rated, chose_plan,
+    replied. ``code``: what it was (the reason, the channel, the score, ...); ``detail``: dates and codes only;
+    ``note``: what they wrote, sealed. ``request_key`` makes it once: the page form's own key, or the provider's
+    message id, so a form sent twice or a reply delivered twice is recorded once.
+    """
+
+    __tablename__ = "customer_actions"
+    __table_args__ = (Index("ix_customer_actions_account_action", "account_id", "action", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id"), doc="None: a reply we could not "
+                                                                                  "tie to one account")
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    action: Mapped[str] = mapped_column(String(24))
+    code: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Sealed("customer_actions.note", 4000))
+    source: Mapped[str] = mapped_column(String(16), doc="page, sms, email, agent")
+    request_key: Mapped[str] = mapped_column(String(128), unique=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class AgentWorklistItem(Base):
-    """An account handed to people: why, and what was tried."""
+    """An account handed to people: why, and what was tried (an escalation attempt), or what the customer asked
+    for (a call back in their window, a reply: ``action_id``)."""
 
     __tablename__ = "agent_worklist"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("contact_attempts.id"), unique=True)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("contact_attempts.id"), unique=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("customer_actions.id"), unique=True)
+    call_from: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="asked_for_call: the window the customer "
+                                                                        "chose, in UTC")
+    call_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     reason: Mapped[str] = mapped_column(String(64))
     days_past_due: Mapped[int] = mapped_column(Integer)

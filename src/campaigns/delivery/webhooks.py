@@ -54,6 +54,7 @@ from campaigns.channels.push_webhook import TIMESTAMP as CAMPAIGNS_TIMESTAMP
 from campaigns.channels.push_webhook import verify_signature
 from campaigns.contact.render import format_day, format_money
 from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
+from campaigns.delivery.customer_page import CustomerPages, customer_routes
 from campaigns.customers.preferences import PreferenceError, receive_sms
 from campaigns.money.links import LinkError, make_token, parse_token
 from campaigns.money.offers import accept_link, offer_for_link, plan_chosen_with
@@ -115,12 +116,14 @@ def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds:
                clock: Callable[[], float] = time.time, *, twilio_auth_token: str = "",
                twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                plan_links: PlanLinks | None = None, limits: SourceLimits | None = None,
-               payments: PaymentNotifications | None = None) -> Starlette:
+               payments: PaymentNotifications | None = None,
+               customer_pages: CustomerPages | None = None) -> Starlette:
     """The receiver; each provider's routes exist only when its verification secret is configured, the
-    plan-acceptance pages only when plans are (``plan_links``), and payment notifications only with their
-    secret (``payments``). Every route is behind ``limits`` (per source address: requests, and answers that
+    plan-acceptance pages only when plans are (``plan_links``), the customers' own pages with their key
+    (``customer_pages``), and payment notifications only with their secret (``payments``). Every route is behind ``limits`` (per source address: requests, and answers that
     refused a signature or a link; default ``default_limits()``)."""
-    if not sendgrid_public_key and not twilio_auth_token and plan_links is None and payments is None:
+    if (not sendgrid_public_key and not twilio_auth_token and plan_links is None and payments is None
+            and customer_pages is None):
         raise ValueError("the webhook receiver needs SendGrid's verification key (CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY) "
                          "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), plans to accept, or the "
                          "payment notifications' secret (CAMPAIGNS_PAYMENT_WEBHOOK_SECRET)")
@@ -129,6 +132,8 @@ def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds:
         routes.append(_payments_route(engine, payments, tolerance_seconds, clock, max_body_bytes))
     if plan_links is not None:
         routes.extend(_plan_routes(engine, plan_links))
+    if customer_pages is not None:
+        routes.extend(customer_routes(engine, customer_pages))
     if sendgrid_public_key:
         routes.append(_sendgrid_route(engine, sendgrid_public_key, tolerance_seconds, clock, max_body_bytes))
     if twilio_auth_token:

@@ -275,6 +275,31 @@ class PromiseRules(BaseModel):
     max_days: int = Field(default=30, ge=1, le=180, description="how far ahead a promise may be dated")
 
 
+SEGMENT_NAMES = ("first_time_debtor", "on_time_payer", "occasional_late", "chronic_late")
+
+
+class DeferralRules(BaseModel):
+    """When a customer may ask for more time on their page: a new date for what is due now, which pauses every
+    stage until it like a promise and breaks like one (the day after, unpaid)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    days_past_due: DayRange = Field(default_factory=lambda: DayRange(min=-3, max=45),
+                                     description="who may ask (days past due, the pre-due days included)")
+    longest_days: int = Field(default=14, ge=1, le=90, description="the new date at most this many days ahead")
+    once_in_months: int = Field(default=6, ge=0, le=60,
+                                description="at most one deferral per account in this many months (0: no limit)")
+    segments: list[str] = Field(default_factory=list, description="segments that may ask; empty: every segment")
+
+    @field_validator("segments")
+    @classmethod
+    def _known_segments(cls, segments: list[str]) -> list[str]:
+        unknown = [s for s in segments if s not in SEGMENT_NAMES]
+        if unknown:
+            raise ValueError(f"unknown segment(s) {', '.join(unknown)}; one of {', '.join(SEGMENT_NAMES)}")
+        return segments
+
+
 class Ladder(BaseModel):
     model_config = ConfigDict(extra="forbid")
     experiment: Experiment
@@ -282,6 +307,7 @@ class Ladder(BaseModel):
     segments: SegmentRules = Field(default_factory=SegmentRules)
     stages: dict[Stage, StageRule]
     promises: PromiseRules = Field(default_factory=PromiseRules)
+    deferral: DeferralRules = Field(default_factory=DeferralRules)
     agency: AgencyRules | None = None
 
     @model_validator(mode="before")

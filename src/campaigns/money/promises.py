@@ -30,6 +30,7 @@ from campaigns.money.currency import in_currency
 
 # Where a promise was made: the review counts promises by it, so an unknown word is refused, not stored.
 CHANNELS = ("call", "email", "sms", "web", "agent")
+KINDS = ("promise", "deferral")
 TRANSITIONS = {"open": {"kept", "broken"}, "kept": {"open", "broken"}, "broken": set()}
 
 
@@ -50,38 +51,49 @@ def check_transition(current: str, wanted: str) -> None:
 
 def record_promise(engine: Engine, account_id: str, amount: Decimal, by: date, now: datetime, today: date, *,
                    channel: str | None = None, max_days: int = 30, source: str = "cli",
-                   zone: ZoneInfo | None = None) -> int:
+                   zone: ZoneInfo | None = None, kind: str = "promise") -> int:
     """Open a promise; what is queued or deferred for the account is stopped (``promise_open``). What it has
     got so far (a payment made at the very moment) is the ledger's to say."""
+    with engine.begin() as conn:
+        return open_promise(conn, account_id, amount, by, now, today, channel=channel, max_days=max_days,
+                            source=source, zone=zone, kind=kind)
+
+
+def open_promise(conn: Connection, account_id: str, amount: Decimal, by: date, now: datetime, today: date, *,
+                 channel: str | None = None, max_days: int = 30, source: str = "cli", zone: ZoneInfo | None = None,
+                 kind: str = "promise") -> int:
+    """``record_promise`` in the caller's transaction. ``kind`` deferral: the customer asked for more time (it
+    pauses and breaks the same way)."""
     if channel is not None and channel not in CHANNELS:
         raise PromiseError(f"unknown channel {channel!r} for a promise; use one of {', '.join(CHANNELS)}")
+    if kind not in KINDS:
+        raise PromiseError(f"unknown kind {kind!r} of promise; use one of {', '.join(KINDS)}")
     if by < today:
         raise PromiseError(f"the promised date {by} is in the past (today is {today})")
     if (by - today).days > max_days:
         raise PromiseError(f"the promised date {by} is more than {max_days} days ahead (promises.max_days)")
-    with engine.begin() as conn:
-        ledger.lock_accounts(conn, [account_id])
-        account = conn.execute(select(Account.status, Account.currency, Account.balance)
-                               .where(Account.id == account_id)).first()
-        if account is None:
-            raise PromiseError(f"no account {account_id!r}")
-        if account.status != "open" or account.balance <= 0:
-            raise PromiseError(f"account {account_id} is {account.status} with {account.balance} owed: "
-                               "there is nothing to promise")
-        if amount <= 0 or in_currency(amount, account.currency) != amount:
-            raise PromiseError(f"the amount must be positive, with at most the decimals of {account.currency}")
-        if amount > account.balance:
-            raise PromiseError(f"the amount is more than the balance of account {account_id} "
-                               f"({in_currency(account.balance, account.currency)} {account.currency})")
-        if conn.execute(select(PaymentPromise.id).where(PaymentPromise.account_id == account_id,
-                                                        PaymentPromise.status == "open")).first():
-            raise PromiseError(f"account {account_id} already has an open promise")
-        promise_id = conn.execute(insert(PaymentPromise).returning(PaymentPromise.id), {
-            "account_id": account_id, "amount": amount, "currency": account.currency, "due_by": by,
-            "channel": channel, "status": "open", "paid": Decimal(0), "promised_at": now, "resolved_at": None,
-            "source": source}).scalar_one()
-        suppress_pending(conn, [account_id], "promise_open", now, keep_stages=("thank_you",))
-        ledger.refresh(conn, [account_id], now, zone or ZoneInfo("UTC"))
+    ledger.lock_accounts(conn, [account_id])
+    account = conn.execute(select(Account.status, Account.currency, Account.balance)
+                           .where(Account.id == account_id)).first()
+    if account is None:
+        raise PromiseError(f"no account {account_id!r}")
+    if account.status != "open" or account.balance <= 0:
+        raise PromiseError(f"account {account_id} is {account.status} with {account.balance} owed: "
+                           "there is nothing to promise")
+    if amount <= 0 or in_currency(amount, account.currency) != amount:
+        raise PromiseError(f"the amount must be positive, with at most the decimals of {account.currency}")
+    if amount > account.balance:
+        raise PromiseError(f"the amount is more than the balance of account {account_id} "
+                           f"({in_currency(account.balance, account.currency)} {account.currency})")
+    if conn.execute(select(PaymentPromise.id).where(PaymentPromise.account_id == account_id,
+                                                    PaymentPromise.status == "open")).first():
+        raise PromiseError(f"account {account_id} already has an open promise")
+    promise_id = conn.execute(insert(PaymentPromise).returning(PaymentPromise.id), {
+        "account_id": account_id, "amount": amount, "currency": account.currency, "due_by": by,
+        "channel": channel, "status": "open", "paid": Decimal(0), "promised_at": now, "resolved_at": None,
+        "source": source, "kind": kind}).scalar_one()
+    suppress_pending(conn, [account_id], "promise_open", now, keep_stages=("thank_you",))
+    ledger.refresh(conn, [account_id], now, zone or ZoneInfo("UTC"))
     return promise_id
 
 
