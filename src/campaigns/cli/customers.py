@@ -1,4 +1,4 @@
-"""Commands for what customers ask and agents do: ``optout``, ``sms``, ``hold``, ``dispute``, ``call``."""
+"""Commands for what customers ask and agents do: ``optout``, ``sms``, ``hold``, ``dispute``, ``call``, ``customer``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,38 @@ app.add_typer(sms_app, name="sms")
 
 call_app = typer.Typer(help="Agents' calls: check before calling, log every call.", no_args_is_help=True)
 app.add_typer(call_app, name="call")
+
+from campaigns.cli.privacy import customer_app  # noqa: E402 - `campaigns customer` is one group: link joins show, ...
+
+
+@customer_app.command("link")
+@friendly_errors
+def customer_link_command(
+    account: Annotated[str, typer.Argument(help="Account id.")],
+    days: Annotated[int | None, typer.Option(min=1, max=365, help="Days it works (default "
+                                                                   "CAMPAIGNS_CUSTOMER_PAGE_VALID_DAYS).")] = None,
+    now: NowOpt = None,
+) -> None:
+    """Print the account's self-service page link, for an agent to send (pay, plan, more time, why, call back,
+    dispute, stop a channel, rate us); it works until the end of its last day in the lender's zone."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from campaigns.db.models import Account
+
+    s = migrated_services()
+    if not s.brand.page_secret:
+        raise CliError("the customer pages are off (CAMPAIGNS_CUSTOMER_PAGE_URL is empty)")
+    with s.engine.connect() as conn:
+        if conn.execute(select(Account.id).where(Account.id == account)).first() is None:
+            raise CliError(f"no account {account!r}")
+    brand = replace(s.brand, page_valid_days=days) if days else s.brand
+    today = clock_now(now).astimezone(s.settings.lender_zone).date()
+    link = brand.page_link(account, today)
+    if link is None:
+        raise CliError(f"account id {account!r} cannot be carried in a page link")
+    out.print(link, highlight=False, soft_wrap=True)
 
 
 @app.command("optout")

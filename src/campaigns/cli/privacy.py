@@ -16,7 +16,8 @@ from rich.table import Table
 from campaigns.cli.app import NowOpt, app, clock_now, friendly_errors, migrated_services, out
 
 customer_app = typer.Typer(help="A customer's personal data: show (masked, or revealed with a reason), "
-                                "subject-access export, erasure. Every one is logged.", no_args_is_help=True)
+                                "subject-access export, erasure (every one is logged); and the link to their own "
+                                "page (link).", no_args_is_help=True)
 app.add_typer(customer_app, name="customer")
 
 AccountArg = Annotated[str, typer.Argument(help="An account id of the customer.")]

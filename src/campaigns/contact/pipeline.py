@@ -117,8 +117,8 @@ def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bran
     amount = format_money(Decimal(row.amount_due), row.currency, locale)
     due = format_day(row.due_date, locale)
     # Every message links the customer's own page (pay, plan, more time, help); the lender's payment page without one.
-    pay_url = (brand.page_link(row.account_id, run.as_of)
-               or brand.payment_page(row.account_id, in_currency(Decimal(row.amount_due), row.currency)))
+    page_url = brand.page_link(row.account_id, run.as_of) or ""
+    pay_url = page_url or brand.payment_page(row.account_id, in_currency(Decimal(row.amount_due), row.currency))
     opt_out_url = brand.email_preferences_url.format(account_id=row.account_id)
     keyword = SMS_OPT_OUT_KEYWORD.get(locale, DEFAULT_SMS_OPT_OUT_KEYWORD)
     context = {
@@ -130,6 +130,7 @@ def message_context(row: Any, channel: str, rule: StageRule, run: StageRun, bran
         "days_past_due": int(row.days_past_due),
         "account_ref": str(row.account_id)[-4:],
         "pay_url": pay_url,
+        "page_url": page_url,
         "opt_out_url": opt_out_url,
         "opt_out_keyword": keyword,
         "support_phone": brand.support_phone,
