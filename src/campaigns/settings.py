@@ -154,6 +154,12 @@ class Settings(BaseSettings):
         default="", repr=False,
         description="Shared secret that signs a processor's payment notifications (POST /webhooks/payments); empty: "
                     "the endpoint is off.")
+    inbound_email_path_token: str = Field(
+        default="", repr=False,
+        description="Email replies (SendGrid Inbound Parse) are received at /webhooks/email/inbound/<this token>, "
+                    "with basic auth (user `inbound`, INBOUND_EMAIL_PASSWORD); empty: off. Use 32 random characters.")
+    inbound_email_password: str = Field(default="", repr=False,
+                                        description="The basic-auth password in Inbound Parse's destination URL.")
     webhook_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=100 * 1_048_576,
         description="Larger webhook bodies are refused (413) before they are read; SendGrid batches stay under 1 MB.",

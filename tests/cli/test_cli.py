@@ -140,6 +140,9 @@ def test_demo_end_to_end(prefect_harness, engine, tmp_path, monkeypatch):
 def test_preference_commands(engine, tmp_path):
     add_account(engine, "A1", days_past_due=5, customer={"phone": "+12125550177"})
     assert "opted out of email" in invoke("optout", "C-A1", "--channel", "email").output
+    link = invoke("customer", "link", "A1").output.strip()
+    assert link.startswith("https://pay.example.com/c/A1~") and "Grace" not in link
+    assert runner.invoke(app, ["customer", "link", "NOPE"]).output.startswith("error: no account 'NOPE'")
     result = invoke("hold", "set", "C-A1", "--kind", "breathing_space", "--until", "2027-01-31")
     assert result.exit_code == 0 and "hold breathing_space set" in result.output
     assert "already open" in invoke("hold", "set", "C-A1", "--kind", "breathing_space", "--until", "2027-01-31").output
@@ -149,7 +152,9 @@ def test_preference_commands(engine, tmp_path):
     assert "dispute opened" in invoke("dispute", "open", "A1").output
     assert "1 open dispute(s) resolved" in invoke("dispute", "resolve", "A1").output
     assert "1 customer(s) opted out of SMS" in invoke("sms", "inbound", "--from", "+12125550177", "--body", "STOP").output
-    assert "not an opt-out request" in invoke("sms", "inbound", "--from", "+12125550177", "--body", "ok").output
+    # Not a stop: a person reads it (a worklist item `replied`).
+    assert "reply (text) from 1 customer(s): 1 worklist item(s)" in invoke("sms", "inbound", "--from", "+12125550177",
+                                                                          "--body", "ok").output
     batch = tmp_path / "inbound.csv"
     batch.write_text("from,body,received_at\n+12125550177,unsubscribe,2026-11-22T10:00:00Z\n"
                      "+12125550177,Stop!,yesterday\n", encoding="utf-8")

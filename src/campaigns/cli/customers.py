@@ -91,17 +91,18 @@ def sms_inbound_command(
                           ] = None,
     now: NowOpt = None,
 ) -> None:
-    """Apply one inbound SMS (e.g. from a provider webhook): an opt-out request stops SMS at once."""
-    from campaigns.customers.preferences import receive_sms
+    """Apply one inbound SMS (e.g. from a provider webhook): an opt-out request stops SMS at once; anything else
+    (HELP, 帮助, a dispute, a complaint, free text) goes to the agents' worklist as `replied`."""
+    from campaigns.customers.replies import receive_sms_reply
 
     s = migrated_services()
-    result = receive_sms(s.engine, sender, body, clock_now(now), message_id=message_id)
+    result = receive_sms_reply(s.engine, sender, body, clock_now(now), message_id=message_id)
     if result.duplicate:
         out.print(f"message {message_id} was already applied; nothing changed", highlight=False)
-    elif result.keyword is None:
-        out.print("not an opt-out request; nothing changed", highlight=False)
+    elif result.kind == "stop":
+        out.print(f"opt-out: {result.customers} customer(s) opted out of SMS", highlight=False)
     else:
-        out.print(f"opt-out ({result.keyword}): {result.matched_customers} customer(s) opted out of SMS",
+        out.print(f"reply ({result.kind}) from {result.customers} customer(s): {result.items} worklist item(s)",
                   highlight=False)
 
 

@@ -52,7 +52,7 @@ def serve_webhooks_command(
     import uvicorn
 
     from campaigns.delivery.customer_page import CustomerPages
-    from campaigns.delivery.webhooks import PaymentNotifications, PlanLinks, create_app, default_limits
+    from campaigns.delivery.webhooks import InboundEmail, PaymentNotifications, PlanLinks, create_app, default_limits
 
     s = migrated_services()
     rules = s.ladder.plan_rules
@@ -61,13 +61,20 @@ def serve_webhooks_command(
                 if s.settings.payment_webhook_secret else None)
     pages = (CustomerPages(s.brand.page_secret, s.brand, s.settings.lender_zone, s.ladder.deferral, s.ladder.segments)
              if s.brand.page_secret else None)
-    if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token or links or payments or pages):
+    inbound = None
+    if s.settings.inbound_email_path_token or s.settings.inbound_email_password:
+        if not (s.settings.inbound_email_path_token and s.settings.inbound_email_password):
+            raise CliError("email replies need both CAMPAIGNS_INBOUND_EMAIL_PATH_TOKEN and "
+                           "CAMPAIGNS_INBOUND_EMAIL_PASSWORD")
+        inbound = InboundEmail(s.settings.inbound_email_path_token, s.settings.inbound_email_password)
+    if not (s.settings.sendgrid_webhook_public_key or s.settings.twilio_auth_token or links or payments or pages
+            or inbound):
         raise CliError("nothing to receive: set CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY, CAMPAIGNS_TWILIO_AUTH_TOKEN "
                        "and/or CAMPAIGNS_PAYMENT_WEBHOOK_SECRET")
     app_ = create_app(s.engine, s.settings.sendgrid_webhook_public_key, s.settings.webhook_tolerance_seconds,
                       twilio_auth_token=s.settings.twilio_auth_token, twilio_url_base=s.settings.twilio_webhook_url_base,
                       max_body_bytes=s.settings.webhook_max_body_bytes, plan_links=links, payments=payments,
-                      customer_pages=pages,
+                      customer_pages=pages, inbound_email=inbound,
                       limits=default_limits(s.settings.webhook_requests_per_second, s.settings.webhook_burst,
                                             s.settings.webhook_failures_per_minute))
     uvicorn.run(app_, host=host, port=port, log_level="info")

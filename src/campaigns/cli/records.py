@@ -80,6 +80,7 @@ def worklist_command(
     ctx: typer.Context,
     csv: Annotated[Path | None, typer.Option(help="Write the open worklist to this CSV file (as `export`).")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
+    now: NowOpt = None,
 ) -> None:
     """The open worklist, highest priority first: why, what was tried, plans and promises made."""
     if ctx.invoked_subcommand is not None:
@@ -89,7 +90,7 @@ def worklist_command(
     from campaigns.risk.model import latest_ready
 
     s = migrated_services()
-    frame = open_worklist(s.engine, latest_ready(s.engine), s.review)
+    frame = open_worklist(s.engine, latest_ready(s.engine), s.review, clock_now(now))
     if csv:
         out.print(f"{export_worklist(frame, csv)} open worklist item(s) written to {csv}", highlight=False)
         return
@@ -101,15 +102,25 @@ def worklist_command(
     for r in frame.head(limit).itertuples(index=False):
         chance = (f"{r.pay_chance:.0%} ({r.pay_reasons})",) if scored else ()
         table.add_row(f"{r.priority:.0f}", r.account_id, str(r.days_past_due),
-                      format_money(r.amount_due, r.currency, "en-US"), r.reason, *chance,
+                      format_money(r.amount_due, r.currency, "en-US"), _reason(r), *chance,
                       r.tried + (f"; plans: {r.plans}" if r.plans else "") + (f"; promises: {r.promises}" if r.promises else ""))
     out.print(table)
+
+
+def _reason(item) -> str:
+    """Why the item is there; a reply's kind only (its words are in the export, not on a screen or in a log)."""
+    if item.reason == "replied":
+        return f"replied ({item.asked.split(':')[0]}; the text is in the export)"
+    if item.reason == "asked_for_call":
+        return f"asked_for_call ({item.asked})"
+    return item.reason
 
 
 @worklist_app.command("export")
 @friendly_errors
 def worklist_export_command(
     out_path: Annotated[Path, typer.Option("--out", help="CSV or Parquet file to write (0600).")],
+    now: NowOpt = None,
 ) -> None:
     """Write the open worklist for agents, prioritised. CSV cells that would run as spreadsheet formulas are
     neutralised (a leading ')."""
@@ -117,7 +128,7 @@ def worklist_export_command(
     from campaigns.risk.model import latest_ready
 
     s = migrated_services()
-    n = export_worklist(open_worklist(s.engine, latest_ready(s.engine), s.review), out_path)
+    n = export_worklist(open_worklist(s.engine, latest_ready(s.engine), s.review, clock_now(now)), out_path)
     out.print(f"{n} open worklist item(s) written to {out_path}", highlight=False)
 
 

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Engine, exists, insert, select
 
-from campaigns.db.models import Account, AttemptStatus, Channel, ContactAttempt, Customer, Dispute, Stage
+from campaigns.db.models import (Account, AgentWorklistItem, AttemptStatus, Channel, ContactAttempt, Customer, Dispute,
+                                 Stage)
 from campaigns.attempts.log import Tally, attempt_row
 from campaigns.policy import RELEASE, PolicyConfig, evaluate_release
 from campaigns.policy.inputs import contact_history, holds_column
@@ -70,6 +71,14 @@ def check_call(engine: Engine, policy: PolicyConfig, account_id: str, now: datet
     if not frame.iloc[0]["phone"]:
         return CallDecision(False, "no_phone", None, {"check": "call"})
     with engine.connect() as conn:
+        # The customer asked to be called back later (their page): not before the window they chose.
+        asked = conn.execute(select(AgentWorklistItem.call_from).where(
+            AgentWorklistItem.account_id == account_id, AgentWorklistItem.reason == "asked_for_call",
+            AgentWorklistItem.status == "open", AgentWorklistItem.call_until > now)
+            .order_by(AgentWorklistItem.call_from)).scalars().all()
+        if asked and not any(start <= now for start in asked):
+            return CallDecision(False, "asked_for_call_later", asked[0],
+                                {"check": "call", "zones": [str(frame.iloc[0]["timezone"] or "UTC")]})
         history = contact_history(conn, [account_id], now)
     decided = evaluate_release(frame, history, now, policy, check="call").iloc[0]
     return CallDecision(decided["decision"] == RELEASE, decided["reason"], decided["release_after"], decided["trace"])

@@ -10,7 +10,14 @@ never reached           10 when no message was delivered or sent
 agents' no-answers      minus 5 each, down to minus 15: try the others first
 risk (when a model is   up to 10: 10 × (1 − the chance of paying on its own),
 ready)                  from the latest ``train_risk_model`` version
+the customer asked      plus 100 for a reply (``replied``: they wrote to us and
+                        wait for a person), plus 50 for a call back in the
+                        window they chose (``asked_for_call``)
 ======================  ======================================================
+
+A call back is on the list only inside the window the customer chose (their own
+time, from their page), and nowhere else; ``asked`` says what they asked for
+(the reply's text, or the window in their zone) for the agent who answers.
 
 With no ready risk model (too little history), the risk line is left out and
 ``pay_chance`` is empty: the rules above decide.
@@ -24,13 +31,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, and_, or_, select, update
 
 from campaigns.channels.agent import describe_tried
 from campaigns.customers.calls import log_call
 from campaigns.customers.preferences import open_dispute
 from campaigns.db.engine import in_batches
-from campaigns.db.models import Account, AgentWorklistItem, Customer
+from campaigns.db.models import Account, AgentWorklistItem, Customer, CustomerAction
 from campaigns.files import open_private
 from campaigns.money.currency import in_currency
 from campaigns.money.offers import plan_history
@@ -41,9 +50,10 @@ from campaigns.policy import PolicyConfig
 # What an agent's outcome means for the call caps (calls module outcomes).
 OUTCOMES = {"reached": "connected", "no_answer": "no_answer", "promise": "connected", "dispute": "connected",
             "wrong_number": "wrong_number", "refused": "connected", "paid": "connected"}
-EXPORT_COLUMNS = ["priority", "account_id", "reason", "days_past_due", "amount_due", "balance", "currency", "name",
-                  "phone", "timezone", "locale", "tried", "plans", "promises", "last_outcome", "pay_chance",
+EXPORT_COLUMNS = ["priority", "account_id", "reason", "asked", "days_past_due", "amount_due", "balance", "currency",
+                  "name", "phone", "timezone", "locale", "tried", "plans", "promises", "last_outcome", "pay_chance",
                   "pay_reasons", "item_id"]
+ASKED_FIRST = {"replied": 100, "asked_for_call": 50}
 
 
 class WorklistError(ValueError):
@@ -63,7 +73,8 @@ def prioritise(frame: pd.DataFrame) -> pd.DataFrame:
     risk = 0
     if "pay_chance" in frame.columns:
         risk = (10 * (1 - pd.to_numeric(frame["pay_chance"], errors="coerce"))).fillna(0)
-    out = frame.assign(priority=(40 * rank + 30 * days + broken + unreached + no_answers + risk).round(1))
+    asked = frame["reason"].map(ASKED_FIRST).fillna(0) if "reason" in frame.columns else 0
+    out = frame.assign(priority=(40 * rank + 30 * days + broken + unreached + no_answers + risk + asked).round(1))
     return out.sort_values(["priority", "days_past_due", "account_id"], ascending=[False, False, True],
                            ignore_index=True)
 
@@ -76,14 +87,23 @@ def open_worklist(engine: Engine, risk: dict | None = None, rules=None, now: dat
     """Open items with what agents need, prioritised (``EXPORT_COLUMNS`` plus the scoring inputs); with a ready
     risk model (``risk``, and the review ``rules`` for currencies), each item's chance of paying and why."""
     w, a, c = AgentWorklistItem, Account, Customer
+    moment = now or datetime.now().astimezone()
     stmt = (select(w.id.label("item_id"), w.account_id, w.reason, w.days_past_due, a.amount_due, a.balance, a.currency,
-                   w.tried, w.outcome.label("last_outcome"), c.name, c.phone, c.timezone, c.locale)
+                   w.tried, w.outcome.label("last_outcome"), c.name, c.phone, c.timezone, c.locale, w.call_from,
+                   w.call_until, CustomerAction.note.label("said"), CustomerAction.code.label("said_kind"),
+                   CustomerAction.detail.label("asked_detail"))
             .join(a, a.id == w.account_id).join(c, c.id == a.customer_id)
-            .where(w.status == "open").order_by(w.id))
+            .outerjoin(CustomerAction, CustomerAction.id == w.action_id)
+            # A call back is for the window the customer chose, and nowhere else.
+            .where(w.status == "open", or_(w.call_from.is_(None), and_(w.call_from <= moment, w.call_until > moment)))
+            .order_by(w.id))
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(stmt).mappings().all(),
                              columns=["item_id", "account_id", "reason", "days_past_due", "amount_due", "balance",
-                                      "currency", "tried", "last_outcome", "name", "phone", "timezone", "locale"])
+                                      "currency", "tried", "last_outcome", "name", "phone", "timezone", "locale",
+                                      "call_from", "call_until", "said", "said_kind", "asked_detail"])
+        frame["asked"] = [_asked(r) for r in frame.itertuples()]
+        frame = frame.drop(columns=["call_from", "call_until", "said", "said_kind", "asked_detail"])
         ids = frame["account_id"].tolist()
         plans, promises = plan_history(conn, ids), promise_history(conn, ids)
         no_answers = _no_answers(conn, ids)
@@ -91,7 +111,7 @@ def open_worklist(engine: Engine, risk: dict | None = None, rules=None, now: dat
         if risk is not None and rules is not None and not frame.empty:
             from campaigns.risk.model import account_features, score
 
-            scored = score(risk, account_features(conn, frame, rules, now or datetime.now().astimezone(), "escalation"))
+            scored = score(risk, account_features(conn, frame, rules, moment, "escalation"))
             frame["pay_chance"], frame["pay_reasons"] = scored["pay_chance"].round(3), scored["pay_reasons"]
     frame["broken_plans"] = [sum(p["status"] == "broken" for p in plans.get(i, [])) for i in ids]
     frame["broken_promises"] = [sum(p["status"] == "broken" for p in promises.get(i, [])) for i in ids]
@@ -103,6 +123,18 @@ def open_worklist(engine: Engine, risk: dict | None = None, rules=None, now: dat
     for column in ("amount_due", "balance"):
         frame[column] = [in_currency(v, c) for v, c in zip(frame[column], frame["currency"])]
     return prioritise(frame)
+
+
+def _asked(item) -> str:
+    """What the customer asked for, for the agent: a reply's kind and words, or the call-back window in their zone."""
+    if item.reason == "replied":
+        return f"{item.said_kind}: {item.said or ''}".strip()
+    if item.reason == "asked_for_call" and item.call_until is not None:
+        zone = ZoneInfo((item.asked_detail or {}).get("zone") or "UTC")
+        start = pd.Timestamp(item.call_from).tz_convert(zone)
+        end = pd.Timestamp(item.call_until).tz_convert(zone)
+        return f"call back {start:%a %Y-%m-%d %H:%M}-{end:%H:%M} {zone.key}"
+    return ""
 
 
 def _describe(history: list[dict], kind: str) -> str:

@@ -55,7 +55,8 @@ from campaigns.channels.push_webhook import verify_signature
 from campaigns.contact.render import format_day, format_money
 from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
 from campaigns.delivery.customer_page import CustomerPages, customer_routes
-from campaigns.customers.preferences import PreferenceError, receive_sms
+from campaigns.customers.preferences import PreferenceError
+from campaigns.customers.replies import receive_email_reply, receive_sms_reply
 from campaigns.money.links import LinkError, make_token, parse_token
 from campaigns.money.offers import accept_link, offer_for_link, plan_chosen_with
 from campaigns.money.payments import record_notifications
@@ -117,13 +118,14 @@ def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds:
                twilio_url_base: str | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                plan_links: PlanLinks | None = None, limits: SourceLimits | None = None,
                payments: PaymentNotifications | None = None,
-               customer_pages: CustomerPages | None = None) -> Starlette:
+               customer_pages: CustomerPages | None = None,
+               inbound_email: InboundEmail | None = None) -> Starlette:
     """The receiver; each provider's routes exist only when its verification secret is configured, the
     plan-acceptance pages only when plans are (``plan_links``), the customers' own pages with their key
     (``customer_pages``), and payment notifications only with their secret (``payments``). Every route is behind ``limits`` (per source address: requests, and answers that
     refused a signature or a link; default ``default_limits()``)."""
     if (not sendgrid_public_key and not twilio_auth_token and plan_links is None and payments is None
-            and customer_pages is None):
+            and customer_pages is None and inbound_email is None):
         raise ValueError("the webhook receiver needs SendGrid's verification key (CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY) "
                          "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), plans to accept, or the "
                          "payment notifications' secret (CAMPAIGNS_PAYMENT_WEBHOOK_SECRET)")
@@ -134,6 +136,8 @@ def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds:
         routes.extend(_plan_routes(engine, plan_links))
     if customer_pages is not None:
         routes.extend(customer_routes(engine, customer_pages))
+    if inbound_email is not None:
+        routes.append(_inbound_email_route(engine, inbound_email))
     if sendgrid_public_key:
         routes.append(_sendgrid_route(engine, sendgrid_public_key, tolerance_seconds, clock, max_body_bytes))
     if twilio_auth_token:
@@ -165,6 +169,78 @@ class PaymentNotifications:
 
     secret: str = field(repr=False)
     zone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class InboundEmail:
+    """SendGrid Inbound Parse: the secret part of its path and the basic-auth password in its URL
+    (``https://inbound:<password>@hooks.example.com/webhooks/email/inbound/<path token>``)."""
+
+    path_token: str = field(repr=False)
+    password: str = field(repr=False)
+    # A reply is a few lines; with the quoted message and its HTML, rarely over 30 KB. Larger (attachments,
+    # floods) is refused unread: what the customer wrote is never in an attachment we would read anyway.
+    max_body_bytes: int = 65_536
+
+
+INBOUND_USER = "inbound"
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The text fields of a multipart/form-data body, read with the standard library's MIME parser (attachments
+    are left out), so no multipart package is needed for one endpoint."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+                                                  + body)
+    fields: dict[str, str] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name or part.get_filename():
+            continue
+        payload = part.get_payload(decode=True) or b""
+        fields[str(name)] = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+    return fields
+
+
+def _inbound_email_route(engine: Engine, inbound: InboundEmail) -> Route:
+    """Email replies (SendGrid Inbound Parse, "POST the parsed message"): on a secret path, with basic auth; 404 for
+    another path, 401 without the password, 413 when too large (before it is read whole). Answered 200 once
+    recorded, also when the sender is no customer of ours (SendGrid would retry a 5xx for days)."""
+    import base64
+    import hmac
+
+    expected = "Basic " + base64.b64encode(f"{INBOUND_USER}:{inbound.password}".encode()).decode()
+
+    async def inbound_email(request: Request) -> Response:
+        if not hmac.compare_digest(request.path_params["path_token"].encode(), inbound.path_token.encode()):
+            return JSONResponse({"error": "not found"}, status_code=404)
+        if not hmac.compare_digest(request.headers.get("authorization", "").encode(), expected.encode()):
+            return JSONResponse({"error": "unauthorised"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="inbound"'})
+        try:
+            body = await read_body(request, inbound.max_body_bytes)
+        except BodyTooLarge:
+            return too_large(inbound.max_body_bytes)
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            return JSONResponse({"error": "expected multipart/form-data (SendGrid Inbound Parse)"}, status_code=400)
+        fields = _multipart_fields(content_type, body)
+        if "from" not in fields:
+            return JSONResponse({"error": "no sender (from)"}, status_code=400)
+        message_id = None
+        for line in fields.get("headers", "").splitlines():
+            if line.lower().startswith("message-id:"):
+                message_id = line.split(":", 1)[1].strip()[:100] or None
+        text = fields.get("text") or re.sub(r"<[^>]+>", " ", fields.get("html", ""))  # an HTML-only email
+        result = await run_in_threadpool(receive_email_reply, engine, fields["from"], fields.get("subject", ""),
+                                         text, datetime.now(timezone.utc), message_id=message_id)
+        return JSONResponse({"kind": result.kind, "items": result.items, "duplicate": result.duplicate})
+
+    return Route("/webhooks/email/inbound/{path_token}", inbound_email, methods=["POST"])
 
 
 def _payments_route(engine: Engine, payments: PaymentNotifications, tolerance_seconds: int,
@@ -321,8 +397,10 @@ def _twilio_routes(engine: Engine, auth_token: str, url_base: str | None, max_bo
         if isinstance(form, Response):
             return form
         try:
-            receive_sms(engine, form.get("From", ""), form.get("Body", ""), datetime.now(timezone.utc),
-                        message_id=form.get("MessageSid") or form.get("SmsSid") or None)
+            # A stop opts out at once; anything else (HELP, 帮助, free text) reaches a person on the worklist.
+            await run_in_threadpool(receive_sms_reply, engine, form.get("From", ""), form.get("Body", ""),
+                                    datetime.now(timezone.utc),
+                                    message_id=form.get("MessageSid") or form.get("SmsSid") or None)
         except PreferenceError:
             pass  # not a phone number we could act on; Twilio needs no retry
         # An empty TwiML answer: the Messaging Service sends its own STOP confirmation.
