@@ -13,7 +13,7 @@ from campaigns.customers import self_service
 from campaigns.customers.calls import check_call
 from campaigns.customers.self_service import page_facts
 from campaigns.customers.worklist import open_worklist
-from campaigns.db.models import PaymentPromise, Stage
+from campaigns.db.models import ContactAttempt, PaymentPromise, Stage
 from campaigns.ladder.config import DeferralRules
 from campaigns.money.payments import record_payment
 from campaigns.money.settlement import settle_day
@@ -84,3 +84,20 @@ def test_a_call_back_is_on_the_worklist_inside_the_chosen_window_and_nowhere_els
             assert decision.allowed, (moment, decision.reason)
         moment += timedelta(minutes=30)
     assert len(inside) == 6  # 09:00 to 11:30, the customer's time
+
+
+def test_a_customer_who_told_us_of_hardship_gets_the_gentle_templates(engine, ladder):
+    from tests.contact.test_pipeline import attempts, run_stage
+    from tests.fakes import FakeGateway
+
+    add_account(engine, "H", days_past_due=3)
+    add_account(engine, "N", days_past_due=3)
+    facts = page_facts(engine, "H", NOW - timedelta(days=1), ZONE, DeferralRules())
+    self_service.state_reason(engine, facts, "hardship", None, "form-h", NOW - timedelta(days=1))
+    run_stage(engine, ladder, Stage.soft_nudge, {"email": FakeGateway(), "sms": FakeGateway()})
+    sent = {a.account_id: a for a in attempts(engine) if a.status == "sent"}
+    assert sent["H"].tone == "gentle" and sent["H"].template.endswith(".gentle.j2")
+    assert sent["N"].tone != "gentle"
+    with engine.connect() as conn:
+        trace = conn.execute(select(ContactAttempt.policy_trace).where(ContactAttempt.id == sent["H"].id)).scalar_one()
+    assert "said: hardship" in str(trace)

@@ -51,9 +51,13 @@ def assign_holdout(account_ids: Sequence[str], experiment: Experiment) -> np.nda
 
 
 def choose_tone(segments: pd.Series, vulnerable: pd.Series, variants: np.ndarray, experiment: Experiment,
-                rules: SegmentRules, pay_chance: pd.Series | None = None) -> np.ndarray:
-    """The template variant of each account: gentle when vulnerable, else the arm's tone, else the risk tone
-    (a ready model scores it below ``risk_tone.below_pay_chance``), else the segment's."""
+                rules: SegmentRules, pay_chance: pd.Series | None = None,
+                stated: pd.Series | None = None) -> np.ndarray:
+    """The template variant of each account: gentle when vulnerable or when the customer told us of hardship
+    (``stated``, their page), else the arm's tone, else the risk tone (a ready model scores it below
+    ``risk_tone.below_pay_chance``), else the segment's."""
+    if stated is not None:
+        vulnerable = pd.Series(np.asarray(vulnerable, dtype=bool) | (np.asarray(stated, dtype=object) == "hardship"))
     arm_tone = {a.name: a.tone for a in experiment.arms}
     chances = pay_chance if pay_chance is not None else [None] * len(variants)
     risky = rules.risk_tone
@@ -103,7 +107,8 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
     vulnerable = cohort["vulnerable"].fillna(False).astype(bool) if "vulnerable" in cohort.columns \
         else pd.Series([False] * len(ids))
     tones = choose_tone(segments, vulnerable, arms, experiment, rules,
-                        cohort["pay_chance"] if "pay_chance" in cohort.columns else None)
+                        cohort["pay_chance"] if "pay_chance" in cohort.columns else None,
+                        cohort["stated_reason"] if "stated_reason" in cohort.columns else None)
     account_reason = account_suppression(cohort).to_numpy(dtype=object)
     blocked = np.array([r is not None for r in account_reason])
     by_name = {a.name: a for a in experiment.arms}
