@@ -113,6 +113,49 @@ def test_engagement_promises_opt_outs_and_complaints_count_within_the_window_aft
     assert cost == pytest.approx(4 * RULES.message_cost.get("email", 0.0))
 
 
+def test_satisfaction_complaints_deferrals_and_stated_reasons_read_back_by_stage_arm_and_tone():
+    units, payments = hand_made()
+    units["attempt_id"] = range(1, len(units) + 1)
+    units.loc[units["account_id"] == "D", "tone"] = "gentle"
+    day = timedelta(days=1)
+    actions = pd.DataFrame([
+        {"account_id": "A", "occurred_at": T0 + 3 * day, "action": "rated", "code": "5"},
+        {"account_id": "E", "occurred_at": T0 + 20 * day, "action": "rated", "code": "4"},  # after a payoff: counts
+        {"account_id": "B", "occurred_at": T0 + 40 * day, "action": "rated", "code": "1"},  # past 30 days: not
+        {"account_id": "D", "occurred_at": T0 + 2 * day, "action": "rated", "code": "2"},
+        {"account_id": "C", "occurred_at": T0 + 1 * day, "action": "replied", "code": "complaint"},
+        {"account_id": "B", "occurred_at": T0 + 1 * day, "action": "replied", "code": "help"},  # not a complaint
+        {"account_id": "A", "occurred_at": T0 - day, "action": "stated_reason", "code": "did_not_know"},
+        {"account_id": "D", "occurred_at": T0 + day, "action": "stated_reason", "code": "problem_paying"},
+        {"account_id": "D", "occurred_at": T0 + 2 * day, "action": "stated_reason", "code": "hardship"},  # latest
+        {"account_id": "C", "occurred_at": T0 + 9 * day, "action": "stated_reason", "code": "other"},  # too late
+    ])
+    promises = pd.DataFrame({"account_id": ["D", "C"], "status": ["kept", "broken"], "kind": ["deferral", "deferral"],
+                             "promised_at": [T0 + 2 * day, T0 + 3 * day]})
+    review = review_units(attach_outcomes(units, payments, RULES, None, promises, None, None, actions),
+                          T0.date(), T0.date(), RULES, LADDER)
+    sat = review.satisfaction.set_index(["stage", "variant", "tone"])
+    control = sat.loc[("soft_nudge", "control", "default")]
+    assert (control["accounts"], control["rated"], control["satisfaction"]) == (4, 2, 4.5)  # A 5, E 4
+    assert (control["rated_5"], control["rated_4"], control["rated_1"]) == (1, 1, 0)
+    assert control["satisfaction_ci_low"] != control["satisfaction_ci_low"]  # fewer than 10 ratings: no interval
+    assert (control["complaints"], control["complaint_rate"]) == (1, 0.25)  # C's complaining reply
+    gentle = sat.loc[("soft_nudge", "control", "gentle")]
+    assert (gentle["accounts"], gentle["rated"], gentle["satisfaction"], gentle["complaints"]) == (1, 1, 2.0, 0)
+    reasons = review.stated_reasons.set_index(["stage", "stated_reason"])
+    assert reasons.loc[("soft_nudge", "hardship"), ["accounts", "deferrals_made", "deferrals_kept"]].tolist() == [1, 1, 1]
+    assert reasons.loc[("soft_nudge", "did_not_know"), ["accounts", "cured"]].tolist() == [1, 1]
+    assert reasons.loc[("soft_nudge", "none"), "deferrals_broken"] == 1  # C: its 'other' came after the window
+    # Deferrals are not promises: the promise columns do not count them.
+    assert review.arms["promises_made"].sum() == 0
+    ten = pd.concat([units[units["account_id"] == "A"].assign(account_id=f"R{i}") for i in range(10)])
+    rated = pd.DataFrame([{"account_id": f"R{i}", "occurred_at": T0 + day, "action": "rated", "code": str(4 + i % 2)}
+                          for i in range(10)])
+    many = review_units(attach_outcomes(ten, payments.iloc[:0], RULES, actions=rated), T0.date(), T0.date(), RULES,
+                        LADDER).satisfaction.iloc[0]
+    assert many["satisfaction"] == 4.5 and 4.1 < many["satisfaction_ci_low"] < 4.5 < many["satisfaction_ci_high"] < 4.9
+
+
 def test_statistics_on_published_values():
     # Newcombe (1998), example (a): 56/70 against 48/80, method 10 gives 0.0524 to 0.3339.
     effect = proportion_uplift(56, 70, 48, 80)

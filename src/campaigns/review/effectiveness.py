@@ -16,6 +16,15 @@ Definitions (docs/data-team.md says the same, and nothing else uses others):
   cannot carry an arm). **Recovery rate**: recovered over amount due, summed
   over the arm's units, in the reporting currency.
 - Units whose amount due at assignment was zero or unknown are left out.
+- **The customer's side.** *Complained*: a spam report of the unit's message, a
+  dispute opened, or a reply that complains (``customers.replies``), within the
+  attribution window. *Satisfaction*: the ratings (1 to 5, their page) the
+  unit's account gave within ``SATISFACTION_DAYS`` after assignment (a rating
+  follows a payoff, a plan or a deferral, often after the attribution window);
+  the mean has a normal interval (t for small samples is close enough from 10
+  ratings; fewer are shown without one). *Deferrals*: the customer asked for
+  more time in the window; kept when paid by the new date. *Stated reason*: the
+  latest reason the customer gave on their page by the end of the window.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from campaigns.db.models import (
     Account,
     CampaignRun,
     ContactAttempt,
+    CustomerAction,
     Dispute,
     OptOutEvent,
     Payment,
@@ -54,6 +64,13 @@ from campaigns.review.stats import (
 )
 
 SENT = ("sent", "delivered")
+SATISFACTION_DAYS = 30
+SCORES = (1, 2, 3, 4, 5)
+SATISFACTION_COLUMNS = ["stage", "variant", "tone", "accounts", "rated", "satisfaction", "satisfaction_ci_low",
+                        "satisfaction_ci_high", *(f"rated_{n}" for n in SCORES), "complaints", "complaint_rate",
+                        "complaint_ci_low", "complaint_ci_high"]
+REASON_COLUMNS = ["stage", "stated_reason", "accounts", "cured", "cure_rate", "cure_ci_low", "cure_ci_high",
+                  "deferrals_made", "deferrals_kept", "deferrals_broken"]
 UNIT_KEYS = ["stage", "experiment", "account_id"]
 ARM_COLUMNS = ["stage", "experiment", "variant", "champion", "accounts", "cured", "cure_rate", "cure_ci_low",
                "cure_ci_high", "amount_due", "amount_recovered", "recovery_rate", "recovery_ci_low",
@@ -80,11 +97,13 @@ class Review:
     weekly: pd.DataFrame
     sample_ratio: pd.DataFrame
     findings: list[str] = field(default_factory=list)
+    satisfaction: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SATISFACTION_COLUMNS))
+    stated_reasons: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REASON_COLUMNS))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"arms": self.arms, "uplift": self.uplift, "breakdown": self.breakdown,
                 "roll_rates": self.roll_rates, "weekly": self.weekly, "sample_ratio": self.sample_ratio,
-                "units": self.units}
+                "satisfaction": self.satisfaction, "stated_reasons": self.stated_reasons, "units": self.units}
 
 
 def _utc(day: date) -> datetime:
@@ -145,6 +164,8 @@ def window_sums(unit_codes: np.ndarray, unit_times: np.ndarray, codes: np.ndarra
     (``[start, end)`` when ``include_start``), by one sort and two ``searchsorted`` calls."""
     if len(codes) == 0:
         return np.zeros(len(unit_codes))
+    codes, times, values = np.asarray(codes), np.asarray(times), np.asarray(values)  # positions, not labels
+    unit_times = np.asarray(unit_times)
     shift = np.int64(2**33)  # Unix seconds fit in 33 bits until the year 2242
     keys = codes.astype(np.int64) * shift + times.astype(np.int64)
     order = np.argsort(keys, kind="stable")
@@ -158,12 +179,15 @@ def window_sums(unit_codes: np.ndarray, unit_times: np.ndarray, codes: np.ndarra
 
 def attach_outcomes(units: pd.DataFrame, payments: pd.DataFrame, rules: ReviewRules,
                     events: pd.DataFrame | None = None, promises: pd.DataFrame | None = None,
-                    opt_outs: pd.DataFrame | None = None, disputes: pd.DataFrame | None = None) -> pd.DataFrame:
+                    opt_outs: pd.DataFrame | None = None, disputes: pd.DataFrame | None = None,
+                    actions: pd.DataFrame | None = None) -> pd.DataFrame:
     """The units with what followed each assignment: payments in the window (and before it, for CUPED),
     cure, recovery, engagement, promises, opt-outs and complaints.
 
     ``payments``: account_id, paid_at, amount. ``events``: attempt_id, event. ``promises``: account_id,
-    promised_at, status. ``opt_outs``: customer_id, received_at. ``disputes``: account_id, opened_at.
+    promised_at, status (and kind: a deferral is the customer's request for more time). ``opt_outs``:
+    customer_id, received_at. ``disputes``: account_id, opened_at. ``actions`` (the customers' own, their page
+    and replies): account_id, occurred_at, action, code.
     """
     units = units.copy()
     window = rules.attribution_window_days * 86400
@@ -185,13 +209,14 @@ def attach_outcomes(units: pd.DataFrame, payments: pd.DataFrame, rules: ReviewRu
     units["paid_before_reporting"] = units["paid_before"].to_numpy() * rate
     units["sent"] = units["status"].isin(SENT)
 
-    def per_unit(frame: pd.DataFrame | None, key: str, when: str, value: pd.Series | None = None) -> np.ndarray:
+    def per_unit(frame: pd.DataFrame | None, key: str, when: str, value: pd.Series | None = None,
+                 end: int = window) -> np.ndarray:
         if frame is None or frame.empty:
             return np.zeros(len(units))
         all_codes, _ = pd.factorize(pd.concat([units[key], frame[key]], ignore_index=True))
         values = np.ones(len(frame)) if value is None else value.to_numpy(dtype=float)
         return window_sums(all_codes[:len(units)], unit_times, all_codes[len(units):], _seconds(frame[when]),
-                           values, 0, window, include_start=False)
+                           values, 0, end, include_start=False)
 
     for name in ("delivered", "open", "click", "spamreport"):
         units[name] = False
@@ -201,15 +226,54 @@ def attach_outcomes(units: pd.DataFrame, payments: pd.DataFrame, rules: ReviewRu
             units[name] = units["attempt_id"].isin(seen.get(name, set()))
         # An open or a click proves delivery even where the provider's "delivered" was not received.
         units["delivered"] = units["delivered"] | units["open"] | units["click"]
+    deferrals = None
+    if promises is not None and not promises.empty and "kind" in promises.columns:
+        deferrals = promises[promises["kind"] == "deferral"]
+        promises = promises[promises["kind"] != "deferral"]
     units["promises_made"] = per_unit(promises, "account_id", "promised_at")
     units["promises_kept"] = per_unit(promises, "account_id", "promised_at",
                                       None if promises is None or promises.empty
                                       else (promises["status"] == "kept").astype(float))
+    units["deferrals_made"] = per_unit(deferrals, "account_id", "promised_at")
+    units["deferrals_kept"] = per_unit(deferrals, "account_id", "promised_at",
+                                       None if deferrals is None or deferrals.empty
+                                       else (deferrals["status"] == "kept").astype(float))
+    units["deferrals_broken"] = per_unit(deferrals, "account_id", "promised_at",
+                                         None if deferrals is None or deferrals.empty
+                                         else (deferrals["status"] == "broken").astype(float))
     units["opted_out"] = per_unit(opt_outs, "customer_id", "received_at") > 0
     units["disputed"] = per_unit(disputes, "account_id", "opened_at") > 0
-    units["complained"] = units["spamreport"] | units["disputed"]
+    acts = actions if actions is not None and not actions.empty else None
+    complaints = None if acts is None else acts[(acts["action"] == "replied") & (acts["code"] == "complaint")]
+    units["complaint_replies"] = per_unit(complaints, "account_id", "occurred_at") > 0
+    units["complained"] = units["spamreport"] | units["disputed"] | units["complaint_replies"]
+    ratings = None if acts is None else acts[acts["action"] == "rated"]
+    scores = None if ratings is None else pd.to_numeric(ratings["code"], errors="coerce").fillna(0)
+    rated = per_unit(ratings, "account_id", "occurred_at", end=SATISFACTION_DAYS * 86400)
+    score_sum = per_unit(ratings, "account_id", "occurred_at", scores, end=SATISFACTION_DAYS * 86400)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        units["rating"] = np.where(rated > 0, score_sum / np.maximum(rated, 1), np.nan)
+    units["stated_reason"] = _stated_reasons(units, acts, window)
     units["week"] = pd.to_datetime(units["as_of"]).dt.to_period("W-SUN").dt.start_time.dt.date
     return units
+
+
+def _stated_reasons(units: pd.DataFrame, actions: pd.DataFrame | None, window: int) -> pd.Series:
+    """Per unit, the latest reason its account gave on its page by the end of its attribution window ('' none)."""
+    none = pd.Series([""] * len(units), index=units.index, dtype=object)
+    if actions is None or units.empty:
+        return none
+    said = actions[actions["action"] == "stated_reason"]
+    if said.empty:
+        return none
+    left = pd.DataFrame({"row": np.arange(len(units)), "account_id": units["account_id"].to_numpy(),
+                         "at": pd.to_datetime(units["assigned_at"], utc=True) + pd.Timedelta(seconds=window)})
+    right = pd.DataFrame({"account_id": said["account_id"].to_numpy(),
+                          "at": pd.to_datetime(said["occurred_at"], utc=True), "reason": said["code"].to_numpy()})
+    left["at"], right["at"] = left["at"].astype("datetime64[ns, UTC]"), right["at"].astype("datetime64[ns, UTC]")
+    joined = pd.merge_asof(left.sort_values("at"), right.sort_values("at"), on="at", by="account_id",
+                           direction="backward").sort_values("row")
+    return pd.Series(joined["reason"].fillna("").to_numpy(dtype=object), index=units.index, dtype=object)
 
 
 def load_outcomes(engine: Engine, units: pd.DataFrame, since: date, until: date, rules: ReviewRules) -> pd.DataFrame:
@@ -224,15 +288,21 @@ def load_outcomes(engine: Engine, units: pd.DataFrame, since: date, until: date,
                    .join(a, a.id == ProviderEvent.attempt_id)
                    .where(a.variant.is_not(None), a.as_of >= since, a.as_of <= until,
                           ProviderEvent.event.in_(("delivered", "open", "click", "spamreport"))))
-    promises = _read(engine, select(PaymentPromise.account_id, PaymentPromise.promised_at, PaymentPromise.status)
+    promises = _read(engine, select(PaymentPromise.account_id, PaymentPromise.promised_at, PaymentPromise.status,
+                                    PaymentPromise.kind)
                      .where(PaymentPromise.promised_at >= _utc(since), PaymentPromise.promised_at < last))
+    c = CustomerAction
+    actions = _read(engine, select(c.account_id, c.occurred_at, c.action, c.code)
+                    .where(c.account_id.is_not(None), c.action.in_(("rated", "replied", "stated_reason")),
+                           c.occurred_at >= _utc(since) - timedelta(days=rules.pre_period_days + 1),
+                           c.occurred_at < _utc(until) + timedelta(days=SATISFACTION_DAYS + 2)))
     # The customer's own opt-outs: not those the lender's file stated or the import carried by address.
     opt_outs = _read(engine, select(OptOutEvent.customer_id, OptOutEvent.received_at)
                      .where(OptOutEvent.received_at >= _utc(since), OptOutEvent.received_at < last,
                             OptOutEvent.source.not_in(("import", "import_carried"))))
     disputes = _read(engine, select(Dispute.account_id, Dispute.opened_at)
                      .where(Dispute.opened_at >= _utc(since), Dispute.opened_at < last))
-    return attach_outcomes(units, payments, rules, events, promises, opt_outs, disputes)
+    return attach_outcomes(units, payments, rules, events, promises, opt_outs, disputes, actions)
 
 
 def summarise(units: pd.DataFrame, by: list[str], rules: ReviewRules) -> pd.DataFrame:
@@ -474,10 +544,52 @@ def review_units(units: pd.DataFrame, since: date, until: date, rules: ReviewRul
     weekly = summarise(units, ["week", "stage", "variant"], rules) if not units.empty else pd.DataFrame()
     uplift = uplift_table(units, champions, rules)
     srm = sample_ratio_table(units, ladder)
-    review = Review(since, until, rules, units, arms, uplift, breakdown, roll_rate_table(units, rules), weekly, srm)
+    review = Review(since, until, rules, units, arms, uplift, breakdown, roll_rate_table(units, rules), weekly, srm,
+                    satisfaction=satisfaction_table(units), stated_reasons=stated_reason_table(units))
     review.findings = accruing(units, rules, now or datetime.now(timezone.utc)) + findings(arms, uplift, srm,
                                                                                           units, rules)
     return review
+
+
+def satisfaction_table(units: pd.DataFrame) -> pd.DataFrame:
+    """Per stage, arm and tone: how customers rated us (mean with its 95% interval, and how many gave each score)
+    and the complaint rate (spam reports, disputes, complaining replies) with Wilson's interval."""
+    if units.empty or "rating" not in units.columns:
+        return pd.DataFrame(columns=SATISFACTION_COLUMNS)
+    tone = units["tone"] if "tone" in units.columns else pd.Series([None] * len(units), index=units.index)
+    frame = units.assign(tone=tone.fillna("default").replace("", "default"))
+    rows = []
+    for (stage, variant, tone), group in frame.groupby(["stage", "variant", "tone"], sort=True):
+        ratings = group["rating"].dropna().to_numpy(float)
+        n = len(ratings)
+        mean = float(ratings.mean()) if n else math.nan
+        half = 1.96 * float(ratings.std(ddof=1)) / math.sqrt(n) if n >= 10 else math.nan
+        complaints = int(group["complained"].sum())
+        low, high = wilson(complaints, len(group))
+        rows.append({"stage": stage, "variant": variant, "tone": tone, "accounts": len(group), "rated": n,
+                     "satisfaction": mean, "satisfaction_ci_low": max(mean - half, 1.0) if n >= 10 else math.nan,
+                     "satisfaction_ci_high": min(mean + half, 5.0) if n >= 10 else math.nan,
+                     **{f"rated_{s}": int((np.rint(ratings) == s).sum()) for s in SCORES},
+                     "complaints": complaints, "complaint_rate": complaints / len(group),
+                     "complaint_ci_low": low, "complaint_ci_high": high})
+    return pd.DataFrame(rows, columns=SATISFACTION_COLUMNS)
+
+
+def stated_reason_table(units: pd.DataFrame) -> pd.DataFrame:
+    """Per stage and the reason customers gave on their page ('none' when they gave none): how many, how many
+    cured, and the deferrals they asked for, kept and broken."""
+    if units.empty or "stated_reason" not in units.columns:
+        return pd.DataFrame(columns=REASON_COLUMNS)
+    frame = units.assign(stated_reason=units["stated_reason"].replace("", "none"))
+    out = frame.groupby(["stage", "stated_reason"], sort=True).agg(
+        accounts=("account_id", "size"), cured=("cured", "sum"), deferrals_made=("deferrals_made", "sum"),
+        deferrals_kept=("deferrals_kept", "sum"), deferrals_broken=("deferrals_broken", "sum")).reset_index()
+    out["cure_rate"] = out["cured"] / out["accounts"]
+    bounds = [wilson(c, n) for c, n in zip(out["cured"], out["accounts"])]
+    out["cure_ci_low"], out["cure_ci_high"] = [b[0] for b in bounds], [b[1] for b in bounds]
+    for column in ("cured", "deferrals_made", "deferrals_kept", "deferrals_broken"):
+        out[column] = out[column].astype(int)
+    return out[REASON_COLUMNS]
 
 
 def accruing(units: pd.DataFrame, rules: ReviewRules, now: datetime) -> list[str]:

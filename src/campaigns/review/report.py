@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from campaigns.ladder.config import HOLDOUT
 from campaigns.files import ensure_private_directory, open_private
-from campaigns.review.effectiveness import Review, bucket_labels
+from campaigns.review.effectiveness import SATISFACTION_DAYS, Review, bucket_labels
 
 CHART_IDS = ("cure-by-arm", "recovery-by-arm", "roll-rates", "weekly-trend")
 
@@ -114,12 +114,13 @@ def render_report(review: Review) -> str:
                            findings=[f for f in review.findings if not f.startswith("WARNING")],
                            arms=review.arms.to_dict("records"), uplift=review.uplift.to_dict("records"),
                            srm=review.sample_ratio.to_dict("records"), holdout=HOLDOUT,
-                           weeks=_weeks(review.weekly))
+                           weeks=_weeks(review.weekly), satisfaction=review.satisfaction.to_dict("records"),
+                           reasons=review.stated_reasons.to_dict("records"), satisfaction_days=SATISFACTION_DAYS)
 
 
 def write_review(review: Review, out: Path) -> dict[str, Path]:
     """``out/report.html`` and one Parquet file per table (arms, uplift, breakdown, roll_rates, weekly,
-    sample_ratio, units); the directory is private (0700), as the units name accounts by id."""
+    sample_ratio, satisfaction, stated_reasons, units); the directory is private (0700), as the units name accounts by id."""
     ensure_private_directory(out)
     written = {}
     for name, frame in review.tables().items():
