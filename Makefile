@@ -16,7 +16,12 @@ $(BIN)/campaigns: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $@
 
-install: $(BIN)/campaigns
+# axe-core for the accessibility checks of the customer pages (package.json, pinned by package-lock.json).
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+install: $(BIN)/campaigns node_modules/axe-core/axe.min.js
 
 ## Install, create the SQLite database, generate the demo portfolio, run today's campaign, print the summary.
 demo: install

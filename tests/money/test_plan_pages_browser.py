@@ -79,8 +79,8 @@ def test_a_customer_chooses_a_plan_on_a_phone(engine):
         assert page.title() == "You already chose this plan"
         assert page.locator("ol li").all_inner_texts()[0] == "November 29, 2026: $200.00"
         page.screenshot(path=SCREENSHOTS / f"plan-already-chosen-page-{backend}.png", full_page=True)
-        response = page.goto(f"{base}/plans/{tokens[2]}")
-        assert response.status == 409 and page.title() == "This link cannot be used"
+        response = page.goto(f"{base}/plans/{tokens[2]}")  # another option of the offer, after one was chosen
+        assert response.status == 409 and page.title() == "This offer cannot be accepted any more"
         assert errors == []
     assert plan_row(engine, "A1").chosen_option == 1
 
@@ -102,9 +102,8 @@ def test_the_plan_page_shows_what_is_owed_when_it_is_opened_not_when_the_offer_w
 
         record_payment(engine, "A2", Decimal("450.00"), NOW, NOW, zone, payment_id="rest")
         response = page.goto(f"{base}/plans/{tokens[1]}")
-        assert response.status == 409 and page.title() == "This link cannot be used"
-        assert page.locator("p").first.inner_text() == (
-            "Nothing is owed on this account any more, so there is no plan to choose. Thank you.")
+        assert response.status == 409 and page.title() == "Nothing is owed on this account"
+        assert page.locator("p").first.inner_text() == "Thank you. There is nothing more to pay."
         page.screenshot(path=SCREENSHOTS / f"plan-offer-page-paid-off-{backend}.png", full_page=True)
         assert errors == []
     assert plan_row(engine, "A2").status == "offered"  # nothing was accepted

@@ -224,6 +224,7 @@ def demo_command(
     if now is None:
         _simulate_dispatch(s, day)
     _simulate_customers(s, day, moment)
+    _simulate_page_visits(s, day, moment)
     _review_the_day(s, day)
     _print_where(s)
 
@@ -266,6 +267,24 @@ def _simulate_customers(s, day: date, moment: datetime) -> None:
               + f", {r.paid_off} account(s) "
               f"paid in full (thanked in the next daily run)"
               + (f"   → campaigns plans show {r.example_plan}" if r.example_plan else ""), highlight=False)
+
+
+def _simulate_page_visits(s, day: date, moment: datetime) -> None:
+    """Some demo customers use their own page and reply: the customer's-side line, with one page to open."""
+    from campaigns.portfolio.demo import simulate_page_visits
+
+    v = simulate_page_visits(s.engine, day, moment, s.settings.lender_zone, s.ladder.deferral, s.ladder.segments)
+    out.print(f"customers on their pages (simulated): {v.reasons} said why they are late, {v.deferrals} asked for "
+              f"more time, {v.call_backs} asked for a call back, {v.ratings} rated us; {v.replies} replied by SMS"
+              + (f" ({v.already} already recorded: a re-run)" if v.already else "") + "   → campaigns worklist",
+              highlight=False)
+    if v.example_account and s.brand.page_secret:
+        from dataclasses import replace
+
+        local = replace(s.brand, page_url="http://127.0.0.1:8085/c/{token}")
+        out.print(f"one customer's page: campaigns serve-webhooks, then open "
+                  f"{local.page_link(v.example_account, day)} (on a phone-sized window)", highlight=False,
+                  soft_wrap=True)
 
 
 def _review_the_day(s, day: date) -> None:

@@ -56,7 +56,8 @@ def serve_webhooks_command(
 
     s = migrated_services()
     rules = s.ladder.plan_rules
-    links = PlanLinks(s.brand.plan_link_secret, rules, s.settings.lender_zone) if rules is not None else None
+    links = (PlanLinks(s.brand.plan_link_secret, rules, s.settings.lender_zone, brand=s.brand)
+             if rules is not None else None)
     payments = (PaymentNotifications(s.settings.payment_webhook_secret, s.settings.lender_zone)
                 if s.settings.payment_webhook_secret else None)
     pages = (CustomerPages(s.brand.page_secret, s.brand, s.settings.lender_zone, s.ladder.deferral, s.ladder.segments)

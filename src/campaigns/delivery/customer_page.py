@@ -116,8 +116,8 @@ class CustomerPages:
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
 
-class _Page:
-    """One answer in one language."""
+class LocalPage:
+    """One answer in one language, with the brand's header and contacts (the customer pages and the plan pages)."""
 
     def __init__(self, locale: str, brand: Brand):
         self.locale, self.brand = locale, brand
@@ -133,8 +133,9 @@ class _Page:
         return HTMLResponse(html, status_code=status, headers=HEADERS)
 
     def message(self, title: str, lines: list[str], status: int = 200, back: str | None = None,
-                schedule: list[tuple[str, str]] | None = None) -> HTMLResponse:
-        return self.render("message.html.j2", status, title=title, lines=lines, back=back, schedule=schedule)
+                schedule: list[tuple[str, str]] | None = None, after: list[str] | None = None) -> HTMLResponse:
+        return self.render("message.html.j2", status, title=title, lines=lines, back=back, schedule=schedule,
+                           after=after or [])
 
     def money(self, amount: Decimal, currency: str) -> str:
         return format_money(amount, currency, self.tag)
@@ -143,7 +144,23 @@ class _Page:
         return format_day(day, self.tag)
 
 
-def _refusal(page: _Page, exc: LinkError) -> HTMLResponse:
+NO_BRAND = Brand(lender_name="", pay_url="", email_preferences_url="", support_phone="")
+
+
+def account_locale(engine: Engine, account_id: str) -> str:
+    """The page language of an account's customer (English when unknown)."""
+    from sqlalchemy import select
+
+    from campaigns.db.models import Account, Customer
+
+    with engine.connect() as conn:
+        wanted = conn.execute(select(Customer.locale).join(Account, Account.customer_id == Customer.id)
+                              .where(Account.id == account_id)).scalar_one_or_none()
+    return page_locale(wanted)
+
+
+def refusal(page: LocalPage, exc: LinkError) -> HTMLResponse:
+    """A link that cannot be used, in the page's language: expired (410), or not ours (403) and nothing more."""
     _ = page._
     if exc.status == 410:
         return page.message(_("This link has expired"), [_("Open the link in our latest message, or call us.")], 410)
@@ -163,11 +180,11 @@ def customer_routes(engine: Engine, pages: CustomerPages) -> list[Route]:
         try:
             _account, facts = await run_in_threadpool(facts_for, token, now)
         except LinkError as exc:
-            return _refusal(_Page(browser_locale(request.headers.get("accept-language", "")), pages.brand), exc)
+            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand), exc)
         if facts is None:  # erased, or an account that is gone: as if the link had never been ours
-            return _refusal(_Page(browser_locale(request.headers.get("accept-language", "")), pages.brand),
+            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand),
                             LinkError("not ours"))
-        page = _Page(page_locale(facts.locale), pages.brand)
+        page = LocalPage(page_locale(facts.locale), pages.brand)
         return page.render("account.html.j2", title=page._("Your account"), **_account_view(page, facts, token, now,
                                                                                              pages))
 
@@ -176,11 +193,11 @@ def customer_routes(engine: Engine, pages: CustomerPages) -> list[Route]:
         try:
             _account, facts = await run_in_threadpool(facts_for, token, now)
         except LinkError as exc:
-            return _refusal(_Page(browser_locale(request.headers.get("accept-language", "")), pages.brand), exc)
+            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand), exc)
         if facts is None:
-            return _refusal(_Page(browser_locale(request.headers.get("accept-language", "")), pages.brand),
+            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand),
                             LinkError("not ours"))
-        page = _Page(page_locale(facts.locale), pages.brand)
+        page = LocalPage(page_locale(facts.locale), pages.brand)
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -231,21 +248,57 @@ def _apply(engine: Engine, pages: CustomerPages, facts: PageFacts, action: str, 
     raise ActionRefused("unknown_action", 404)
 
 
-def _reasons(page: _Page) -> list[tuple[str, str]]:
+def plan_offer_page(page: LocalPage, offer: dict, accept_links: dict[int, str], last_day: date,
+                    back: str | None = None) -> HTMLResponse:
+    """A plan offer's options (as ``offers.offer_for_link`` gives them), each with its accept button."""
+    _ = page._
+    currency, options = offer["currency"], []
+    for option in offer["options"]:
+        if offer["option"] not in (0, option["option"]):
+            continue
+        amounts = [page.money(Decimal(i["amount"]), currency) for i in option["instalments"]]
+        count = int(option["count"])
+        values = {"count": count, "first": page.day(date.fromisoformat(option["instalments"][0]["due"])),
+                  "total": page.money(Decimal(option["total"]), currency)}
+        if amounts[0] == amounts[-1]:
+            words = _("%(count)s payments of %(amount)s, starting %(first)s: %(total)s in total",
+                      amount=amounts[-1], **values)
+        else:
+            words = _("%(count)s payments: the first of %(first_amount)s, then %(rest)s of %(amount)s, starting "
+                      "%(first)s: %(total)s in total", first_amount=amounts[0], rest=count - 1, amount=amounts[-1],
+                      **values)
+        options.append({"words": words, "action": accept_links[option["option"]]})
+    return page.render("plans.html.j2", title=_("Choose a payment plan"), options=options,
+                       last_day=page.day(last_day), back=back)
+
+
+def plan_set_up_page(page: LocalPage, plan, again: bool = False) -> HTMLResponse:
+    """The plan a customer chose (``again``: the button pressed twice, or the link opened after choosing)."""
+    _ = page._
+    schedule = [(page.day(d), page.money(a, plan.currency)) for d, a in plan.schedule]
+    if again:
+        return page.message(_("You already chose this plan"), [_("Your plan is set up. Your payments:")],
+                            schedule=schedule, after=[_("There is nothing more to do here; we will remind you a few "
+                                                        "days before each one.")])
+    return page.message(_("Your plan is set up"), [_("Thank you. Your payments:")], schedule=schedule,
+                        after=[_("We will remind you a few days before each one.")])
+
+
+def _reasons(page: LocalPage) -> list[tuple[str, str]]:
     _ = page._
     return [("hardship", _("Money is tight right now")), ("problem_paying", _("I tried to pay but could not")),
             ("did_not_know", _("I did not know I owed this")), ("dispute", _("I do not think I owe this")),
             ("other", _("Something else"))]
 
 
-def _channel_words(page: _Page) -> tuple[dict[str, str], dict[str, str]]:
+def _channel_words(page: LocalPage) -> tuple[dict[str, str], dict[str, str]]:
     _ = page._
     labels = {"email": _("Stop emails"), "sms": _("Stop text messages"), "push": _("Stop app notifications")}
     names = {"email": _("emails"), "sms": _("text messages"), "push": _("app notifications")}
     return labels, names
 
 
-def _account_view(page: _Page, facts: PageFacts, token: str, now: datetime, pages: CustomerPages) -> dict:
+def _account_view(page: LocalPage, facts: PageFacts, token: str, now: datetime, pages: CustomerPages) -> dict:
     _ = page._
     brand = pages.brand
     owed_amount = facts.plan_amount_due if facts.plan_due_date is not None and facts.plan_amount_due else \
@@ -279,13 +332,13 @@ def _account_view(page: _Page, facts: PageFacts, token: str, now: datetime, page
     }
 
 
-def _when(page: _Page, moment: datetime) -> str:
+def _when(page: LocalPage, moment: datetime) -> str:
     from babel.dates import format_datetime
 
     return format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=babel_locale(page.tag))
 
 
-def _refused_words(page: _Page, code: str) -> str:
+def _refused_words(page: LocalPage, code: str) -> str:
     _ = page._
     return {
         "choose_a_reason": _("Please choose one of the reasons."),
@@ -309,7 +362,7 @@ def _refused_words(page: _Page, code: str) -> str:
     }.get(code, _("Call us and we will find a way together."))
 
 
-def _done(page: _Page, facts: PageFacts, outcome: self_service.Outcome, token: str) -> HTMLResponse:
+def _done(page: LocalPage, facts: PageFacts, outcome: self_service.Outcome, token: str) -> HTMLResponse:
     _ = page._
     back = _back(token)
     if outcome.again:
@@ -346,4 +399,5 @@ def _done(page: _Page, facts: PageFacts, outcome: self_service.Outcome, token: s
     return page.message(_("Thank you for your rating"), [_("It helps us do better.")], back=back)
 
 
-__all__ = ["CustomerPages", "available_locales", "customer_routes", "page_locale", "translations"]
+__all__ = ["NO_BRAND", "CustomerPages", "LocalPage", "account_locale", "browser_locale", "plan_offer_page",
+           "plan_set_up_page", "refusal", "available_locales", "customer_routes", "page_locale", "translations"]

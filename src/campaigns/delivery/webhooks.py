@@ -34,27 +34,26 @@ import time
 from urllib.parse import parse_qsl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
-
-from markupsafe import escape
 
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from campaigns.channels.push_webhook import SIGNATURE as CAMPAIGNS_SIGNATURE
 from campaigns.channels.push_webhook import TIMESTAMP as CAMPAIGNS_TIMESTAMP
 from campaigns.channels.push_webhook import verify_signature
-from campaigns.contact.render import format_day, format_money
+from campaigns.contact.brand import Brand
 from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
-from campaigns.delivery.customer_page import CustomerPages, customer_routes
+from campaigns.delivery.customer_page import (NO_BRAND, CustomerPages, LocalPage, account_locale, browser_locale,
+                                               customer_routes, plan_offer_page, plan_set_up_page, refusal)
 from campaigns.customers.preferences import PreferenceError
 from campaigns.customers.replies import receive_email_reply, receive_sms_reply
 from campaigns.money.links import LinkError, make_token, parse_token
@@ -161,6 +160,7 @@ class PlanLinks:
     rules: PlanRules
     zone: ZoneInfo
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    brand: Brand | None = None  # the lender's name, colour and contacts on the pages
 
 
 @dataclass(frozen=True)
@@ -278,76 +278,65 @@ def _payments_route(engine: Engine, payments: PaymentNotifications, tolerance_se
     return Route("/webhooks/payments", notified, methods=["POST"])
 
 
-PAGE_LOCALE = "en-US"  # the pages are in English for now (the messages that link to them are localised)
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}
-li{{margin:.6rem 0}} button{{font-size:1rem;padding:.3rem .8rem}}</style></head>
-<body><h1>{title}</h1>{body}</body></html>"""
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(PAGE.format(title=escape(title), body=body), status_code=status,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
-
-
 def _plan_routes(engine: Engine, links: PlanLinks) -> list[Route]:
     """``GET /plans/{token}`` shows the offer (and changes nothing: mail scanners open links); ``POST`` accepts the
-    option the token names. A forged, expired or used link is refused (403, 410, 409) and says only that."""
+    option the token names. A forged, expired or used link is refused (403, 410, 409) and says only that. Both
+    in the account's customer's language, with the brand of ``links`` (``campaigns.delivery.customer_page``)."""
+    brand = links.brand or NO_BRAND
+
+    def page_for(account_id: str | None, request: Request) -> LocalPage:
+        locale = (account_locale(engine, account_id) if account_id
+                  else browser_locale(request.headers.get("accept-language", "")))
+        return LocalPage(locale, brand)
+
+    def account_of(token: str) -> str | None:
+        try:
+            return parse_token(token).account_id
+        except LinkError:
+            return None
 
     async def show(request: Request) -> Response:
         token = request.path_params["token"]
         now = links.clock()
         try:
-            offer = offer_for_link(engine, token, now, links.secret, links.rules)
+            offer = await run_in_threadpool(offer_for_link, engine, token, now, links.secret, links.rules)
         except LinkError as exc:
-            return _refused(exc, token)
-        items = []
-        currency = offer["currency"]
-        for option in offer["options"]:
-            if offer["option"] not in (0, option["option"]):
-                continue
-            amounts = [format_money(Decimal(i["amount"]), currency, PAGE_LOCALE) for i in option["instalments"]]
-            words = (f"{option['count']} payments of {amounts[-1]}" if amounts[0] == amounts[-1]
-                     else f"{option['count']} payments: the first of {amounts[0]}, then {option['count'] - 1} of "
-                          f"{amounts[-1]}")
-            first = format_day(date.fromisoformat(option["instalments"][0]["due"]), PAGE_LOCALE)
-            total = format_money(Decimal(option["total"]), currency, PAGE_LOCALE)
-            accept = make_token(links.secret, offer["account_id"], parse_token(token).offered_on, option["option"],
-                                offer["expires_at"])
-            items.append(f"<li>{escape(words)}, starting {escape(first)}: {escape(total)} in total "
-                         f"<form method=\"post\" action=\"/plans/{escape(accept)}\" style=\"display:inline\">"
-                         "<button type=\"submit\">Choose this plan</button></form></li>")
+            return await _refused(exc, token, request)
+        link = parse_token(token)
+        accept = {o["option"]: "/plans/" + make_token(links.secret, offer["account_id"], link.offered_on,
+                                                        o["option"], offer["expires_at"]) for o in offer["options"]}
         # Links work until the end of the last valid day, in the lender's time zone.
         last_day = (offer["expires_at"].astimezone(links.zone) - timedelta(days=1)).date()
-        return _page("Choose a payment plan", f"<ul>{''.join(items)}</ul><p>These options are open until "
-                                             f"{escape(format_day(last_day, PAGE_LOCALE))}.</p>")
+        page = await run_in_threadpool(page_for, offer["account_id"], request)
+        return plan_offer_page(page, offer, accept, last_day)
 
     async def accept(request: Request) -> Response:
         token = request.path_params["token"]
         now = links.clock()
         try:
-            plan = accept_link(engine, token, now, now.astimezone(links.zone).date(), links.rules, links.secret,
-                               links.zone)
+            plan = await run_in_threadpool(accept_link, engine, token, now, now.astimezone(links.zone).date(),
+                                           links.rules, links.secret, links.zone)
         except LinkError as exc:
-            return _refused(exc, token)
-        return _page("Your plan is set up", f"<p>Thank you. Your payments:</p>{_schedule(plan)}"
-                                            "<p>We will remind you a few days before each one.</p>")
+            return await _refused(exc, token, request)
+        return plan_set_up_page(await run_in_threadpool(page_for, plan.account_id, request), plan)
 
-    def _schedule(plan) -> str:
-        rows = "".join(f"<li>{escape(format_day(d, PAGE_LOCALE))}: "
-                       f"{escape(format_money(a, plan.currency, PAGE_LOCALE))}</li>" for d, a in plan.schedule)
-        return f"<ol>{rows}</ol>"
-
-    def _refused(exc: LinkError, token: str) -> Response:
+    async def _refused(exc: LinkError, token: str, request: Request) -> Response:
         # A second click on the button, or the email's link opened again, after the plan was chosen with it:
         # the customer sees their plan, not an error.
-        chosen = plan_chosen_with(engine, token, links.secret) if exc.status == 409 else None
+        chosen = (await run_in_threadpool(plan_chosen_with, engine, token, links.secret)
+                  if exc.status == 409 else None)
         if chosen is not None:
-            return _page("You already chose this plan", f"<p>Your plan is set up. Your payments:</p>"
-                                                        f"{_schedule(chosen)}<p>There is nothing more to do "
-                                                        "here; we will remind you a few days before each one.</p>")
-        return _page("This link cannot be used", f"<p>{escape(str(exc))}.</p>", exc.status)
+            return plan_set_up_page(await run_in_threadpool(page_for, chosen.account_id, request), chosen, again=True)
+        # Only a link that is genuinely ours (used or expired) is answered in its customer's language.
+        account = account_of(token) if exc.status in (409, 410) else None
+        page = await run_in_threadpool(page_for, account, request)
+        if exc.status == 409 and "Nothing is owed" in str(exc):
+            return page.message(page._("Nothing is owed on this account"),
+                                [page._("Thank you. There is nothing more to pay.")], 409)
+        if exc.status == 409:
+            return page.message(page._("This offer cannot be accepted any more"),
+                                [page._("Call us and we will find a way together.")], 409)
+        return refusal(page, exc)
 
     return [Route("/plans/{token}", show, methods=["GET"]), Route("/plans/{token}", accept, methods=["POST"])]
 

@@ -255,5 +255,97 @@ def simulate_responses(engine: Engine, day: date, moment: datetime, brand, rules
                          example_plan=accepted[0].account_id if accepted else None)
 
 
-__all__ = ["DemoResponses", "DemoSpec", "generate_portfolio", "record_demo_payments", "simulate_responses",
-           "write_demo_file"]
+@dataclass(frozen=True)
+class PageVisits:
+    """What the demo's customers did on their pages and in their replies (counts and one account's id)."""
+
+    reasons: int
+    deferrals: int
+    call_backs: int
+    ratings: int
+    replies: int
+    already: int  # recorded by an earlier run of the demo: nothing new
+    example_account: str | None
+
+
+DEMO_REASONS = ("hardship", "problem_paying", "did_not_know", "other", "hardship", "did_not_know")
+DEMO_REPLIES = {"en-US": ("HELP", "Can I pay half now and half next week?", "Stop calling my work, I will complain"),
+                "zh-CN": ("帮助", "我下周发工资后还款，可以吗？", "我要投诉")}
+
+
+def simulate_page_visits(engine: Engine, day: date, moment: datetime, zone, deferral, segments) -> PageVisits:
+    """Some demo customers open their page after the day's messages (the page's own code path,
+    ``campaigns.customers.self_service``) and some answer by SMS (``campaigns.customers.replies``): a few say why
+    they are late, ask for more time or for a call back; those who took a plan or paid in full rate us; a few
+    reply (help, a question, a complaint). Who does what is drawn from a hash of the account, and every form
+    carries a key made from the day and the account: a re-run of the demo records nothing twice."""
+    from zoneinfo import ZoneInfo
+
+    from campaigns.contact.strategy import stable_fraction
+    from campaigns.customers import self_service
+    from campaigns.customers.replies import receive_sms_reply
+    from campaigns.customers.self_service import ActionRefused, page_facts
+    from campaigns.db.models import Account, ContactAttempt, Customer, RepaymentPlan
+
+    later = moment + timedelta(hours=4)
+    with engine.connect() as conn:
+        nudged = conn.execute(select(ContactAttempt.account_id).distinct().where(
+            ContactAttempt.as_of == day, ContactAttempt.stage.in_(("soft_nudge", "plan_offer")),
+            ContactAttempt.status.in_(("sent", "delivered")))
+            .order_by(ContactAttempt.account_id)).scalars().all()
+        satisfied = conn.execute(select(Account.id).where(
+            Account.id.in_(select(RepaymentPlan.account_id).where(RepaymentPlan.offered_on == day,
+                                                                  RepaymentPlan.accepted_via == "link"))
+            | (Account.paid_off_at >= moment)).order_by(Account.id)).scalars().all()
+    draws = stable_fraction(list(nudged), f"demo-page:{day}")
+    counts = {"reasons": 0, "deferrals": 0, "call_backs": 0, "ratings": 0, "replies": 0, "already": 0}
+
+    def count(name: str, again: bool) -> None:
+        counts["already" if again else name] += 1
+
+    example = None
+    for n, (account_id, draw) in enumerate(zip(nudged, draws)):
+        if draw >= 0.045:
+            continue
+        facts = page_facts(engine, account_id, later, zone, deferral, segments)
+        if facts is None or not facts.owes:
+            continue
+        key = f"demo-{day:%Y%m%d}-{account_id}"
+        try:
+            if draw < 0.03:
+                reason = DEMO_REASONS[n % len(DEMO_REASONS)]
+                count("reasons", self_service.state_reason(engine, facts, reason, None, f"{key}-why", later).again)
+                example = example or account_id
+                if reason == "hardship" and facts.deferral_refused in (None, "already_deferred"):
+                    count("deferrals", self_service.ask_for_time(engine, facts, day + timedelta(days=7),
+                                                                 f"{key}-time", later, zone, deferral).again)
+            elif draw < 0.04:
+                local = later.astimezone(ZoneInfo(facts.zone)).date() + timedelta(days=1)
+                count("call_backs", self_service.ask_for_call(engine, facts, local, "evening", f"{key}-call",
+                                                              later).again)
+            else:
+                with engine.connect() as conn:
+                    phone, locale = conn.execute(select(Customer.phone, Customer.locale).where(
+                        Customer.id == facts.customer_id)).one()
+                if phone:
+                    words = DEMO_REPLIES.get(locale or "en-US", DEMO_REPLIES["en-US"])
+                    count("replies", receive_sms_reply(engine, phone, words[n % len(words)], later,
+                                                       message_id=f"{key}-reply", provider="demo").duplicate)
+        except ActionRefused:
+            continue  # the page would have said why (already deferred, ...): nothing recorded
+    for n, account_id in enumerate(satisfied):
+        if n % 3:
+            continue
+        facts = page_facts(engine, account_id, later, zone, deferral, segments)
+        if facts is None:
+            continue
+        if facts.rated:
+            count("ratings", True)
+        elif facts.can_rate:
+            count("ratings", self_service.rate(engine, facts, (5, 4, 5, 3, 4)[n % 5], None,
+                                               f"demo-{day:%Y%m%d}-{account_id}-rate", later).again)
+    return PageVisits(**counts, example_account=example)
+
+
+__all__ = ["DemoResponses", "DemoSpec", "PageVisits", "generate_portfolio", "record_demo_payments",
+           "simulate_page_visits", "simulate_responses", "write_demo_file"]
