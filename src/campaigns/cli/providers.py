@@ -51,7 +51,7 @@ def serve_webhooks_command(
     (POST /webhooks/payments) when CAMPAIGNS_PAYMENT_WEBHOOK_SECRET is set."""
     import uvicorn
 
-    from campaigns.delivery.customer_page import CustomerPages
+    from campaigns.delivery.customer_page import CustomerPages, uvicorn_log_config
     from campaigns.delivery.webhooks import InboundEmail, PaymentNotifications, PlanLinks, create_app, default_limits
 
     s = migrated_services()
@@ -78,4 +78,5 @@ def serve_webhooks_command(
                       customer_pages=pages, inbound_email=inbound,
                       limits=default_limits(s.settings.webhook_requests_per_second, s.settings.webhook_burst,
                                             s.settings.webhook_failures_per_minute))
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+    # The access log keeps paths, but not the signatures of the customers' page and plan links in them.
+    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=uvicorn_log_config())

@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, exists, func, insert, select
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.segments import classify_segments, segment_inputs
@@ -124,36 +124,43 @@ def page_facts(engine: Engine, account_id: str, now: datetime, zone: ZoneInfo, d
     or its customer was erased."""
     today = now.astimezone(zone).date()
     a, c = Account, Customer
+    p, act, w = PaymentPromise, CustomerAction, AgentWorklistItem
+
+    def first(column, *where, order=None):
+        """The first value of ``column`` under ``where`` (ordered), as a correlated scalar of this account."""
+        return select(column).where(*where).order_by(*(order or ())).limit(1).scalar_subquery()
+
+    open_promise = (p.account_id == a.id, p.status == "open")
+    # One statement, one round trip: what the page shows is a dozen facts of one account.
+    stmt = (select(a.id, a.customer_id, a.status, a.currency, a.amount_due, a.balance, a.credit, a.due_date,
+                   a.plan_due_date, a.plan_amount_due, a.paid_off_at, a.created_at, c.locale, c.timezone,
+                   c.phone_zones, c.anonymised_at, c.email_opt_out, c.sms_opt_out, c.push_opt_out, c.push_enabled,
+                   c.email_invalid, (c.email.is_not(None)).label("has_email"),
+                   (c.phone.is_not(None)).label("has_phone"),
+                   first(p.kind, *open_promise).label("promise_kind"),
+                   first(p.due_by, *open_promise).label("promise_due"),
+                   exists().where(Dispute.account_id == a.id, Dispute.resolved_at.is_(None)).label("disputed"),
+                   first(act.code, act.account_id == a.id, act.action == "stated_reason",
+                         order=(act.occurred_at.desc(), act.id.desc())).label("reason"),
+                   exists().where(act.account_id == a.id, act.action == "rated").label("rated"),
+                   first(RepaymentPlan.offered_on, RepaymentPlan.account_id == a.id,
+                         RepaymentPlan.status == "offered", RepaymentPlan.expires_at > now,
+                         order=(RepaymentPlan.offered_on.desc(),)).label("offer_day"),
+                   first(RepaymentPlan.expires_at, RepaymentPlan.account_id == a.id,
+                         RepaymentPlan.status == "offered", RepaymentPlan.expires_at > now,
+                         order=(RepaymentPlan.offered_on.desc(),)).label("offer_expires_at"),
+                   first(w.call_from, w.account_id == a.id, w.reason == "asked_for_call", w.status == "open",
+                         w.call_until > now, order=(w.call_from,)).label("called"),
+                   select(func.max(p.promised_at)).where(p.account_id == a.id, p.kind == "deferral")
+                   .scalar_subquery().label("last_deferral"))
+            .join(c, c.id == a.customer_id).where(a.id == account_id))
     with engine.connect() as conn:
-        row = conn.execute(select(a.id, a.customer_id, a.status, a.currency, a.amount_due, a.balance, a.credit,
-                                  a.due_date, a.plan_due_date, a.plan_amount_due, a.paid_off_at, a.created_at,
-                                  c.locale, c.timezone, c.phone_zones, c.anonymised_at, c.email_opt_out,
-                                  c.sms_opt_out, c.push_opt_out, c.push_enabled, c.email_invalid,
-                                  (c.email.is_not(None)).label("has_email"), (c.phone.is_not(None)).label("has_phone"))
-                           .join(c, c.id == a.customer_id).where(a.id == account_id)).first()
+        row = conn.execute(stmt).first()
         if row is None or row.anonymised_at is not None:
             return None
-        promise = conn.execute(select(PaymentPromise.kind, PaymentPromise.due_by).where(
-            PaymentPromise.account_id == account_id, PaymentPromise.status == "open")).first()
-        disputed = conn.execute(select(Dispute.id).where(Dispute.account_id == account_id,
-                                                         Dispute.resolved_at.is_(None))).first() is not None
-        latest = dict(conn.execute(
-            select(CustomerAction.action, func.max(CustomerAction.occurred_at))
-            .where(CustomerAction.account_id == account_id).group_by(CustomerAction.action)).all())
-        reason = None
-        if "stated_reason" in latest:
-            reason = conn.execute(select(CustomerAction.code).where(
-                CustomerAction.account_id == account_id, CustomerAction.action == "stated_reason")
-                .order_by(CustomerAction.occurred_at.desc(), CustomerAction.id.desc()).limit(1)).scalar_one()
-        offer = conn.execute(select(RepaymentPlan.offered_on, RepaymentPlan.expires_at).where(
-            RepaymentPlan.account_id == account_id, RepaymentPlan.status == "offered",
-            RepaymentPlan.expires_at > now).order_by(RepaymentPlan.offered_on.desc()).limit(1)).first()
-        called = conn.execute(select(AgentWorklistItem.call_from).where(
-            AgentWorklistItem.account_id == account_id, AgentWorklistItem.reason == "asked_for_call",
-            AgentWorklistItem.status == "open", AgentWorklistItem.call_until > now)
-            .order_by(AgentWorklistItem.call_from).limit(1)).scalar_one_or_none()
-        last_deferral = conn.execute(select(func.max(PaymentPromise.promised_at)).where(
-            PaymentPromise.account_id == account_id, PaymentPromise.kind == "deferral")).scalar_one()
+        promise = (row.promise_kind, row.promise_due) if row.promise_kind is not None else None
+        disputed, reason, last_deferral, called = bool(row.disputed), row.reason, row.last_deferral, row.called
+        offer = (row.offer_day, row.offer_expires_at) if row.offer_day is not None else None
         segment = None
         if deferral.segments and segments is not None:
             frame = pd.DataFrame({"account_id": [row.id], "due_date": [row.due_date], "balance": [row.balance],
@@ -172,8 +179,8 @@ def page_facts(engine: Engine, account_id: str, now: datetime, zone: ZoneInfo, d
     refused = _deferral_refused(deferral, owes, row.amount_due, days_past_due, promise, disputed, last_deferral, now,
                                 segment, row.plan_due_date)
     paid_recently = row.paid_off_at is not None and (now - row.paid_off_at) <= timedelta(days=60)
-    can_rate = "rated" not in latest and (paid_recently or row.plan_due_date is not None
-                                          or (promise is not None and promise.kind == "deferral"))
+    can_rate = not row.rated and (paid_recently or row.plan_due_date is not None
+                                  or (promise is not None and promise[0] == "deferral"))
     return PageFacts(
         account_id=row.id, customer_id=row.customer_id, status=row.status, currency=row.currency,
         amount_due=in_currency(row.amount_due, row.currency), balance=in_currency(row.balance, row.currency),
@@ -181,9 +188,9 @@ def page_facts(engine: Engine, account_id: str, now: datetime, zone: ZoneInfo, d
         days_past_due=days_past_due, locale=row.locale or "en-US",
         zone=customer_zone(row.timezone, row.phone_zones, zone).key, plan_due_date=row.plan_due_date,
         plan_amount_due=(in_currency(row.plan_amount_due, row.currency) if row.plan_amount_due is not None else None),
-        open_promise=(promise.kind, promise.due_by) if promise else None, disputed=disputed, channels=channels,
-        stated_reason=reason, rated="rated" in latest, offer_day=offer.offered_on if offer else None,
-        offer_expires_at=offer.expires_at if offer else None, deferral_refused=refused,
+        open_promise=promise, disputed=disputed, channels=channels,
+        stated_reason=reason, rated=bool(row.rated), offer_day=offer[0] if offer else None,
+        offer_expires_at=offer[1] if offer else None, deferral_refused=refused,
         deferral_latest=None if refused else today + timedelta(days=deferral.longest_days), can_rate=can_rate,
         called_back=called)
 
@@ -196,7 +203,7 @@ def _deferral_refused(rules: DeferralRules, owes: bool, amount_due: Decimal, day
     if not owes or amount_due <= 0:
         return "nothing_due"
     if promise is not None:
-        return "already_deferred" if promise.kind == "deferral" else "promise_open"
+        return "already_deferred" if promise[0] == "deferral" else "promise_open"
     if disputed:
         return "disputed"
     if plan_due is not None:

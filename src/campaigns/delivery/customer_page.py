@@ -13,6 +13,8 @@ starts: docs/customer-page.md says how to add one.
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,9 +62,41 @@ HEADERS = {
 }
 
 
+class RedactLinks(logging.Filter):
+    """Log lines (uvicorn's access log) without the signature of a page or plan link: a link is the key to the
+    customer's page, so whoever reads the logs must not be able to use it. The account id stays (ids, not data)."""
+
+    SIGNATURE = re.compile(r"~[a-z2-7]{20}(?=$|[/?#\s\"'])")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.SIGNATURE.sub("~…", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self.SIGNATURE.sub("~…", record.msg)
+        return True
+
+
+def uvicorn_log_config() -> dict:
+    """uvicorn's own logging configuration with ``RedactLinks`` on its access log."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_links"] = {"()": RedactLinks}
+    config["handlers"]["access"]["filters"] = ["redact_links"]
+    config["handlers"]["default"]["filters"] = ["redact_links"]
+    return config
+
+
 def available_locales() -> list[str]:
     """The page's languages: English (the source) and every catalog under ``pages/locales``."""
-    return [SOURCE_LOCALE] + sorted(p.name for p in LOCALES.iterdir() if (p / "LC_MESSAGES" / f"{DOMAIN}.po").exists())
+    return list(_locales())
+
+
+@lru_cache(maxsize=1)
+def _locales() -> tuple[str, ...]:  # read once a process: the catalogs ship with the code
+    return (SOURCE_LOCALE, *sorted(p.name for p in LOCALES.iterdir() if (p / "LC_MESSAGES" / f"{DOMAIN}.po").exists()))
 
 
 @lru_cache(maxsize=None)
@@ -79,6 +113,7 @@ def translations(locale: str) -> NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
+@lru_cache(maxsize=256)
 def page_locale(wanted: str | None) -> str:
     """The page language for a customer's ``en-US`` style locale: theirs if we have it, else its language's, else
     English."""
@@ -399,5 +434,5 @@ def _done(page: LocalPage, facts: PageFacts, outcome: self_service.Outcome, toke
     return page.message(_("Thank you for your rating"), [_("It helps us do better.")], back=back)
 
 
-__all__ = ["NO_BRAND", "CustomerPages", "LocalPage", "account_locale", "browser_locale", "plan_offer_page",
+__all__ = ["NO_BRAND", "CustomerPages", "RedactLinks", "uvicorn_log_config", "LocalPage", "account_locale", "browser_locale", "plan_offer_page",
            "plan_set_up_page", "refusal", "available_locales", "customer_routes", "page_locale", "translations"]

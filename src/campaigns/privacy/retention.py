@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from campaigns.db.engine import among
 from campaigns.db.models import (
     Account,
+    CustomerAction,
     AttemptStatus,
     ContactAttempt,
     Customer,
@@ -91,8 +92,10 @@ def reduce_messages(conn: Connection, attempt_ids: list[int], now: datetime) -> 
 
 
 def anonymise_customer(conn: Connection, customer_id: str, now: datetime) -> None:
-    """Remove a customer's name, email and phone; keep the blind index of each channel they opted out of."""
+    """Remove a customer's name, email and phone, and the words of their notes and replies (the actions' facts
+    stay); keep the blind index of each channel they opted out of."""
     c = Customer
+    conn.execute(update(CustomerAction).where(CustomerAction.customer_id == customer_id).values(note=None))
     conn.execute(update(c).where(c.id == customer_id).values(
         name=None, email=None, phone=None, phone_zones=None, anonymised_at=now, updated_at=now,
         email_index=_kept_if(c.email_opt_out, c.email_index), phone_index=_kept_if(c.sms_opt_out, c.phone_index)))

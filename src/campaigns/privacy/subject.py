@@ -6,8 +6,9 @@ removed, never the data itself). ``show`` masks the values; only ``reveal`` with
 a reason prints them. An erasure keeps what the law requires a lender to keep:
 the contact log's facts, payments and the money ledger, plans, disputes, holds, opt-out events, and
 the blind index of each channel the customer opted out of (so a later import of
-the same address stays opted out); it removes name, email, phone and every
-message's content (reduced to its hash), and stops what was still queued.
+the same address stays opted out); it removes name, email, phone, every
+message's content (reduced to its hash) and what they wrote to us (notes on their page, replies), and stops what was
+still queued.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from campaigns.db.models import (
     Account,
+    CustomerAction,
     AttemptStatus,
     ContactAttempt,
     Customer,
@@ -137,6 +139,8 @@ def export_customer(engine: Engine, account_id: str, now: datetime, *, actor: st
             "disputes": _row(conn, Dispute, Dispute.account_id.in_(ids)),
             "holds": _row(conn, Hold, Hold.customer_id == customer_id),
             "opt_outs": _row(conn, OptOutEvent, OptOutEvent.customer_id == customer_id),
+            # What they did on their page and wrote in replies, with their words (opened through the keys).
+            "their_actions": _row(conn, CustomerAction, CustomerAction.customer_id == customer_id),
             "contacts": attempts,
             "accesses": [{k: v for k, v in r.items() if k != "reason"}
                          for r in _row(conn, PersonalDataAccess, PersonalDataAccess.customer_id == customer_id)],
