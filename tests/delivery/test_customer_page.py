@@ -262,3 +262,51 @@ def test_every_language_has_every_message(tmp_path):
     assert available_locales() == ["en_US", "zh_CN"]
     assert [page_locale(x) for x in ("zh-CN", "zh-TW", "en-GB", "fr-FR", None)] == [
         "zh_CN", "zh_CN", "en_US", "en_US", "en_US"]
+
+
+def test_no_personal_data_in_logs_answers_or_the_databases_plain_bytes(engine, caplog):
+    """Every new path (the page and its forms, a refused link, SMS and email replies) with a customer whose name,
+    email and phone are known, and notes and replies with known words: none of them in any log line, in any answer
+    (the page shows no note back), or anywhere in the database's bytes unsealed."""
+    import base64
+    import logging
+
+    from campaigns.customers.replies import receive_sms_reply
+    from campaigns.delivery.customer_page import RedactLinks
+    from campaigns.delivery.webhooks import InboundEmail
+    from tests.customers.test_replies import multipart
+    from tests.privacy.test_privacy import _database_bytes
+
+    caplog.set_level(logging.DEBUG)
+    person = {"name": "Zelda Quuxworth", "email": "zelda.quuxworth@example.org", "phone": "+12125550188"}
+    add_account(engine, "A1", days_past_due=5, customer=person)
+    words = ["qx-note-about-my-job", "qx-dispute-words", "qx-rating-comment", "qx-sms-reply-words",
+             "qx-email-reply-words"]
+    pages = CustomerPages(SECRET, BRAND, ZONE, DeferralRules(), clock=lambda: NOW)
+    client = TestClient(create_app(engine, customer_pages=pages, inbound_email=InboundEmail("p" * 32, "pw")))
+    url = f"/c/{token('A1')}"
+    answers = [client.get(url).text,
+               client.post(f"{url}/reason", data={"key": "k1", "reason": "hardship", "note": words[0]}).text,
+               client.post(f"{url}/reason", data={"key": "k2", "reason": "other", "note": words[0] * 60}).text,
+               client.post(f"{url}/rate", data={"key": "k3", "score": "2", "note": words[2]}).text,
+               client.post(f"{url}/dispute", data={"key": "k4", "note": words[1]}).text,
+               client.get(f"{url[:-2]}xx").text, client.get(url).text]
+    receive_sms_reply(engine, person["phone"], f"{words[3]} call {person['name']}", NOW, message_id="SM1")
+    body, kind = multipart({"from": f"{person['name']} <{person['email']}>", "subject": "Re: your account",
+                            "text": words[4]})
+    auth = {"Authorization": "Basic " + base64.b64encode(b"inbound:pw").decode(), "Content-Type": kind}
+    answers.append(client.post(f"/webhooks/email/inbound/{'p' * 32}", content=body, headers=auth).text)
+    secrets_ = [*person.values(), person["phone"][2:], *words]
+    logged = caplog.text
+    assert not [s for s in secrets_ if s in logged]
+    assert not [s for s in secrets_ for a in answers if s in a]
+    stored = _database_bytes(engine)
+    assert not [s for s in secrets_ if s.encode() in stored]
+    with engine.connect() as conn:  # they are there, sealed: what a person at the page or the worklist reads
+        notes = set(conn.execute(select(CustomerAction.note).where(CustomerAction.note.is_not(None))).scalars())
+    assert {words[0], words[1], words[2]} <= notes and any(words[3] in n for n in notes)
+    # An access log line keeps the path and the account id, never the link's signature (the key to the page).
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", url, "1.1", 200), None)
+    RedactLinks().filter(record)
+    assert record.getMessage() == f'127.0.0.1:5 - "GET /c/A1~{token("A1").split("~")[1]}~… HTTP/1.1" 200'

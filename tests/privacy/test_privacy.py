@@ -414,6 +414,13 @@ def test_after_the_demo_no_email_phone_or_name_is_stored_plain_anywhere(prefect_
         assert conn.execute(select(func.count()).select_from(OutboxMessage)).scalar_one() > 20
     values |= {v for row in stored for v in row if v and len(v) >= 6}
     assert len(stored) > 200 and len(values) > 500
+    # What the demo's customers wrote back (replies, sealed like messages) must not show either.
+    from campaigns.db.models import CustomerAction
+    from campaigns.portfolio.demo import DEMO_REPLIES
+
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(CustomerAction.action == "replied")).scalar_one() > 0
+    values |= {v for texts in DEMO_REPLIES.values() for v in texts if len(v.encode()) >= 6}
     csv = (tmp_path / "demo" / "portfolio.csv").read_bytes()
     assert sum(v.encode() in csv for v in values) > 500  # the scan finds them where they are plain
     places = {"the database": _database_bytes(engine), "the output": result.output.encode()}
