@@ -112,3 +112,34 @@ def test_an_email_reply_through_inbound_parse(engine):
     assert client.post(url, content=stop, headers={"Content-Type": stop_kind, **AUTH}).json()["kind"] == "stop"
     with engine.connect() as conn:
         assert conn.execute(select(Customer.email_opt_out)).scalar_one() is True
+
+
+def test_any_body_to_the_page_forms_or_the_inbound_email_is_answered_never_5xx(engine):
+    """Raw bytes of any shape (not form-encoded, broken multipart, other encodings, no boundary): 2xx/4xx, and
+    nothing recorded unless the post was a readable form or email."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from campaigns.delivery.customer_page import CustomerPages
+    from campaigns.ladder.config import DeferralRules
+    from tests.delivery.test_customer_page import BRAND, SECRET, ZONE, token
+
+    add_account(engine, "A1", days_past_due=5, customer={"email": "grace@example.com"})
+    client = TestClient(create_app(engine, inbound_email=InboundEmail(PATH, PASSWORD),
+                                   customer_pages=CustomerPages(SECRET, BRAND, ZONE, DeferralRules(),
+                                                                clock=lambda: NOW)))
+    pieces = st.one_of(st.binary(max_size=300), st.sampled_from([
+        b"--b\r\nContent-Disposition: form-data; name=\"from\"\r\n\r\ngrace@example.com\r\n--b--\r\n",
+        b"--b\r\nContent-Disposition: form-data\r\n\r\nno name\r\n--b--", b"--b", b"\xff\xfe\x00", b"%zz&&==&key=",
+        b"key=%E2%82&reason=other", b"reason=hardship&key=" + b"a" * 70]))
+    kinds = st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data", "text/plain",
+                             "application/x-www-form-urlencoded", "multipart/form-data; boundary=\"\""])
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=pieces, kind=kinds, where=st.sampled_from(["email", "reason", "rate", "call", "time"]))
+    def post(body, kind, where):
+        url = (f"/webhooks/email/inbound/{PATH}" if where == "email" else f"/c/{token('A1')}/{where}")
+        answer = client.post(url, content=body, headers={"Content-Type": kind, **AUTH})
+        assert answer.status_code < 500, (where, body, kind)
+
+    post()

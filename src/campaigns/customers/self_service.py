@@ -235,6 +235,15 @@ def _key(facts: PageFacts, form_key: str) -> str:
     return f"page:{facts.account_id}:{form_key}"
 
 
+def _sent_before(engine: Engine, facts: PageFacts, form_key: str, action: str) -> tuple[str, Outcome | None]:
+    """The form's key, and the answer if this very form was recorded before: a form sent again is answered
+    "already" whatever has changed since (its day passed, a rule now says no), before anything is checked."""
+    key = _key(facts, form_key)
+    with engine.connect() as conn:
+        code = conn.execute(select(CustomerAction.code).where(CustomerAction.request_key == key)).first()
+    return key, (Outcome(action, code[0], again=True) if code is not None else None)
+
+
 def _note(text: str | None) -> str | None:
     text = (text or "").strip()
     if len(text) > NOTE_CHARS:
@@ -245,9 +254,12 @@ def _note(text: str | None) -> str | None:
 def state_reason(engine: Engine, facts: PageFacts, reason: str, note: str | None, form_key: str,
                  now: datetime) -> Outcome:
     """Why the account is late, in the customer's words (a code, and an optional sealed note)."""
+    key, again = _sent_before(engine, facts, form_key, "stated_reason")
+    if again:
+        return again
     if reason not in REASONS:
         raise ActionRefused("choose_a_reason")
-    note, key = _note(note), _key(facts, form_key)
+    note = _note(note)
     with engine.begin() as conn:
         new = _record(conn, facts, "stated_reason", reason, key, now, note=note)
     return Outcome("stated_reason", reason, again=new is None)
@@ -256,11 +268,11 @@ def state_reason(engine: Engine, facts: PageFacts, reason: str, note: str | None
 def ask_for_time(engine: Engine, facts: PageFacts, new_date: date | None, form_key: str, now: datetime,
                  zone: ZoneInfo, rules: DeferralRules) -> Outcome:
     """A deferral to ``new_date`` within the rules the page was shown with (checked again here, in the write)."""
-    key = _key(facts, form_key)
+    key, again = _sent_before(engine, facts, form_key, "asked_for_time")
+    if again:
+        return again
     today = now.astimezone(zone).date()
     with engine.begin() as conn:
-        if conn.execute(select(CustomerAction.id).where(CustomerAction.request_key == key)).first():
-            return Outcome("asked_for_time", None, again=True)
         if facts.deferral_refused is not None:
             raise ActionRefused(facts.deferral_refused)
         if new_date is None or new_date <= today or (new_date - today).days > rules.longest_days:
@@ -279,7 +291,9 @@ def ask_for_time(engine: Engine, facts: PageFacts, new_date: date | None, form_k
 def ask_for_call(engine: Engine, facts: PageFacts, day: date | None, window: str, form_key: str,
                  now: datetime) -> Outcome:
     """A call back on ``day`` in ``window`` (the customer's own time): a worklist item only for that window."""
-    key = _key(facts, form_key)
+    key, again = _sent_before(engine, facts, form_key, "asked_for_call")
+    if again:
+        return again
     zone = ZoneInfo(facts.zone)
     local_today = now.astimezone(zone).date()
     if window not in CALL_WINDOWS or day is None or not (local_today <= day <= local_today
@@ -302,7 +316,10 @@ def ask_for_call(engine: Engine, facts: PageFacts, day: date | None, window: str
 
 def dispute(engine: Engine, facts: PageFacts, note: str | None, form_key: str, now: datetime) -> Outcome:
     """Open a dispute: every contact stops, queued messages included (the note is sealed)."""
-    note, key = _note(note), _key(facts, form_key)
+    key, again = _sent_before(engine, facts, form_key, "disputed")
+    if again:
+        return again
+    note = _note(note)
     with engine.begin() as conn:
         if _record(conn, facts, "disputed", "dispute", key, now, note=note) is None:
             return Outcome("disputed", "dispute", again=True)
@@ -316,9 +333,11 @@ def dispute(engine: Engine, facts: PageFacts, note: str | None, form_key: str, n
 
 def stop_channel(engine: Engine, facts: PageFacts, channel: str, form_key: str, now: datetime) -> Outcome:
     """Opt the customer out of one channel, at once (the release check stops what is queued)."""
+    key, again = _sent_before(engine, facts, form_key, "stopped_channel")
+    if again:
+        return again
     if channel not in OPT_OUT_CHANNELS or channel not in facts.channels:
         raise ActionRefused("choose_a_channel")
-    key = _key(facts, form_key)
     with engine.begin() as conn:
         if _record(conn, facts, "stopped_channel", channel, key, now) is None:
             return Outcome("stopped_channel", channel, again=True)
@@ -330,9 +349,12 @@ def stop_channel(engine: Engine, facts: PageFacts, channel: str, form_key: str, 
 def rate(engine: Engine, facts: PageFacts, score: int | None, comment: str | None, form_key: str,
          now: datetime) -> Outcome:
     """How we did, 1 to 5, once per account (a later rating is kept too, the review reads the latest)."""
+    key, again = _sent_before(engine, facts, form_key, "rated")
+    if again:
+        return again
     if score not in (1, 2, 3, 4, 5):
         raise ActionRefused("choose_a_score")
-    comment, key = _note(comment), _key(facts, form_key)
+    comment = _note(comment)
     with engine.begin() as conn:
         new = _record(conn, facts, "rated", str(score), key, now, note=comment)
     return Outcome("rated", str(score), again=new is None)

@@ -278,7 +278,8 @@ def _apply(engine: Engine, pages: CustomerPages, facts: PageFacts, action: str, 
         return self_service.stop_channel(engine, facts, form.get("channel", ""), key, now)
     if action == "rate":
         score = form.get("score", "")
-        return self_service.rate(engine, facts, int(score) if score.isdigit() and len(score) == 1 else None,
+        # Only the five ASCII digits: str.isdigit() is true of "¹" and "٣", which int() refuses or reads.
+        return self_service.rate(engine, facts, int(score) if score in ("1", "2", "3", "4", "5") else None,
                                  form.get("note"), key, now)
     raise ActionRefused("unknown_action", 404)
 
