@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
@@ -24,7 +22,7 @@ from campaigns.db.models import AgentWorklistItem, Customer, CustomerAction, Dis
 from campaigns.delivery.customer_page import CustomerPages
 from campaigns.ladder.config import DeferralRules
 from campaigns.settings import PROJECT_ROOT
-from tests.conftest import NOW, debian_chromium, free_port
+from tests.conftest import NOW, debian_chromium, served_by_uvicorn
 from tests.delivery.test_customer_page import BRAND, SECRET as PAGE_SECRET, TODAY, token
 from tests.factories import add_account
 from tests.money.test_plan_lifecycle import RULES, SECRET as PLAN_SECRET, offer, plan_row
@@ -60,38 +58,26 @@ WORDS = {  # what each language says where the test looks
 @contextmanager
 def served(engine):
     """The receiver (customer pages and plan pages) in uvicorn, and a phone's Chromium: (base url, page, errors)."""
-    import uvicorn
-
     from campaigns.delivery.webhooks import PlanLinks, create_app
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    brand = replace(BRAND, plan_url=f"{base}/plans/{{token}}", plan_link_secret=PLAN_SECRET,
-                    lender_timezone="America/New_York")
-    app = create_app(engine, customer_pages=CustomerPages(PAGE_SECRET, brand, ZONE, DeferralRules(),
-                                                          clock=lambda: NOW),
-                     plan_links=PlanLinks(PLAN_SECRET, RULES, ZONE, clock=lambda: NOW, brand=brand))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    def app(base: str):
+        brand = replace(BRAND, plan_url=f"{base}/plans/{{token}}", plan_link_secret=PLAN_SECRET,
+                        lender_timezone="America/New_York")
+        return create_app(engine, customer_pages=CustomerPages(PAGE_SECRET, brand, ZONE, DeferralRules(),
+                                                               clock=lambda: NOW),
+                          plan_links=PlanLinks(PLAN_SECRET, RULES, ZONE, clock=lambda: NOW, brand=brand))
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    try:
-        with debian_chromium() as browser:
-            # bypass_csp: axe is injected into pages whose policy allows no script at all.
-            context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                          device_scale_factor=1, bypass_csp=True)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            yield base, page, errors
-            context.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_by_uvicorn(app) as base, debian_chromium() as browser:
+        # bypass_csp: axe is injected into pages whose policy allows no script at all.
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                      device_scale_factor=1, bypass_csp=True)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        yield base, page, errors
+        context.close()
 
 
 def axe(page, name: str, found: dict) -> None:

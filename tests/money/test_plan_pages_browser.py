@@ -7,8 +7,6 @@ Screenshots are kept in ``test-output/screenshots``.
 
 from __future__ import annotations
 
-import threading
-import time
 from contextlib import contextmanager
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -17,7 +15,7 @@ import pytest
 
 from campaigns.money.payments import record_payment
 from campaigns.settings import PROJECT_ROOT
-from tests.conftest import NOW, debian_chromium, free_port
+from tests.conftest import NOW, debian_chromium, served_by_uvicorn
 from tests.factories import add_account
 from tests.money.test_plan_lifecycle import RULES, SECRET, offer, plan_row
 
@@ -28,28 +26,15 @@ SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 @contextmanager
 def plan_pages(engine):
     """The plan pages served by uvicorn, and a phone's Chromium: yields (base url, page, page errors)."""
-    import uvicorn
-
     from campaigns.delivery.webhooks import PlanLinks, create_app
 
-    app = create_app(engine, plan_links=PlanLinks(SECRET, RULES, ZoneInfo("America/New_York"), clock=lambda: NOW))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    links = PlanLinks(SECRET, RULES, ZoneInfo("America/New_York"), clock=lambda: NOW)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    try:
-        with debian_chromium() as browser:
-            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield f"http://127.0.0.1:{port}", page, errors
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_by_uvicorn(lambda base: create_app(engine, plan_links=links)) as base, debian_chromium() as browser:
+        page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield base, page, errors
 
 
 def test_a_customer_chooses_a_plan_on_a_phone(engine):

@@ -269,7 +269,7 @@ class PageVisits:
 
 
 DEMO_REASONS = ("hardship", "problem_paying", "did_not_know", "other", "hardship", "did_not_know")
-DEMO_REPLIES = {"en-US": ("HELP", "Can I pay half now and half next week?", "Stop calling my work, I will complain"),
+DEMO_REPLIES = {"en-US": ("HELP", "Can I pay half now and half next week?", "I want to make a complaint about your calls"),
                 "zh-CN": ("帮助", "我下周发工资后还款，可以吗？", "我要投诉")}
 
 
