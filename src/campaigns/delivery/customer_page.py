@@ -206,32 +206,33 @@ def refusal(page: LocalPage, exc: LinkError) -> HTMLResponse:
 def customer_routes(engine: Engine, pages: CustomerPages) -> list[Route]:
     """``GET /c/{token}``, ``POST /c/{token}/{action}`` (reason, time, call, dispute, stop, rate)."""
 
-    def facts_for(token: str, now: datetime) -> tuple[str, PageFacts | None]:
+    def facts_for(token: str, now: datetime) -> PageFacts:
         link = read_page_token(pages.secret, token, now, pages.zone)
-        return link.account_id, page_facts(engine, link.account_id, now, pages.zone, pages.deferral, pages.segments)
+        facts = page_facts(engine, link.account_id, now, pages.zone, pages.deferral, pages.segments)
+        if facts is None:  # erased, or an account that is gone: as if the link had never been ours
+            raise LinkError("not ours")
+        return facts
+
+    async def facts_or_refusal(request: Request, now: datetime) -> PageFacts | Response:
+        try:
+            return await run_in_threadpool(facts_for, request.path_params["token"], now)
+        except LinkError as exc:  # the browser's language: the link says nothing of whose it is
+            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand), exc)
 
     async def show(request: Request) -> Response:
-        token, now = request.path_params["token"], pages.clock()
-        try:
-            _account, facts = await run_in_threadpool(facts_for, token, now)
-        except LinkError as exc:
-            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand), exc)
-        if facts is None:  # erased, or an account that is gone: as if the link had never been ours
-            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand),
-                            LinkError("not ours"))
+        now = pages.clock()
+        facts = await facts_or_refusal(request, now)
+        if isinstance(facts, Response):
+            return facts
         page = LocalPage(page_locale(facts.locale), pages.brand)
-        return page.render("account.html.j2", title=page._("Your account"), **_account_view(page, facts, token, now,
-                                                                                             pages))
+        return page.render("account.html.j2", title=page._("Your account"),
+                           **_account_view(page, facts, request.path_params["token"], now, pages))
 
     async def act(request: Request) -> Response:
         token, action, now = request.path_params["token"], request.path_params["action"], pages.clock()
-        try:
-            _account, facts = await run_in_threadpool(facts_for, token, now)
-        except LinkError as exc:
-            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand), exc)
-        if facts is None:
-            return refusal(LocalPage(browser_locale(request.headers.get("accept-language", "")), pages.brand),
-                            LinkError("not ours"))
+        facts = await facts_or_refusal(request, now)
+        if isinstance(facts, Response):
+            return facts
         page = LocalPage(page_locale(facts.locale), pages.brand)
         body = b""
         async for chunk in request.stream():
