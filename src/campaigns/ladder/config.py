@@ -148,6 +148,23 @@ def _simple_name(name: str, what: str) -> str:
     return name
 
 
+class Targeting(BaseModel):
+    """Contact only the accounts a message is predicted to help (``campaigns.risk.uplift``): those whose predicted
+    uplift is at least ``min_uplift``, or the ``top_share`` of accounts by it. The others are logged
+    ``suppressed: low_uplift``; with no ready uplift model, everyone is contacted."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: Literal["uplift"] = "uplift"
+    min_uplift: float | None = Field(default=None, ge=-1, le=1, description="in cure probability (0.02: 2 points)")
+    top_share: float | None = Field(default=None, gt=0, le=1, description="of accounts, by predicted uplift")
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if (self.min_uplift is None) == (self.top_share is None):
+            raise ValueError("targeting: give exactly one of min_uplift or top_share")
+        return self
+
+
 class Arm(BaseModel):
     """One arm of an experiment: the champion (what runs today) or a challenger."""
 
@@ -162,6 +179,8 @@ class Arm(BaseModel):
     send_hour: int | None = Field(default=None, ge=8, le=20,
                                   description="not before this hour, the customer's local time (the contact window "
                                               "still applies); None: as soon as allowed")
+    targeting: Targeting | None = Field(default=None, description="contact only those a message is predicted to "
+                                                                  "help; None: everyone assigned")
 
     @field_validator("name", "tone")
     @classmethod

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from campaigns.config_files import load_yaml_model
 
 
+class Sequential(BaseModel):
+    """Always-valid intervals: how they are tuned and when the findings use them."""
+
+    model_config = ConfigDict(extra="forbid")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="1 minus the confidence of every interval")
+    tuned_for_accounts: int = Field(default=2000, ge=10, le=100_000_000,
+                                    description="the accounts (both arms) at which the interval is narrowest")
+    use: Literal["open", "always", "never"] = Field(
+        default="open", description="open: while the experiment runs or an attribution window is open")
+
+
 class ReviewRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    sequential: Sequential = Field(default_factory=Sequential)
+    multiple_comparisons: Literal["holm", "bh", "none"] = Field(
+        default="holm", description="the correction across each stage's arms and metrics")
     attribution_window_days: int = Field(default=7, ge=1, le=90)
     pre_period_days: int = Field(default=90, ge=1, le=730)
     minimum_detectable_effect: float = Field(default=0.02, gt=0, lt=1)

@@ -54,6 +54,10 @@ from campaigns.money.ledger import standing
 from campaigns.review.config import ReviewRules
 from campaigns.review.stats import (
     Effect,
+    always_valid_difference,
+    corrected,
+    difference_of_means,
+    difference_of_ratios,
     cuped_uplift,
     needed_per_arm,
     proportion_uplift,
@@ -69,6 +73,10 @@ SCORES = (1, 2, 3, 4, 5)
 SATISFACTION_COLUMNS = ["stage", "variant", "tone", "accounts", "rated", "satisfaction", "satisfaction_ci_low",
                         "satisfaction_ci_high", *(f"rated_{n}" for n in SCORES), "complaints", "complaint_rate",
                         "complaint_ci_low", "complaint_ci_high"]
+TARGETING_COLUMNS = ["stage", "experiment", "arm", "against", "accounts", "accounts_against", "messages",
+                     "messages_against", "fewer_messages", "cost", "cost_against", "cure_rate", "cure_rate_against",
+                     "recovery_rate", "recovery_rate_against", "recovered_per_message", "recovered_per_message_against",
+                     "recovery_diff", "recovery_diff_ci_low", "recovery_diff_ci_high", "interval", "finding"]
 REASON_COLUMNS = ["stage", "stated_reason", "accounts", "cured", "cure_rate", "cure_ci_low", "cure_ci_high",
                   "deferrals_made", "deferrals_kept", "deferrals_broken"]
 UNIT_KEYS = ["stage", "experiment", "account_id"]
@@ -79,7 +87,10 @@ ARM_COLUMNS = ["stage", "experiment", "variant", "champion", "accounts", "cured"
                "message_cost", "cost_per_recovered", "currency"]
 UPLIFT_COLUMNS = ["stage", "experiment", "variant", "baseline", "metric", "baseline_rate", "variant_rate", "uplift",
                   "ci_low", "ci_high", "n_variant", "n_baseline", "cuped_uplift", "cuped_ci_low", "cuped_ci_high",
-                  "cuped_note", "needed_per_arm", "significant", "finding"]
+                  "cuped_note", "needed_per_arm", "p_value", "always_valid_ci_low", "always_valid_ci_high",
+                  "always_valid_p", "interval", "p_adjusted", "correction", "comparisons", "significant", "finding"]
+ALWAYS_VALID, FIXED = "always-valid", "fixed-horizon"
+CORRECTION_NAMES = {"holm": "Holm's", "bh": "Benjamini-Hochberg's", "none": "no"}
 
 
 @dataclass
@@ -99,11 +110,13 @@ class Review:
     findings: list[str] = field(default_factory=list)
     satisfaction: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SATISFACTION_COLUMNS))
     stated_reasons: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REASON_COLUMNS))
+    targeting: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TARGETING_COLUMNS))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"arms": self.arms, "uplift": self.uplift, "breakdown": self.breakdown,
                 "roll_rates": self.roll_rates, "weekly": self.weekly, "sample_ratio": self.sample_ratio,
-                "satisfaction": self.satisfaction, "stated_reasons": self.stated_reasons, "units": self.units}
+                "satisfaction": self.satisfaction, "stated_reasons": self.stated_reasons,
+                "targeting": self.targeting, "units": self.units}
 
 
 def _utc(day: date) -> datetime:
@@ -371,25 +384,44 @@ def _points(x: float) -> str:
     return f"{abs(x) * 100:.1f}"
 
 
-def describe(effect: Effect, variant: str, baseline: str, metric: str) -> str:
-    """One plain sentence, e.g. "`warm` cures 2.1 points more than the holdout, 95% CI 0.8 to 3.4, n = 4,120 and 212"."""
+def describe(effect: Effect, variant: str, baseline: str, metric: str, row: dict | None = None,
+             confidence: float = 0.95) -> str:
+    """One plain sentence, e.g. "`warm` cures 2.1 points more than the holdout, 95% always-valid CI 0.3 to 4.0
+    (fixed-horizon 0.8 to 3.4), n = 4,120 and 212; significant after Holm's correction over 6 comparisons"."""
     verb = {"cure_rate": "cures", "recovery_rate": "recovers"}[metric]
     against = "the holdout" if baseline == HOLDOUT else f"`{baseline}`"
     if math.isnan(effect.uplift):
         return f"`{variant}` against {against}: not enough accounts to compare"
     direction = "more" if effect.uplift >= 0 else "less"
-    interval = ("interval not computable" if math.isnan(effect.ci_low)
-                else f"95% CI {effect.ci_low * 100:.1f} to {effect.ci_high * 100:.1f}")
     noun = "points" if metric == "cure_rate" else "points of the amount due"
+    level = f"{confidence * 100:g}%"
+    fixed = (None if math.isnan(effect.ci_low) else f"{effect.ci_low * 100:.1f} to {effect.ci_high * 100:.1f}")
+    if row is not None and row["interval"] == ALWAYS_VALID and not math.isnan(row["always_valid_ci_low"]):
+        interval = (f"{level} always-valid CI {row['always_valid_ci_low'] * 100:.1f} to "
+                    f"{row['always_valid_ci_high'] * 100:.1f}" + (f" (fixed-horizon {fixed})" if fixed else ""))
+    else:
+        interval = f"{level} CI {fixed}" if fixed else "interval not computable"
     sentence = (f"`{variant}` {verb} {_points(effect.uplift)} {noun} {direction} than {against}, {interval}, "
                 f"n = {effect.n_variant:,} and {effect.n_baseline:,}")
-    if not math.isnan(effect.ci_low) and not effect.significant:
-        sentence += " (not distinguishable from no difference)"
-    return sentence
+    if row is None or math.isnan(row.get("p_adjusted", math.nan)):
+        if fixed and not effect.significant:
+            sentence += " (not distinguishable from no difference)"
+        return sentence
+    if row["correction"] == "none" or row["comparisons"] <= 1:
+        return sentence + ("" if row["significant"] else " (not distinguishable from no difference)")
+    how = f"{CORRECTION_NAMES[row['correction']]} correction over {row['comparisons']} comparisons"
+    return sentence + (f"; significant after {how}" if row["significant"]
+                       else f"; not distinguishable from no difference after {how}")
 
 
-def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRules) -> pd.DataFrame:
-    """Each arm against the holdout, and each challenger against its champion, on cure and recovery."""
+def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRules,
+                 still_open: set[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """Each arm against the holdout, and each challenger against its champion, on cure and recovery: the
+    fixed-horizon interval, the always-valid one, and the verdict corrected over each stage's comparisons.
+
+    ``still_open``: the (stage, experiment) pairs still running or accruing, whose findings read the always-valid
+    interval (``rules.sequential.use``); None: every pair is."""
+    sequential = rules.sequential
     rows = []
     for (stage, experiment), group in units.groupby(["stage", "experiment"], sort=True):
         arms = {v: g for v, g in group.groupby("variant", sort=True)}
@@ -407,7 +439,20 @@ def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRu
                 armc, basec = arm[arm["rate"].notna()], base[base["rate"].notna()]
                 recovery = ratio_uplift(armc["recovered_reporting"].to_numpy(), armc["amount_due_reporting"].to_numpy(),
                                         basec["recovered_reporting"].to_numpy(), basec["amount_due_reporting"].to_numpy())
+                valid = {
+                    "cure_rate": always_valid_difference(*difference_of_means(arm["cured"].to_numpy(float),
+                                                                              base["cured"].to_numpy(float)),
+                                                         len(arm) + len(base), sequential.tuned_for_accounts,
+                                                         sequential.alpha),
+                    "recovery_rate": always_valid_difference(
+                        *difference_of_ratios(armc["recovered_reporting"].to_numpy(), armc["amount_due_reporting"].to_numpy(),
+                                              basec["recovered_reporting"].to_numpy(),
+                                              basec["amount_due_reporting"].to_numpy()),
+                        len(armc) + len(basec), sequential.tuned_for_accounts, sequential.alpha)}
+                use_valid = sequential.use == "always" or (sequential.use == "open" and (
+                    still_open is None or (stage, experiment) in still_open))
                 for metric, effect, adjusted in (("cure_rate", cure, cuped), ("recovery_rate", recovery, None)):
+                    av = valid[metric]
                     rows.append({
                         "stage": stage, "experiment": experiment, "variant": variant, "baseline": baseline,
                         "metric": metric, "baseline_rate": effect.baseline, "variant_rate": effect.variant,
@@ -419,9 +464,26 @@ def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRu
                         "cuped_note": adjusted.note if adjusted else "not for recovery",
                         "needed_per_arm": (needed_per_arm(effect.baseline, rules.minimum_detectable_effect)
                                            if metric == "cure_rate" else None),
-                        "significant": effect.significant,
-                        "finding": describe(effect, variant, baseline, metric),
+                        "p_value": av.fixed_p_value, "always_valid_ci_low": av.ci_low,
+                        "always_valid_ci_high": av.ci_high, "always_valid_p": av.p_value,
+                        "interval": ALWAYS_VALID if use_valid else FIXED,
+                        "_effect": effect,
                     })
+    # The verdicts, corrected over each stage's comparisons (its arms, baselines and metrics): the p-value of the
+    # interval each finding reads.
+    for row in rows:
+        row["_p"] = row["always_valid_p"] if row["interval"] == ALWAYS_VALID else row["p_value"]
+    for stage in {r["stage"] for r in rows}:
+        family = [r for r in rows if r["stage"] == stage]
+        comparisons = sum(not math.isnan(r["_p"]) for r in family)
+        for row, adjusted_p in zip(family, corrected([r["_p"] for r in family], rules.multiple_comparisons)):
+            row["p_adjusted"] = adjusted_p
+            row["correction"] = rules.multiple_comparisons
+            row["comparisons"] = comparisons
+            row["significant"] = bool(not math.isnan(adjusted_p) and adjusted_p < sequential.alpha)
+            row["finding"] = describe(row.pop("_effect"), row["variant"], row["baseline"], row["metric"], row,
+                                      1 - sequential.alpha)
+            row.pop("_p")
     table = pd.DataFrame(rows, columns=UPLIFT_COLUMNS)
     table["needed_per_arm"] = table["needed_per_arm"].astype("Int64")
     return table
@@ -542,13 +604,83 @@ def review_units(units: pd.DataFrame, since: date, until: date, rules: ReviewRul
     if not breakdown.empty:
         breakdown["value"] = breakdown["value"].astype(str)
     weekly = summarise(units, ["week", "stage", "variant"], rules) if not units.empty else pd.DataFrame()
-    uplift = uplift_table(units, champions, rules)
+    still_open = _still_open(units, until, ladder, rules, now)
+    uplift = uplift_table(units, champions, rules, still_open)
     srm = sample_ratio_table(units, ladder)
     review = Review(since, until, rules, units, arms, uplift, breakdown, roll_rate_table(units, rules), weekly, srm,
-                    satisfaction=satisfaction_table(units), stated_reasons=stated_reason_table(units))
-    review.findings = accruing(units, rules, now or datetime.now(timezone.utc)) + findings(arms, uplift, srm,
-                                                                                          units, rules)
+                    satisfaction=satisfaction_table(units), stated_reasons=stated_reason_table(units),
+                    targeting=targeting_table(units, ladder, rules, still_open))
+    review.findings = (accruing(units, rules, now or datetime.now(timezone.utc))
+                       + findings(arms, uplift, srm, units, rules)
+                       + [f"{r.stage}: {r.finding}." for r in review.targeting.itertuples()])
     return review
+
+
+def targeting_table(units: pd.DataFrame, ladder: Ladder | None, rules: ReviewRules,
+                    still_open: set[tuple[str, str]]) -> pd.DataFrame:
+    """Each arm that targets by predicted uplift against the arm that contacts everyone (the champion, else the
+    first arm without targeting): messages, cost, cure, recovery and recovery per message of each, and the
+    difference of recovery with its interval (always-valid while the experiment is open), in one sentence."""
+    if units.empty or ladder is None:
+        return pd.DataFrame(columns=TARGETING_COLUMNS)
+    experiments = {e.name: e for e in [ladder.experiment, *ladder.experiments]}
+    cost = units["channel"].map(rules.message_cost).fillna(0.0) * units["sent"]
+    frame = units.assign(_cost=cost)
+    rows = []
+    for (stage, name), group in frame.groupby(["stage", "experiment"], sort=True):
+        experiment = experiments.get(name)
+        if experiment is None:
+            continue
+        everyone = [a.name for a in sorted(experiment.arms, key=lambda a: not a.champion) if not a.targeting]
+        for arm in (a for a in experiment.arms if a.targeting):
+            t, c = group[group["variant"] == arm.name], group[group["variant"] == (everyone[0] if everyone else "")]
+            if t.empty or c.empty:
+                continue
+            tk, ck = t[t["rate"].notna()], c[c["rate"].notna()]
+            fixed = ratio_uplift(tk["recovered_reporting"].to_numpy(), tk["amount_due_reporting"].to_numpy(),
+                                 ck["recovered_reporting"].to_numpy(), ck["amount_due_reporting"].to_numpy())
+            valid = always_valid_difference(
+                *difference_of_ratios(tk["recovered_reporting"].to_numpy(), tk["amount_due_reporting"].to_numpy(),
+                                      ck["recovered_reporting"].to_numpy(), ck["amount_due_reporting"].to_numpy()),
+                len(tk) + len(ck), rules.sequential.tuned_for_accounts, rules.sequential.alpha)
+            use_valid = rules.sequential.use == "always" or (rules.sequential.use == "open"
+                                                             and (stage, name) in still_open)
+            low, high = (valid.ci_low, valid.ci_high) if use_valid else (fixed.ci_low, fixed.ci_high)
+            per_t, per_c = t["sent"].sum() / len(t), c["sent"].sum() / len(c)
+            row = {"stage": stage, "experiment": name, "arm": arm.name, "against": c["variant"].iloc[0],
+                   "accounts": len(t), "accounts_against": len(c), "messages": int(t["sent"].sum()),
+                   "messages_against": int(c["sent"].sum()),
+                   "fewer_messages": (1 - per_t / per_c) if per_c else math.nan,
+                   "cost": float(t["_cost"].sum()), "cost_against": float(c["_cost"].sum()),
+                   "cure_rate": float(t["cured"].mean()), "cure_rate_against": float(c["cured"].mean()),
+                   "recovery_rate": fixed.variant, "recovery_rate_against": fixed.baseline,
+                   "recovered_per_message": (float(tk["recovered_reporting"].sum()) / t["sent"].sum()
+                                             if t["sent"].sum() else math.nan),
+                   "recovered_per_message_against": (float(ck["recovered_reporting"].sum()) / c["sent"].sum()
+                                                     if c["sent"].sum() else math.nan),
+                   "recovery_diff": fixed.uplift, "recovery_diff_ci_low": low, "recovery_diff_ci_high": high,
+                   "interval": ALWAYS_VALID if use_valid else FIXED}
+            row["finding"] = _targeting_sentence(row, 1 - rules.sequential.alpha)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=TARGETING_COLUMNS)
+
+
+def _targeting_sentence(row: dict, confidence: float) -> str:
+    """E.g. "`targeted` sent 46% fewer messages than `control` (contacting everyone) and recovered 0.8 points of
+    the amount due less, 95% always-valid CI -3.1 to 1.5: no worse than contacting everyone within its interval"."""
+    fewer = row["fewer_messages"]
+    sent = (f"sent {abs(fewer) * 100:.0f}% {'fewer' if fewer >= 0 else 'more'} messages than `{row['against']}` "
+            "(contacting everyone)" if not math.isnan(fewer) else f"sent no message, as `{row['against']}` did")
+    diff, low, high = row["recovery_diff"], row["recovery_diff_ci_low"], row["recovery_diff_ci_high"]
+    if math.isnan(diff) or math.isnan(low):
+        return f"`{row['arm']}` {sent}; too few accounts to compare what they recovered"
+    level = f"{confidence * 100:g}%{' always-valid' if row['interval'] == ALWAYS_VALID else ''} CI"
+    how = (f"recovered {abs(diff) * 100:.1f} points of the amount due {'more' if diff >= 0 else 'less'}, "
+           f"{level} {low * 100:.1f} to {high * 100:.1f}")
+    verdict = ("recovering less than contacting everyone" if high < 0
+               else "recovering more than contacting everyone" if low > 0
+               else "no worse than contacting everyone within its interval")
+    return f"`{row['arm']}` {sent} and {how}: {verdict}"
 
 
 def satisfaction_table(units: pd.DataFrame) -> pd.DataFrame:
@@ -590,6 +722,29 @@ def stated_reason_table(units: pd.DataFrame) -> pd.DataFrame:
     for column in ("cured", "deferrals_made", "deferrals_kept", "deferrals_broken"):
         out[column] = out[column].astype(int)
     return out[REASON_COLUMNS]
+
+
+def _still_open(units: pd.DataFrame, until: date, ladder: Ladder | None, rules: ReviewRules,
+                now: datetime | None) -> set[tuple[str, str]]:
+    """The (stage, experiment) pairs that will be looked at again: the experiment runs past the review's last day
+    (or has no end), or some of its accounts' attribution windows are still open."""
+    if units.empty:
+        return set()
+    ends = {}
+    if ladder is not None:
+        for experiment in [ladder.experiment, *ladder.experiments]:
+            ends[experiment.name] = experiment.end
+    if "assigned_at" in units.columns:
+        closes = pd.to_datetime(units["assigned_at"], utc=True) + pd.Timedelta(days=rules.attribution_window_days)
+    else:  # units made by hand without their moments: nothing known to be accruing
+        closes = pd.Series(pd.Timestamp.min.tz_localize("UTC"), index=units.index)
+    moment = pd.Timestamp(now or datetime.now(timezone.utc))
+    open_ = set()
+    for (stage, experiment), group in units.assign(_closes=closes).groupby(["stage", "experiment"], sort=True):
+        end = ends.get(experiment)
+        if end is None or end >= until or (group["_closes"] > moment).any():
+            open_.add((stage, experiment))
+    return open_
 
 
 def accruing(units: pd.DataFrame, rules: ReviewRules, now: datetime) -> list[str]:

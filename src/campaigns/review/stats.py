@@ -21,7 +21,18 @@ Methods (docs/data-team.md states them too):
   before assignment, or all alike), CUPED does not apply, and the review says so;
 - the sample needed per arm is the two-sided z-test's at α = 0.05 and power 0.8;
 - the sample-ratio check is Pearson's chi-square of the arm sizes against the
-  configured shares; p below 0.001 flags the experiment (as GrowthBook does).
+  configured shares; p below 0.001 flags the experiment (as GrowthBook does);
+- an **always-valid** interval (a confidence sequence) stays valid however often
+  it is read: Waudby-Smith, Arbour, Sinha, Kennedy and Ramdas's asymptotic
+  confidence sequence (2024, "Time-uniform central limit theory and asymptotic
+  confidence sequences", Annals of Statistics), the Gaussian-mixture boundary
+  around the mean of each unit's inverse-propensity-weighted contribution
+  (``ipw_cure``, ``ipw_recovery``): mean ± σ̂ √(2(tρ² + 1)/(t²ρ²) · log(√(tρ² + 1)/α)),
+  with ρ² tuned to be narrowest at ``t_opt`` units (their exact optimum, through
+  Lambert's W₋₁). Its p-value is 1 over the same mixture martingale under no
+  difference, so it is as valid at any look as the interval;
+- with several comparisons in a stage, p-values are corrected by Holm's step-down
+  (family-wise error) or Benjamini and Hochberg's step-up (false discovery rate).
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 Z95 = 1.959963984540054
 Z_POWER80 = 0.8416212335729143
@@ -173,3 +184,117 @@ def sample_ratio(observed: dict[str, int], shares: dict[str, float]) -> SampleRa
     chi2 = float(((counts - expected) ** 2 / expected).sum())
     return SampleRatio({n: int(c) for n, c in zip(names, counts)}, {n: shares[n] for n in names}, chi2,
                        float(stats.chi2.sf(chi2, len(names) - 1)))
+
+
+def best_rho2(t_opt: float, alpha: float = 0.05) -> float:
+    """The ρ² that makes the mixture margin narrowest at ``t_opt`` units (Waudby-Smith et al.'s exact optimum):
+    (−W₋₁(−α² e^(α² − 1)) − 1) / t_opt."""
+    if t_opt <= 0 or not 0 < alpha < 1:
+        raise ValueError("t_opt is positive and alpha in (0, 1)")
+    w = float(np.real(special.lambertw(-alpha * alpha * math.exp(alpha * alpha - 1), k=-1)))
+    return (-w - 1) / t_opt
+
+
+def mixture_margin(t: float, rho2: float, alpha: float = 0.05) -> float:
+    """The half-width, in standard deviations of one unit, of the two-sided (1 − α) asymptotic confidence sequence
+    after ``t`` units: √(2(tρ² + 1)/(t²ρ²) · log(√(tρ² + 1)/α))."""
+    return math.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * math.log(math.sqrt(t * rho2 + 1) / alpha))
+
+
+@dataclass(frozen=True)
+class AlwaysValid:
+    """A difference with its always-valid interval and p-value, and its fixed-horizon z-test p-value."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float  # always valid: 1 / the mixture martingale under no difference
+    fixed_p_value: float  # the usual two-sided z-test's, for one look
+
+
+NOT_COMPUTABLE = AlwaysValid(math.nan, math.nan, math.nan, math.nan, math.nan)
+
+
+def always_valid_difference(estimate: float, variance: float, n: int, t_opt: float,
+                            alpha: float = 0.05) -> AlwaysValid:
+    """The asymptotic confidence sequence of a difference estimated from ``n`` units with ``variance`` (of the
+    estimate), at this look: one unit's standard deviation is √(n × variance)."""
+    if n < 2 or math.isnan(estimate) or math.isnan(variance):
+        return NOT_COMPUTABLE
+    if variance <= 0:
+        return AlwaysValid(estimate, estimate, estimate, 0.0 if estimate else 1.0, 0.0 if estimate else 1.0)
+    sd = math.sqrt(n * variance)
+    rho2 = best_rho2(t_opt, alpha)
+    half = sd * mixture_margin(n, rho2, alpha)
+    # The mixture martingale at no difference: (tρ² + 1)^(-1/2) exp(ρ² S² / (2σ²(tρ² + 1))), S = t × estimate.
+    log_m = -0.5 * math.log(n * rho2 + 1) + rho2 * (n * estimate) ** 2 / (2 * sd * sd * (n * rho2 + 1))
+    return AlwaysValid(estimate, estimate - half, estimate + half, min(1.0, math.exp(-log_m)),
+                       float(2 * stats.norm.sf(abs(estimate) / math.sqrt(variance))))
+
+
+def difference_of_means(y1: np.ndarray, y0: np.ndarray) -> tuple[float, float]:
+    """mean(y1) − mean(y0) and its variance (each arm's sample variance over its size: Neyman's)."""
+    y1, y0 = np.asarray(y1, float), np.asarray(y0, float)
+    if len(y1) < 2 or len(y0) < 2:
+        return math.nan, math.nan
+    return float(y1.mean() - y0.mean()), float(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0))
+
+
+def difference_of_ratios(r1: np.ndarray, d1: np.ndarray, r0: np.ndarray, d0: np.ndarray) -> tuple[float, float]:
+    """Σr1/Σd1 − Σr0/Σd0 (recovered over due) and its variance by the delta method: each arm's
+    n/(n − 1) × Σ(r − R d)² / (Σd)²."""
+    out = []
+    for r, d in ((np.asarray(r1, float), np.asarray(d1, float)), (np.asarray(r0, float), np.asarray(d0, float))):
+        if len(r) < 2 or d.sum() <= 0:
+            return math.nan, math.nan
+        ratio = r.sum() / d.sum()
+        out.append((float(ratio), float(len(r) / (len(r) - 1) * np.square(r - ratio * d).sum() / d.sum() ** 2)))
+    return out[0][0] - out[1][0], out[0][1] + out[1][1]
+
+
+def corrected(p_values: list[float], method: str) -> list[float]:
+    """p-values adjusted for the comparisons made together: ``holm`` (step-down, family-wise error), ``bh``
+    (Benjamini-Hochberg step-up, false discovery rate) or ``none``; nan stays nan and is not counted."""
+    known = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]
+    out = [math.nan] * len(p_values)
+    m = len(known)
+    if method == "none":
+        return list(p_values)
+    order = sorted(known)
+    if method == "holm":
+        running = 0.0
+        for rank, (p, i) in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * p))
+            out[i] = running
+    elif method == "bh":
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            p, i = order[rank]
+            running = min(running, min(1.0, p * m / (rank + 1)))
+            out[i] = running
+    else:
+        raise ValueError(f"unknown correction {method!r}; holm, bh or none")
+    return out
+
+
+def daily_look_false_positives(experiments: int = 200, days: int = 30, per_arm_per_day: int = 100,
+                               rate: float = 0.10, t_opt: float = 2000, alpha: float = 0.05,
+                               seed: int = 20261205) -> tuple[float, float]:
+    """How often reading a review every day declares a difference where there is none: ``experiments`` A/A
+    experiments (both arms cure at ``rate``), each looked at after every one of ``days`` days, counted as a false
+    positive if any look's interval excludes 0. Returns (fixed-horizon rate, always-valid rate)."""
+    rng = np.random.default_rng(seed)
+    fixed = valid = 0
+    for _ in range(experiments):
+        cured = rng.binomial(per_arm_per_day, rate, size=(2, days)).cumsum(axis=1)
+        fixed_hit = valid_hit = False
+        for day in range(days):
+            n = per_arm_per_day * (day + 1)
+            p1, p0 = cured[0, day] / n, cured[1, day] / n
+            variance = (p1 * (1 - p1) + p0 * (1 - p0)) / (n - 1)
+            result = always_valid_difference(p1 - p0, variance, 2 * n, t_opt, alpha)
+            fixed_hit |= result.fixed_p_value < alpha
+            valid_hit |= result.ci_low > 0 or result.ci_high < 0
+        fixed += fixed_hit
+        valid += valid_hit
+    return float(fixed / experiments), float(valid / experiments)
