@@ -49,6 +49,7 @@ class Reason(StrEnum):
     provider_rejected = "provider_rejected"
     provider_auth = "provider_auth"
     message_too_large = "message_too_large"
+    low_uplift = "low_uplift"
 
 
 # The status each reason comes with, and what it means (Markdown: code spans are kept in the reference).
@@ -152,6 +153,11 @@ MEANING: dict[Reason, tuple[str, str]] = {
         "the provider refused the request for good (4xx): bad request, bad credentials, too big; `detail` has "
         "the status and the fields the provider named (`SendGrid 400: field content.0.value`), never its text "
         "(it can quote the message)"),
+    Reason.low_uplift: ("suppressed",
+        "assigned to an arm that targets by predicted uplift (`targeting` in the ladder), and the uplift model "
+        "predicts contacting this account helps it pay less than the arm's threshold: not contacted, after every "
+        "compliance rule; the prediction and the model's version are in the trace. The account stays in its arm "
+        "for the review"),
 }
 
 # What each status of an attempt means.

@@ -100,3 +100,46 @@ def risk_show_command() -> None:
                       "–" if v["brier"] is None else f"{v['brier']:.3f}")
     out.print(table)
     out.print(f"v{versions[0]['version']}: {versions[0]['note']}", highlight=False)
+
+
+uplift_app = typer.Typer(help="The uplift model (who a message helps): train the next version, see what it is.",
+                         no_args_is_help=True)
+app.add_typer(uplift_app, name="uplift")
+
+
+@uplift_app.command("train")
+@friendly_errors
+def uplift_train_command(
+    days: Annotated[int, typer.Option(min=28, max=730, help="Days of assignments to learn from.")] = 180,
+) -> None:
+    """Train the next uplift model version from the randomised history (the train_uplift_model flow)."""
+    from flows.uplift import train_uplift_model
+
+    migrated_services()
+    result = train_uplift_model(days=days)
+    out.print(f"uplift model v{result['version']}: {result['status']} — {result['note']}", highlight=False)
+
+
+@uplift_app.command("show")
+@friendly_errors
+def uplift_show_command() -> None:
+    """The stored uplift model versions, newest first: window, accounts, Qini area, and its curve."""
+    from campaigns.risk.uplift import history
+
+    s = migrated_services()
+    versions = history(s.engine)
+    if not versions:
+        out.print("no uplift model yet: `campaigns uplift train` (or the train-uplift-model deployment, weekly)")
+        return
+    table = Table(title="uplift models (the newest ready one decides targeted arms)", title_justify="left")
+    for column in ("version", "trained", "window", "status", "contacted", "held out", "Qini area"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(str(v["version"]), f"{v['trained_at']:%Y-%m-%d %H:%M}", v["window"], v["status"],
+                      f"{v['contacted']:,}", f"{v['held_out']:,}", "–" if v["qini"] is None else f"{v['qini']:+.4f}")
+    out.print(table)
+    out.print(f"v{versions[0]['version']}: {versions[0]['note']}", highlight=False)
+    if versions[0]["curve"]:
+        points = ", ".join(f"{p['share']:.0%}: {p['model']:+.3f} (random {p['random']:+.3f})"
+                           for p in versions[0]["curve"][::5])
+        out.print(f"Qini curve (extra cures per contacted account, by share contacted): {points}", highlight=False)

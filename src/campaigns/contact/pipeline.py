@@ -200,6 +200,10 @@ def compose_attempts(
                     "why": getattr(row, "segment_why", None),
                     **({"pay_chance": round(float(row.pay_chance), 3), "pay_reasons": row.pay_reasons}
                        if getattr(row, "pay_chance", None) is not None and not pd.isna(row.pay_chance) else {}),
+                    **({"predicted_uplift": round(float(row.predicted_uplift), 4),
+                        "uplift_model": int(row.uplift_model)}
+                       if getattr(row, "predicted_uplift", None) is not None and not pd.isna(row.predicted_uplift)
+                       else {}),
                     "experiment": decision.experiment,
                     "arm": decision.variant, "tone": decision.tone, "channels": decision.channels.split(","),
                     **({"send_hour": int(decision.send_hour)} if decision.send_hour is not None else {})}
@@ -311,6 +315,20 @@ def add_risk_scores(conn, cohort: pd.DataFrame, run: StageRun) -> pd.DataFrame:
     return cohort.assign(pay_chance=scored["pay_chance"].to_numpy(), pay_reasons=scored["pay_reasons"].to_numpy())
 
 
+def add_uplift_scores(conn, cohort: pd.DataFrame, run: StageRun, experiment) -> tuple[pd.DataFrame, dict | None]:
+    """The cohort with ``predicted_uplift`` (and the model's version) from the newest ready uplift model, and each
+    targeting arm's threshold; without a ready model, the cohort as is and None: every arm contacts everyone."""
+    from campaigns.risk.model import account_features
+    from campaigns.risk.uplift import latest_ready, predict_uplift, threshold
+
+    model = latest_ready(conn)
+    if model is None or "rates" not in model:
+        return cohort, None
+    x = account_features(conn, cohort, model, run.now, run.stage.value)
+    thresholds = {arm.name: threshold(model, arm.targeting) for arm in experiment.arms if arm.targeting}
+    return cohort.assign(predicted_uplift=predict_uplift(model, x), uplift_model=model["version"]), thresholds
+
+
 def prepare_chunk(
     engine: Engine, ladder: Ladder, templates: TemplateLibrary, brand: Brand, run: StageRun, bounds: ChunkBounds,
     policy: PolicyConfig, accounts: Sequence[str] | None = None, skip_recorded: bool = False,
@@ -337,7 +355,11 @@ def prepare_chunk(
         cohort = add_segments(conn, cohort, run.as_of, ladder.segments)
         if ladder.segments.risk_tone is not None and not cohort.empty:
             cohort = add_risk_scores(conn, cohort, run)
-    decisions = decide_contacts(cohort, rule, ladder.experiment_for(run.stage, run.as_of), ladder.segments)
+        experiment = ladder.experiment_for(run.stage, run.as_of)
+        targeting = None
+        if any(arm.targeting for arm in experiment.arms) and not cohort.empty:
+            cohort, targeting = add_uplift_scores(conn, cohort, run, experiment)
+    decisions = decide_contacts(cohort, rule, experiment, ladder.segments, targeting)
     if skip_recorded and not by_account and not decisions.empty:  # accounts given: some may be logged already
         decisions, taken = _without_recorded(engine, decisions, cohort, rule, run)
         recorded += taken

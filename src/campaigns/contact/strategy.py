@@ -83,7 +83,7 @@ def channel_order(rule: StageRule, segment: str | None, arm: Arm | None, rules: 
 
 
 def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experiment,
-                    rules: SegmentRules | None = None) -> pd.DataFrame:
+                    rules: SegmentRules | None = None, targeting: dict[str, float] | None = None) -> pd.DataFrame:
     """One row per (account, channel considered), with the decision for each.
 
     - An account rule (dispute, cease-and-desist) gives one suppressed row on the
@@ -96,6 +96,9 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
       the experiment and arm (``variant``; ``holdout`` for the holdout). Rows
       suppressed before assignment carry neither, so the review counts them in
       no arm (intention to treat starts at assignment).
+    - An arm in ``targeting`` (arm -> threshold) contacts only its accounts whose ``predicted_uplift`` (a cohort
+      column) is at least the threshold: the others are assigned to the arm all the same, and suppressed
+      ``low_uplift`` (after every rule above: compliance comes first).
     """
     if cohort.empty:
         return pd.DataFrame(columns=DECISION_COLUMNS)
@@ -150,9 +153,16 @@ def decide_contacts(cohort: pd.DataFrame, rule: StageRule, experiment: Experimen
             picked = chosen == position
             if picked.any():
                 held = holdout[group][picked]
+                status = np.where(held, AttemptStatus.holdout.value, PENDING).astype(object)
+                reason = np.full(len(held), None, dtype=object)
+                if targeting and "predicted_uplift" in cohort.columns:
+                    floor = np.array([targeting.get(a, -np.inf) for a in arms[group][picked]], dtype=float)
+                    predicted = cohort["predicted_uplift"].to_numpy(float)[group][picked]
+                    low = ~held & (predicted < floor)  # NaN (not scored) is not below: contacted
+                    status[low], reason[low] = AttemptStatus.suppressed.value, "low_uplift"
                 frames.append(pd.DataFrame({
                     "account_id": account_ids[group][picked], "channel": channel.value,
-                    "status": np.where(held, AttemptStatus.holdout.value, PENDING), "reason": None,
+                    "status": status, "reason": reason,
                     "variant": np.where(held, HOLDOUT, arms[group][picked]), "experiment": experiment.name,
                     "tone": tones[group][picked], "channels": names,
                     "send_hour": [None if h else (by_name[v].send_hour if v in by_name else None)

@@ -568,3 +568,24 @@ class RiskModel(Base):
     calibration: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, doc="per decile: predicted, observed")
     params: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="scaler, categories, coefficients")
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class UpliftModel(Base):
+    """A trained uplift model (``campaigns.risk.uplift``): its window, Qini curve and the two fitted models as JSON
+    (scored with numpy, never unpickled)."""
+
+    __tablename__ = "uplift_models"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), doc="ready, or insufficient (too little history: not used)")
+    contacted: Mapped[int] = mapped_column(Integer, doc="contacted arms' assignments it learned from")
+    held_out: Mapped[int] = mapped_column(Integer, doc="the holdout's")
+    qini: Mapped[float | None] = mapped_column(Float, doc="area between its Qini curve and random targeting, "
+                                                          "on the latest quarter of the window, held out")
+    curve: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, doc="share contacted -> extra cures, model "
+                                                                       "and random")
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="the contacted and held-out models, quantiles")
+    note: Mapped[str | None] = mapped_column(Text)
