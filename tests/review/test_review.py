@@ -401,3 +401,50 @@ def test_a_review_whose_attribution_window_is_open_says_so_first():
     after = review_units(outcomes, T0.date(), T0.date() + timedelta(days=3), RULES, LADDER,
                          now=T0 + timedelta(days=11))
     assert not any("still accruing" in f for f in after.findings)
+
+
+TARGETING_LADDER = Ladder.model_validate({
+    "experiment": {"name": "exp", "holdout_share": 0.1, "arms": [
+        {"name": "control", "share": 0.5, "champion": True},
+        {"name": "targeted", "share": 0.5, "targeting": {"top_share": 0.5}}]},
+    "stages": {"soft_nudge": {"days_past_due": {"min": 1, "max": 14}, "channels": ["email"]}}})
+
+
+def targeting_units(seed: int = 4, n: int = 2000) -> pd.DataFrame:
+    """Control contacts everyone; the targeted arm skips half (the ones who would pay anyway): same cures."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        arm = ("control", "targeted", "holdout")[i % 3]
+        sure = rng.random() < 0.5
+        skipped = arm == "targeted" and sure
+        contacted = arm != "holdout" and not skipped
+        cured = rng.random() < (0.5 if sure else (0.30 if contacted else 0.05))
+        rows.append({**unit(f"A{i}", arm, status="sent" if contacted else ("holdout" if arm == "holdout"
+                                                                          else "suppressed"),
+                            attempt_id=i + 1), "will_pay": cured})
+    units = pd.DataFrame(rows)
+    payments = pd.DataFrame([pay(r.account_id, 100.0, T0 + timedelta(days=1)) for r in units.itertuples()
+                             if r.will_pay])
+    return attach_outcomes(units.drop(columns="will_pay"), payments, RULES)
+
+
+def test_the_review_compares_targeting_with_contacting_everyone_in_one_sentence():
+    review = review_units(targeting_units(), T0.date(), T0.date(), RULES, TARGETING_LADDER,
+                          now=T0 + timedelta(days=30))
+    [row] = review.targeting.to_dict("records")
+    assert (row["arm"], row["against"], row["interval"]) == ("targeted", "control", "always-valid")
+    assert 0.4 < row["fewer_messages"] < 0.6  # about half the messages
+    assert row["recovery_diff_ci_low"] < row["recovery_diff"] < row["recovery_diff_ci_high"]
+    assert row["recovered_per_message"] > row["recovered_per_message_against"]
+    finding = [f for f in review.findings if "contacting everyone" in f]
+    assert len(finding) == 1 and re.fullmatch(
+        r"soft_nudge: `targeted` sent \d+% fewer messages than `control` \(contacting everyone\) and recovered "
+        r"\d+\.\d points of the amount due (more|less), 95% always-valid CI -?\d+\.\d to -?\d+\.\d: no worse than "
+        r"contacting everyone within its interval\.", finding[0]), finding
+    # Reviewed to the experiment's last day with every window closed (a dated experiment): final, fixed-horizon.
+    dated = TARGETING_LADDER.model_copy(update={"experiments": [TARGETING_LADDER.experiment.model_copy(update={
+        "name": "exp", "stage": "soft_nudge", "start": T0.date(), "end": T0.date()})]})
+    final = review_units(review.units, T0.date(), T0.date(), RULES, dated, now=T0 + timedelta(days=30))
+    assert final.targeting.iloc[0]["interval"] == "fixed-horizon"
+    assert (final.uplift["interval"] == "fixed-horizon").all()

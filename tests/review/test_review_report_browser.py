@@ -66,3 +66,34 @@ def test_a_review_of_one_week_draws_no_trend_and_says_why(tmp_path):
         assert "message cost per USD 1,000 recovered" in " ".join(text.split()) and "0.0001" not in text
         page.screenshot(path=str(SCREENSHOTS / "review-report-one-week.png"), full_page=True)
     assert errors == [], errors
+
+
+def test_the_targeting_comparison_and_the_qini_curve_are_drawn(tmp_path):
+    """Issue 28: a targeted arm's review shows the comparison with contacting everyone and the uplift model's
+    Qini curve (the model's line above random targeting's)."""
+    from datetime import timedelta
+
+    from campaigns.review.effectiveness import review_units
+    from tests.review.test_review import RULES, T0, TARGETING_LADDER, targeting_units
+
+    review = review_units(targeting_units(), T0.date(), T0.date(), RULES, TARGETING_LADDER,
+                          now=T0 + timedelta(days=30))
+    review.qini = [{"share": s / 10, "model": round(min(s / 5, 1.0) * 0.12, 4), "random": round(s / 10 * 0.12, 4)}
+                   for s in range(11)]
+    review.qini_note = "uplift model v3: Qini area +0.0230 over random targeting"
+    report = write_review(review, tmp_path / "review")["report"]
+    with debian_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(report.as_uri())
+        page.wait_for_selector("#qini-curve svg.main-svg .trace", state="attached", timeout=20_000)
+        assert page.locator("#qini-curve .js-line").count() >= 2  # the model, and random targeting
+        table = " ".join(page.locator("#targeting").inner_text().split())
+        assert "targeted control" in table and "always-valid" in table
+        assert "uplift model v3" in page.content()
+        assert any("contacting everyone" in t for t in page.locator(".findings li").all_inner_texts())
+        page.locator("#targeting-heading").scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "review-report-targeting.png"), full_page=True)
+    assert errors == [], errors

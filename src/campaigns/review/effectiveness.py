@@ -49,6 +49,7 @@ from campaigns.db.models import (
     Payment,
     PaymentPromise,
     ProviderEvent,
+    UpliftModel,
 )
 from campaigns.money.ledger import standing
 from campaigns.review.config import ReviewRules
@@ -111,6 +112,8 @@ class Review:
     satisfaction: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SATISFACTION_COLUMNS))
     stated_reasons: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REASON_COLUMNS))
     targeting: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TARGETING_COLUMNS))
+    qini: list[dict] = field(default_factory=list)  # the ready uplift model's Qini curve (share, model, random)
+    qini_note: str = ""
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"arms": self.arms, "uplift": self.uplift, "breakdown": self.breakdown,
@@ -585,7 +588,15 @@ def run_review(engine: Engine, since: date, until: date, rules: ReviewRules, lad
     units = load_assignments(engine, since, until, stages)
     units = units[units["amount_due"] > 0].reset_index(drop=True)
     units = load_outcomes(engine, units, since, until, rules)
-    return review_units(units, since, until, rules, ladder, now)
+    review = review_units(units, since, until, rules, ladder, now)
+    if not review.targeting.empty:  # the model that chose whom the targeted arms contacted: how well it ranks
+        with engine.connect() as conn:
+            model = conn.execute(select(UpliftModel.version, UpliftModel.curve, UpliftModel.note)
+                                 .where(UpliftModel.status == "ready").order_by(UpliftModel.version.desc())
+                                 .limit(1)).first()
+        if model is not None and model.curve:
+            review.qini, review.qini_note = model.curve, f"uplift model v{model.version}: {model.note}"
+    return review
 
 
 def review_units(units: pd.DataFrame, since: date, until: date, rules: ReviewRules,
@@ -727,7 +738,8 @@ def stated_reason_table(units: pd.DataFrame) -> pd.DataFrame:
 def _still_open(units: pd.DataFrame, until: date, ladder: Ladder | None, rules: ReviewRules,
                 now: datetime | None) -> set[tuple[str, str]]:
     """The (stage, experiment) pairs that will be looked at again: the experiment runs past the review's last day
-    (or has no end), or some of its accounts' attribution windows are still open."""
+    (or has no end), or some of its accounts' attribution windows are still open. An experiment reviewed to its
+    last day with every window closed is final: its findings read the fixed-horizon interval."""
     if units.empty:
         return set()
     ends = {}
@@ -742,7 +754,7 @@ def _still_open(units: pd.DataFrame, until: date, ladder: Ladder | None, rules: 
     open_ = set()
     for (stage, experiment), group in units.assign(_closes=closes).groupby(["stage", "experiment"], sort=True):
         end = ends.get(experiment)
-        if end is None or end >= until or (group["_closes"] > moment).any():
+        if end is None or end > until or (group["_closes"] > moment).any():
             open_.add((stage, experiment))
     return open_
 

@@ -84,6 +84,21 @@ def _weekly(weekly: pd.DataFrame):
     return fig
 
 
+def _qini(curve: list[dict]):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    shares = [p["share"] for p in curve]
+    fig.add_trace(go.Scatter(x=shares, y=[p["model"] for p in curve], mode="lines+markers",
+                             name="by predicted uplift"))
+    fig.add_trace(go.Scatter(x=shares, y=[p["random"] for p in curve], mode="lines", name="at random",
+                             line={"dash": "dot", "color": "#9e9e9e"}))
+    fig.update_layout(title="Qini curve: extra cures per contacted account, contacting the top share by predicted "
+                            "uplift (held-out accounts)", xaxis_tickformat=".0%", xaxis_title="share contacted",
+                      height=380, margin={"l": 50, "r": 20, "t": 50, "b": 40})
+    return fig
+
+
 def _weeks(weekly: pd.DataFrame) -> int:
     return 0 if weekly.empty else int(weekly["week"].nunique())
 
@@ -101,6 +116,8 @@ def render_report(review: Review) -> str:
         ]
         if _weeks(review.weekly) >= 2:  # with one week there is no trend to draw
             figures.append(("weekly-trend", _weekly(review.weekly)))
+        if review.qini:
+            figures.append(("qini-curve", _qini(review.qini)))
     charts = []
     for n, (chart_id, fig) in enumerate(figures):
         charts.append(fig.to_html(full_html=False, include_plotlyjs=(n == 0), div_id=chart_id,
@@ -115,7 +132,8 @@ def render_report(review: Review) -> str:
                            arms=review.arms.to_dict("records"), uplift=review.uplift.to_dict("records"),
                            srm=review.sample_ratio.to_dict("records"), holdout=HOLDOUT,
                            weeks=_weeks(review.weekly), satisfaction=review.satisfaction.to_dict("records"),
-                           reasons=review.stated_reasons.to_dict("records"), satisfaction_days=SATISFACTION_DAYS)
+                           reasons=review.stated_reasons.to_dict("records"), satisfaction_days=SATISFACTION_DAYS,
+                           targeting=review.targeting.to_dict("records"), qini_note=review.qini_note)
 
 
 def write_review(review: Review, out: Path) -> dict[str, Path]:
