@@ -27,7 +27,8 @@ from prefect.client.orchestration import get_client
 ALERT_BLOCK_NAME = "campaigns-alerts"
 ALERT_AUTOMATION_NAME = "campaigns: an unattended run failed"
 # Every scheduled deployment of prefect.yaml (tests/orchestration/test_ops_cli.py holds the two lists together).
-ALERTED_DEPLOYMENTS = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "retention", "train-risk-model")
+ALERTED_DEPLOYMENTS = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "retention", "train-risk-model",
+                       "train-uplift-model")
 FAILED_STATES = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut")
 
 SUBJECT = "Collections: {{ deployment.name }} run {{ flow_run.name }} {{ flow_run.state.name }}"
@@ -74,7 +75,7 @@ def install_failure_alerts(settings, deployments: tuple[str, ...] = ALERTED_DEPL
     return Automation(
         name=ALERT_AUTOMATION_NAME,
         description="A scheduled run (daily, dispatch, daily-deadline, effectiveness-review, retention, "
-                    "train-risk-model) ended Failed, Crashed or TimedOut. "
+                    "train-risk-model, train-uplift-model) ended Failed, Crashed or TimedOut. "
                     "Installed by `campaigns ops alerts`.",
         trigger=EventTrigger(
             expect=set(FAILED_STATES),
