@@ -25,10 +25,11 @@ EXPECTED = {
     "effectiveness-review": "effectiveness_review",
     "adhoc-campaign": "adhoc_campaign",
     "train-risk-model": "train_risk_model",
+    "train-uplift-model": "train_uplift_model",
     "retention": "retention",
 }
 NOT_STAGES = ("daily", "dispatch", "daily-deadline", "effectiveness-review", "adhoc-campaign", "train-risk-model",
-              "retention")
+              "train-uplift-model", "retention")
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +106,10 @@ def test_the_review_runs_weekly_in_the_lender_zone_with_its_days_as_parameters(c
     assert properties["since"]["format"] == properties["until"]["format"] == "date"
 
 
-def test_the_risk_model_trains_weekly_before_the_review(config):
+@pytest.mark.parametrize("name", ["train-risk-model", "train-uplift-model"])
+def test_the_models_train_weekly_before_the_review(config, name):
     _, model = config
-    training = next(d for d in model.deployments if d.name == "train-risk-model")
+    training = next(d for d in model.deployments if d.name == name)
     [schedule] = training.schedules
     assert schedule.cron == "0 6 * * 0" and schedule.timezone == Settings.model_fields["lender_timezone"].default
     days = load_entrypoint(training.entrypoint).parameters.model_dump()["properties"]["days"]
