@@ -125,3 +125,17 @@ def test_a_targeted_arm_skips_and_logs_only_those_not_helped_after_every_rule(en
     assert all(r.reason != "low_uplift" for r in assigned.values() if r.variant in ("control", "holdout"))
     opted = [r for r in rows if r.account_id == "A00"]
     assert {r.reason for r in opted} <= {"opted_out", "no_consent", "channel_unavailable"}
+
+
+def test_uplift_show_lists_the_versions_and_the_newest_curve(engine):
+    from typer.testing import CliRunner
+
+    from campaigns.cli import app
+
+    assert "no uplift model yet" in CliRunner().invoke(app, ["uplift", "show"]).output
+    train_and_store(engine, randomised(n=300), (date(2026, 5, 1), date(2026, 11, 1)), NOW, ReviewRules())
+    train_and_store(engine, randomised(), (date(2026, 5, 1), date(2026, 11, 1)), NOW, ReviewRules())
+    result = CliRunner().invoke(app, ["uplift", "show"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "insufficient" in result.output and "ready" in result.output and "v2: Qini area +" in result.output
+    assert "Qini curve (extra cures per contacted account, by share contacted): 0%: " in result.output
