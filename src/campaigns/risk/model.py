@@ -207,8 +207,13 @@ def account_features(conn, frame: pd.DataFrame, rules, now: datetime, stage: str
 def latest_ready(bind) -> dict | None:
     """The newest usable model's parameters (with its version), or None: the rules decide. ``bind``: an
     engine, or a connection already open (a stage chunk's)."""
-    stmt = (select(RiskModel.version, RiskModel.params).where(RiskModel.status == "ready")
-            .order_by(RiskModel.version.desc()).limit(1))
+    return newest_ready(bind, RiskModel)
+
+
+def newest_ready(bind, table) -> dict | None:
+    """The newest ``ready`` version's parameters in a table of versioned models (risk, uplift), with its version."""
+    stmt = (select(table.version, table.params).where(table.status == "ready")
+            .order_by(table.version.desc()).limit(1))
     if isinstance(bind, Engine):
         with bind.connect() as conn:
             row = conn.execute(stmt).first()

@@ -32,7 +32,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, insert, select
 
 from campaigns.db.models import UpliftModel
-from campaigns.risk.model import CATEGORICAL, NUMERIC, _design, features
+from campaigns.risk.model import CATEGORICAL, NUMERIC, _design, features, newest_ready
 
 MIN_CONTACTED = 400
 MIN_HOLDOUT = 100
@@ -172,14 +172,7 @@ def train_and_store(engine: Engine, units: pd.DataFrame, window: tuple[date, dat
 def latest_ready(bind) -> dict | None:
     """The newest usable uplift model's parameters (with its version), or None. ``bind``: an engine or a
     connection."""
-    stmt = (select(UpliftModel.version, UpliftModel.params).where(UpliftModel.status == "ready")
-            .order_by(UpliftModel.version.desc()).limit(1))
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            row = conn.execute(stmt).first()
-    else:
-        row = bind.execute(stmt).first()
-    return None if row is None else {**row.params, "version": row.version}
+    return newest_ready(bind, UpliftModel)
 
 
 def history(engine: Engine, limit: int = 10) -> list[dict]:
