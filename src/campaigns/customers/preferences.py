@@ -60,6 +60,20 @@ class InboundResult:
     duplicate: bool = False  # the provider delivered this message before: nothing was recorded again
 
 
+def sender_number(sender: str) -> str:
+    """An inbound message's sender as E.164, or ``PreferenceError`` (one line, not the number)."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(sender, None), phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException as exc:
+        raise PreferenceError("the sender is not a phone number in +<country code> form") from exc
+
+
+def customers_of_number(conn, number: str) -> list[str]:
+    """The customers whose phone is ``number`` (E.164), through the blind index."""
+    return list(conn.execute(select(Customer.id).where(customers_with_phone(conn, number))
+                             .order_by(Customer.id)).scalars())
+
+
 def receive_sms(engine: Engine, sender: str, body: str, now: datetime, *, message_id: str | None = None,
                 provider: str = "twilio") -> InboundResult:
     """An inbound SMS: if it asks to stop, every customer with that number is opted out of SMS at once.
@@ -70,10 +84,7 @@ def receive_sms(engine: Engine, sender: str, body: str, now: datetime, *, messag
     keyword = opt_out_keyword(body)
     if keyword is None:
         return InboundResult(0, None)
-    try:
-        number = phonenumbers.format_number(phonenumbers.parse(sender, None), phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException as exc:
-        raise PreferenceError("the sender is not a phone number in +<country code> form") from exc
+    number = sender_number(sender)
     with engine.begin() as conn:
         if message_id:
             new = insert_ignoring_conflicts(conn, ProviderEvent.__table__, [{
@@ -82,8 +93,8 @@ def receive_sms(engine: Engine, sender: str, body: str, now: datetime, *, messag
                 "message_id": message_id[:128]}], key="event_id")
             if not new:
                 return InboundResult(0, keyword, duplicate=True)
-        customers = conn.execute(select(Customer.id).where(customers_with_phone(conn, number))).scalars().all()
-        record_opt_outs(conn, list(customers), ["sms"], now, source="inbound_sms", keyword=keyword)
+        customers = customers_of_number(conn, number)
+        record_opt_outs(conn, customers, ["sms"], now, source="inbound_sms", keyword=keyword)
     return InboundResult(len(customers), keyword)
 
 
@@ -115,11 +126,16 @@ def open_dispute(engine: Engine, account_id: str, now: datetime, *, source: str 
     with engine.begin() as conn:
         if conn.execute(select(Account.id).where(Account.id == account_id)).scalar_one_or_none() is None:
             raise PreferenceError(f"no account {account_id!r}")
-        if conn.execute(select(Dispute.id).where(Dispute.account_id == account_id,
-                                                 Dispute.resolved_at.is_(None))).first():
-            return False
-        conn.execute(insert(Dispute), {"account_id": account_id, "opened_at": now, "resolved_at": None,
-                                       "source": source})
+        return record_dispute(conn, account_id, now, source=source)
+
+
+def record_dispute(conn, account_id: str, now: datetime, *, source: str) -> bool:
+    """Open a dispute on the account in the caller's transaction; False if one is already open."""
+    if conn.execute(select(Dispute.id).where(Dispute.account_id == account_id,
+                                             Dispute.resolved_at.is_(None))).first():
+        return False
+    conn.execute(insert(Dispute), {"account_id": account_id, "opened_at": now, "resolved_at": None,
+                                   "source": source})
     return True
 
 

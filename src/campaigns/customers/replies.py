@@ -32,9 +32,9 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
 from campaigns.attempts.log import suppress_pending
-from campaigns.customers.preferences import PreferenceError, receive_sms
+from campaigns.customers.preferences import customers_of_number, receive_sms, record_dispute, sender_number
 from campaigns.db.bulk import insert_ignoring_conflicts
-from campaigns.db.models import Account, AgentWorklistItem, Customer, CustomerAction, Dispute
+from campaigns.db.models import Account, AgentWorklistItem, Customer, CustomerAction
 from campaigns.policy.optout import opt_out_keyword
 from campaigns.privacy.lookup import customers_with_email
 
@@ -102,10 +102,7 @@ def record_reply(conn: Connection, customer_ids: list[str], source: str, text: s
         if account_id is None or kind == "stop":
             continue
         if kind == "dispute":
-            if not conn.execute(select(Dispute.id).where(Dispute.account_id == account_id,
-                                                         Dispute.resolved_at.is_(None))).first():
-                conn.execute(insert(Dispute), {"account_id": account_id, "opened_at": now, "resolved_at": None,
-                                               "source": f"reply_{source}"})
+            record_dispute(conn, account_id, now, source=f"reply_{source}")
             suppress_pending(conn, [account_id], "disputed", now)
         figures = conn.execute(select(Account.amount_due, Account.currency, Account.due_date)
                                .where(Account.id == account_id)).one()
@@ -145,29 +142,14 @@ def receive_sms_reply(engine: Engine, sender: str, body: str, now: datetime, *, 
                       provider: str = "twilio") -> ReplyResult:
     """An inbound SMS: a stop opts the sender out (``receive_sms``); anything else reaches a person."""
     stopped = receive_sms(engine, sender, body, now, message_id=message_id, provider=provider)
-    if stopped.keyword is not None:
-        with engine.begin() as conn:
-            customers = _customers_with_phone(conn, sender)
-            key = f"sms:{message_id}" if message_id else _made_key("sms", sender, now.isoformat(), body)
-            record_reply(conn, customers, "sms", body, key, now, "stop")
-        return ReplyResult("stop", stopped.matched_customers, 0, duplicate=stopped.duplicate)
+    number = sender_number(sender)
+    key = f"sms:{message_id}" if message_id else _made_key("sms", sender, now.isoformat(), body)
     with engine.begin() as conn:
-        customers = _customers_with_phone(conn, sender)
-        key = f"sms:{message_id}" if message_id else _made_key("sms", sender, now.isoformat(), body)
-        return record_reply(conn, customers, "sms", body, key, now)
-
-
-def _customers_with_phone(conn: Connection, sender: str) -> list[str]:
-    import phonenumbers
-
-    from campaigns.privacy.lookup import customers_with_phone
-
-    try:
-        number = phonenumbers.format_number(phonenumbers.parse(sender, None), phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException as exc:
-        raise PreferenceError("the sender is not a phone number in +<country code> form") from exc
-    return list(conn.execute(select(Customer.id).where(customers_with_phone(conn, number))
-                             .order_by(Customer.id)).scalars())
+        replied = record_reply(conn, customers_of_number(conn, number), "sms", body, key, now,
+                               "stop" if stopped.keyword is not None else None)
+    if stopped.keyword is not None:
+        return ReplyResult("stop", stopped.matched_customers, 0, duplicate=stopped.duplicate)
+    return replied
 
 
 def receive_email_reply(engine: Engine, sender: str, subject: str, text: str, now: datetime, *,

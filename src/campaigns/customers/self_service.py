@@ -34,7 +34,7 @@ from sqlalchemy import Engine, exists, func, insert, select
 from sqlalchemy.engine import Connection
 
 from campaigns.contact.segments import classify_segments, segment_inputs
-from campaigns.customers.preferences import OPT_OUT_CHANNELS, record_opt_outs
+from campaigns.customers.preferences import OPT_OUT_CHANNELS, record_dispute, record_opt_outs
 from campaigns.attempts.log import suppress_pending
 from campaigns.db.bulk import insert_ignoring_conflicts
 from campaigns.db.models import (Account, AgentWorklistItem, Customer, CustomerAction, Dispute, PaymentPromise,
@@ -323,10 +323,7 @@ def dispute(engine: Engine, facts: PageFacts, note: str | None, form_key: str, n
     with engine.begin() as conn:
         if _record(conn, facts, "disputed", "dispute", key, now, note=note) is None:
             return Outcome("disputed", "dispute", again=True)
-        if not conn.execute(select(Dispute.id).where(Dispute.account_id == facts.account_id,
-                                                     Dispute.resolved_at.is_(None))).first():
-            conn.execute(insert(Dispute), {"account_id": facts.account_id, "opened_at": now, "resolved_at": None,
-                                           "source": "page"})
+        record_dispute(conn, facts.account_id, now, source="page")
         suppress_pending(conn, [facts.account_id], "disputed", now)
     return Outcome("disputed", "dispute")
 
