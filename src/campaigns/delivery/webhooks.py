@@ -52,6 +52,7 @@ from campaigns.channels.push_webhook import TIMESTAMP as CAMPAIGNS_TIMESTAMP
 from campaigns.channels.push_webhook import verify_signature
 from campaigns.contact.brand import Brand
 from campaigns.delivery.abuse import Budget, LimitSources, SourceLimits
+from campaigns.delivery.bodies import BodyTooLarge, read_body
 from campaigns.delivery.customer_page import (NO_BRAND, CustomerPages, LocalPage, account_locale, browser_locale,
                                                customer_routes, plan_offer_page, plan_set_up_page, refusal)
 from campaigns.customers.preferences import PreferenceError
@@ -74,23 +75,6 @@ TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 STAMP = re.compile(r"^[0-9]{1,12}$")
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or ``BodyTooLarge`` as soon as it passes ``limit`` bytes (announced or streamed)."""
-    announced = request.headers.get("content-length", "")
-    if announced.isdigit() and (len(announced) > 15 or int(announced) > limit):
-        raise BodyTooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge
-    return bytes(body)
 
 
 def too_large(limit: int) -> JSONResponse:
