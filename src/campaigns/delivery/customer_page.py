@@ -43,6 +43,7 @@ from campaigns.contact.page_links import read_page_token
 from campaigns.contact.render import babel_locale, format_day, format_money
 from campaigns.customers import self_service
 from campaigns.customers.self_service import CALL_DAYS_AHEAD, ActionRefused, PageFacts, page_facts
+from campaigns.delivery.bodies import BodyTooLarge, read_body
 from campaigns.ladder.config import DeferralRules, SegmentRules
 from campaigns.money.links import LinkError
 
@@ -234,12 +235,11 @@ def customer_routes(engine: Engine, pages: CustomerPages) -> list[Route]:
         if isinstance(facts, Response):
             return facts
         page = LocalPage(page_locale(facts.locale), pages.brand)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return page.message(page._("That was too long"), [page._("Please write less and send it again.")],
-                                    413, back=_back(token))
+        try:
+            body = await read_body(request, MAX_FORM_BYTES)
+        except BodyTooLarge:
+            return page.message(page._("That was too long"), [page._("Please write less and send it again.")],
+                                413, back=_back(token))
         form = dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True))
         try:
             outcome = await run_in_threadpool(_apply, engine, pages, facts, action, form, now)

@@ -105,13 +105,15 @@ def create_app(engine: Engine, sendgrid_public_key: str = "", tolerance_seconds:
                inbound_email: InboundEmail | None = None) -> Starlette:
     """The receiver; each provider's routes exist only when its verification secret is configured, the
     plan-acceptance pages only when plans are (``plan_links``), the customers' own pages with their key
-    (``customer_pages``), and payment notifications only with their secret (``payments``). Every route is behind ``limits`` (per source address: requests, and answers that
-    refused a signature or a link; default ``default_limits()``)."""
+    (``customer_pages``), payment notifications only with their secret (``payments``), and email replies only
+    with their path and password (``inbound_email``). Every route is behind ``limits`` (per source address:
+    requests, and answers that refused a signature or a link; default ``default_limits()``)."""
     if (not sendgrid_public_key and not twilio_auth_token and plan_links is None and payments is None
             and customer_pages is None and inbound_email is None):
         raise ValueError("the webhook receiver needs SendGrid's verification key (CAMPAIGNS_SENDGRID_WEBHOOK_PUBLIC_KEY) "
-                         "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), plans to accept, or the "
-                         "payment notifications' secret (CAMPAIGNS_PAYMENT_WEBHOOK_SECRET)")
+                         "and/or Twilio's auth token (CAMPAIGNS_TWILIO_AUTH_TOKEN), plans to accept, the customer "
+                         "pages' key, the payment notifications' secret (CAMPAIGNS_PAYMENT_WEBHOOK_SECRET), or the "
+                         "inbound email's path and password")
     routes = []
     if payments is not None:
         routes.append(_payments_route(engine, payments, tolerance_seconds, clock, max_body_bytes))
