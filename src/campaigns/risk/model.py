@@ -145,13 +145,17 @@ def train_and_store(engine: Engine, units: pd.DataFrame, window: tuple[date, dat
                     rules=None) -> TrainedModel:
     """Train the next version from ``units`` and store it (an insufficient one too, so the history shows why)."""
     with engine.begin() as conn:
-        version = (conn.execute(select(func.max(RiskModel.version))).scalar_one() or 0) + 1
-        model = train(units, version, rules)
+        model = train(units, next_version(conn, RiskModel), rules)
         conn.execute(insert(RiskModel.__table__), {
             "version": model.version, "trained_at": now, "window_start": window[0], "window_end": window[1],
             "status": model.status, "units": model.units, "cured": model.cured, "auc": model.auc,
             "brier": model.brier, "calibration": model.calibration, "params": model.params, "note": model.note})
     return model
+
+
+def next_version(conn, table) -> int:
+    """The version a newly trained model of ``table`` (risk, uplift) gets: one past the newest stored."""
+    return (conn.execute(select(func.max(table.version))).scalar_one() or 0) + 1
 
 
 def training_units(engine: Engine, rules, today: date, days: int = 180):

@@ -29,10 +29,10 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, insert, select
 
 from campaigns.db.models import UpliftModel
-from campaigns.risk.model import CATEGORICAL, NUMERIC, _design, features, newest_ready
+from campaigns.risk.model import CATEGORICAL, NUMERIC, _design, features, newest_ready, next_version
 
 MIN_CONTACTED = 400
 MIN_HOLDOUT = 100
@@ -160,8 +160,7 @@ def train_and_store(engine: Engine, units: pd.DataFrame, window: tuple[date, dat
                     rules=None) -> TrainedUplift:
     """Train the next version and store it (an insufficient one too, so the history shows why)."""
     with engine.begin() as conn:
-        version = (conn.execute(select(func.max(UpliftModel.version))).scalar_one() or 0) + 1
-        model = train(units, version, rules)
+        model = train(units, next_version(conn, UpliftModel), rules)
         conn.execute(insert(UpliftModel.__table__), {
             "version": model.version, "trained_at": now, "window_start": window[0], "window_end": window[1],
             "status": model.status, "contacted": model.contacted, "held_out": model.held_out, "qini": model.qini,
