@@ -452,8 +452,7 @@ def uplift_table(units: pd.DataFrame, champions: dict[str, str], rules: ReviewRu
                                               basec["recovered_reporting"].to_numpy(),
                                               basec["amount_due_reporting"].to_numpy()),
                         len(armc) + len(basec), sequential.tuned_for_accounts, sequential.alpha)}
-                use_valid = sequential.use == "always" or (sequential.use == "open" and (
-                    still_open is None or (stage, experiment) in still_open))
+                use_valid = reads_always_valid(rules, stage, experiment, still_open)
                 for metric, effect, adjusted in (("cure_rate", cure, cuped), ("recovery_rate", recovery, None)):
                     av = valid[metric]
                     rows.append({
@@ -654,8 +653,7 @@ def targeting_table(units: pd.DataFrame, ladder: Ladder | None, rules: ReviewRul
                 *difference_of_ratios(tk["recovered_reporting"].to_numpy(), tk["amount_due_reporting"].to_numpy(),
                                       ck["recovered_reporting"].to_numpy(), ck["amount_due_reporting"].to_numpy()),
                 len(tk) + len(ck), rules.sequential.tuned_for_accounts, rules.sequential.alpha)
-            use_valid = rules.sequential.use == "always" or (rules.sequential.use == "open"
-                                                             and (stage, name) in still_open)
+            use_valid = reads_always_valid(rules, stage, name, still_open)
             low, high = (valid.ci_low, valid.ci_high) if use_valid else (fixed.ci_low, fixed.ci_high)
             per_t, per_c = t["sent"].sum() / len(t), c["sent"].sum() / len(c)
             row = {"stage": stage, "experiment": name, "arm": arm.name, "against": c["variant"].iloc[0],
@@ -733,6 +731,14 @@ def stated_reason_table(units: pd.DataFrame) -> pd.DataFrame:
     for column in ("cured", "deferrals_made", "deferrals_kept", "deferrals_broken"):
         out[column] = out[column].astype(int)
     return out[REASON_COLUMNS]
+
+
+def reads_always_valid(rules: ReviewRules, stage: str, experiment: str,
+                       still_open: set[tuple[str, str]] | None) -> bool:
+    """Whether a finding on this stage's experiment reads the always-valid interval (``sequential.use``; with
+    ``open``, while the pair is in ``still_open``, or always when that is not known)."""
+    use = rules.sequential.use
+    return use == "always" or (use == "open" and (still_open is None or (stage, experiment) in still_open))
 
 
 def _still_open(units: pd.DataFrame, until: date, ladder: Ladder | None, rules: ReviewRules,
